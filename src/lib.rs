@@ -3,3 +3,7 @@
 
 pub mod config;
 pub mod converja;
+pub mod pending;
+pub mod telemetry;
+pub mod xmpp;
+pub mod platform;

@@ -1,0 +1,374 @@
+//! The pending-request table: which requests await an answer, from whom, and where the answer
+//! goes. Responses arrive asynchronously and in any order; `to` links them back, and only the
+//! occupant a request was sent to may answer it.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::oneshot;
+use tokio_xmpp::jid::{FullJid, Jid};
+
+use crate::converja::ResponseMessage;
+
+/// How many closed request ids are remembered to tell a duplicate from a late answer.
+const RECENT_CLOSED: usize = 4096;
+
+/// Hands out request ids that are never reused, not even across restarts.
+///
+/// Each id is at least the current Unix time in microseconds, so a restarted bridge starts
+/// above every id its predecessor used unless that one sustained over a million requests a
+/// second. Microseconds stay below JSON's 2^53 until the year 2255.
+#[derive(Debug, Default)]
+pub struct IdSource {
+    last: AtomicU64,
+}
+
+impl IdSource {
+    /// The next id: strictly greater than every id handed out before.
+    pub fn next(&self) -> u64 {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
+        let prev = self
+            .last
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| Some(now.max(last + 1)))
+            .expect("the closure always returns Some");
+        now.max(prev + 1)
+    }
+}
+
+/// Why a pending request ended without a response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The XMPP server bounced the request stanza (e.g. the occupant is not in the room).
+    Bounced(String),
+    /// The XMPP link went down while the request was pending.
+    LinkDown(String),
+}
+
+/// What became of a response handed to [`PendingTable::resolve`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// It answered a pending request, from the right occupant.
+    Accepted,
+    /// It came from someone other than the occupant the request went to; the request stays
+    /// pending for the real answer.
+    Spoofed {
+        /// Who the answer must come from.
+        expected: FullJid,
+    },
+    /// The request was already answered.
+    Duplicate,
+    /// The request had already timed out or failed.
+    Late,
+    /// No request with that id was sent by this bridge recently.
+    Unknown,
+}
+
+impl Disposition {
+    /// A stable label for logs and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Disposition::Accepted => "accepted",
+            Disposition::Spoofed { .. } => "spoofed",
+            Disposition::Duplicate => "duplicate",
+            Disposition::Late => "late",
+            Disposition::Unknown => "unknown_request",
+        }
+    }
+}
+
+/// The table is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the bridge is overloaded")]
+pub struct Overloaded;
+
+type Reply = oneshot::Sender<Result<ResponseMessage, Failure>>;
+
+struct Entry {
+    occupant: FullJid,
+    reply: Reply,
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: HashMap<u64, Entry>,
+    answered: Recent,
+    abandoned: Recent,
+}
+
+/// A bounded set of recently closed ids, oldest evicted first.
+#[derive(Default)]
+struct Recent {
+    order: VecDeque<u64>,
+    set: HashSet<u64>,
+}
+
+impl Recent {
+    fn insert(&mut self, id: u64) {
+        if self.set.insert(id) {
+            self.order.push_back(id);
+            if self.order.len() > RECENT_CLOSED
+                && let Some(old) = self.order.pop_front()
+            {
+                self.set.remove(&old);
+            }
+        }
+    }
+
+    fn contains(&self, id: u64) -> bool {
+        self.set.contains(&id)
+    }
+}
+
+/// The table of requests awaiting a response.
+pub struct PendingTable {
+    inner: Mutex<Inner>,
+    capacity: usize,
+    ids: IdSource,
+}
+
+impl std::fmt::Debug for PendingTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingTable").field("len", &self.len()).field("capacity", &self.capacity).finish()
+    }
+}
+
+/// A registered request; dropping it (on timeout or cancellation) removes its entry.
+#[derive(Debug)]
+pub struct Ticket {
+    id: u64,
+    table: Arc<PendingTable>,
+    rx: Option<oneshot::Receiver<Result<ResponseMessage, Failure>>>,
+}
+
+impl Ticket {
+    /// The request id to send.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Waits for the response or the failure. The caller applies the timeout.
+    pub async fn wait(&mut self) -> Result<ResponseMessage, Failure> {
+        let rx = self.rx.as_mut().expect("wait is not called after it returned");
+        let result = rx.await.unwrap_or_else(|_| Err(Failure::LinkDown("the request table was dropped".into())));
+        self.rx = None;
+        result
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.table.abandon(self.id);
+    }
+}
+
+impl PendingTable {
+    /// A table holding at most `capacity` requests at once.
+    pub fn new(capacity: usize) -> Arc<Self> {
+        Arc::new(Self { inner: Mutex::new(Inner::default()), capacity, ids: IdSource::default() })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the maps half-updated in a way that
+        // matters more than losing the table, so a poisoned lock is used as is.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Requests pending now.
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Registers a request to `occupant` under a fresh id.
+    pub fn register(self: &Arc<Self>, occupant: FullJid) -> Result<Ticket, Overloaded> {
+        let (tx, rx) = oneshot::channel();
+        let id = self.ids.next();
+        {
+            let mut inner = self.lock();
+            if inner.entries.len() >= self.capacity {
+                return Err(Overloaded);
+            }
+            inner.entries.insert(id, Entry { occupant, reply: tx });
+        }
+        Ok(Ticket { id, table: self.clone(), rx: Some(rx) })
+    }
+
+    /// Matches a response received from `from` to its request.
+    pub fn resolve(&self, from: &Jid, response: ResponseMessage) -> Disposition {
+        let mut inner = self.lock();
+        let id = response.to;
+        match inner.entries.get(&id) {
+            Some(entry) if !same_occupant(from, &entry.occupant) => {
+                return Disposition::Spoofed { expected: entry.occupant.clone() };
+            }
+            Some(_) => {}
+            None if inner.answered.contains(id) => return Disposition::Duplicate,
+            None if inner.abandoned.contains(id) => return Disposition::Late,
+            None => return Disposition::Unknown,
+        }
+        let entry = inner.entries.remove(&id).expect("checked above under the same lock");
+        inner.answered.insert(id);
+        drop(inner);
+        // The waiter may have given up in this instant; its Ticket drop is then a no-op.
+        let _ = entry.reply.send(Ok(response));
+        Disposition::Accepted
+    }
+
+    /// Fails request `id` because its stanza bounced; ignored unless the bounce comes from
+    /// the occupant the request went to.
+    pub fn bounce(&self, id: u64, from: &Jid, reason: String) -> Disposition {
+        let mut inner = self.lock();
+        match inner.entries.get(&id) {
+            Some(entry) if same_occupant(from, &entry.occupant) => {
+                let entry = inner.entries.remove(&id).expect("checked above under the same lock");
+                inner.abandoned.insert(id);
+                drop(inner);
+                let _ = entry.reply.send(Err(Failure::Bounced(reason)));
+                Disposition::Accepted
+            }
+            Some(entry) => Disposition::Spoofed { expected: entry.occupant.clone() },
+            None => Disposition::Unknown,
+        }
+    }
+
+    /// Fails every pending request at once; used when the link drops.
+    pub fn fail_all(&self, reason: &str) -> usize {
+        let drained: Vec<(u64, Entry)> = {
+            let mut inner = self.lock();
+            let drained: Vec<_> = inner.entries.drain().collect();
+            for (id, _) in &drained {
+                inner.abandoned.insert(*id);
+            }
+            drained
+        };
+        let count = drained.len();
+        for (_, entry) in drained {
+            let _ = entry.reply.send(Err(Failure::LinkDown(reason.to_owned())));
+        }
+        count
+    }
+
+    fn abandon(&self, id: u64) {
+        let mut inner = self.lock();
+        if inner.entries.remove(&id).is_some() {
+            inner.abandoned.insert(id);
+        }
+    }
+}
+
+fn same_occupant(from: &Jid, occupant: &FullJid) -> bool {
+    from.try_as_full().is_ok_and(|full| full == occupant)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn occupant(s: &str) -> FullJid {
+        s.parse().expect("valid full jid")
+    }
+
+    fn response(to: u64) -> ResponseMessage {
+        ResponseMessage { id: 1, to, failure: false, status: 200, params: serde_json::json!({}) }
+    }
+
+    const FILIS: &str = "filis@conf.test/filis";
+
+    #[tokio::test]
+    async fn answers_reach_their_own_request_in_any_order() {
+        let table = PendingTable::new(10);
+        let mut a = table.register(occupant(FILIS)).unwrap();
+        let mut b = table.register(occupant(FILIS)).unwrap();
+        let from: Jid = occupant(FILIS).into();
+        assert_eq!(table.resolve(&from, response(b.id())), Disposition::Accepted);
+        assert_eq!(table.resolve(&from, response(a.id())), Disposition::Accepted);
+        assert_eq!(a.wait().await.unwrap().to, a.id());
+        assert_eq!(b.wait().await.unwrap().to, b.id());
+        assert!(table.is_empty());
+    }
+
+    #[tokio::test]
+    async fn spoofed_answers_are_refused_and_the_real_one_still_lands() {
+        let table = PendingTable::new(10);
+        let mut t = table.register(occupant("agent.1@conf.test/1")).unwrap();
+        let other: Jid = occupant("agent.2@conf.test/2").into();
+        let bare: Jid = "agent.1@conf.test".parse().unwrap();
+        assert!(matches!(table.resolve(&other, response(t.id())), Disposition::Spoofed { .. }));
+        assert!(matches!(table.resolve(&bare, response(t.id())), Disposition::Spoofed { .. }));
+        let real: Jid = occupant("agent.1@conf.test/1").into();
+        assert_eq!(table.resolve(&real, response(t.id())), Disposition::Accepted);
+        assert!(t.wait().await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn duplicates_late_and_unknown_answers_are_told_apart() {
+        let table = PendingTable::new(10);
+        let from: Jid = occupant(FILIS).into();
+        let t = table.register(occupant(FILIS)).unwrap();
+        let id = t.id();
+        assert_eq!(table.resolve(&from, response(id)), Disposition::Accepted);
+        assert_eq!(table.resolve(&from, response(id)), Disposition::Duplicate);
+        let gave_up = table.register(occupant(FILIS)).unwrap();
+        let late_id = gave_up.id();
+        drop(gave_up);
+        assert_eq!(table.resolve(&from, response(late_id)), Disposition::Late);
+        assert_eq!(table.resolve(&from, response(12345)), Disposition::Unknown);
+        drop(t);
+    }
+
+    #[tokio::test]
+    async fn bounces_fail_the_request_at_once() {
+        let table = PendingTable::new(10);
+        let mut t = table.register(occupant("agent.9@conf.test/9")).unwrap();
+        let stranger: Jid = occupant("agent.8@conf.test/8").into();
+        assert!(matches!(table.bounce(t.id(), &stranger, "x".into()), Disposition::Spoofed { .. }));
+        let from: Jid = occupant("agent.9@conf.test/9").into();
+        assert_eq!(table.bounce(t.id(), &from, "item-not-found".into()), Disposition::Accepted);
+        assert_eq!(t.wait().await, Err(Failure::Bounced("item-not-found".into())));
+    }
+
+    #[tokio::test]
+    async fn link_loss_fails_everything_pending() {
+        let table = PendingTable::new(10);
+        let mut tickets: Vec<_> = (0..5).map(|_| table.register(occupant(FILIS)).unwrap()).collect();
+        assert_eq!(table.fail_all("connection reset"), 5);
+        for t in &mut tickets {
+            assert_eq!(t.wait().await, Err(Failure::LinkDown("connection reset".into())));
+        }
+        assert!(table.is_empty());
+    }
+
+    #[test]
+    fn the_table_is_bounded_and_frees_slots_on_drop() {
+        let table = PendingTable::new(2);
+        let a = table.register(occupant(FILIS)).unwrap();
+        let _b = table.register(occupant(FILIS)).unwrap();
+        assert_eq!(table.register(occupant(FILIS)).unwrap_err(), Overloaded);
+        drop(a);
+        assert!(table.register(occupant(FILIS)).is_ok());
+    }
+
+    #[test]
+    fn ids_increase_start_from_the_clock_and_fit_json() {
+        let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64;
+        let ids = IdSource::default();
+        let mut last = 0;
+        for _ in 0..10_000 {
+            let id = ids.next();
+            assert!(id > last);
+            last = id;
+        }
+        assert!(last >= before);
+        assert!(last < (1u64 << 53));
+        // A second source, as after a restart, starts above the first one's ids.
+        let restarted = IdSource::default();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(restarted.next() > last);
+    }
+}
