@@ -7,3 +7,5 @@ pub mod pending;
 pub mod telemetry;
 pub mod xmpp;
 pub mod platform;
+pub mod sim;
+pub mod prosody;

@@ -1,0 +1,169 @@
+//! Test harness: a private Prosody, the platform simulator and the bridge's platform client,
+//! all real, on loopback. Everything stops when the [`Stack`] is dropped.
+
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use converja_bridge::config::{ConverjaConfig, HumanDuration, QueueSelection, Secret, TlsMode};
+use converja_bridge::converja::AgentId;
+use converja_bridge::platform::{Platform, Update};
+use converja_bridge::prosody::LocalProsody;
+use converja_bridge::sim::{self, Scenario, SimHandle};
+use converja_bridge::xmpp::ConnectSettings;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub const DOMAIN: &str = "converja.test";
+pub const BRIDGE_NICK: &str = "converja-bridge";
+
+/// A wait in a test that should never come close to this.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+pub fn scenario() -> Scenario {
+    toml::from_str(
+        r#"
+        seed = 7
+        [[queues]]
+        id = 7
+        name = "Financeiro"
+        agents = ["22010", "22011"]
+        supervisors = [{ id = "9001", name = "Ana Lima" }]
+        [[queues]]
+        id = 8
+        name = "Suporte Técnico"
+        agents = ["22011", "22012"]
+        [[agents]]
+        id = "22010"
+        name = "Maria Souza"
+        [[agents]]
+        id = "22011"
+        name = "João Pereira"
+        [[agents]]
+        id = "22012"
+        name = "Carla Dias"
+        "#,
+    )
+    .expect("the test scenario is valid")
+}
+
+pub fn agent(id: &str) -> AgentId {
+    AgentId::new(id)
+}
+
+pub fn settings(prosody: &LocalProsody, user: &str, password: &str) -> ConnectSettings {
+    ConnectSettings {
+        jid: format!("{user}@{}", prosody.domain).parse().expect("valid jid"),
+        password: Secret::new(password),
+        host: "127.0.0.1".into(),
+        port: prosody.c2s_port,
+        tls: TlsMode::None,
+        ca_file: None,
+        connect_timeout: Duration::from_secs(5),
+        resource: format!("{user}-test"),
+    }
+}
+
+pub fn converja(prosody: &LocalProsody, request_timeout: Duration) -> ConverjaConfig {
+    ConverjaConfig {
+        conference: prosody.conference.parse().expect("valid domain"),
+        request_timeout: HumanDuration(request_timeout),
+        queues: QueueSelection::default(),
+        queue_refresh: HumanDuration(Duration::from_secs(300)),
+        max_pending: 1000,
+    }
+}
+
+/// Installs a Prometheus recorder once per test binary, so tests can read counters.
+pub fn metrics() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| PrometheusBuilder::new().install_recorder().expect("one recorder per test binary"))
+}
+
+/// The value of a counter line such as `name{label="value"}`, 0 when absent.
+pub fn counter(name: &str, label: &str) -> f64 {
+    let text = metrics().render();
+    let key = if label.is_empty() { name.to_owned() } else { format!("{name}{{{label}}}") };
+    text.lines()
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(k, _)| *k == key)
+        .filter_map(|(_, v)| v.parse::<f64>().ok())
+        .sum()
+}
+
+/// The whole platform side: Prosody, simulator, and the bridge's platform client.
+pub struct Stack {
+    pub prosody: LocalProsody,
+    pub sim: SimHandle,
+    pub platform: Platform,
+    pub tracker: TaskTracker,
+    pub cancel: CancellationToken,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Starts Prosody (with bridge, platform and "other" accounts) and the simulator.
+pub async fn start_sim(scenario: Scenario, tracker: &TaskTracker, cancel: &CancellationToken) -> (LocalProsody, SimHandle) {
+    metrics();
+    let prosody = LocalProsody::start(DOMAIN, &[("bridge", "bridge-pw"), ("platform", "platform-pw"), ("other", "other-pw")])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let conference = prosody.conference.parse().expect("valid domain");
+    let sim = sim::start(settings(&prosody, "platform", "platform-pw"), conference, scenario, tracker, cancel.clone());
+    tokio::time::timeout(PATIENCE, sim.ready()).await.expect("the simulator joins its rooms");
+    (prosody, sim)
+}
+
+/// Starts everything and waits until the bridge's platform client is ready.
+pub async fn stack_with(scenario: Scenario, request_timeout: Duration, max_pending: usize) -> Stack {
+    let tracker = TaskTracker::new();
+    let cancel = CancellationToken::new();
+    let (prosody, sim) = start_sim(scenario, &tracker, &cancel).await;
+    let mut cfg = converja(&prosody, request_timeout);
+    cfg.max_pending = max_pending;
+    let platform = Platform::start(settings(&prosody, "bridge", "bridge-pw"), BRIDGE_NICK.into(), &cfg, &tracker, cancel.clone());
+    wait_ready(&platform).await;
+    Stack { prosody, sim, platform, tracker, cancel }
+}
+
+pub async fn stack() -> Stack {
+    stack_with(scenario(), Duration::from_secs(5), 1000).await
+}
+
+pub async fn wait_ready(platform: &Platform) {
+    let mut state = platform.link_state();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if platform.readiness().is_ready() && !platform.followed_queues().is_empty() {
+            return;
+        }
+        if tokio::time::timeout_at(deadline, state.changed()).await.is_err() {
+            panic!("the platform client did not become ready: {:?}", platform.readiness());
+        }
+    }
+}
+
+/// The next event from `updates` that `pick` accepts, within [`PATIENCE`].
+pub async fn next_update<T>(updates: &mut broadcast::Receiver<Update>, mut pick: impl FnMut(&Update) -> Option<T>) -> T {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            match updates.recv().await {
+                Ok(update) => {
+                    if let Some(found) = pick(&update) {
+                        return found;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => panic!("platform updates closed"),
+            }
+        }
+    })
+    .await
+    .expect("the expected platform update arrives")
+}
