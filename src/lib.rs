@@ -9,3 +9,8 @@ pub mod xmpp;
 pub mod platform;
 pub mod sim;
 pub mod prosody;
+pub mod agents;
+pub mod app;
+pub mod demo;
+pub mod gateway;
+pub mod http;

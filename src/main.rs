@@ -1,1 +1,115 @@
-fn main() {}
+//! The `converja-bridge` command: the daemon, a config checker and a local demo.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use converja_bridge::config::{Config, LogConfig};
+use converja_bridge::{app, demo, telemetry};
+use tokio_util::sync::CancellationToken;
+
+/// Bridges socket.io agent UIs to the Converja contact center platform over XMPP.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the bridge.
+    Run {
+        /// The TOML configuration file (keys overridable by CONVERJA_BRIDGE__SECTION__KEY).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a configuration and print it with secrets masked.
+    CheckConfig {
+        /// The TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run a private Prosody, the platform simulator and the bridge on loopback.
+    Demo {
+        /// Port of the agent console and socket.io.
+        #[arg(long, default_value_t = 3000)]
+        port: u16,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { config } => match Config::load(&config) {
+            Ok(cfg) => {
+                print!("{}", cfg.to_masked_toml());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Run { config } => {
+            let cfg = match Config::load(&config) {
+                Ok(cfg) => cfg,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            telemetry::init_tracing(&cfg.log);
+            runtime(async move {
+                let listener = tokio::net::TcpListener::bind(cfg.socketio.listen)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.socketio.listen))?;
+                app::serve(cfg, listener, shutdown_on_signal()).await
+            })
+        }
+        Command::Demo { port } => {
+            telemetry::init_tracing(&LogConfig::default());
+            runtime(demo::run(port, shutdown_on_signal()))
+        }
+    }
+}
+
+fn runtime(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(fut) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A token cancelled on SIGINT or SIGTERM (containers stop with SIGTERM).
+fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler installs");
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("signal received");
+        cancel.cancel();
+    });
+    token
+}

@@ -23,6 +23,45 @@ pub const ROOMS_JOINED: &str = "converja_xmpp_rooms_joined";
 /// Room join failures, by `condition`.
 pub const JOIN_FAILURES: &str = "converja_xmpp_join_failures_total";
 
+/// The process-wide Prometheus recorder, installed on first use.
+pub fn prometheus() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Full(REQUEST_SECONDS.into()),
+                &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+            )
+            .expect("the bucket list is not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed (tests embedding several bridges); the
+        // handle still renders what this recorder would have seen, which is then nothing.
+        let _ = metrics::set_global_recorder(recorder);
+        describe();
+        handle
+    })
+}
+
+/// Socket.io events by `event` and `outcome`.
+pub const SOCKET_EVENTS: &str = "converja_socket_events_total";
+/// Socket.io events the contract does not define.
+pub const UNKNOWN_EVENTS: &str = "converja_socket_unknown_events_total";
+/// Events emitted to agent UIs by `event` and `outcome`.
+pub const EMITS: &str = "converja_socket_emits_total";
+/// Sockets refused at connect, by `reason`.
+pub const SOCKETS_REFUSED: &str = "converja_sockets_refused_total";
+/// Connected sockets.
+pub const SOCKETS: &str = "converja_sockets";
+/// Sockets attached to a session.
+pub const SESSION_SOCKETS: &str = "converja_session_sockets";
+/// Agent sessions.
+pub const SESSIONS: &str = "converja_sessions";
+/// Calls held by sessions, by `state` (offered, waiting).
+pub const CALLS: &str = "converja_calls";
+/// NEW_CALLs never answered within `agents.ack_timeout`.
+pub const UNANSWERED: &str = "converja_calls_unanswered_total";
+
 /// Registers help texts for every metric, once at start.
 pub fn describe() {
     describe_counter!(REQUESTS, "Platform requests by kind and outcome");
@@ -34,6 +73,15 @@ pub fn describe() {
     describe_counter!(CONNECTS, "XMPP connection attempts by result");
     describe_gauge!(ROOMS_JOINED, "MUC rooms joined now");
     describe_counter!(JOIN_FAILURES, "MUC room join failures by error condition");
+    describe_counter!(SOCKET_EVENTS, "socket.io events by event and outcome");
+    describe_counter!(UNKNOWN_EVENTS, "socket.io events outside the contract");
+    describe_counter!(EMITS, "Events emitted to agent UIs by event and outcome");
+    describe_counter!(SOCKETS_REFUSED, "Sockets refused at connect, by reason");
+    describe_gauge!(SOCKETS, "Connected socket.io sockets");
+    describe_gauge!(SESSION_SOCKETS, "Sockets logged in to an agent session");
+    describe_gauge!(SESSIONS, "Agent sessions");
+    describe_gauge!(CALLS, "Calls held by agent sessions, by state");
+    describe_counter!(UNANSWERED, "NEW_CALLs not answered within agents.ack_timeout");
 }
 
 /// Installs the global tracing subscriber; a second call (as in tests) is a no-op.

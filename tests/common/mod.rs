@@ -3,7 +3,6 @@
 
 #![allow(dead_code)]
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use converja_bridge::config::{ConverjaConfig, HumanDuration, QueueSelection, Secret, TlsMode};
@@ -12,7 +11,7 @@ use converja_bridge::platform::{Platform, Update};
 use converja_bridge::prosody::LocalProsody;
 use converja_bridge::sim::{self, Scenario, SimHandle};
 use converja_bridge::xmpp::ConnectSettings;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -77,10 +76,9 @@ pub fn converja(prosody: &LocalProsody, request_timeout: Duration) -> ConverjaCo
     }
 }
 
-/// Installs a Prometheus recorder once per test binary, so tests can read counters.
+/// The bridge's Prometheus recorder, so tests can read counters.
 pub fn metrics() -> &'static PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE.get_or_init(|| PrometheusBuilder::new().install_recorder().expect("one recorder per test binary"))
+    converja_bridge::telemetry::prometheus()
 }
 
 /// The value of a counter line such as `name{label="value"}`, 0 when absent.

@@ -1,0 +1,512 @@
+//! Agent sessions and their calls: who is connected through which sockets, which calls each
+//! session holds, and which NEW_CALLs each socket still has to see. Pure logic with an explicit
+//! clock, so every delivery rule is unit-tested without I/O.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::converja::{AgentId, CallId};
+
+/// Calls remembered as ended per session, so a late platform event does not end them twice.
+const ENDED_MEMORY: usize = 512;
+
+/// Identifies one socket.io socket for the lifetime of the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SocketId(pub u64);
+
+/// The NEW_CALL payload.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewCall {
+    /// The platform's call id, as a string.
+    pub call_id: String,
+    /// From `agents.media`.
+    pub media: String,
+    /// ISO 8601 UTC with milliseconds.
+    pub start_date: String,
+    /// The queue's name.
+    pub service: String,
+    /// The caller's number.
+    pub caller: String,
+}
+
+/// Delivery settings, from `[agents]`.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    /// Delay between USER_CONNECTED and the first NEW_CALL on a socket.
+    pub first_call_delay: Duration,
+    /// After this long without NEW_CALL_ANSWERED a delivery counts as unanswered.
+    pub ack_timeout: Duration,
+    /// Emit unanswered calls again on the same socket.
+    pub redeliver_unanswered: bool,
+    /// How long a session outlives its last socket.
+    pub reconnect_grace: Duration,
+}
+
+#[derive(Debug)]
+struct Slot {
+    call: CallId,
+    info: NewCall,
+    answered: bool,
+    unanswered_reported: bool,
+}
+
+#[derive(Debug, Default)]
+struct SocketView {
+    /// When NEW_CALLs may start flowing to this socket.
+    ready_at: Option<Instant>,
+    /// Calls emitted to this socket, with when.
+    delivered: HashMap<CallId, Instant>,
+}
+
+/// One username connected through zero or more sockets.
+#[derive(Debug)]
+pub struct Session {
+    /// The agent UI's username.
+    pub username: String,
+    /// The platform's agent id.
+    pub agent: AgentId,
+    /// Calls held at once.
+    pub max_calls: u32,
+    sockets: BTreeMap<SocketId, SocketView>,
+    /// Calls of the session in arrival order; the first `max_calls` are offered.
+    calls: Vec<Slot>,
+    ended: VecDeque<CallId>,
+    orphaned_since: Option<Instant>,
+}
+
+impl Session {
+    fn offered(&self) -> impl Iterator<Item = &Slot> {
+        self.calls.iter().take(self.max_calls as usize)
+    }
+
+    /// Whether the session holds `call` (offered or waiting for a slot).
+    pub fn holds(&self, call: CallId) -> bool {
+        self.calls.iter().any(|s| s.call == call)
+    }
+
+    /// Calls offered to the UI now, oldest first.
+    pub fn offered_calls(&self) -> Vec<CallId> {
+        self.offered().map(|s| s.call).collect()
+    }
+
+    /// Calls waiting for a free slot.
+    pub fn waiting_calls(&self) -> Vec<CallId> {
+        self.calls.iter().skip(self.max_calls as usize).map(|s| s.call).collect()
+    }
+
+    /// The session's sockets.
+    pub fn sockets(&self) -> Vec<SocketId> {
+        self.sockets.keys().copied().collect()
+    }
+
+    fn remember_ended(&mut self, call: CallId) {
+        self.ended.push_back(call);
+        if self.ended.len() > ENDED_MEMORY {
+            self.ended.pop_front();
+        }
+    }
+}
+
+/// Why a socket may not act for a username.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AttachError {
+    /// The socket already acts for another username.
+    #[error("this connection is already logged in as {0}; send USER_DISCONNECT first")]
+    OtherUser(String),
+    /// Another username already holds this agent id.
+    #[error("agent {agent} is already connected as {username}")]
+    AgentTaken {
+        /// The agent id.
+        agent: AgentId,
+        /// The username holding it.
+        username: String,
+    },
+}
+
+/// Something worth logging and counting that the registry noticed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A call was delivered `ack_timeout` ago and never answered.
+    Unanswered {
+        /// The session.
+        username: String,
+        /// The call.
+        call: CallId,
+    },
+}
+
+/// Every session, by username.
+#[derive(Debug)]
+pub struct Registry {
+    rules: Rules,
+    sessions: HashMap<String, Session>,
+    by_agent: HashMap<AgentId, String>,
+    by_socket: HashMap<SocketId, String>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new(rules: Rules) -> Self {
+        Registry { rules, sessions: HashMap::new(), by_agent: HashMap::new(), by_socket: HashMap::new() }
+    }
+
+    /// The username a socket acts for.
+    pub fn username_of(&self, socket: SocketId) -> Option<&str> {
+        self.by_socket.get(&socket).map(String::as_str)
+    }
+
+    /// A session by username.
+    pub fn session(&self, username: &str) -> Option<&Session> {
+        self.sessions.get(username)
+    }
+
+    /// The session of the socket.
+    pub fn session_of(&self, socket: SocketId) -> Option<&Session> {
+        self.by_socket.get(&socket).and_then(|u| self.sessions.get(u))
+    }
+
+    /// The session for an agent id.
+    pub fn session_of_agent(&self, agent: &AgentId) -> Option<&Session> {
+        self.by_agent.get(agent).and_then(|u| self.sessions.get(u))
+    }
+
+    /// All sessions.
+    pub fn sessions(&self) -> impl Iterator<Item = &Session> {
+        self.sessions.values()
+    }
+
+    /// Counts for metrics: (sessions, sockets, calls offered, calls waiting).
+    pub fn counts(&self) -> (usize, usize, usize, usize) {
+        let offered = self.sessions.values().map(|s| s.offered().count()).sum();
+        let waiting = self.sessions.values().map(|s| s.waiting_calls().len()).sum();
+        (self.sessions.len(), self.by_socket.len(), offered, waiting)
+    }
+
+    /// Checks that `socket` may act for `username` as `agent`, before asking the platform.
+    pub fn can_attach(&self, socket: SocketId, username: &str, agent: &AgentId) -> Result<(), AttachError> {
+        if let Some(current) = self.by_socket.get(&socket)
+            && current != username
+        {
+            return Err(AttachError::OtherUser(current.clone()));
+        }
+        if let Some(holder) = self.by_agent.get(agent)
+            && holder != username
+        {
+            return Err(AttachError::AgentTaken { agent: agent.clone(), username: holder.clone() });
+        }
+        Ok(())
+    }
+
+    /// Attaches `socket` to the session of `username`, creating it if needed. A socket already
+    /// attached keeps what it has seen; a new socket will receive every unfinished call.
+    pub fn attach(&mut self, socket: SocketId, username: &str, agent: &AgentId, max_calls: u32, now: Instant) -> Result<(), AttachError> {
+        self.can_attach(socket, username, agent)?;
+        let session = self.sessions.entry(username.to_owned()).or_insert_with(|| Session {
+            username: username.to_owned(),
+            agent: agent.clone(),
+            max_calls,
+            sockets: BTreeMap::new(),
+            calls: Vec::new(),
+            ended: VecDeque::new(),
+            orphaned_since: None,
+        });
+        session.max_calls = max_calls;
+        session.orphaned_since = None;
+        let view = session.sockets.entry(socket).or_default();
+        if view.ready_at.is_none() {
+            view.ready_at = Some(now + self.rules.first_call_delay);
+        }
+        self.by_agent.insert(agent.clone(), username.to_owned());
+        self.by_socket.insert(socket, username.to_owned());
+        Ok(())
+    }
+
+    /// The socket is gone without USER_DISCONNECT; its session waits for the grace period.
+    pub fn socket_closed(&mut self, socket: SocketId, now: Instant) {
+        let Some(username) = self.by_socket.remove(&socket) else { return };
+        if let Some(session) = self.sessions.get_mut(&username) {
+            session.sockets.remove(&socket);
+            if session.sockets.is_empty() {
+                session.orphaned_since = Some(now);
+            }
+        }
+    }
+
+    /// Sessions whose last socket left more than the grace period ago.
+    pub fn expired(&self, now: Instant) -> Vec<String> {
+        self.sessions
+            .values()
+            .filter(|s| s.orphaned_since.is_some_and(|t| now.duration_since(t) >= self.rules.reconnect_grace))
+            .map(|s| s.username.clone())
+            .collect()
+    }
+
+    /// Ends a session: its sockets stop acting for it. Returns the sockets it had.
+    pub fn end_session(&mut self, username: &str) -> Vec<SocketId> {
+        let Some(session) = self.sessions.remove(username) else { return Vec::new() };
+        if self.by_agent.get(&session.agent).is_some_and(|u| u == username) {
+            self.by_agent.remove(&session.agent);
+        }
+        let sockets: Vec<SocketId> = session.sockets.keys().copied().collect();
+        for s in &sockets {
+            self.by_socket.remove(s);
+        }
+        sockets
+    }
+
+    /// The platform gave `agent` a call; false if no session wants it or it is known already.
+    pub fn call_started(&mut self, agent: &AgentId, call: CallId, info: NewCall) -> bool {
+        let Some(session) = self.by_agent.get(agent).and_then(|u| self.sessions.get_mut(u)) else { return false };
+        if session.holds(call) || session.ended.contains(&call) {
+            return false;
+        }
+        session.calls.push(Slot { call, info, answered: false, unanswered_reported: false });
+        true
+    }
+
+    /// A call ended (on the platform, by END_CALL or by rejection). Returns the session's
+    /// sockets to tell, or `None` if no session held it.
+    pub fn call_ended(&mut self, call: CallId) -> Option<(String, Vec<SocketId>)> {
+        let session = self.sessions.values_mut().find(|s| s.holds(call))?;
+        session.calls.retain(|s| s.call != call);
+        for view in session.sockets.values_mut() {
+            view.delivered.remove(&call);
+        }
+        session.remember_ended(call);
+        Some((session.username.clone(), session.sockets.keys().copied().collect()))
+    }
+
+    /// The UI confirmed a NEW_CALL; false if the socket's session does not hold it.
+    pub fn answered(&mut self, socket: SocketId, call: CallId) -> bool {
+        let Some(session) = self.by_socket.get(&socket).and_then(|u| self.sessions.get_mut(u)) else { return false };
+        match session.calls.iter_mut().find(|s| s.call == call) {
+            Some(slot) => {
+                slot.answered = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// NEW_CALLs due now, per socket: offered calls the socket has not seen (once its
+    /// first-call delay has passed), and unanswered ones again if redelivery is on.
+    pub fn due(&self, now: Instant) -> Vec<(SocketId, NewCall)> {
+        let mut out = Vec::new();
+        for session in self.sessions.values() {
+            for (socket, view) in &session.sockets {
+                if view.ready_at.is_none_or(|t| now < t) {
+                    continue;
+                }
+                for slot in session.offered() {
+                    let due = match view.delivered.get(&slot.call) {
+                        None => true,
+                        Some(at) => {
+                            self.rules.redeliver_unanswered && !slot.answered && now.duration_since(*at) >= self.rules.ack_timeout
+                        }
+                    };
+                    if due {
+                        out.push((*socket, slot.info.clone()));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Records that `call` reached `socket`.
+    pub fn delivered(&mut self, socket: SocketId, call: CallId, now: Instant) {
+        if let Some(view) = self.by_socket.get(&socket).and_then(|u| self.sessions.get_mut(u)).and_then(|s| s.sockets.get_mut(&socket)) {
+            view.delivered.insert(call, now);
+        }
+    }
+
+    /// Calls delivered `ack_timeout` ago and never answered, each reported once.
+    pub fn notices(&mut self, now: Instant) -> Vec<Notice> {
+        let mut out = Vec::new();
+        let timeout = self.rules.ack_timeout;
+        for session in self.sessions.values_mut() {
+            let oldest: HashMap<CallId, Instant> = session
+                .sockets
+                .values()
+                .flat_map(|v| v.delivered.iter())
+                .fold(HashMap::new(), |mut m, (c, t)| {
+                    let e = m.entry(*c).or_insert(*t);
+                    if *t < *e {
+                        *e = *t;
+                    }
+                    m
+                });
+            for slot in session.calls.iter_mut() {
+                if !slot.answered && !slot.unanswered_reported && oldest.get(&slot.call).is_some_and(|t| now.duration_since(*t) >= timeout) {
+                    slot.unanswered_reported = true;
+                    out.push(Notice::Unanswered { username: session.username.clone(), call: slot.call });
+                }
+            }
+        }
+        out
+    }
+
+    /// Every call held by any session, with its agent.
+    pub fn held_calls(&self) -> Vec<(AgentId, CallId)> {
+        self.sessions.values().flat_map(|s| s.calls.iter().map(|c| (s.agent.clone(), c.call))).collect()
+    }
+
+    /// Agents with a session.
+    pub fn agents(&self) -> HashSet<AgentId> {
+        self.by_agent.keys().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> Rules {
+        Rules {
+            first_call_delay: Duration::from_millis(500),
+            ack_timeout: Duration::from_secs(15),
+            redeliver_unanswered: false,
+            reconnect_grace: Duration::from_secs(30),
+        }
+    }
+
+    fn info(call: u64) -> NewCall {
+        NewCall {
+            call_id: call.to_string(),
+            media: "CHAT".into(),
+            start_date: "2016-07-13T13:58:51.721Z".into(),
+            service: "Financeiro".into(),
+            caller: "0800".into(),
+        }
+    }
+
+    fn due_ids(r: &Registry, now: Instant) -> Vec<(u64, String)> {
+        let mut v: Vec<(u64, String)> = r.due(now).into_iter().map(|(s, c)| (s.0, c.call_id)).collect();
+        v.sort();
+        v
+    }
+
+    fn deliver_all(r: &mut Registry, now: Instant) -> usize {
+        let due = r.due(now);
+        for (s, c) in &due {
+            r.delivered(*s, CallId(c.call_id.parse().unwrap()), now);
+        }
+        due.len()
+    }
+
+    const S1: SocketId = SocketId(1);
+    const S2: SocketId = SocketId(2);
+
+    #[test]
+    fn first_calls_wait_for_the_listener_delay() {
+        let t0 = Instant::now();
+        let mut r = Registry::new(rules());
+        let maria = AgentId::new("22010");
+        r.attach(S1, "maria", &maria, 2, t0).unwrap();
+        assert!(r.call_started(&maria, CallId(1), info(1)));
+        assert!(due_ids(&r, t0 + Duration::from_millis(499)).is_empty());
+        assert_eq!(due_ids(&r, t0 + Duration::from_millis(500)), vec![(1, "1".into())]);
+    }
+
+    #[test]
+    fn capacity_caps_offered_calls_and_the_backlog_keeps_arrival_order() {
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_secs(1);
+        let mut r = Registry::new(rules());
+        let maria = AgentId::new("22010");
+        r.attach(S1, "maria", &maria, 2, t0).unwrap();
+        for c in 1..=4 {
+            r.call_started(&maria, CallId(c), info(c));
+        }
+        assert_eq!(due_ids(&r, later), vec![(1, "1".into()), (1, "2".into())]);
+        deliver_all(&mut r, later);
+        assert!(r.due(later).is_empty(), "delivered once per socket");
+        assert_eq!(r.session("maria").unwrap().waiting_calls(), vec![CallId(3), CallId(4)]);
+        r.call_ended(CallId(1));
+        assert_eq!(due_ids(&r, later), vec![(1, "3".into())], "the oldest waiting call takes the freed slot");
+    }
+
+    #[test]
+    fn a_new_socket_receives_every_unfinished_call_and_a_repeat_connect_nothing() {
+        let t0 = Instant::now();
+        let t1 = t0 + Duration::from_secs(1);
+        let mut r = Registry::new(rules());
+        let maria = AgentId::new("22010");
+        r.attach(S1, "maria", &maria, 3, t0).unwrap();
+        r.call_started(&maria, CallId(1), info(1));
+        r.call_started(&maria, CallId(2), info(2));
+        deliver_all(&mut r, t1);
+        r.attach(S1, "maria", &maria, 3, t1).unwrap();
+        assert!(r.due(t1 + Duration::from_secs(5)).is_empty(), "repeated USER_CONNECT re-delivers nothing");
+        r.attach(S2, "maria", &maria, 3, t1).unwrap();
+        let t2 = t1 + Duration::from_secs(1);
+        assert_eq!(due_ids(&r, t2), vec![(2, "1".into()), (2, "2".into())]);
+    }
+
+    #[test]
+    fn one_socket_one_username_and_one_username_per_agent() {
+        let t0 = Instant::now();
+        let mut r = Registry::new(rules());
+        r.attach(S1, "maria", &AgentId::new("22010"), 1, t0).unwrap();
+        assert_eq!(r.attach(S1, "joao", &AgentId::new("22011"), 1, t0), Err(AttachError::OtherUser("maria".into())));
+        assert!(matches!(r.attach(S2, "impostor", &AgentId::new("22010"), 1, t0), Err(AttachError::AgentTaken { .. })));
+    }
+
+    #[test]
+    fn a_lost_socket_keeps_the_session_for_the_grace_period() {
+        let t0 = Instant::now();
+        let mut r = Registry::new(rules());
+        let maria = AgentId::new("22010");
+        r.attach(S1, "maria", &maria, 1, t0).unwrap();
+        r.call_started(&maria, CallId(9), info(9));
+        r.socket_closed(S1, t0);
+        assert!(r.expired(t0 + Duration::from_secs(29)).is_empty());
+        r.attach(S2, "maria", &maria, 1, t0 + Duration::from_secs(29)).unwrap();
+        assert!(r.expired(t0 + Duration::from_secs(60)).is_empty(), "picked up in time");
+        assert_eq!(due_ids(&r, t0 + Duration::from_secs(30)), vec![(2, "9".into())]);
+        r.socket_closed(S2, t0 + Duration::from_secs(40));
+        assert_eq!(r.expired(t0 + Duration::from_secs(70)), vec!["maria".to_string()]);
+        assert_eq!(r.end_session("maria"), Vec::<SocketId>::new());
+        assert!(r.session_of_agent(&maria).is_none());
+    }
+
+    #[test]
+    fn a_call_ends_once_and_is_not_offered_again() {
+        let t0 = Instant::now();
+        let mut r = Registry::new(rules());
+        let maria = AgentId::new("22010");
+        r.attach(S1, "maria", &maria, 1, t0).unwrap();
+        r.attach(S2, "maria", &maria, 1, t0).unwrap();
+        r.call_started(&maria, CallId(5), info(5));
+        assert_eq!(r.call_ended(CallId(5)), Some(("maria".into(), vec![S1, S2])));
+        assert_eq!(r.call_ended(CallId(5)), None, "CALL_ENDED once per call");
+        assert!(!r.call_started(&maria, CallId(5), info(5)), "an ended call is not offered again");
+    }
+
+    #[test]
+    fn unanswered_calls_are_reported_once_and_redelivered_only_when_asked() {
+        let t0 = Instant::now();
+        let mut r = Registry::new(rules());
+        let maria = AgentId::new("22010");
+        r.attach(S1, "maria", &maria, 1, t0).unwrap();
+        r.call_started(&maria, CallId(1), info(1));
+        let t1 = t0 + Duration::from_secs(1);
+        deliver_all(&mut r, t1);
+        let late = t1 + Duration::from_secs(16);
+        assert!(r.due(late).is_empty(), "no redelivery by default");
+        assert_eq!(r.notices(late), vec![Notice::Unanswered { username: "maria".into(), call: CallId(1) }]);
+        assert!(r.notices(late).is_empty(), "reported once");
+
+        let mut r = Registry::new(Rules { redeliver_unanswered: true, ..rules() });
+        r.attach(S1, "maria", &maria, 1, t0).unwrap();
+        r.call_started(&maria, CallId(1), info(1));
+        deliver_all(&mut r, t1);
+        assert_eq!(due_ids(&r, late), vec![(1, "1".into())]);
+        assert!(r.answered(S1, CallId(1)));
+        assert!(r.due(late).is_empty(), "an answered call is not redelivered");
+        assert!(!r.answered(S1, CallId(77)));
+    }
+}

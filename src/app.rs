@@ -1,0 +1,71 @@
+//! The daemon: wires the platform client, the socket.io gateway and the HTTP endpoints onto
+//! one listener, and shuts them down in order.
+
+use std::time::Duration;
+
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::platform::Platform;
+use crate::xmpp::ConnectSettings;
+use crate::{gateway, http, telemetry};
+
+/// How long shutdown waits for requests already sent to the platform.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Runs the bridge on `listener` until `shutdown` is cancelled, then drains and returns.
+pub async fn serve(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    telemetry::prometheus();
+    if config.auth.is_none() {
+        warn!("no [auth] configured: any socket.io client may act as any agent username");
+    }
+    let tracker = TaskTracker::new();
+    // The platform outlives the socket.io server during shutdown so that in-flight
+    // requests can finish; it gets its own token, cancelled last.
+    let platform_cancel = CancellationToken::new();
+    let platform = Platform::start(
+        ConnectSettings::from_config(&config.xmpp),
+        config.xmpp.nickname.clone(),
+        &config.converja,
+        &tracker,
+        platform_cancel.clone(),
+    );
+    let gateway_cancel = CancellationToken::new();
+    let (gateway, io) = gateway::start(&config, platform.clone(), &tracker, gateway_cancel.clone());
+    let router = gateway.router(http::routes(platform.clone()));
+
+    let address = listener.local_addr()?;
+    info!(%address, paths = ?config.socketio.paths, "listening for agent UIs");
+    // Agent events are tiny and latency-bound; Nagle would delay them by tens of ms.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let stop = shutdown.clone();
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            stop.cancelled().await;
+            info!("shutting down: no new sockets");
+            io.close().await;
+        })
+        .await?;
+
+    gateway_cancel.cancel();
+    let deadline = tokio::time::Instant::now() + DRAIN_DEADLINE;
+    while platform.pending() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if platform.pending() > 0 {
+        warn!(pending = platform.pending(), "requests still pending at the shutdown deadline");
+    }
+    platform_cancel.cancel();
+    tracker.close();
+    if tokio::time::timeout(DRAIN_DEADLINE, tracker.wait()).await.is_err() {
+        warn!("some tasks did not stop within the deadline");
+    }
+    info!("stopped");
+    Ok(())
+}
