@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod agent_ui;
+
 use std::time::Duration;
 
 use converja_bridge::config::{ConverjaConfig, HumanDuration, QueueSelection, Secret, TlsMode};

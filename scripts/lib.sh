@@ -1,0 +1,42 @@
+# Shared helpers of the scripts in this directory.
+
+run() {
+  echo "+ $*" >&2
+  "$@"
+}
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_install() {
+  if ! command -v apt-get >/dev/null; then
+    echo "error: install $* with your package manager (apt-get not found)" >&2
+    exit 1
+  fi
+  if [ -z "${APT_UPDATED:-}" ]; then
+    as_root apt-get update -qq
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# Prosody is the XMPP server the tests and the demo start privately on loopback.
+need_prosody() {
+  if ! command -v prosody >/dev/null; then
+    echo "installing prosody (XMPP server)..." >&2
+    apt_install prosody
+    # Debian's package may start a system-wide server; ours use their own ports and config.
+  fi
+}
+
+# The reference socket.io client (socket.io-client 4.x) drives the end-to-end tests.
+need_node_clients() {
+  if ! command -v npm >/dev/null; then
+    echo "installing Node.js and npm..." >&2
+    apt_install nodejs npm
+  fi
+  if [ ! -d tests/node/node_modules/socket.io-client ]; then
+    run npm ci --prefix tests/node --no-audit --no-fund
+  fi
+}

@@ -1,0 +1,239 @@
+//! The bridge in-process on a free port, and agent UIs played by the reference socket.io
+//! client (socket.io-client 4.x under Node).
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use converja_bridge::config::Config;
+use converja_bridge::prosody::LocalProsody;
+use converja_bridge::sim::SimHandle;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{DOMAIN, PATIENCE, scenario, start_sim};
+
+/// Prosody, the simulator and the whole bridge daemon.
+pub struct BridgeStack {
+    pub prosody: LocalProsody,
+    pub sim: SimHandle,
+    pub url: String,
+    pub port: u16,
+    shutdown: CancellationToken,
+    cancel: CancellationToken,
+    pub tracker: TaskTracker,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Drop for BridgeStack {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        self.cancel.cancel();
+    }
+}
+
+impl BridgeStack {
+    /// Stops the bridge as SIGTERM would and returns what `serve` returned.
+    pub async fn shutdown(&mut self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        let server = self.server.take().expect("running");
+        tokio::time::timeout(PATIENCE, server).await.expect("the bridge stops in time").expect("no panic")
+    }
+}
+
+/// The bridge's config for this stack, test-friendly timings, adjusted by `tune`.
+pub fn bridge_config(prosody: &LocalProsody, tune: impl FnOnce(&mut Config)) -> Config {
+    let text = format!(
+        r#"
+        [xmpp]
+        jid = "bridge@{DOMAIN}"
+        password = "bridge-pw"
+        host = "127.0.0.1"
+        port = {port}
+        tls = "none"
+        [converja]
+        conference = "{conference}"
+        request_timeout = "3s"
+        [socketio]
+        listen = "127.0.0.1:0"
+        [agents]
+        first_call_delay = "100ms"
+        reconnect_grace = "2s"
+        ack_timeout = "1s"
+        "#,
+        port = prosody.c2s_port,
+        conference = prosody.conference,
+    );
+    let mut config = Config::from_toml(&text).expect("the test config is valid");
+    tune(&mut config);
+    config
+}
+
+pub async fn bridge_with(tune: impl FnOnce(&mut Config)) -> BridgeStack {
+    let tracker = TaskTracker::new();
+    let cancel = CancellationToken::new();
+    let (prosody, sim) = start_sim(scenario(), &tracker, &cancel).await;
+    let config = bridge_config(&prosody, tune);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    let port = listener.local_addr().expect("bound").port();
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(converja_bridge::app::serve(config, listener, shutdown.clone()));
+    let stack = BridgeStack { prosody, sim, url: format!("http://127.0.0.1:{port}"), port, shutdown, cancel, tracker, server: Some(server) };
+    wait_ready(port).await;
+    stack
+}
+
+pub async fn bridge() -> BridgeStack {
+    bridge_with(|_| {}).await
+}
+
+/// A plain HTTP GET on loopback: (status, body).
+pub async fn http_get(port: u16, path: &str) -> (u16, String) {
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("the bridge listens");
+    tcp.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await.expect("write");
+    let mut text = String::new();
+    tcp.read_to_string(&mut text).await.expect("read");
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+pub async fn wait_ready(port: u16) {
+    tokio::time::timeout(PATIENCE, async {
+        while http_get(port, "/readyz").await.0 != 200 {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    })
+    .await
+    .expect("the bridge becomes ready");
+}
+
+/// Agent UIs: sockets of the reference socket.io client, addressed by a test-chosen id.
+pub struct Puppet {
+    _child: Child,
+    stdin: ChildStdin,
+    rx: mpsc::UnboundedReceiver<Value>,
+    log: Vec<(Value, bool)>,
+    url: String,
+}
+
+impl Puppet {
+    pub async fn start(url: &str) -> Puppet {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
+        assert!(
+            dir.join("node_modules/socket.io-client").exists(),
+            "socket.io-client is not installed: run `npm ci --prefix tests/node` (needs Node.js and npm)"
+        );
+        let mut child = Command::new("node")
+            .arg(dir.join("puppet.mjs"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node runs: install Node.js (https://nodejs.org or `apt-get install nodejs npm`)");
+        let stdin = child.stdin.take().expect("piped");
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    let _ = tx.send(v);
+                }
+            }
+        });
+        Puppet { _child: child, stdin, rx, log: Vec::new(), url: url.to_owned() }
+    }
+
+    pub async fn send(&mut self, cmd: Value) {
+        let line = format!("{cmd}\n");
+        self.stdin.write_all(line.as_bytes()).await.expect("the puppet reads commands");
+    }
+
+    /// Opens a socket and waits until it is connected.
+    pub async fn connect_with(&mut self, id: &str, path: &str, namespace: &str, transports: &[&str], extra: Value) {
+        let mut cmd = json!({"op": "connect", "id": id, "url": format!("{}{namespace}", self.url), "path": path, "transports": transports});
+        if let (Some(cmd), Some(extra)) = (cmd.as_object_mut(), extra.as_object()) {
+            cmd.extend(extra.clone());
+        }
+        self.send(cmd).await;
+        let what = self.expect_any(id, &["connect", "connect_error"]).await;
+        assert_eq!(what.0, "connect", "socket {id} did not connect: {}", what.1);
+    }
+
+    /// The default: path /callcontrol, namespace /, WebSocket.
+    pub async fn connect(&mut self, id: &str) {
+        self.connect_with(id, "/callcontrol", "", &["websocket"], json!({})).await;
+    }
+
+    pub async fn emit(&mut self, id: &str, event: &str, data: Value) {
+        self.send(json!({"op": "emit", "id": id, "event": event, "data": data})).await;
+    }
+
+    pub async fn emit_bare(&mut self, id: &str, event: &str) {
+        self.send(json!({"op": "emit", "id": id, "event": event})).await;
+    }
+
+    pub async fn login(&mut self, id: &str, username: &str, max_calls: u32) {
+        self.emit(id, "USER_CONNECT", json!({"username": username, "maxCalls": max_calls})).await;
+        let reply = self.expect(id, "USER_CONNECTED").await;
+        assert_eq!(reply["username"], username);
+    }
+
+    fn pull(&mut self) {
+        while let Ok(v) = self.rx.try_recv() {
+            self.log.push((v, false));
+        }
+    }
+
+    fn take(&mut self, id: &str, events: &[&str]) -> Option<(String, Value)> {
+        self.pull();
+        let entry = self.log.iter_mut().find(|(v, used)| !*used && v["id"] == id && events.iter().any(|e| v["event"] == *e))?;
+        entry.1 = true;
+        Some((entry.0["event"].as_str().unwrap_or_default().to_owned(), entry.0["data"].clone()))
+    }
+
+    pub async fn expect_any(&mut self, id: &str, events: &[&str]) -> (String, Value) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            if let Some(found) = self.take(id, events) {
+                return found;
+            }
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(v)) => self.log.push((v, false)),
+                Ok(None) => panic!("the puppet exited"),
+                Err(_) => panic!("socket {id} never received {events:?}; it got {:?}", self.events(id)),
+            }
+        }
+    }
+
+    /// The next `event` on socket `id` not yet taken by an earlier expect.
+    pub async fn expect(&mut self, id: &str, event: &str) -> Value {
+        self.expect_any(id, &[event]).await.1
+    }
+
+    /// Asserts that `event` does not arrive on `id` within `wait`.
+    pub async fn expect_none(&mut self, id: &str, event: &str, wait: Duration) {
+        tokio::time::sleep(wait).await;
+        if let Some((_, data)) = self.take(id, &[event]) {
+            panic!("socket {id} unexpectedly received {event}: {data}");
+        }
+    }
+
+    /// Every event received on `id` so far.
+    pub fn events(&mut self, id: &str) -> Vec<String> {
+        self.pull();
+        self.log.iter().filter(|(v, _)| v["id"] == id).map(|(v, _)| format!("{} {}", v["event"], v["data"])).collect()
+    }
+
+    /// How many `event`s `id` has received so far, taken or not.
+    pub fn count(&mut self, id: &str, event: &str) -> usize {
+        self.pull();
+        self.log.iter().filter(|(v, _)| v["id"] == id && v["event"] == event).count()
+    }
+}

@@ -1,0 +1,48 @@
+// A socket.io-client 4.x puppet for the end-to-end tests: reads JSON commands on stdin,
+// writes every event its sockets receive as one JSON line on stdout.
+import { io } from "socket.io-client";
+import readline from "node:readline";
+
+const sockets = new Map();
+const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
+
+function connect(cmd) {
+  const socket = io(cmd.url, {
+    path: cmd.path ?? "/socket.io",
+    transports: cmd.transports ?? ["polling", "websocket"],
+    auth: cmd.auth ?? {},
+    extraHeaders: cmd.headers ?? {},
+    reconnection: false,
+    forceNew: true,
+    timeout: 10000,
+  });
+  sockets.set(cmd.id, socket);
+  socket.on("connect", () => out({ id: cmd.id, event: "connect", data: socket.io.engine.transport.name }));
+  socket.on("connect_error", (e) => out({ id: cmd.id, event: "connect_error", data: e.message }));
+  socket.on("disconnect", (reason) => out({ id: cmd.id, event: "disconnect", data: reason }));
+  socket.onAny((event, ...args) => out({ id: cmd.id, event, data: args[0] ?? null }));
+}
+
+function emit(cmd) {
+  const socket = sockets.get(cmd.id);
+  const args = "data" in cmd ? [cmd.data] : [];
+  if (cmd.ack) {
+    socket.timeout(10000).emit(cmd.event, ...args, (err, reply) => out({ id: cmd.id, event: "ack:" + cmd.event, data: err ? { timeout: true } : reply }));
+  } else {
+    socket.emit(cmd.event, ...args);
+  }
+  if (cmd.close) socket.disconnect();
+}
+
+const rl = readline.createInterface({ input: process.stdin });
+rl.on("line", (line) => {
+  const cmd = JSON.parse(line);
+  if (cmd.op === "connect") connect(cmd);
+  else if (cmd.op === "emit") emit(cmd);
+  else if (cmd.op === "close") sockets.get(cmd.id)?.disconnect();
+  else if (cmd.op === "raw") sockets.get(cmd.id)?.io.engine.write(cmd.packet);
+});
+rl.on("close", () => {
+  for (const s of sockets.values()) s.disconnect();
+  process.exit(0);
+});
