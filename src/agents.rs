@@ -94,7 +94,11 @@ impl Session {
 
     /// Calls waiting for a free slot.
     pub fn waiting_calls(&self) -> Vec<CallId> {
-        self.calls.iter().skip(self.max_calls as usize).map(|s| s.call).collect()
+        self.calls
+            .iter()
+            .skip(self.max_calls as usize)
+            .map(|s| s.call)
+            .collect()
     }
 
     /// The session's sockets.
@@ -150,7 +154,12 @@ pub struct Registry {
 impl Registry {
     /// An empty registry.
     pub fn new(rules: Rules) -> Self {
-        Registry { rules, sessions: HashMap::new(), by_agent: HashMap::new(), by_socket: HashMap::new() }
+        Registry {
+            rules,
+            sessions: HashMap::new(),
+            by_agent: HashMap::new(),
+            by_socket: HashMap::new(),
+        }
     }
 
     /// The username a socket acts for.
@@ -165,7 +174,9 @@ impl Registry {
 
     /// The session of the socket.
     pub fn session_of(&self, socket: SocketId) -> Option<&Session> {
-        self.by_socket.get(&socket).and_then(|u| self.sessions.get(u))
+        self.by_socket
+            .get(&socket)
+            .and_then(|u| self.sessions.get(u))
     }
 
     /// The session for an agent id.
@@ -181,12 +192,21 @@ impl Registry {
     /// Counts for metrics: (sessions, sockets, calls offered, calls waiting).
     pub fn counts(&self) -> (usize, usize, usize, usize) {
         let offered = self.sessions.values().map(|s| s.offered().count()).sum();
-        let waiting = self.sessions.values().map(|s| s.waiting_calls().len()).sum();
+        let waiting = self
+            .sessions
+            .values()
+            .map(|s| s.waiting_calls().len())
+            .sum();
         (self.sessions.len(), self.by_socket.len(), offered, waiting)
     }
 
     /// Checks that `socket` may act for `username` as `agent`, before asking the platform.
-    pub fn can_attach(&self, socket: SocketId, username: &str, agent: &AgentId) -> Result<(), AttachError> {
+    pub fn can_attach(
+        &self,
+        socket: SocketId,
+        username: &str,
+        agent: &AgentId,
+    ) -> Result<(), AttachError> {
         if let Some(current) = self.by_socket.get(&socket)
             && current != username
         {
@@ -195,24 +215,37 @@ impl Registry {
         if let Some(holder) = self.by_agent.get(agent)
             && holder != username
         {
-            return Err(AttachError::AgentTaken { agent: agent.clone(), username: holder.clone() });
+            return Err(AttachError::AgentTaken {
+                agent: agent.clone(),
+                username: holder.clone(),
+            });
         }
         Ok(())
     }
 
     /// Attaches `socket` to the session of `username`, creating it if needed. A socket already
     /// attached keeps what it has seen; a new socket will receive every unfinished call.
-    pub fn attach(&mut self, socket: SocketId, username: &str, agent: &AgentId, max_calls: u32, now: Instant) -> Result<(), AttachError> {
+    pub fn attach(
+        &mut self,
+        socket: SocketId,
+        username: &str,
+        agent: &AgentId,
+        max_calls: u32,
+        now: Instant,
+    ) -> Result<(), AttachError> {
         self.can_attach(socket, username, agent)?;
-        let session = self.sessions.entry(username.to_owned()).or_insert_with(|| Session {
-            username: username.to_owned(),
-            agent: agent.clone(),
-            max_calls,
-            sockets: BTreeMap::new(),
-            calls: Vec::new(),
-            ended: VecDeque::new(),
-            orphaned_since: None,
-        });
+        let session = self
+            .sessions
+            .entry(username.to_owned())
+            .or_insert_with(|| Session {
+                username: username.to_owned(),
+                agent: agent.clone(),
+                max_calls,
+                sockets: BTreeMap::new(),
+                calls: Vec::new(),
+                ended: VecDeque::new(),
+                orphaned_since: None,
+            });
         session.max_calls = max_calls;
         session.orphaned_since = None;
         let view = session.sockets.entry(socket).or_default();
@@ -226,7 +259,9 @@ impl Registry {
 
     /// The socket is gone without USER_DISCONNECT; its session waits for the grace period.
     pub fn socket_closed(&mut self, socket: SocketId, now: Instant) {
-        let Some(username) = self.by_socket.remove(&socket) else { return };
+        let Some(username) = self.by_socket.remove(&socket) else {
+            return;
+        };
         if let Some(session) = self.sessions.get_mut(&username) {
             session.sockets.remove(&socket);
             if session.sockets.is_empty() {
@@ -239,15 +274,24 @@ impl Registry {
     pub fn expired(&self, now: Instant) -> Vec<String> {
         self.sessions
             .values()
-            .filter(|s| s.orphaned_since.is_some_and(|t| now.duration_since(t) >= self.rules.reconnect_grace))
+            .filter(|s| {
+                s.orphaned_since
+                    .is_some_and(|t| now.duration_since(t) >= self.rules.reconnect_grace)
+            })
             .map(|s| s.username.clone())
             .collect()
     }
 
     /// Ends a session: its sockets stop acting for it. Returns the sockets it had.
     pub fn end_session(&mut self, username: &str) -> Vec<SocketId> {
-        let Some(session) = self.sessions.remove(username) else { return Vec::new() };
-        if self.by_agent.get(&session.agent).is_some_and(|u| u == username) {
+        let Some(session) = self.sessions.remove(username) else {
+            return Vec::new();
+        };
+        if self
+            .by_agent
+            .get(&session.agent)
+            .is_some_and(|u| u == username)
+        {
             self.by_agent.remove(&session.agent);
         }
         let sockets: Vec<SocketId> = session.sockets.keys().copied().collect();
@@ -259,11 +303,22 @@ impl Registry {
 
     /// The platform gave `agent` a call; false if no session wants it or it is known already.
     pub fn call_started(&mut self, agent: &AgentId, call: CallId, info: NewCall) -> bool {
-        let Some(session) = self.by_agent.get(agent).and_then(|u| self.sessions.get_mut(u)) else { return false };
+        let Some(session) = self
+            .by_agent
+            .get(agent)
+            .and_then(|u| self.sessions.get_mut(u))
+        else {
+            return false;
+        };
         if session.holds(call) || session.ended.contains(&call) {
             return false;
         }
-        session.calls.push(Slot { call, info, answered: false, unanswered_reported: false });
+        session.calls.push(Slot {
+            call,
+            info,
+            answered: false,
+            unanswered_reported: false,
+        });
         true
     }
 
@@ -276,12 +331,21 @@ impl Registry {
             view.delivered.remove(&call);
         }
         session.remember_ended(call);
-        Some((session.username.clone(), session.sockets.keys().copied().collect()))
+        Some((
+            session.username.clone(),
+            session.sockets.keys().copied().collect(),
+        ))
     }
 
     /// The UI confirmed a NEW_CALL; false if the socket's session does not hold it.
     pub fn answered(&mut self, socket: SocketId, call: CallId) -> bool {
-        let Some(session) = self.by_socket.get(&socket).and_then(|u| self.sessions.get_mut(u)) else { return false };
+        let Some(session) = self
+            .by_socket
+            .get(&socket)
+            .and_then(|u| self.sessions.get_mut(u))
+        else {
+            return false;
+        };
         match session.calls.iter_mut().find(|s| s.call == call) {
             Some(slot) => {
                 slot.answered = true;
@@ -304,7 +368,9 @@ impl Registry {
                     let due = match view.delivered.get(&slot.call) {
                         None => true,
                         Some(at) => {
-                            self.rules.redeliver_unanswered && !slot.answered && now.duration_since(*at) >= self.rules.ack_timeout
+                            self.rules.redeliver_unanswered
+                                && !slot.answered
+                                && now.duration_since(*at) >= self.rules.ack_timeout
                         }
                     };
                     if due {
@@ -318,7 +384,12 @@ impl Registry {
 
     /// Records that `call` reached `socket`.
     pub fn delivered(&mut self, socket: SocketId, call: CallId, now: Instant) {
-        if let Some(view) = self.by_socket.get(&socket).and_then(|u| self.sessions.get_mut(u)).and_then(|s| s.sockets.get_mut(&socket)) {
+        if let Some(view) = self
+            .by_socket
+            .get(&socket)
+            .and_then(|u| self.sessions.get_mut(u))
+            .and_then(|s| s.sockets.get_mut(&socket))
+        {
             view.delivered.insert(call, now);
         }
     }
@@ -340,9 +411,17 @@ impl Registry {
                     m
                 });
             for slot in session.calls.iter_mut() {
-                if !slot.answered && !slot.unanswered_reported && oldest.get(&slot.call).is_some_and(|t| now.duration_since(*t) >= timeout) {
+                if !slot.answered
+                    && !slot.unanswered_reported
+                    && oldest
+                        .get(&slot.call)
+                        .is_some_and(|t| now.duration_since(*t) >= timeout)
+                {
                     slot.unanswered_reported = true;
-                    out.push(Notice::Unanswered { username: session.username.clone(), call: slot.call });
+                    out.push(Notice::Unanswered {
+                        username: session.username.clone(),
+                        call: slot.call,
+                    });
                 }
             }
         }
@@ -351,7 +430,10 @@ impl Registry {
 
     /// Every call held by any session, with its agent.
     pub fn held_calls(&self) -> Vec<(AgentId, CallId)> {
-        self.sessions.values().flat_map(|s| s.calls.iter().map(|c| (s.agent.clone(), c.call))).collect()
+        self.sessions
+            .values()
+            .flat_map(|s| s.calls.iter().map(|c| (s.agent.clone(), c.call)))
+            .collect()
     }
 
     /// Agents with a session.
@@ -384,7 +466,11 @@ mod tests {
     }
 
     fn due_ids(r: &Registry, now: Instant) -> Vec<(u64, String)> {
-        let mut v: Vec<(u64, String)> = r.due(now).into_iter().map(|(s, c)| (s.0, c.call_id)).collect();
+        let mut v: Vec<(u64, String)> = r
+            .due(now)
+            .into_iter()
+            .map(|(s, c)| (s.0, c.call_id))
+            .collect();
         v.sort();
         v
     }
@@ -408,7 +494,10 @@ mod tests {
         r.attach(S1, "maria", &maria, 2, t0).unwrap();
         assert!(r.call_started(&maria, CallId(1), info(1)));
         assert!(due_ids(&r, t0 + Duration::from_millis(499)).is_empty());
-        assert_eq!(due_ids(&r, t0 + Duration::from_millis(500)), vec![(1, "1".into())]);
+        assert_eq!(
+            due_ids(&r, t0 + Duration::from_millis(500)),
+            vec![(1, "1".into())]
+        );
     }
 
     #[test]
@@ -424,9 +513,16 @@ mod tests {
         assert_eq!(due_ids(&r, later), vec![(1, "1".into()), (1, "2".into())]);
         deliver_all(&mut r, later);
         assert!(r.due(later).is_empty(), "delivered once per socket");
-        assert_eq!(r.session("maria").unwrap().waiting_calls(), vec![CallId(3), CallId(4)]);
+        assert_eq!(
+            r.session("maria").unwrap().waiting_calls(),
+            vec![CallId(3), CallId(4)]
+        );
         r.call_ended(CallId(1));
-        assert_eq!(due_ids(&r, later), vec![(1, "3".into())], "the oldest waiting call takes the freed slot");
+        assert_eq!(
+            due_ids(&r, later),
+            vec![(1, "3".into())],
+            "the oldest waiting call takes the freed slot"
+        );
     }
 
     #[test]
@@ -440,7 +536,10 @@ mod tests {
         r.call_started(&maria, CallId(2), info(2));
         deliver_all(&mut r, t1);
         r.attach(S1, "maria", &maria, 3, t1).unwrap();
-        assert!(r.due(t1 + Duration::from_secs(5)).is_empty(), "repeated USER_CONNECT re-delivers nothing");
+        assert!(
+            r.due(t1 + Duration::from_secs(5)).is_empty(),
+            "repeated USER_CONNECT re-delivers nothing"
+        );
         r.attach(S2, "maria", &maria, 3, t1).unwrap();
         let t2 = t1 + Duration::from_secs(1);
         assert_eq!(due_ids(&r, t2), vec![(2, "1".into()), (2, "2".into())]);
@@ -450,9 +549,16 @@ mod tests {
     fn one_socket_one_username_and_one_username_per_agent() {
         let t0 = Instant::now();
         let mut r = Registry::new(rules());
-        r.attach(S1, "maria", &AgentId::new("22010"), 1, t0).unwrap();
-        assert_eq!(r.attach(S1, "joao", &AgentId::new("22011"), 1, t0), Err(AttachError::OtherUser("maria".into())));
-        assert!(matches!(r.attach(S2, "impostor", &AgentId::new("22010"), 1, t0), Err(AttachError::AgentTaken { .. })));
+        r.attach(S1, "maria", &AgentId::new("22010"), 1, t0)
+            .unwrap();
+        assert_eq!(
+            r.attach(S1, "joao", &AgentId::new("22011"), 1, t0),
+            Err(AttachError::OtherUser("maria".into()))
+        );
+        assert!(matches!(
+            r.attach(S2, "impostor", &AgentId::new("22010"), 1, t0),
+            Err(AttachError::AgentTaken { .. })
+        ));
     }
 
     #[test]
@@ -464,11 +570,21 @@ mod tests {
         r.call_started(&maria, CallId(9), info(9));
         r.socket_closed(S1, t0);
         assert!(r.expired(t0 + Duration::from_secs(29)).is_empty());
-        r.attach(S2, "maria", &maria, 1, t0 + Duration::from_secs(29)).unwrap();
-        assert!(r.expired(t0 + Duration::from_secs(60)).is_empty(), "picked up in time");
-        assert_eq!(due_ids(&r, t0 + Duration::from_secs(30)), vec![(2, "9".into())]);
+        r.attach(S2, "maria", &maria, 1, t0 + Duration::from_secs(29))
+            .unwrap();
+        assert!(
+            r.expired(t0 + Duration::from_secs(60)).is_empty(),
+            "picked up in time"
+        );
+        assert_eq!(
+            due_ids(&r, t0 + Duration::from_secs(30)),
+            vec![(2, "9".into())]
+        );
         r.socket_closed(S2, t0 + Duration::from_secs(40));
-        assert_eq!(r.expired(t0 + Duration::from_secs(70)), vec!["maria".to_string()]);
+        assert_eq!(
+            r.expired(t0 + Duration::from_secs(70)),
+            vec!["maria".to_string()]
+        );
         assert_eq!(r.end_session("maria"), Vec::<SocketId>::new());
         assert!(r.session_of_agent(&maria).is_none());
     }
@@ -481,9 +597,15 @@ mod tests {
         r.attach(S1, "maria", &maria, 1, t0).unwrap();
         r.attach(S2, "maria", &maria, 1, t0).unwrap();
         r.call_started(&maria, CallId(5), info(5));
-        assert_eq!(r.call_ended(CallId(5)), Some(("maria".into(), vec![S1, S2])));
+        assert_eq!(
+            r.call_ended(CallId(5)),
+            Some(("maria".into(), vec![S1, S2]))
+        );
         assert_eq!(r.call_ended(CallId(5)), None, "CALL_ENDED once per call");
-        assert!(!r.call_started(&maria, CallId(5), info(5)), "an ended call is not offered again");
+        assert!(
+            !r.call_started(&maria, CallId(5), info(5)),
+            "an ended call is not offered again"
+        );
     }
 
     #[test]
@@ -497,16 +619,28 @@ mod tests {
         deliver_all(&mut r, t1);
         let late = t1 + Duration::from_secs(16);
         assert!(r.due(late).is_empty(), "no redelivery by default");
-        assert_eq!(r.notices(late), vec![Notice::Unanswered { username: "maria".into(), call: CallId(1) }]);
+        assert_eq!(
+            r.notices(late),
+            vec![Notice::Unanswered {
+                username: "maria".into(),
+                call: CallId(1)
+            }]
+        );
         assert!(r.notices(late).is_empty(), "reported once");
 
-        let mut r = Registry::new(Rules { redeliver_unanswered: true, ..rules() });
+        let mut r = Registry::new(Rules {
+            redeliver_unanswered: true,
+            ..rules()
+        });
         r.attach(S1, "maria", &maria, 1, t0).unwrap();
         r.call_started(&maria, CallId(1), info(1));
         deliver_all(&mut r, t1);
         assert_eq!(due_ids(&r, late), vec![(1, "1".into())]);
         assert!(r.answered(S1, CallId(1)));
-        assert!(r.due(late).is_empty(), "an answered call is not redelivered");
+        assert!(
+            r.due(late).is_empty(),
+            "an answered call is not redelivered"
+        );
         assert!(!r.answered(S1, CallId(77)));
     }
 }

@@ -18,7 +18,11 @@ use crate::{gateway, http, telemetry};
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Runs the bridge on `listener` until `shutdown` is cancelled, then drains and returns.
-pub async fn serve(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     telemetry::prometheus();
     if config.auth.is_none() {
         warn!("no [auth] configured: any socket.io client may act as any agent username");
@@ -59,11 +63,17 @@ pub async fn serve(config: Config, listener: TcpListener, shutdown: Cancellation
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     if platform.pending() > 0 {
-        warn!(pending = platform.pending(), "requests still pending at the shutdown deadline");
+        warn!(
+            pending = platform.pending(),
+            "requests still pending at the shutdown deadline"
+        );
     }
     platform_cancel.cancel();
     tracker.close();
-    if tokio::time::timeout(DRAIN_DEADLINE, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(DRAIN_DEADLINE, tracker.wait())
+        .await
+        .is_err()
+    {
         warn!("some tasks did not stop within the deadline");
     }
     info!("stopped");

@@ -78,7 +78,11 @@ impl<'de> Deserialize<'de> for HumanDuration {
         let text = String::deserialize(d)?;
         humantime::parse_duration(&text)
             .map(HumanDuration)
-            .map_err(|e| serde::de::Error::custom(format!("`{text}` is not a duration like \"10s\" or \"500ms\" ({e})")))
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "`{text}` is not a duration like \"10s\" or \"500ms\" ({e})"
+                ))
+            })
     }
 }
 
@@ -165,7 +169,9 @@ impl<'de> Deserialize<'de> for AllQueues {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match String::deserialize(d)?.as_str() {
             "all" => Ok(AllQueues),
-            other => Err(serde::de::Error::custom(format!("expected \"all\" or a list of queue ids, got `{other}`"))),
+            other => Err(serde::de::Error::custom(format!(
+                "expected \"all\" or a list of queue ids, got `{other}`"
+            ))),
         }
     }
 }
@@ -437,7 +443,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: LogFormat::Human, level: "info".into() }
+        Self {
+            format: LogFormat::Human,
+            level: "info".into(),
+        }
     }
 }
 
@@ -445,9 +454,16 @@ impl Config {
     /// Loads `path`, applies environment overrides and validates the result.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         if !path.exists() {
-            return Err(ConfigError(format!("config file {} does not exist", path.display())));
+            return Err(ConfigError(format!(
+                "config file {} does not exist",
+                path.display()
+            )));
         }
-        Self::from_figment(Figment::new().merge(Toml::file(path)).merge(Env::prefixed(ENV_PREFIX).split("__")))
+        Self::from_figment(
+            Figment::new()
+                .merge(Toml::file(path))
+                .merge(Env::prefixed(ENV_PREFIX).split("__")),
+        )
     }
 
     /// Parses a configuration from TOML text alone (no environment), for tests and tools.
@@ -458,7 +474,12 @@ impl Config {
     fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
         let raw: RawConfig = figment.extract().map_err(|e| {
             // figment reports one error per problem; all of them name their key.
-            ConfigError(e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))
+            ConfigError(
+                e.into_iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
         })?;
         raw.validate()
     }
@@ -477,35 +498,64 @@ impl RawConfig {
         let agents = self.agents.validate()?;
         let auth = match self.auth {
             Some(a) if a.hmac_secret.expose().len() < 16 => {
-                return Err(ConfigError::key("auth.hmac_secret", "must be at least 16 characters"));
+                return Err(ConfigError::key(
+                    "auth.hmac_secret",
+                    "must be at least 16 characters",
+                ));
             }
-            Some(a) => Some(AuthConfig { hmac_secret: a.hmac_secret }),
+            Some(a) => Some(AuthConfig {
+                hmac_secret: a.hmac_secret,
+            }),
             None => None,
         };
         if let Err(e) = self.log.level.parse::<tracing_subscriber::EnvFilter>() {
             return Err(ConfigError::key("log.level", e));
         }
-        Ok(Config { xmpp, converja, socketio, agents, auth, log: self.log })
+        Ok(Config {
+            xmpp,
+            converja,
+            socketio,
+            agents,
+            auth,
+            log: self.log,
+        })
     }
 }
 
 impl RawXmpp {
     fn validate(self) -> Result<XmppConfig, ConfigError> {
-        let jid: BareJid = self.jid.parse().map_err(|e| ConfigError::key("xmpp.jid", format!("`{}` is not a JID ({e})", self.jid)))?;
+        let jid: BareJid = self.jid.parse().map_err(|e| {
+            ConfigError::key("xmpp.jid", format!("`{}` is not a JID ({e})", self.jid))
+        })?;
         if jid.node().is_none() {
-            return Err(ConfigError::key("xmpp.jid", "needs a user part, as in bridge@converja.local"));
+            return Err(ConfigError::key(
+                "xmpp.jid",
+                "needs a user part, as in bridge@converja.local",
+            ));
         }
         let password = match (self.password, self.password_file) {
             (Some(_), Some(_)) => {
-                return Err(ConfigError::key("xmpp.password_file", "set either xmpp.password or xmpp.password_file, not both"));
+                return Err(ConfigError::key(
+                    "xmpp.password_file",
+                    "set either xmpp.password or xmpp.password_file, not both",
+                ));
             }
             (Some(p), None) => p,
             (None, Some(file)) => {
-                let text = std::fs::read_to_string(&file)
-                    .map_err(|e| ConfigError::key("xmpp.password_file", format!("cannot read {}: {e}", file.display())))?;
+                let text = std::fs::read_to_string(&file).map_err(|e| {
+                    ConfigError::key(
+                        "xmpp.password_file",
+                        format!("cannot read {}: {e}", file.display()),
+                    )
+                })?;
                 Secret(text.trim_end_matches(['\n', '\r']).to_owned())
             }
-            (None, None) => return Err(ConfigError::key("xmpp.password", "missing (set xmpp.password or xmpp.password_file)")),
+            (None, None) => {
+                return Err(ConfigError::key(
+                    "xmpp.password",
+                    "missing (set xmpp.password or xmpp.password_file)",
+                ));
+            }
         };
         if password.expose().is_empty() {
             return Err(ConfigError::key("xmpp.password", "is empty"));
@@ -514,19 +564,33 @@ impl RawXmpp {
             return Err(ConfigError::key("xmpp.port", "must be 1-65535"));
         }
         let bosh_url = match (self.transport, self.bosh_url) {
-            (Transport::Bosh, None) => return Err(ConfigError::key("xmpp.bosh_url", "required when xmpp.transport = \"bosh\"")),
+            (Transport::Bosh, None) => {
+                return Err(ConfigError::key(
+                    "xmpp.bosh_url",
+                    "required when xmpp.transport = \"bosh\"",
+                ));
+            }
             (_, Some(url)) if !(url.starts_with("https://") || url.starts_with("http://")) => {
-                return Err(ConfigError::key("xmpp.bosh_url", format!("`{url}` is not an http(s) URL")));
+                return Err(ConfigError::key(
+                    "xmpp.bosh_url",
+                    format!("`{url}` is not an http(s) URL"),
+                ));
             }
             (_, url) => url,
         };
         if !valid_nickname(&self.nickname) {
-            return Err(ConfigError::key("xmpp.nickname", "must be 1-64 characters of A-Z a-z 0-9 . _ -"));
+            return Err(ConfigError::key(
+                "xmpp.nickname",
+                "must be 1-64 characters of A-Z a-z 0-9 . _ -",
+            ));
         }
         if let Some(ca) = &self.ca_file
             && !ca.exists()
         {
-            return Err(ConfigError::key("xmpp.ca_file", format!("{} does not exist", ca.display())));
+            return Err(ConfigError::key(
+                "xmpp.ca_file",
+                format!("{} does not exist", ca.display()),
+            ));
         }
         let host = self.host.unwrap_or_else(|| jid.domain().to_string());
         Ok(XmppConfig {
@@ -546,26 +610,43 @@ impl RawXmpp {
 
 impl RawConverja {
     fn validate(self) -> Result<ConverjaConfig, ConfigError> {
-        let conference: BareJid = self
-            .conference
-            .parse()
-            .map_err(|e| ConfigError::key("converja.conference", format!("`{}` is not a domain ({e})", self.conference)))?;
+        let conference: BareJid = self.conference.parse().map_err(|e| {
+            ConfigError::key(
+                "converja.conference",
+                format!("`{}` is not a domain ({e})", self.conference),
+            )
+        })?;
         if conference.node().is_some() {
-            return Err(ConfigError::key("converja.conference", "must be a bare domain such as conference.platform.converja.com"));
+            return Err(ConfigError::key(
+                "converja.conference",
+                "must be a bare domain such as conference.platform.converja.com",
+            ));
         }
         if self.request_timeout.0.is_zero() {
-            return Err(ConfigError::key("converja.request_timeout", "must be greater than zero"));
+            return Err(ConfigError::key(
+                "converja.request_timeout",
+                "must be greater than zero",
+            ));
         }
         if self.queue_refresh.0 < Duration::from_secs(1) {
-            return Err(ConfigError::key("converja.queue_refresh", "must be at least 1s"));
+            return Err(ConfigError::key(
+                "converja.queue_refresh",
+                "must be at least 1s",
+            ));
         }
         if self.max_pending == 0 {
-            return Err(ConfigError::key("converja.max_pending", "must be at least 1"));
+            return Err(ConfigError::key(
+                "converja.max_pending",
+                "must be at least 1",
+            ));
         }
         if let QueueSelection::List(list) = &self.queues
             && list.is_empty()
         {
-            return Err(ConfigError::key("converja.queues", "an empty list follows no queue; use \"all\" or list ids"));
+            return Err(ConfigError::key(
+                "converja.queues",
+                "an empty list follows no queue; use \"all\" or list ids",
+            ));
         }
         Ok(ConverjaConfig {
             conference,
@@ -579,20 +660,34 @@ impl RawConverja {
 
 impl RawSocketIo {
     fn validate(self) -> Result<SocketIoConfig, ConfigError> {
-        let listen = self
-            .listen
-            .parse()
-            .map_err(|e| ConfigError::key("socketio.listen", format!("`{}` is not an address like 0.0.0.0:3000 ({e})", self.listen)))?;
+        let listen = self.listen.parse().map_err(|e| {
+            ConfigError::key(
+                "socketio.listen",
+                format!(
+                    "`{}` is not an address like 0.0.0.0:3000 ({e})",
+                    self.listen
+                ),
+            )
+        })?;
         if self.paths.is_empty() {
-            return Err(ConfigError::key("socketio.paths", "needs at least one path"));
+            return Err(ConfigError::key(
+                "socketio.paths",
+                "needs at least one path",
+            ));
         }
         for path in &self.paths {
             if !path.starts_with('/') || path.len() < 2 || path.ends_with('/') {
-                return Err(ConfigError::key("socketio.paths", format!("`{path}` must start with / and not end with /")));
+                return Err(ConfigError::key(
+                    "socketio.paths",
+                    format!("`{path}` must start with / and not end with /"),
+                ));
             }
         }
         if self.max_payload < 1024 {
-            return Err(ConfigError::key("socketio.max_payload", "must be at least 1024 bytes"));
+            return Err(ConfigError::key(
+                "socketio.max_payload",
+                "must be at least 1024 bytes",
+            ));
         }
         Ok(SocketIoConfig {
             listen,
@@ -607,20 +702,35 @@ impl RawSocketIo {
 impl RawAgents {
     fn validate(self) -> Result<AgentsConfig, ConfigError> {
         if self.max_calls_limit == 0 {
-            return Err(ConfigError::key("agents.max_calls_limit", "must be at least 1"));
+            return Err(ConfigError::key(
+                "agents.max_calls_limit",
+                "must be at least 1",
+            ));
         }
         if self.on_call_error == OnCallError::Transfer && self.transfer_to.trim().is_empty() {
-            return Err(ConfigError::key("agents.transfer_to", "required when agents.on_call_error = \"transfer\""));
+            return Err(ConfigError::key(
+                "agents.transfer_to",
+                "required when agents.on_call_error = \"transfer\"",
+            ));
         }
         if self.pause_reason == 0 {
-            return Err(ConfigError::key("agents.pause_reason", "0 means \"resume\" on the platform; use a pause reason id"));
+            return Err(ConfigError::key(
+                "agents.pause_reason",
+                "0 means \"resume\" on the platform; use a pause reason id",
+            ));
         }
         for (username, id) in &self.ids {
             if !valid_nickname(username) {
-                return Err(ConfigError::key("agents.ids", format!("username `{username}` must be 1-64 characters of A-Z a-z 0-9 . _ -")));
+                return Err(ConfigError::key(
+                    "agents.ids",
+                    format!("username `{username}` must be 1-64 characters of A-Z a-z 0-9 . _ -"),
+                ));
             }
             if !valid_nickname(id.as_str()) {
-                return Err(ConfigError::key("agents.ids", format!("agent id `{id}` must be 1-64 characters of A-Z a-z 0-9 . _ -")));
+                return Err(ConfigError::key(
+                    "agents.ids",
+                    format!("agent id `{id}` must be 1-64 characters of A-Z a-z 0-9 . _ -"),
+                ));
             }
         }
         Ok(AgentsConfig {
@@ -641,7 +751,10 @@ impl RawAgents {
 
 /// Whether `name` may appear inside a JID as a nickname or room suffix: 1-64 of `A-Z a-z 0-9 . _ -`.
 pub fn valid_nickname(name: &str) -> bool {
-    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 #[cfg(test)]
@@ -661,7 +774,10 @@ mod tests {
         assert_eq!(c.xmpp.port, 5222);
         assert_eq!(c.xmpp.tls, TlsMode::Required);
         assert_eq!(c.converja.request_timeout.0, Duration::from_secs(10));
-        assert_eq!(c.converja.conference.to_string(), "conference.platform.converja.com");
+        assert_eq!(
+            c.converja.conference.to_string(),
+            "conference.platform.converja.com"
+        );
         assert_eq!(c.socketio.paths, vec!["/callcontrol", "/socket.io"]);
         assert_eq!(c.agents.first_call_delay.0, Duration::from_millis(500));
         assert_eq!(c.agents.on_disconnect, OnDisconnect::Logout);
@@ -670,7 +786,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused_with_their_name() {
-        let err = Config::from_toml(&format!("{MINIMAL}\n[agents]\nmax_cals = 3\n")).unwrap_err().to_string();
+        let err = Config::from_toml(&format!("{MINIMAL}\n[agents]\nmax_cals = 3\n"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("max_cals"), "{err}");
     }
 
@@ -680,7 +798,10 @@ mod tests {
             ("[converja]\nrequest_timeout = \"ten\"", "request_timeout"),
             ("[socketio]\nlisten = \"nowhere\"", "socketio.listen"),
             ("[agents]\nmax_calls_limit = 0", "agents.max_calls_limit"),
-            ("[agents]\non_call_error = \"transfer\"", "agents.transfer_to"),
+            (
+                "[agents]\non_call_error = \"transfer\"",
+                "agents.transfer_to",
+            ),
             ("[agents]\non_disconnect = \"explode\"", "on_disconnect"),
             ("[agents.ids]\n\"maria@x\" = \"22010\"", "agents.ids"),
             ("[auth]\nhmac_secret = \"short\"", "auth.hmac_secret"),
@@ -688,28 +809,45 @@ mod tests {
             ("[log]\nlevel = \"[[[\"", "log.level"),
         ];
         for (extra, key) in cases {
-            let err = Config::from_toml(&format!("{MINIMAL}\n{extra}\n")).unwrap_err().to_string();
+            let err = Config::from_toml(&format!("{MINIMAL}\n{extra}\n"))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(key), "{extra:?} gave {err}");
         }
-        let err = Config::from_toml("[xmpp]\njid = \"nobody\"\npassword = \"x\"").unwrap_err().to_string();
+        let err = Config::from_toml("[xmpp]\njid = \"nobody\"\npassword = \"x\"")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("xmpp.jid"), "{err}");
-        let err = Config::from_toml("[xmpp]\njid = \"a@b\"").unwrap_err().to_string();
+        let err = Config::from_toml("[xmpp]\njid = \"a@b\"")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("xmpp.password"), "{err}");
-        let err = Config::from_toml("[xmpp]\njid = \"a@b\"\npassword = \"x\"\ntransport = \"bosh\"").unwrap_err().to_string();
+        let err =
+            Config::from_toml("[xmpp]\njid = \"a@b\"\npassword = \"x\"\ntransport = \"bosh\"")
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("xmpp.bosh_url"), "{err}");
     }
 
     #[test]
     fn queue_selection_is_all_or_a_list() {
-        let c = Config::from_toml(&format!("{MINIMAL}\n[converja]\nqueues = [7, 8]\n")).expect("valid");
-        assert_eq!(c.converja.queues, QueueSelection::List(vec![QueueId(7), QueueId(8)]));
-        let c = Config::from_toml(&format!("{MINIMAL}\n[converja]\nqueues = \"all\"\n")).expect("valid");
+        let c =
+            Config::from_toml(&format!("{MINIMAL}\n[converja]\nqueues = [7, 8]\n")).expect("valid");
+        assert_eq!(
+            c.converja.queues,
+            QueueSelection::List(vec![QueueId(7), QueueId(8)])
+        );
+        let c = Config::from_toml(&format!("{MINIMAL}\n[converja]\nqueues = \"all\"\n"))
+            .expect("valid");
         assert_eq!(c.converja.queues, QueueSelection::All(AllQueues));
     }
 
     #[test]
     fn printed_config_masks_secrets() {
-        let c = Config::from_toml(&format!("{MINIMAL}\n[auth]\nhmac_secret = \"0123456789abcdef-very-secret\"\n")).expect("valid");
+        let c = Config::from_toml(&format!(
+            "{MINIMAL}\n[auth]\nhmac_secret = \"0123456789abcdef-very-secret\"\n"
+        ))
+        .expect("valid");
         let text = c.to_masked_toml();
         assert!(!text.contains("secret\""), "{text}");
         assert!(!text.contains("very-secret"), "{text}");
@@ -719,6 +857,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API, not ours
     fn environment_overrides_the_file() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("bridge.toml", MINIMAL)?;
@@ -730,7 +869,9 @@ mod tests {
             assert_eq!(c.converja.request_timeout.0, Duration::from_secs(2));
             assert_eq!(c.agents.max_calls_limit, 4);
             jail.set_env("CONVERJA_BRIDGE__XMPP__PORT", "seventy");
-            let err = Config::load(Path::new("bridge.toml")).unwrap_err().to_string();
+            let err = Config::load(Path::new("bridge.toml"))
+                .unwrap_err()
+                .to_string();
             assert!(err.to_lowercase().contains("xmpp.port"), "{err}");
             Ok(())
         });
@@ -741,7 +882,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("pw");
         std::fs::write(&file, "s3cret\n").expect("write");
-        let text = format!("[xmpp]\njid = \"a@b\"\npassword_file = \"{}\"\n", file.display());
+        let text = format!(
+            "[xmpp]\njid = \"a@b\"\npassword_file = \"{}\"\n",
+            file.display()
+        );
         let c = Config::from_toml(&text).expect("valid");
         assert_eq!(c.xmpp.password.expose(), "s3cret");
     }
@@ -752,7 +896,11 @@ mod tests {
         let mut seen = 0;
         for entry in std::fs::read_dir(&dir).expect("examples/ exists") {
             let path = entry.expect("readable").path();
-            if path.extension().is_some_and(|e| e == "toml") && path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("bridge")) {
+            if path.extension().is_some_and(|e| e == "toml")
+                && path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("bridge"))
+            {
                 let text = std::fs::read_to_string(&path).expect("readable");
                 Config::from_toml(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 seen += 1;

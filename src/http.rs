@@ -21,11 +21,18 @@ pub fn routes(platform: Platform) -> Router {
 
 async fn readyz(State(platform): State<Platform>) -> impl IntoResponse {
     let readiness = platform.readiness();
-    let status = if readiness.is_ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if readiness.is_ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = json!({ "ready": readiness.is_ready(), "xmpp_online": readiness.online, "rooms_missing": readiness.missing });
     (status, axum::Json(body))
 }
 
 async fn metrics() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], telemetry::prometheus().render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        telemetry::prometheus().render(),
+    )
 }

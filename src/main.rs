@@ -63,7 +63,9 @@ fn main() -> ExitCode {
             runtime(async move {
                 let listener = tokio::net::TcpListener::bind(cfg.socketio.listen)
                     .await
-                    .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.socketio.listen))?;
+                    .map_err(|e| {
+                        anyhow::anyhow!("cannot listen on {}: {e}", cfg.socketio.listen)
+                    })?;
                 app::serve(cfg, listener, shutdown_on_signal()).await
             })
         }
@@ -75,7 +77,10 @@ fn main() -> ExitCode {
 }
 
 fn runtime(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -100,7 +105,9 @@ fn shutdown_on_signal() -> CancellationToken {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler installs");
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler installs");
             tokio::select! {
                 _ = ctrl_c => {},
                 _ = term.recv() => {},

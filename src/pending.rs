@@ -28,10 +28,15 @@ pub struct IdSource {
 impl IdSource {
     /// The next id: strictly greater than every id handed out before.
     pub fn next(&self) -> u64 {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0);
         let prev = self
             .last
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| Some(now.max(last + 1)))
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+                Some(now.max(last + 1))
+            })
             .expect("the closure always returns Some");
         now.max(prev + 1)
     }
@@ -130,7 +135,10 @@ pub struct PendingTable {
 
 impl std::fmt::Debug for PendingTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PendingTable").field("len", &self.len()).field("capacity", &self.capacity).finish()
+        f.debug_struct("PendingTable")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity)
+            .finish()
     }
 }
 
@@ -150,8 +158,13 @@ impl Ticket {
 
     /// Waits for the response or the failure. The caller applies the timeout.
     pub async fn wait(&mut self) -> Result<ResponseMessage, Failure> {
-        let rx = self.rx.as_mut().expect("wait is not called after it returned");
-        let result = rx.await.unwrap_or_else(|_| Err(Failure::LinkDown("the request table was dropped".into())));
+        let rx = self
+            .rx
+            .as_mut()
+            .expect("wait is not called after it returned");
+        let result = rx
+            .await
+            .unwrap_or_else(|_| Err(Failure::LinkDown("the request table was dropped".into())));
         self.rx = None;
         result
     }
@@ -166,7 +179,11 @@ impl Drop for Ticket {
 impl PendingTable {
     /// A table holding at most `capacity` requests at once.
     pub fn new(capacity: usize) -> Arc<Self> {
-        Arc::new(Self { inner: Mutex::new(Inner::default()), capacity, ids: IdSource::default() })
+        Arc::new(Self {
+            inner: Mutex::new(Inner::default()),
+            capacity,
+            ids: IdSource::default(),
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -194,9 +211,19 @@ impl PendingTable {
             if inner.entries.len() >= self.capacity {
                 return Err(Overloaded);
             }
-            inner.entries.insert(id, Entry { occupant, reply: tx });
+            inner.entries.insert(
+                id,
+                Entry {
+                    occupant,
+                    reply: tx,
+                },
+            );
         }
-        Ok(Ticket { id, table: self.clone(), rx: Some(rx) })
+        Ok(Ticket {
+            id,
+            table: self.clone(),
+            rx: Some(rx),
+        })
     }
 
     /// Matches a response received from `from` to its request.
@@ -205,14 +232,19 @@ impl PendingTable {
         let id = response.to;
         match inner.entries.get(&id) {
             Some(entry) if !same_occupant(from, &entry.occupant) => {
-                return Disposition::Spoofed { expected: entry.occupant.clone() };
+                return Disposition::Spoofed {
+                    expected: entry.occupant.clone(),
+                };
             }
             Some(_) => {}
             None if inner.answered.contains(id) => return Disposition::Duplicate,
             None if inner.abandoned.contains(id) => return Disposition::Late,
             None => return Disposition::Unknown,
         }
-        let entry = inner.entries.remove(&id).expect("checked above under the same lock");
+        let entry = inner
+            .entries
+            .remove(&id)
+            .expect("checked above under the same lock");
         inner.answered.insert(id);
         drop(inner);
         // The waiter may have given up in this instant; its Ticket drop is then a no-op.
@@ -226,13 +258,18 @@ impl PendingTable {
         let mut inner = self.lock();
         match inner.entries.get(&id) {
             Some(entry) if same_occupant(from, &entry.occupant) => {
-                let entry = inner.entries.remove(&id).expect("checked above under the same lock");
+                let entry = inner
+                    .entries
+                    .remove(&id)
+                    .expect("checked above under the same lock");
                 inner.abandoned.insert(id);
                 drop(inner);
                 let _ = entry.reply.send(Err(Failure::Bounced(reason)));
                 Disposition::Accepted
             }
-            Some(entry) => Disposition::Spoofed { expected: entry.occupant.clone() },
+            Some(entry) => Disposition::Spoofed {
+                expected: entry.occupant.clone(),
+            },
             None => Disposition::Unknown,
         }
     }
@@ -275,7 +312,13 @@ mod tests {
     }
 
     fn response(to: u64) -> ResponseMessage {
-        ResponseMessage { id: 1, to, failure: false, status: 200, params: serde_json::json!({}) }
+        ResponseMessage {
+            id: 1,
+            to,
+            failure: false,
+            status: 200,
+            params: serde_json::json!({}),
+        }
     }
 
     const FILIS: &str = "filis@conf.test/filis";
@@ -286,8 +329,14 @@ mod tests {
         let mut a = table.register(occupant(FILIS)).unwrap();
         let mut b = table.register(occupant(FILIS)).unwrap();
         let from: Jid = occupant(FILIS).into();
-        assert_eq!(table.resolve(&from, response(b.id())), Disposition::Accepted);
-        assert_eq!(table.resolve(&from, response(a.id())), Disposition::Accepted);
+        assert_eq!(
+            table.resolve(&from, response(b.id())),
+            Disposition::Accepted
+        );
+        assert_eq!(
+            table.resolve(&from, response(a.id())),
+            Disposition::Accepted
+        );
         assert_eq!(a.wait().await.unwrap().to, a.id());
         assert_eq!(b.wait().await.unwrap().to, b.id());
         assert!(table.is_empty());
@@ -299,10 +348,19 @@ mod tests {
         let mut t = table.register(occupant("agent.1@conf.test/1")).unwrap();
         let other: Jid = occupant("agent.2@conf.test/2").into();
         let bare: Jid = "agent.1@conf.test".parse().unwrap();
-        assert!(matches!(table.resolve(&other, response(t.id())), Disposition::Spoofed { .. }));
-        assert!(matches!(table.resolve(&bare, response(t.id())), Disposition::Spoofed { .. }));
+        assert!(matches!(
+            table.resolve(&other, response(t.id())),
+            Disposition::Spoofed { .. }
+        ));
+        assert!(matches!(
+            table.resolve(&bare, response(t.id())),
+            Disposition::Spoofed { .. }
+        ));
         let real: Jid = occupant("agent.1@conf.test/1").into();
-        assert_eq!(table.resolve(&real, response(t.id())), Disposition::Accepted);
+        assert_eq!(
+            table.resolve(&real, response(t.id())),
+            Disposition::Accepted
+        );
         assert!(t.wait().await.is_ok());
     }
 
@@ -327,19 +385,33 @@ mod tests {
         let table = PendingTable::new(10);
         let mut t = table.register(occupant("agent.9@conf.test/9")).unwrap();
         let stranger: Jid = occupant("agent.8@conf.test/8").into();
-        assert!(matches!(table.bounce(t.id(), &stranger, "x".into()), Disposition::Spoofed { .. }));
+        assert!(matches!(
+            table.bounce(t.id(), &stranger, "x".into()),
+            Disposition::Spoofed { .. }
+        ));
         let from: Jid = occupant("agent.9@conf.test/9").into();
-        assert_eq!(table.bounce(t.id(), &from, "item-not-found".into()), Disposition::Accepted);
-        assert_eq!(t.wait().await, Err(Failure::Bounced("item-not-found".into())));
+        assert_eq!(
+            table.bounce(t.id(), &from, "item-not-found".into()),
+            Disposition::Accepted
+        );
+        assert_eq!(
+            t.wait().await,
+            Err(Failure::Bounced("item-not-found".into()))
+        );
     }
 
     #[tokio::test]
     async fn link_loss_fails_everything_pending() {
         let table = PendingTable::new(10);
-        let mut tickets: Vec<_> = (0..5).map(|_| table.register(occupant(FILIS)).unwrap()).collect();
+        let mut tickets: Vec<_> = (0..5)
+            .map(|_| table.register(occupant(FILIS)).unwrap())
+            .collect();
         assert_eq!(table.fail_all("connection reset"), 5);
         for t in &mut tickets {
-            assert_eq!(t.wait().await, Err(Failure::LinkDown("connection reset".into())));
+            assert_eq!(
+                t.wait().await,
+                Err(Failure::LinkDown("connection reset".into()))
+            );
         }
         assert!(table.is_empty());
     }
@@ -356,7 +428,10 @@ mod tests {
 
     #[test]
     fn ids_increase_start_from_the_clock_and_fit_json() {
-        let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64;
+        let before = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as u64;
         let ids = IdSource::default();
         let mut last = 0;
         for _ in 0..10_000 {

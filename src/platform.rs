@@ -15,12 +15,15 @@ use tracing::{Instrument, debug, info, warn};
 
 use crate::config::{ConverjaConfig, QueueSelection};
 use crate::converja::{
-    Addresses, AgentId, AgentStatus, Data, Destination, Empty, Event, Message, PauseReason, ProtocolError, QueueAgent,
-    QueueCalls, QueueId, QueueInfo, QueueSupervisor, Request, ResponseParams, RoomName, TerminalTime,
+    Addresses, AgentId, AgentStatus, Data, Destination, Empty, Event, Message, PauseReason,
+    ProtocolError, QueueAgent, QueueCalls, QueueId, QueueInfo, QueueSupervisor, Request,
+    ResponseParams, RoomName, TerminalTime,
 };
 use crate::pending::{Disposition, Failure, PendingTable};
 use crate::telemetry;
-use crate::xmpp::{ConnectSettings, Inbound, InboundMessage, Link, LinkError, LinkState, LinkStatus, MessageKind};
+use crate::xmpp::{
+    ConnectSettings, Inbound, InboundMessage, Link, LinkError, LinkState, LinkStatus, MessageKind,
+};
 
 /// Event ids remembered per room to drop replays and duplicates.
 const EVENT_WINDOW: usize = 2048;
@@ -155,7 +158,9 @@ pub struct Platform {
 
 impl std::fmt::Debug for Platform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Platform").field("table", &self.shared.table).finish()
+        f.debug_struct("Platform")
+            .field("table", &self.shared.table)
+            .finish()
     }
 }
 
@@ -186,9 +191,18 @@ impl Platform {
                 queue_names: Mutex::new(HashMap::new()),
             }),
         };
-        let dispatcher = Dispatcher { platform: platform.clone(), seen: HashMap::new() };
-        tracker.spawn(dispatcher.run(inbound, cancel.clone()).instrument(tracing::info_span!("platform_dispatch")));
-        let keeper = platform.clone().keep_rooms(cfg.queues.clone(), cfg.queue_refresh.0, cancel);
+        let dispatcher = Dispatcher {
+            platform: platform.clone(),
+            seen: HashMap::new(),
+        };
+        tracker.spawn(
+            dispatcher
+                .run(inbound, cancel.clone())
+                .instrument(tracing::info_span!("platform_dispatch")),
+        );
+        let keeper = platform
+            .clone()
+            .keep_rooms(cfg.queues.clone(), cfg.queue_refresh.0, cancel);
         tracker.spawn(keeper.instrument(tracing::info_span!("platform_rooms")));
         platform
     }
@@ -216,21 +230,40 @@ impl Platform {
     /// Readiness: link online and every base room joined.
     pub fn readiness(&self) -> Readiness {
         let state = self.shared.link.state().borrow().clone();
-        let base = self.shared.base_rooms.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let base = self
+            .shared
+            .base_rooms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         Readiness {
             online: state.status == LinkStatus::Online,
-            missing: base.iter().filter(|r| !state.joined.contains(*r)).map(|r| r.to_string()).collect(),
+            missing: base
+                .iter()
+                .filter(|r| !state.joined.contains(*r))
+                .map(|r| r.to_string())
+                .collect(),
         }
     }
 
     /// The name of a queue from the last `GET /queues`, if known.
     pub fn queue_name(&self, queue: QueueId) -> Option<String> {
-        self.shared.queue_names.lock().unwrap_or_else(|e| e.into_inner()).get(&queue).cloned()
+        self.shared
+            .queue_names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&queue)
+            .cloned()
     }
 
     /// The queues followed now.
     pub fn followed_queues(&self) -> Vec<QueueId> {
-        let base = self.shared.base_rooms.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let base = self
+            .shared
+            .base_rooms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         base.iter()
             .filter_map(|r| match self.shared.addresses.room_of(r) {
                 Some(RoomName::Queue(q)) => Some(q),
@@ -243,13 +276,17 @@ impl Platform {
     pub async fn call<T: ResponseParams>(&self, request: Request) -> Result<T, PlatformError> {
         let kind = request.kind();
         let started = Instant::now();
-        let result = self.exchange(&request).await.and_then(|params| T::decode(kind, params).map_err(bad_response));
+        let result = self
+            .exchange(&request)
+            .await
+            .and_then(|params| T::decode(kind, params).map_err(bad_response));
         let outcome = match &result {
             Ok(_) => "ok",
             Err(e) => e.outcome(),
         };
         metrics::counter!(telemetry::REQUESTS, "kind" => kind, "outcome" => outcome).increment(1);
-        metrics::histogram!(telemetry::REQUEST_SECONDS, "kind" => kind).record(started.elapsed().as_secs_f64());
+        metrics::histogram!(telemetry::REQUEST_SECONDS, "kind" => kind)
+            .record(started.elapsed().as_secs_f64());
         result
     }
 
@@ -259,15 +296,25 @@ impl Platform {
         if let Destination::Agent(agent) = &destination {
             self.join_agent_room(agent).await?;
         }
-        let occupant = shared.addresses.destination(&destination).map_err(|e| PlatformError::BadResponse(e.to_string()))?;
-        let mut ticket = shared.table.register(occupant.clone()).map_err(|_| PlatformError::Overloaded)?;
+        let occupant = shared
+            .addresses
+            .destination(&destination)
+            .map_err(|e| PlatformError::BadResponse(e.to_string()))?;
+        let mut ticket = shared
+            .table
+            .register(occupant.clone())
+            .map_err(|_| PlatformError::Overloaded)?;
         let id = ticket.id();
         let span = tracing::debug_span!("request", id, kind = request.kind(), to = %occupant);
         async {
             metrics::gauge!(telemetry::PENDING).set(shared.table.len() as f64);
             let body = Message::Request(request.to_message(id)).to_json();
             debug!(%body, "sending request");
-            shared.link.send_chat(occupant.clone(), id.to_string(), body).await.map_err(|e| PlatformError::LinkDown(e.to_string()))?;
+            shared
+                .link
+                .send_chat(occupant.clone(), id.to_string(), body)
+                .await
+                .map_err(|e| PlatformError::LinkDown(e.to_string()))?;
             let answer = tokio::time::timeout(shared.timeout, ticket.wait()).await;
             drop(ticket);
             metrics::gauge!(telemetry::PENDING).set(shared.table.len() as f64);
@@ -278,7 +325,10 @@ impl Platform {
                 }
                 Ok(Err(Failure::LinkDown(reason))) => return Err(PlatformError::LinkDown(reason)),
                 Ok(Err(Failure::Bounced(condition))) => {
-                    return Err(PlatformError::Bounced { occupant: occupant.to_string(), condition });
+                    return Err(PlatformError::Bounced {
+                        occupant: occupant.to_string(),
+                        condition,
+                    });
                 }
                 Ok(Ok(response)) => response,
             };
@@ -286,7 +336,10 @@ impl Platform {
                 Ok(response.params)
             } else {
                 debug!(status = response.status, "platform refused the request");
-                Err(PlatformError::Status { status: response.status, params: response.params })
+                Err(PlatformError::Status {
+                    status: response.status,
+                    params: response.params,
+                })
             }
         }
         .instrument(span)
@@ -295,11 +348,20 @@ impl Platform {
 
     /// Joins `agent.<id>` unless already joined; requests to the agent's occupant need it.
     pub async fn join_agent_room(&self, agent: &AgentId) -> Result<(), PlatformError> {
-        let room = self.shared.addresses.room(&RoomName::Agent(agent.clone())).map_err(|e| PlatformError::BadResponse(e.to_string()))?;
+        let room = self
+            .shared
+            .addresses
+            .room(&RoomName::Agent(agent.clone()))
+            .map_err(|e| PlatformError::BadResponse(e.to_string()))?;
         if self.shared.link.state().borrow().joined.contains(&room) {
             return Ok(());
         }
-        match tokio::time::timeout(self.shared.timeout, self.shared.link.join(room, &self.shared.nickname)).await {
+        match tokio::time::timeout(
+            self.shared.timeout,
+            self.shared.link.join(room, &self.shared.nickname),
+        )
+        .await
+        {
             Ok(Ok(())) => Ok(()),
             Ok(Err(LinkError::Down(reason))) => Err(PlatformError::LinkDown(reason)),
             Ok(Err(e)) => Err(PlatformError::Room(e)),
@@ -321,12 +383,21 @@ impl Platform {
 
     /// `GET /queues/:id/agents`.
     pub async fn queue_agents(&self, queue: QueueId) -> Result<Vec<QueueAgent>, PlatformError> {
-        Ok(self.call::<Data<QueueAgent>>(Request::QueueAgents(queue)).await?.data)
+        Ok(self
+            .call::<Data<QueueAgent>>(Request::QueueAgents(queue))
+            .await?
+            .data)
     }
 
     /// `GET /queues/:id/supervisors`.
-    pub async fn queue_supervisors(&self, queue: QueueId) -> Result<Vec<QueueSupervisor>, PlatformError> {
-        Ok(self.call::<Data<QueueSupervisor>>(Request::QueueSupervisors(queue)).await?.data)
+    pub async fn queue_supervisors(
+        &self,
+        queue: QueueId,
+    ) -> Result<Vec<QueueSupervisor>, PlatformError> {
+        Ok(self
+            .call::<Data<QueueSupervisor>>(Request::QueueSupervisors(queue))
+            .await?
+            .data)
     }
 
     /// `GET /queues/:id/calls`.
@@ -341,35 +412,58 @@ impl Platform {
 
     /// `DELETE /calls/active`: hangs up the agent's current call.
     pub async fn end_active_call(&self, agent: &AgentId) -> Result<(), PlatformError> {
-        self.call::<Empty>(Request::EndActiveCall(agent.clone())).await.map(drop)
+        self.call::<Empty>(Request::EndActiveCall(agent.clone()))
+            .await
+            .map(drop)
     }
 
     /// `DELETE /session`: logs the agent out.
     pub async fn logout(&self, agent: &AgentId) -> Result<(), PlatformError> {
-        self.call::<Empty>(Request::Logout(agent.clone())).await.map(drop)
+        self.call::<Empty>(Request::Logout(agent.clone()))
+            .await
+            .map(drop)
     }
 
     /// `GET /timestamp`: the agent terminal's clock in milliseconds.
     pub async fn terminal_time(&self, agent: &AgentId) -> Result<f64, PlatformError> {
-        Ok(self.call::<TerminalTime>(Request::Timestamp(agent.clone())).await?.timestamp)
+        Ok(self
+            .call::<TerminalTime>(Request::Timestamp(agent.clone()))
+            .await?
+            .timestamp)
     }
 
     /// `PUT /calls/active/local`: transfers the agent's current call to `number`.
     pub async fn transfer(&self, agent: &AgentId, number: &str) -> Result<(), PlatformError> {
-        self.call::<Empty>(Request::Transfer(agent.clone(), number.to_owned())).await.map(drop)
+        self.call::<Empty>(Request::Transfer(agent.clone(), number.to_owned()))
+            .await
+            .map(drop)
     }
 
     /// `PUT /session/paused`: pauses with `reason`, or resumes with `None`.
-    pub async fn set_paused(&self, agent: &AgentId, reason: Option<PauseReason>) -> Result<(), PlatformError> {
-        self.call::<Empty>(Request::SetPaused(agent.clone(), reason)).await.map(drop)
+    pub async fn set_paused(
+        &self,
+        agent: &AgentId,
+        reason: Option<PauseReason>,
+    ) -> Result<(), PlatformError> {
+        self.call::<Empty>(Request::SetPaused(agent.clone(), reason))
+            .await
+            .map(drop)
     }
 
     /// Joins filis and catraquis, then follows the queue rooms, re-reading the queue list
     /// periodically and after every reconnect.
-    async fn keep_rooms(self, selection: QueueSelection, refresh: Duration, cancel: CancellationToken) {
+    async fn keep_rooms(
+        self,
+        selection: QueueSelection,
+        refresh: Duration,
+        cancel: CancellationToken,
+    ) {
         let shared = &self.shared;
         for room in [RoomName::Filis, RoomName::Catraquis] {
-            let jid = shared.addresses.room(&room).expect("fixed room names are valid JIDs");
+            let jid = shared
+                .addresses
+                .room(&room)
+                .expect("fixed room names are valid JIDs");
             // Offline now is fine: the link remembers the room and joins it once online.
             let _ = shared.link.join(jid, &shared.nickname).await;
         }
@@ -378,12 +472,17 @@ impl Platform {
         let mut followed: BTreeSet<QueueId> = BTreeSet::new();
         loop {
             // Wait for the link before asking anything.
-            if state.wait_for(|s| s.status == LinkStatus::Online).await.is_err() {
+            if state
+                .wait_for(|s| s.status == LinkStatus::Online)
+                .await
+                .is_err()
+            {
                 return;
             }
             let next = match self.queues().await {
                 Ok(queues) => {
-                    let names: HashMap<QueueId, String> = queues.iter().map(|q| (q.id, q.name.clone())).collect();
+                    let names: HashMap<QueueId, String> =
+                        queues.iter().map(|q| (q.id, q.name.clone())).collect();
                     *shared.queue_names.lock().unwrap_or_else(|e| e.into_inner()) = names;
                     let wanted: BTreeSet<QueueId> = match &selection {
                         QueueSelection::All(_) => queues.iter().map(|q| q.id).collect(),
@@ -395,7 +494,8 @@ impl Platform {
                 Err(e) => {
                     warn!(error = %e, "cannot read the queue list");
                     if let QueueSelection::List(list) = &selection {
-                        self.follow(&mut followed, list.iter().copied().collect()).await;
+                        self.follow(&mut followed, list.iter().copied().collect())
+                            .await;
                     }
                     QUEUE_RETRY
                 }
@@ -420,18 +520,34 @@ impl Platform {
     async fn follow(&self, followed: &mut BTreeSet<QueueId>, wanted: BTreeSet<QueueId>) {
         let shared = &self.shared;
         for queue in wanted.difference(followed) {
-            let Ok(room) = shared.addresses.room(&RoomName::Queue(*queue)) else { continue };
+            let Ok(room) = shared.addresses.room(&RoomName::Queue(*queue)) else {
+                continue;
+            };
             info!(%queue, "following queue");
-            shared.base_rooms.lock().unwrap_or_else(|e| e.into_inner()).insert(room.clone());
+            shared
+                .base_rooms
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(room.clone());
             // A failure is logged by the link, which keeps retrying; readiness shows it.
-            if let Err(e) = tokio::time::timeout(shared.timeout, shared.link.join(room, &shared.nickname)).await.unwrap_or(Err(LinkError::Down("join timed out".into()))) {
+            if let Err(e) =
+                tokio::time::timeout(shared.timeout, shared.link.join(room, &shared.nickname))
+                    .await
+                    .unwrap_or(Err(LinkError::Down("join timed out".into())))
+            {
                 warn!(%queue, error = %e, "queue room not joined yet");
             }
         }
         for queue in followed.difference(&wanted) {
-            let Ok(room) = shared.addresses.room(&RoomName::Queue(*queue)) else { continue };
+            let Ok(room) = shared.addresses.room(&RoomName::Queue(*queue)) else {
+                continue;
+            };
             info!(%queue, "no longer following queue");
-            shared.base_rooms.lock().unwrap_or_else(|e| e.into_inner()).remove(&room);
+            shared
+                .base_rooms
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&room);
             shared.link.leave(room).await;
         }
         *followed = wanted;
@@ -484,7 +600,10 @@ impl Dispatcher {
             let Some(item) = item else { break };
             self.handle(item);
         }
-        self.platform.shared.table.fail_all("the bridge is shutting down");
+        self.platform
+            .shared
+            .table
+            .fail_all("the bridge is shutting down");
     }
 
     fn handle(&mut self, item: Inbound) {
@@ -508,7 +627,12 @@ impl Dispatcher {
 
     fn on_message(&mut self, msg: InboundMessage) {
         let shared = &self.platform.shared;
-        let InboundMessage { from, kind, id, body } = msg;
+        let InboundMessage {
+            from,
+            kind,
+            id,
+            body,
+        } = msg;
         match kind {
             MessageKind::Error(condition) => {
                 let Some(id) = id.as_deref().and_then(|i| i.parse::<u64>().ok()) else {
@@ -556,7 +680,10 @@ impl Dispatcher {
                 let Some(room) = shared.addresses.room_of(&bare) else {
                     return dropped("foreign_room");
                 };
-                if from.resource().is_some_and(|nick| nick.as_str() == shared.nickname) {
+                if from
+                    .resource()
+                    .is_some_and(|nick| nick.as_str() == shared.nickname)
+                {
                     return; // our own echo
                 }
                 let message = match Message::parse(body.as_deref().unwrap_or_default()) {
@@ -567,7 +694,12 @@ impl Dispatcher {
                         return dropped("malformed");
                     }
                 };
-                if !self.seen.entry(room.clone()).or_default().insert(message.id) {
+                if !self
+                    .seen
+                    .entry(room.clone())
+                    .or_default()
+                    .insert(message.id)
+                {
                     debug!(%room, id = message.id, "duplicate event dropped");
                     return dropped("duplicate_event");
                 }
@@ -575,7 +707,11 @@ impl Dispatcher {
                     Ok(event) => {
                         metrics::counter!(telemetry::EVENTS, "name" => event.name()).increment(1);
                         debug!(%room, id = message.id, name = event.name(), "platform event");
-                        let _ = shared.updates.send(Update::Event(RoomEvent { room, id: message.id, event }));
+                        let _ = shared.updates.send(Update::Event(RoomEvent {
+                            room,
+                            id: message.id,
+                            event,
+                        }));
                     }
                     Err(ProtocolError::UnknownEvent(name)) => {
                         warn!(%room, %name, "unknown platform event dropped");

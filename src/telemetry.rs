@@ -25,12 +25,15 @@ pub const JOIN_FAILURES: &str = "converja_xmpp_join_failures_total";
 
 /// The process-wide Prometheus recorder, installed on first use.
 pub fn prometheus() -> &'static metrics_exporter_prometheus::PrometheusHandle {
-    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> = std::sync::OnceLock::new();
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
     HANDLE.get_or_init(|| {
         let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
             .set_buckets_for_metric(
                 metrics_exporter_prometheus::Matcher::Full(REQUEST_SECONDS.into()),
-                &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+                &[
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ],
             )
             .expect("the bucket list is not empty")
             .build_recorder();
@@ -65,7 +68,11 @@ pub const UNANSWERED: &str = "converja_calls_unanswered_total";
 /// Registers help texts for every metric, once at start.
 pub fn describe() {
     describe_counter!(REQUESTS, "Platform requests by kind and outcome");
-    describe_histogram!(REQUEST_SECONDS, metrics::Unit::Seconds, "Platform request round-trip time by kind");
+    describe_histogram!(
+        REQUEST_SECONDS,
+        metrics::Unit::Seconds,
+        "Platform request round-trip time by kind"
+    );
     describe_gauge!(PENDING, "Platform requests waiting for an answer");
     describe_counter!(DROPPED, "Platform messages dropped, by reason");
     describe_counter!(EVENTS, "Platform events received, by name");
@@ -81,16 +88,25 @@ pub fn describe() {
     describe_gauge!(SESSION_SOCKETS, "Sockets logged in to an agent session");
     describe_gauge!(SESSIONS, "Agent sessions");
     describe_gauge!(CALLS, "Calls held by agent sessions, by state");
-    describe_counter!(UNANSWERED, "NEW_CALLs not answered within agents.ack_timeout");
+    describe_counter!(
+        UNANSWERED,
+        "NEW_CALLs not answered within agents.ack_timeout"
+    );
 }
 
 /// Installs the global tracing subscriber; a second call (as in tests) is a no-op.
 pub fn init_tracing(cfg: &LogConfig) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(true);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(true);
     let _ = match cfg.format {
         LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
     };
 }

@@ -2,6 +2,8 @@
 //! a real Prosody and the simulator. Each test asserts what the UI saw and, where it matters,
 //! what the platform saw.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;
@@ -21,8 +23,18 @@ fn is_iso_millis(s: &str) -> bool {
     s.len() == 24 && s.ends_with('Z') && s.as_bytes()[10] == b'T' && s.as_bytes()[19] == b'.'
 }
 
-async fn requests_to(stack: &common::agent_ui::BridgeStack, method: Method, resource: &str) -> usize {
-    stack.sim.requests().await.iter().filter(|r| r.message.method == method && r.message.resource == resource).count()
+async fn requests_to(
+    stack: &common::agent_ui::BridgeStack,
+    method: Method,
+    resource: &str,
+) -> usize {
+    stack
+        .sim
+        .requests()
+        .await
+        .iter()
+        .filter(|r| r.message.method == method && r.message.resource == resource)
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -30,23 +42,52 @@ async fn an_agent_logs_in_takes_a_call_and_ends_it() {
     let stack = bridge().await;
     let mut ui = Puppet::start(&stack.url).await;
     ui.connect("a").await;
-    ui.emit("a", "USER_CONNECT", json!({"username": "22010", "maxCalls": 8})).await;
-    assert_eq!(ui.expect("a", "USER_CONNECTED").await, json!({"username": "22010", "maxCalls": 8}));
+    ui.emit(
+        "a",
+        "USER_CONNECT",
+        json!({"username": "22010", "maxCalls": 8}),
+    )
+    .await;
+    assert_eq!(
+        ui.expect("a", "USER_CONNECTED").await,
+        json!({"username": "22010", "maxCalls": 8})
+    );
 
-    let call = stack.sim.start_call(QueueId(7), &agent("22010"), "01921215544").await.unwrap();
+    let call = stack
+        .sim
+        .start_call(QueueId(7), &agent("22010"), "01921215544")
+        .await
+        .unwrap();
     let new_call = ui.expect("a", "NEW_CALL").await;
     assert_eq!(new_call["callId"], call.to_string());
     assert_eq!(new_call["media"], "CHAT");
     assert_eq!(new_call["service"], "Financeiro");
     assert_eq!(new_call["caller"], "01921215544");
-    assert!(is_iso_millis(new_call["startDate"].as_str().unwrap()), "{new_call}");
+    assert!(
+        is_iso_millis(new_call["startDate"].as_str().unwrap()),
+        "{new_call}"
+    );
 
-    ui.emit("a", "NEW_CALL_ANSWERED", json!({"callId": call.to_string()})).await;
+    ui.emit(
+        "a",
+        "NEW_CALL_ANSWERED",
+        json!({"callId": call.to_string()}),
+    )
+    .await;
     ui.emit("a", "END_CALL", json!({"callId": call.0})).await;
-    assert_eq!(ui.expect("a", "CALL_ENDED").await, json!({"callId": call.to_string()}));
+    assert_eq!(
+        ui.expect("a", "CALL_ENDED").await,
+        json!({"callId": call.to_string()})
+    );
     // The platform hung the call up, and the CallDidFinish that followed is not a second CALL_ENDED.
-    assert_eq!(requests_to(&stack, Method::Delete, "/calls/active").await, 1);
-    assert_eq!(stack.sim.world().await.agents[&agent("22010")].calls, vec![]);
+    assert_eq!(
+        requests_to(&stack, Method::Delete, "/calls/active").await,
+        1
+    );
+    assert_eq!(
+        stack.sim.world().await.agents[&agent("22010")].calls,
+        vec![]
+    );
     ui.expect_none("a", "CALL_ENDED", QUIET).await;
 }
 
@@ -54,14 +95,36 @@ async fn an_agent_logs_in_takes_a_call_and_ends_it() {
 async fn both_paths_both_namespaces_and_both_transports_work() {
     let stack = bridge().await;
     let mut ui = Puppet::start(&stack.url).await;
-    ui.connect_with("ws", "/callcontrol", "", &["websocket"], json!({})).await;
-    ui.connect_with("poll", "/socket.io", "/callcontrol", &["polling"], json!({})).await;
-    ui.connect_with("mixed", "/callcontrol", "/callcontrol", &["polling", "websocket"], json!({})).await;
+    ui.connect_with("ws", "/callcontrol", "", &["websocket"], json!({}))
+        .await;
+    ui.connect_with(
+        "poll",
+        "/socket.io",
+        "/callcontrol",
+        &["polling"],
+        json!({}),
+    )
+    .await;
+    ui.connect_with(
+        "mixed",
+        "/callcontrol",
+        "/callcontrol",
+        &["polling", "websocket"],
+        json!({}),
+    )
+    .await;
     ui.login("ws", "22010", 1).await;
     ui.login("poll", "22011", 1).await;
     ui.login("mixed", "22012", 1).await;
-    let call = stack.sim.start_call(QueueId(8), &agent("22011"), "0800").await.unwrap();
-    assert_eq!(ui.expect("poll", "NEW_CALL").await["callId"], call.to_string());
+    let call = stack
+        .sim
+        .start_call(QueueId(8), &agent("22011"), "0800")
+        .await
+        .unwrap();
+    assert_eq!(
+        ui.expect("poll", "NEW_CALL").await["callId"],
+        call.to_string()
+    );
     ui.expect_none("ws", "NEW_CALL", QUIET).await;
     ui.expect_none("mixed", "NEW_CALL", QUIET).await;
     ui.expect_none("poll", "NEW_CALL", QUIET).await;
@@ -82,13 +145,32 @@ async fn logins_are_validated_liberally_but_strictly() {
     ] {
         ui.emit("a", "USER_CONNECT", payload.clone()).await;
         let err = ui.expect("a", "USER_CONNECTION_ERROR").await;
-        assert!(err["error"].as_str().unwrap().contains(fragment), "{payload} -> {err}");
+        assert!(
+            err["error"].as_str().unwrap().contains(fragment),
+            "{payload} -> {err}"
+        );
     }
-    ui.emit("a", "USER_CONNECT", json!({"username": "404", "maxCalls": 1})).await;
+    ui.emit(
+        "a",
+        "USER_CONNECT",
+        json!({"username": "404", "maxCalls": 1}),
+    )
+    .await;
     let err = ui.expect("a", "USER_CONNECTION_ERROR").await;
-    assert_eq!(err, json!({"username": "404", "maxCalls": 1, "error": "agent 404 is not known to the platform (404)"}));
-    ui.emit("a", "USER_CONNECT", json!({"username": "22010", "maxCalls": "3"})).await;
-    assert_eq!(ui.expect("a", "USER_CONNECTED").await, json!({"username": "22010", "maxCalls": "3"}));
+    assert_eq!(
+        err,
+        json!({"username": "404", "maxCalls": 1, "error": "agent 404 is not known to the platform (404)"})
+    );
+    ui.emit(
+        "a",
+        "USER_CONNECT",
+        json!({"username": "22010", "maxCalls": "3"}),
+    )
+    .await;
+    assert_eq!(
+        ui.expect("a", "USER_CONNECTED").await,
+        json!({"username": "22010", "maxCalls": "3"})
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,15 +179,34 @@ async fn events_before_login_and_unknown_events_get_errors_not_crashes() {
     let mut ui = Puppet::start(&stack.url).await;
     ui.connect("a").await;
     ui.emit("a", "END_CALL", json!({"callId": "1"})).await;
-    assert_eq!(ui.expect("a", "END_CALL_ERROR").await["error"], "not connected: send USER_CONNECT first");
-    ui.emit("a", "USER_DISCONNECT", json!({"username": "22010"})).await;
-    assert_eq!(ui.expect("a", "USER_DISCONNECTION_ERROR").await["error"], "not connected: send USER_CONNECT first");
-    ui.emit("a", "END_CALL", json!({"callId": "not-a-number"})).await;
-    assert!(ui.expect("a", "END_CALL_ERROR").await["error"].as_str().unwrap().contains("callId"));
+    assert_eq!(
+        ui.expect("a", "END_CALL_ERROR").await["error"],
+        "not connected: send USER_CONNECT first"
+    );
+    ui.emit("a", "USER_DISCONNECT", json!({"username": "22010"}))
+        .await;
+    assert_eq!(
+        ui.expect("a", "USER_DISCONNECTION_ERROR").await["error"],
+        "not connected: send USER_CONNECT first"
+    );
+    ui.emit("a", "END_CALL", json!({"callId": "not-a-number"}))
+        .await;
+    assert!(
+        ui.expect("a", "END_CALL_ERROR").await["error"]
+            .as_str()
+            .unwrap()
+            .contains("callId")
+    );
     let unknown = counter(telemetry::UNKNOWN_EVENTS, "");
     ui.emit("a", "MAKE_COFFEE", json!({"sugar": 2})).await;
-    ui.send(json!({"op": "emit", "id": "a", "event": "MAKE_TEA", "data": {}, "ack": true})).await;
-    assert!(ui.expect("a", "ack:MAKE_TEA").await["error"].as_str().unwrap().contains("unknown event"));
+    ui.send(json!({"op": "emit", "id": "a", "event": "MAKE_TEA", "data": {}, "ack": true}))
+        .await;
+    assert!(
+        ui.expect("a", "ack:MAKE_TEA").await["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown event")
+    );
     assert!(counter(telemetry::UNKNOWN_EVENTS, "") >= unknown + 2.0);
     // Still serving the socket.
     ui.login("a", "22010", 1).await;
@@ -119,15 +220,37 @@ async fn one_agent_cannot_end_another_agents_call() {
     ui.connect("joao").await;
     ui.login("maria", "22010", 2).await;
     ui.login("joao", "22011", 2).await;
-    let call = stack.sim.start_call(QueueId(7), &agent("22010"), "0800").await.unwrap();
+    let call = stack
+        .sim
+        .start_call(QueueId(7), &agent("22010"), "0800")
+        .await
+        .unwrap();
     ui.expect("maria", "NEW_CALL").await;
-    ui.emit("joao", "END_CALL", json!({"callId": call.to_string()})).await;
+    ui.emit("joao", "END_CALL", json!({"callId": call.to_string()}))
+        .await;
     let err = ui.expect("joao", "END_CALL_ERROR").await;
-    assert_eq!(err["error"], format!("call {call} is not one of your calls"));
-    assert_eq!(requests_to(&stack, Method::Delete, "/calls/active").await, 0, "no request reached the platform");
+    assert_eq!(
+        err["error"],
+        format!("call {call} is not one of your calls")
+    );
+    assert_eq!(
+        requests_to(&stack, Method::Delete, "/calls/active").await,
+        0,
+        "no request reached the platform"
+    );
     // And a socket cannot log in as a second user without logging out.
-    ui.emit("joao", "USER_CONNECT", json!({"username": "22012", "maxCalls": 1})).await;
-    assert!(ui.expect("joao", "USER_CONNECTION_ERROR").await["error"].as_str().unwrap().contains("already logged in as 22011"));
+    ui.emit(
+        "joao",
+        "USER_CONNECT",
+        json!({"username": "22012", "maxCalls": 1}),
+    )
+    .await;
+    assert!(
+        ui.expect("joao", "USER_CONNECTION_ERROR").await["error"]
+            .as_str()
+            .unwrap()
+            .contains("already logged in as 22011")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,16 +259,40 @@ async fn capacity_holds_calls_back_in_arrival_order() {
     let mut ui = Puppet::start(&stack.url).await;
     ui.connect("a").await;
     ui.login("a", "22010", 1).await;
-    let first = stack.sim.start_call(QueueId(7), &agent("22010"), "1").await.unwrap();
-    let second = stack.sim.start_call(QueueId(7), &agent("22010"), "2").await.unwrap();
-    let third = stack.sim.start_call(QueueId(8), &agent("22010"), "3").await.unwrap();
-    assert_eq!(ui.expect("a", "NEW_CALL").await["callId"], first.to_string());
+    let first = stack
+        .sim
+        .start_call(QueueId(7), &agent("22010"), "1")
+        .await
+        .unwrap();
+    let second = stack
+        .sim
+        .start_call(QueueId(7), &agent("22010"), "2")
+        .await
+        .unwrap();
+    let third = stack
+        .sim
+        .start_call(QueueId(8), &agent("22010"), "3")
+        .await
+        .unwrap();
+    assert_eq!(
+        ui.expect("a", "NEW_CALL").await["callId"],
+        first.to_string()
+    );
     ui.expect_none("a", "NEW_CALL", QUIET).await;
     stack.sim.finish_call(first).await.unwrap();
-    assert_eq!(ui.expect("a", "CALL_ENDED").await["callId"], first.to_string());
-    assert_eq!(ui.expect("a", "NEW_CALL").await["callId"], second.to_string());
+    assert_eq!(
+        ui.expect("a", "CALL_ENDED").await["callId"],
+        first.to_string()
+    );
+    assert_eq!(
+        ui.expect("a", "NEW_CALL").await["callId"],
+        second.to_string()
+    );
     stack.sim.finish_call(second).await.unwrap();
-    assert_eq!(ui.expect("a", "NEW_CALL").await["callId"], third.to_string());
+    assert_eq!(
+        ui.expect("a", "NEW_CALL").await["callId"],
+        third.to_string()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,8 +301,16 @@ async fn calls_reach_each_socket_once_and_a_new_socket_gets_them_all() {
     let mut ui = Puppet::start(&stack.url).await;
     ui.connect("tab1").await;
     ui.login("tab1", "22010", 4).await;
-    let a = stack.sim.start_call(QueueId(7), &agent("22010"), "1").await.unwrap();
-    let b = stack.sim.start_call(QueueId(7), &agent("22010"), "2").await.unwrap();
+    let a = stack
+        .sim
+        .start_call(QueueId(7), &agent("22010"), "1")
+        .await
+        .unwrap();
+    let b = stack
+        .sim
+        .start_call(QueueId(7), &agent("22010"), "2")
+        .await
+        .unwrap();
     ui.expect("tab1", "NEW_CALL").await;
     ui.expect("tab1", "NEW_CALL").await;
     // A repeated USER_CONNECT on the same socket re-delivers nothing.
@@ -164,7 +319,10 @@ async fn calls_reach_each_socket_once_and_a_new_socket_gets_them_all() {
     // A second tab of the same agent gets every unfinished call.
     ui.connect("tab2").await;
     ui.login("tab2", "22010", 4).await;
-    let mut got = vec![ui.expect("tab2", "NEW_CALL").await["callId"].clone(), ui.expect("tab2", "NEW_CALL").await["callId"].clone()];
+    let mut got = vec![
+        ui.expect("tab2", "NEW_CALL").await["callId"].clone(),
+        ui.expect("tab2", "NEW_CALL").await["callId"].clone(),
+    ];
     got.sort_by_key(|v| v.to_string());
     assert_eq!(got, vec![json!(a.to_string()), json!(b.to_string())]);
     // The platform ends one: both tabs hear it, once.
@@ -182,17 +340,28 @@ async fn disconnect_logs_out_with_or_without_a_payload() {
     ui.connect("a").await;
     ui.login("a", "22010", 1).await;
     ui.emit_bare("a", "USER_DISCONNECT").await;
-    assert_eq!(ui.expect("a", "USER_DISCONNECTED").await, json!({"username": "22010"}));
+    assert_eq!(
+        ui.expect("a", "USER_DISCONNECTED").await,
+        json!({"username": "22010"})
+    );
     assert_eq!(requests_to(&stack, Method::Delete, "/session").await, 1);
     assert!(!stack.sim.world().await.agents[&agent("22010")].logged_in);
     // The socket stays open and may log in again, here with the other spelling on the way out.
     stack.sim.login(&agent("22011")).await.unwrap();
     ui.login("a", "22011", 1).await;
-    ui.emit("a", "USER_DISCONNECT", json!({"userName": "22011"})).await;
-    assert_eq!(ui.expect("a", "USER_DISCONNECTED").await, json!({"username": "22011"}));
+    ui.emit("a", "USER_DISCONNECT", json!({"userName": "22011"}))
+        .await;
+    assert_eq!(
+        ui.expect("a", "USER_DISCONNECTED").await,
+        json!({"username": "22011"})
+    );
     // Calls for a disconnected agent no longer reach the socket.
     stack.sim.login(&agent("22011")).await.unwrap();
-    stack.sim.start_call(QueueId(7), &agent("22011"), "1").await.unwrap();
+    stack
+        .sim
+        .start_call(QueueId(7), &agent("22011"), "1")
+        .await
+        .unwrap();
     ui.expect_none("a", "NEW_CALL", QUIET).await;
 }
 
@@ -218,7 +387,11 @@ async fn a_lost_socket_keeps_its_session_for_the_grace_period_then_logs_out() {
     let mut ui = Puppet::start(&stack.url).await;
     ui.connect("a").await;
     ui.login("a", "22010", 1).await;
-    let call = stack.sim.start_call(QueueId(7), &agent("22010"), "1").await.unwrap();
+    let call = stack
+        .sim
+        .start_call(QueueId(7), &agent("22010"), "1")
+        .await
+        .unwrap();
     ui.expect("a", "NEW_CALL").await;
     ui.send(json!({"op": "close", "id": "a"})).await;
     // Back within the grace period: same session, its call delivered again on the new socket.
@@ -246,11 +419,30 @@ async fn a_rejected_call_frees_its_slot_and_applies_on_call_error() {
     let mut ui = Puppet::start(&stack.url).await;
     ui.connect("a").await;
     ui.login("a", "22010", 1).await;
-    let first = stack.sim.start_call(QueueId(7), &agent("22010"), "1").await.unwrap();
-    let second = stack.sim.start_call(QueueId(7), &agent("22010"), "2").await.unwrap();
-    assert_eq!(ui.expect("a", "NEW_CALL").await["callId"], first.to_string());
-    ui.emit("a", "NEW_CALL_ERROR", json!({"callId": first.to_string(), "error": "no free chat window"})).await;
-    assert_eq!(ui.expect("a", "NEW_CALL").await["callId"], second.to_string());
+    let first = stack
+        .sim
+        .start_call(QueueId(7), &agent("22010"), "1")
+        .await
+        .unwrap();
+    let second = stack
+        .sim
+        .start_call(QueueId(7), &agent("22010"), "2")
+        .await
+        .unwrap();
+    assert_eq!(
+        ui.expect("a", "NEW_CALL").await["callId"],
+        first.to_string()
+    );
+    ui.emit(
+        "a",
+        "NEW_CALL_ERROR",
+        json!({"callId": first.to_string(), "error": "no free chat window"}),
+    )
+    .await;
+    assert_eq!(
+        ui.expect("a", "NEW_CALL").await["callId"],
+        second.to_string()
+    );
     tokio::time::timeout(common::PATIENCE, async {
         while requests_to(&stack, Method::Delete, "/calls/active").await == 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -272,21 +464,54 @@ async fn platform_failures_reach_the_ui_as_sentences() {
     let mut ui = Puppet::start(&stack.url).await;
     ui.connect("a").await;
     ui.login("a", "22010", 1).await;
-    let call = stack.sim.start_call(QueueId(7), &agent("22010"), "1").await.unwrap();
+    let call = stack
+        .sim
+        .start_call(QueueId(7), &agent("22010"), "1")
+        .await
+        .unwrap();
     ui.expect("a", "NEW_CALL").await;
-    stack.sim.set_faults(vec![FaultRule::new("/calls/active", Fault { delay: Some(Duration::from_secs(5)), ..Fault::default() })]).await;
-    ui.emit("a", "END_CALL", json!({"callId": call.to_string()})).await;
+    stack
+        .sim
+        .set_faults(vec![FaultRule::new(
+            "/calls/active",
+            Fault {
+                delay: Some(Duration::from_secs(5)),
+                ..Fault::default()
+            },
+        )])
+        .await;
+    ui.emit("a", "END_CALL", json!({"callId": call.to_string()}))
+        .await;
     let err = ui.expect("a", "END_CALL_ERROR").await;
-    assert_eq!(err, json!({"callId": call.to_string(), "error": "the platform did not answer within 3s"}));
+    assert_eq!(
+        err,
+        json!({"callId": call.to_string(), "error": "the platform did not answer within 3s"})
+    );
     // The platform did hang up; its CallDidFinish still ends the call in the UI, once.
-    assert_eq!(ui.expect("a", "CALL_ENDED").await["callId"], call.to_string());
-    stack.sim.set_faults(vec![FaultRule::new("/session", Fault { status: Some(500), ..Fault::default() })]).await;
+    assert_eq!(
+        ui.expect("a", "CALL_ENDED").await["callId"],
+        call.to_string()
+    );
+    stack
+        .sim
+        .set_faults(vec![FaultRule::new(
+            "/session",
+            Fault {
+                status: Some(500),
+                ..Fault::default()
+            },
+        )])
+        .await;
     ui.emit_bare("a", "USER_DISCONNECT").await;
     let err = ui.expect("a", "USER_DISCONNECTION_ERROR").await;
     assert!(err["error"].as_str().unwrap().contains("(500)"), "{err}");
     // The session is unchanged: it still receives calls.
     stack.sim.set_faults(vec![]).await;
-    let next = stack.sim.start_call(QueueId(7), &agent("22010"), "2").await.unwrap();
+    let next = stack
+        .sim
+        .start_call(QueueId(7), &agent("22010"), "2")
+        .await
+        .unwrap();
     assert_eq!(ui.expect("a", "NEW_CALL").await["callId"], next.to_string());
 }
 
@@ -296,8 +521,14 @@ async fn acknowledgements_receive_the_reply_payload() {
     let mut ui = Puppet::start(&stack.url).await;
     ui.connect("a").await;
     ui.send(json!({"op": "emit", "id": "a", "event": "USER_CONNECT", "data": {"username": "22010", "maxCalls": 2}, "ack": true})).await;
-    assert_eq!(ui.expect("a", "ack:USER_CONNECT").await, json!({"username": "22010", "maxCalls": 2}));
-    assert_eq!(ui.expect("a", "USER_CONNECTED").await, json!({"username": "22010", "maxCalls": 2}));
+    assert_eq!(
+        ui.expect("a", "ack:USER_CONNECT").await,
+        json!({"username": "22010", "maxCalls": 2})
+    );
+    assert_eq!(
+        ui.expect("a", "USER_CONNECTED").await,
+        json!({"username": "22010", "maxCalls": 2})
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -308,14 +539,40 @@ async fn events_of_one_socket_are_served_in_the_order_sent() {
     for (n, id) in ids.iter().enumerate() {
         let s = format!("s{n}");
         ui.connect(&s).await;
-        ui.emit(&s, "USER_CONNECT", json!({"username": id, "maxCalls": 1})).await;
-        ui.emit(&s, "USER_DISCONNECT", json!({"username": id})).await;
+        ui.emit(&s, "USER_CONNECT", json!({"username": id, "maxCalls": 1}))
+            .await;
+        ui.emit(&s, "USER_DISCONNECT", json!({"username": id}))
+            .await;
     }
     for n in 0..ids.len() {
         let s = format!("s{n}");
-        let (first, _) = ui.expect_any(&s, &["USER_CONNECTED", "USER_DISCONNECTED", "USER_CONNECTION_ERROR", "USER_DISCONNECTION_ERROR"]).await;
-        let (second, _) = ui.expect_any(&s, &["USER_CONNECTED", "USER_DISCONNECTED", "USER_CONNECTION_ERROR", "USER_DISCONNECTION_ERROR"]).await;
-        assert_eq!((first.as_str(), second.as_str()), ("USER_CONNECTED", "USER_DISCONNECTED"), "socket {s}");
+        let (first, _) = ui
+            .expect_any(
+                &s,
+                &[
+                    "USER_CONNECTED",
+                    "USER_DISCONNECTED",
+                    "USER_CONNECTION_ERROR",
+                    "USER_DISCONNECTION_ERROR",
+                ],
+            )
+            .await;
+        let (second, _) = ui
+            .expect_any(
+                &s,
+                &[
+                    "USER_CONNECTED",
+                    "USER_DISCONNECTED",
+                    "USER_CONNECTION_ERROR",
+                    "USER_DISCONNECTION_ERROR",
+                ],
+            )
+            .await;
+        assert_eq!(
+            (first.as_str(), second.as_str()),
+            ("USER_CONNECTED", "USER_DISCONNECTED"),
+            "socket {s}"
+        );
     }
 }
 
@@ -326,21 +583,55 @@ async fn with_auth_the_token_decides_the_username() {
     let stack = bridge_with(move |c| c.auth = Some(AuthConfig { hmac_secret: s2 })).await;
     let mut ui = Puppet::start(&stack.url).await;
     ui.send(json!({"op": "connect", "id": "anon", "url": stack.url, "path": "/callcontrol", "transports": ["websocket"]})).await;
-    assert_eq!(ui.expect("anon", "connect_error").await, "a valid auth.token is required");
+    assert_eq!(
+        ui.expect("anon", "connect_error").await,
+        "a valid auth.token is required"
+    );
     let token = mint_token(&secret, "22010");
-    ui.connect_with("maria", "/callcontrol", "", &["websocket"], json!({"auth": {"token": token}})).await;
-    ui.emit("maria", "USER_CONNECT", json!({"username": "22011", "maxCalls": 1})).await;
-    assert!(ui.expect("maria", "USER_CONNECTION_ERROR").await["error"].as_str().unwrap().contains("not for 22011"));
+    ui.connect_with(
+        "maria",
+        "/callcontrol",
+        "",
+        &["websocket"],
+        json!({"auth": {"token": token}}),
+    )
+    .await;
+    ui.emit(
+        "maria",
+        "USER_CONNECT",
+        json!({"username": "22011", "maxCalls": 1}),
+    )
+    .await;
+    assert!(
+        ui.expect("maria", "USER_CONNECTION_ERROR").await["error"]
+            .as_str()
+            .unwrap()
+            .contains("not for 22011")
+    );
     ui.login("maria", "22010", 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn origins_outside_the_list_are_refused_even_over_websocket() {
-    let stack = bridge_with(|c| c.socketio.cors_origins = vec!["https://agents.example".into()]).await;
+    let stack =
+        bridge_with(|c| c.socketio.cors_origins = vec!["https://agents.example".into()]).await;
     let mut ui = Puppet::start(&stack.url).await;
     ui.send(json!({"op": "connect", "id": "evil", "url": stack.url, "path": "/callcontrol", "transports": ["websocket"], "headers": {"Origin": "https://evil.example"}})).await;
-    assert!(ui.expect("evil", "connect_error").await.as_str().unwrap().contains("not allowed"));
-    ui.connect_with("good", "/callcontrol", "", &["websocket"], json!({"headers": {"Origin": "https://agents.example"}})).await;
+    assert!(
+        ui.expect("evil", "connect_error")
+            .await
+            .as_str()
+            .unwrap()
+            .contains("not allowed")
+    );
+    ui.connect_with(
+        "good",
+        "/callcontrol",
+        "",
+        &["websocket"],
+        json!({"headers": {"Origin": "https://agents.example"}}),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -349,15 +640,29 @@ async fn calls_missed_during_an_outage_are_delivered_after_it() {
     let mut ui = Puppet::start(&stack.url).await;
     ui.connect("a").await;
     ui.login("a", "22010", 4).await;
-    let ended = stack.sim.start_call(QueueId(7), &agent("22010"), "1").await.unwrap();
+    let ended = stack
+        .sim
+        .start_call(QueueId(7), &agent("22010"), "1")
+        .await
+        .unwrap();
     ui.expect("a", "NEW_CALL").await;
     stack.prosody.kill();
     // While the XMPP server is down, one call ends and another starts on the platform.
     stack.sim.finish_call(ended).await.unwrap();
-    let started = stack.sim.start_call(QueueId(8), &agent("22010"), "2").await.unwrap();
+    let started = stack
+        .sim
+        .start_call(QueueId(8), &agent("22010"), "2")
+        .await
+        .unwrap();
     stack.prosody.restart().expect("prosody restarts");
-    assert_eq!(ui.expect("a", "CALL_ENDED").await["callId"], ended.to_string());
-    assert_eq!(ui.expect("a", "NEW_CALL").await["callId"], started.to_string());
+    assert_eq!(
+        ui.expect("a", "CALL_ENDED").await["callId"],
+        ended.to_string()
+    );
+    assert_eq!(
+        ui.expect("a", "NEW_CALL").await["callId"],
+        started.to_string()
+    );
     ui.expect_none("a", "NEW_CALL", QUIET).await;
     assert_eq!(ui.count("a", "CALL_ENDED"), 1);
 }
@@ -379,6 +684,10 @@ async fn health_readiness_metrics_and_graceful_shutdown() {
     })
     .await
     .expect("not ready without XMPP");
-    assert_eq!(http_get(stack.port, "/healthz").await.0, 200, "alive all the same");
+    assert_eq!(
+        http_get(stack.port, "/healthz").await.0,
+        200,
+        "alive all the same"
+    );
     stack.shutdown().await.expect("a clean shutdown");
 }

@@ -1,12 +1,16 @@
 //! The platform side against a real Prosody and the simulator: every request, every fault the
 //! table must survive, link loss and recovery, and events.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::*;
-use converja_bridge::converja::{AgentState, CallId, Event, EventMessage, Message, PauseReason, QueueId, RoomName};
+use converja_bridge::converja::{
+    AgentState, CallId, Event, EventMessage, Message, PauseReason, QueueId, RoomName,
+};
 use converja_bridge::platform::{PlatformError, Update};
 use converja_bridge::sim::{Fault, FaultRule};
 use converja_bridge::telemetry::DROPPED;
@@ -18,35 +22,78 @@ async fn every_request_round_trips_to_the_simulator() {
     let maria = agent("22010");
 
     let queues = p.queues().await.expect("GET /queues");
-    assert_eq!(queues.iter().map(|q| (q.id.0, q.name.as_str())).collect::<Vec<_>>(), vec![(7, "Financeiro"), (8, "Suporte Técnico")]);
-    let agents = p.queue_agents(QueueId(7)).await.expect("GET /queues/7/agents");
-    assert_eq!(agents.iter().map(|a| a.agent.as_str()).collect::<Vec<_>>(), vec!["22010", "22011"]);
+    assert_eq!(
+        queues
+            .iter()
+            .map(|q| (q.id.0, q.name.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(7, "Financeiro"), (8, "Suporte Técnico")]
+    );
+    let agents = p
+        .queue_agents(QueueId(7))
+        .await
+        .expect("GET /queues/7/agents");
+    assert_eq!(
+        agents.iter().map(|a| a.agent.as_str()).collect::<Vec<_>>(),
+        vec!["22010", "22011"]
+    );
     assert_eq!(agents[0].name, "Maria Souza");
-    let sups = p.queue_supervisors(QueueId(7)).await.expect("GET /queues/7/supervisors");
+    let sups = p
+        .queue_supervisors(QueueId(7))
+        .await
+        .expect("GET /queues/7/supervisors");
     assert_eq!(sups[0].supervisor.as_str(), "9001");
-    assert_eq!(p.agent_status(&maria).await.expect("status").name, AgentState::Idle);
+    assert_eq!(
+        p.agent_status(&maria).await.expect("status").name,
+        AgentState::Idle
+    );
 
-    let call = s.sim.start_call(QueueId(7), &maria, "01921215544").await.expect("call starts");
-    let calls = p.queue_calls(QueueId(7)).await.expect("GET /queues/7/calls");
+    let call = s
+        .sim
+        .start_call(QueueId(7), &maria, "01921215544")
+        .await
+        .expect("call starts");
+    let calls = p
+        .queue_calls(QueueId(7))
+        .await
+        .expect("GET /queues/7/calls");
     assert_eq!(calls.calls.len(), 1);
     assert_eq!(calls.calls[0].call, call);
     assert_eq!(calls.calls[0].callee.as_ref(), Some(&maria));
     let status = p.agent_status(&maria).await.expect("status");
-    assert_eq!((status.name, status.show.as_deref()), (AgentState::Busy, Some("01921215544")));
+    assert_eq!(
+        (status.name, status.show.as_deref()),
+        (AgentState::Busy, Some("01921215544"))
+    );
 
-    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as f64;
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as f64;
     let terminal = p.terminal_time(&maria).await.expect("GET /timestamp");
-    assert!((terminal - before).abs() < 60_000.0, "terminal clock {terminal} vs {before}");
+    assert!(
+        (terminal - before).abs() < 60_000.0,
+        "terminal clock {terminal} vs {before}"
+    );
 
-    p.end_active_call(&maria).await.expect("DELETE /calls/active");
+    p.end_active_call(&maria)
+        .await
+        .expect("DELETE /calls/active");
     assert_eq!(p.agent_status(&maria).await.unwrap().name, AgentState::Idle);
 
     s.sim.start_call(QueueId(7), &maria, "0800").await.unwrap();
-    p.transfer(&maria, "11001").await.expect("PUT /calls/active/local");
+    p.transfer(&maria, "11001")
+        .await
+        .expect("PUT /calls/active/local");
     assert_eq!(p.agent_status(&maria).await.unwrap().name, AgentState::Idle);
 
-    p.set_paused(&maria, Some(PauseReason(11))).await.expect("PUT /session/paused");
-    assert_eq!(p.agent_status(&maria).await.unwrap().pause_reason(), Some(PauseReason(11)));
+    p.set_paused(&maria, Some(PauseReason(11)))
+        .await
+        .expect("PUT /session/paused");
+    assert_eq!(
+        p.agent_status(&maria).await.unwrap().pause_reason(),
+        Some(PauseReason(11))
+    );
     p.set_paused(&maria, None).await.expect("resume");
     assert_eq!(p.agent_status(&maria).await.unwrap().name, AgentState::Idle);
 
@@ -67,9 +114,21 @@ async fn platform_errors_carry_their_status() {
     let err = s.platform.agent_status(&agent("404")).await.unwrap_err();
     assert_eq!(err.status(), Some(404), "{err}");
     assert!(err.to_string().contains("404"), "{err}");
-    let err = s.platform.end_active_call(&agent("22010")).await.unwrap_err();
+    let err = s
+        .platform
+        .end_active_call(&agent("22010"))
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), Some(404), "no active call: {err}");
-    s.sim.set_faults(vec![FaultRule::new("/queues", Fault { status: Some(500), ..Fault::default() })]).await;
+    s.sim
+        .set_faults(vec![FaultRule::new(
+            "/queues",
+            Fault {
+                status: Some(500),
+                ..Fault::default()
+            },
+        )])
+        .await;
     let err = s.platform.queues().await.unwrap_err();
     assert_eq!(err.status(), Some(500), "{err}");
 }
@@ -77,13 +136,25 @@ async fn platform_errors_carry_their_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reordered_responses_reach_the_right_caller() {
     let s = stack().await;
-    s.sim.set_faults(vec![FaultRule::new("/agents/22010", Fault { reorder: true, ..Fault::default() })]).await;
+    s.sim
+        .set_faults(vec![FaultRule::new(
+            "/agents/22010",
+            Fault {
+                reorder: true,
+                ..Fault::default()
+            },
+        )])
+        .await;
     s.sim.pause(&agent("22011"), PauseReason(3)).await.unwrap();
     let p = s.platform.clone();
     let first = tokio::spawn(async move { p.agent_status(&agent("22010")).await });
     // The first answer is held back until the second one has been sent.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let second = s.platform.agent_status(&agent("22011")).await.expect("second answer");
+    let second = s
+        .platform
+        .agent_status(&agent("22011"))
+        .await
+        .expect("second answer");
     let first = first.await.unwrap().expect("first answer");
     assert_eq!(first.agent.as_str(), "22010");
     assert_eq!(first.name, AgentState::Idle);
@@ -95,14 +166,37 @@ async fn reordered_responses_reach_the_right_caller() {
 async fn spoofed_duplicate_and_malformed_answers_are_dropped_and_counted() {
     let s = stack().await;
     let spoofed = counter(DROPPED, "reason=\"spoofed\"");
-    s.sim.set_faults(vec![FaultRule::new("/queues", Fault { spoof_first: true, ..Fault::default() })]).await;
-    let queues = s.platform.queues().await.expect("the real answer still lands");
+    s.sim
+        .set_faults(vec![FaultRule::new(
+            "/queues",
+            Fault {
+                spoof_first: true,
+                ..Fault::default()
+            },
+        )])
+        .await;
+    let queues = s
+        .platform
+        .queues()
+        .await
+        .expect("the real answer still lands");
     assert_eq!(queues.len(), 2);
     assert!(counter(DROPPED, "reason=\"spoofed\"") > spoofed);
 
     let duplicates = counter(DROPPED, "reason=\"duplicate\"");
-    s.sim.set_faults(vec![FaultRule::new("/agents", Fault { duplicate: true, ..Fault::default() })]).await;
-    s.platform.agent_status(&agent("22010")).await.expect("answered once");
+    s.sim
+        .set_faults(vec![FaultRule::new(
+            "/agents",
+            Fault {
+                duplicate: true,
+                ..Fault::default()
+            },
+        )])
+        .await;
+    s.platform
+        .agent_status(&agent("22010"))
+        .await
+        .expect("answered once");
     tokio::time::timeout(PATIENCE, async {
         while counter(DROPPED, "reason=\"duplicate\"") <= duplicates {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -112,15 +206,34 @@ async fn spoofed_duplicate_and_malformed_answers_are_dropped_and_counted() {
     .expect("the duplicate is counted");
 
     let malformed = counter(DROPPED, "reason=\"malformed\"");
-    s.sim.set_faults(vec![FaultRule::new("/agents", Fault { malformed: true, ..Fault::default() })]).await;
-    s.platform.agent_status(&agent("22010")).await.expect("the link survives a malformed body");
+    s.sim
+        .set_faults(vec![FaultRule::new(
+            "/agents",
+            Fault {
+                malformed: true,
+                ..Fault::default()
+            },
+        )])
+        .await;
+    s.platform
+        .agent_status(&agent("22010"))
+        .await
+        .expect("the link survives a malformed body");
     assert!(counter(DROPPED, "reason=\"malformed\"") > malformed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_answer_times_out_with_a_clear_error() {
     let s = stack_with(scenario(), Duration::from_millis(400), 1000).await;
-    s.sim.set_faults(vec![FaultRule::new("/agents", Fault { delay: Some(Duration::from_secs(2)), ..Fault::default() })]).await;
+    s.sim
+        .set_faults(vec![FaultRule::new(
+            "/agents",
+            Fault {
+                delay: Some(Duration::from_secs(2)),
+                ..Fault::default()
+            },
+        )])
+        .await;
     let started = Instant::now();
     let err = s.platform.agent_status(&agent("22010")).await.unwrap_err();
     assert_eq!(err, PlatformError::Timeout(Duration::from_millis(400)));
@@ -146,13 +259,25 @@ async fn a_request_to_an_absent_occupant_fails_fast_from_the_bounce() {
     let err = s.platform.end_active_call(&agent("777")).await.unwrap_err();
     assert!(matches!(err, PlatformError::Bounced { .. }), "{err}");
     assert!(err.to_string().contains("agent.777@"), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_table_refuses_at_once() {
     let s = stack_with(scenario(), Duration::from_secs(10), 2).await;
-    s.sim.set_faults(vec![FaultRule::new("/agents", Fault { drop: true, ..Fault::default() })]).await;
+    s.sim
+        .set_faults(vec![FaultRule::new(
+            "/agents",
+            Fault {
+                drop: true,
+                ..Fault::default()
+            },
+        )])
+        .await;
     let p1 = s.platform.clone();
     let p2 = s.platform.clone();
     let a = tokio::spawn(async move { p1.agent_status(&agent("22010")).await });
@@ -176,8 +301,19 @@ async fn a_full_table_refuses_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn link_loss_fails_pending_requests_and_the_link_recovers() {
     let mut s = stack_with(scenario(), Duration::from_secs(30), 1000).await;
-    s.platform.agent_status(&agent("22010")).await.expect("works before");
-    s.sim.set_faults(vec![FaultRule::new("/agents", Fault { drop: true, ..Fault::default() })]).await;
+    s.platform
+        .agent_status(&agent("22010"))
+        .await
+        .expect("works before");
+    s.sim
+        .set_faults(vec![FaultRule::new(
+            "/agents",
+            Fault {
+                drop: true,
+                ..Fault::default()
+            },
+        )])
+        .await;
     let p = s.platform.clone();
     let pending = tokio::spawn(async move { p.agent_status(&agent("22010")).await });
     tokio::time::timeout(PATIENCE, async {
@@ -190,7 +326,11 @@ async fn link_loss_fails_pending_requests_and_the_link_recovers() {
     let mut updates = s.platform.subscribe();
     let started = Instant::now();
     s.prosody.kill();
-    let err = tokio::time::timeout(Duration::from_secs(5), pending).await.expect("fails at once").unwrap().unwrap_err();
+    let err = tokio::time::timeout(Duration::from_secs(5), pending)
+        .await
+        .expect("fails at once")
+        .unwrap()
+        .unwrap_err();
     assert!(matches!(err, PlatformError::LinkDown(_)), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));
     next_update(&mut updates, |u| (*u == Update::LinkDown).then_some(())).await;
@@ -200,14 +340,29 @@ async fn link_loss_fails_pending_requests_and_the_link_recovers() {
 
     s.prosody.restart().expect("prosody restarts");
     next_update(&mut updates, |u| (*u == Update::LinkUp).then_some(())).await;
-    tokio::time::timeout(PATIENCE, s.sim.ready()).await.expect("the simulator rejoins");
+    tokio::time::timeout(PATIENCE, s.sim.ready())
+        .await
+        .expect("the simulator rejoins");
     wait_ready(&s.platform).await;
     s.sim.set_faults(vec![]).await;
-    let status = s.platform.agent_status(&agent("22010")).await.expect("works again");
+    let status = s
+        .platform
+        .agent_status(&agent("22010"))
+        .await
+        .expect("works again");
     assert_eq!(status.agent.as_str(), "22010");
 
-    let ids: Vec<u64> = s.sim.requests().await.iter().map(|r| r.message.id).collect();
-    assert!(ids.windows(2).all(|w| w[0] < w[1]), "request ids never reused: {ids:?}");
+    let ids: Vec<u64> = s
+        .sim
+        .requests()
+        .await
+        .iter()
+        .map(|r| r.message.id)
+        .collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "request ids never reused: {ids:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,7 +370,11 @@ async fn events_arrive_typed_once_and_replays_are_dropped() {
     let s = stack().await;
     let mut updates = s.platform.subscribe();
     let maria = agent("22010");
-    let call = s.sim.start_call(QueueId(7), &maria, "01921215544").await.unwrap();
+    let call = s
+        .sim
+        .start_call(QueueId(7), &maria, "01921215544")
+        .await
+        .unwrap();
     let start = next_update(&mut updates, |u| match u {
         Update::Event(e) => match &e.event {
             Event::CallDidStart(start) => Some((e.room.clone(), e.id, start.clone())),
@@ -231,18 +390,32 @@ async fn events_arrive_typed_once_and_replays_are_dropped() {
 
     // The platform publishes the same event again (a replay): dropped and counted.
     let dupes = counter(DROPPED, "reason=\"duplicate_event\"");
-    let replay = Message::Event(EventMessage::new(start.1, &Event::CallDidStart(start.2.clone()))).to_json();
+    let replay = Message::Event(EventMessage::new(
+        start.1,
+        &Event::CallDidStart(start.2.clone()),
+    ))
+    .to_json();
     s.sim.publish_raw(RoomName::Queue(QueueId(7)), replay).await;
     // An unknown and a malformed event, then a real one: only the real one comes through.
-    s.sim.publish_raw(RoomName::Queue(QueueId(7)), r#"{"id": 1, "type": "event", "name": "CallExploded", "params": {}}"#.into()).await;
-    s.sim.publish_raw(RoomName::Queue(QueueId(7)), "not json".into()).await;
+    s.sim
+        .publish_raw(
+            RoomName::Queue(QueueId(7)),
+            r#"{"id": 1, "type": "event", "name": "CallExploded", "params": {}}"#.into(),
+        )
+        .await;
+    s.sim
+        .publish_raw(RoomName::Queue(QueueId(7)), "not json".into())
+        .await;
     s.sim.finish_call(call).await.unwrap();
     let next = next_update(&mut updates, |u| match u {
         Update::Event(e) => Some(e.event.clone()),
         _ => None,
     })
     .await;
-    assert!(matches!(next, Event::CallDidFinish(ref f) if f.callid == call), "{next:?}");
+    assert!(
+        matches!(next, Event::CallDidFinish(ref f) if f.callid == call),
+        "{next:?}"
+    );
     assert!(counter(DROPPED, "reason=\"duplicate_event\"") > dupes);
     assert!(counter(DROPPED, "reason=\"unknown_event\"") >= 1.0);
 }
@@ -253,7 +426,10 @@ async fn events_published_before_the_bridge_joined_are_not_replayed() {
     let cancel = tokio_util::sync::CancellationToken::new();
     let (prosody, sim) = start_sim(scenario(), &tracker, &cancel).await;
     // History the room would replay to a joiner that asked for it.
-    let early = sim.start_call(QueueId(7), &agent("22010"), "111").await.unwrap();
+    let early = sim
+        .start_call(QueueId(7), &agent("22010"), "111")
+        .await
+        .unwrap();
     let cfg = converja(&prosody, Duration::from_secs(5));
     let platform = converja_bridge::platform::Platform::start(
         settings(&prosody, "bridge", "bridge-pw"),
@@ -264,7 +440,10 @@ async fn events_published_before_the_bridge_joined_are_not_replayed() {
     );
     let mut updates = platform.subscribe();
     wait_ready(&platform).await;
-    let late = sim.start_call(QueueId(7), &agent("22011"), "222").await.unwrap();
+    let late = sim
+        .start_call(QueueId(7), &agent("22011"), "222")
+        .await
+        .unwrap();
     let first: CallId = next_update(&mut updates, |u| match u {
         Update::Event(e) => match &e.event {
             Event::CallDidStart(s) => Some(s.callid),
@@ -273,7 +452,10 @@ async fn events_published_before_the_bridge_joined_are_not_replayed() {
         _ => None,
     })
     .await;
-    assert_eq!(first, late, "call {early} was published before the join and must not come back");
+    assert_eq!(
+        first, late,
+        "call {early} was published before the join and must not come back"
+    );
     cancel.cancel();
 }
 
@@ -289,7 +471,10 @@ async fn many_requests_in_flight_never_stall() {
         let p = s.platform.clone();
         tasks.spawn(async move {
             let id = ["22010", "22011", "22012"][i % 3];
-            let r = p.agent_status(&agent(id)).await.map(|st| st.agent.as_str() == id);
+            let r = p
+                .agent_status(&agent(id))
+                .await
+                .map(|st| st.agent.as_str() == id);
             drop(permit);
             r
         });
@@ -297,7 +482,10 @@ async fn many_requests_in_flight_never_stall() {
     let all = tokio::time::timeout(Duration::from_secs(120), async {
         let mut ok = 0;
         while let Some(r) = tasks.join_next().await {
-            assert!(r.unwrap().expect("request succeeds"), "answer for the right agent");
+            assert!(
+                r.unwrap().expect("request succeeds"),
+                "answer for the right agent"
+            );
             ok += 1;
         }
         ok
@@ -315,17 +503,43 @@ async fn bad_credentials_and_missing_tls_are_reported_not_retried_silently() {
     let (prosody, _sim) = start_sim(scenario(), &tracker, &cancel).await;
     let cfg = converja(&prosody, Duration::from_secs(5));
 
-    let wrong = converja_bridge::platform::Platform::start(settings(&prosody, "bridge", "wrong"), BRIDGE_NICK.into(), &cfg, &tracker, cancel.clone());
+    let wrong = converja_bridge::platform::Platform::start(
+        settings(&prosody, "bridge", "wrong"),
+        BRIDGE_NICK.into(),
+        &cfg,
+        &tracker,
+        cancel.clone(),
+    );
     let mut state = wrong.link_state();
-    let s = tokio::time::timeout(PATIENCE, state.wait_for(|s| s.last_error.is_some())).await.unwrap().unwrap().clone();
-    assert!(s.last_error.as_deref().unwrap().contains("credentials"), "{s:?}");
+    let s = tokio::time::timeout(PATIENCE, state.wait_for(|s| s.last_error.is_some()))
+        .await
+        .unwrap()
+        .unwrap()
+        .clone();
+    assert!(
+        s.last_error.as_deref().unwrap().contains("credentials"),
+        "{s:?}"
+    );
     assert!(!wrong.readiness().is_ready());
 
     let mut tls = settings(&prosody, "bridge", "bridge-pw");
     tls.tls = converja_bridge::config::TlsMode::Required;
-    let no_tls = converja_bridge::platform::Platform::start(tls, BRIDGE_NICK.into(), &cfg, &tracker, cancel.clone());
+    let no_tls = converja_bridge::platform::Platform::start(
+        tls,
+        BRIDGE_NICK.into(),
+        &cfg,
+        &tracker,
+        cancel.clone(),
+    );
     let mut state = no_tls.link_state();
-    let s = tokio::time::timeout(PATIENCE, state.wait_for(|s| s.last_error.is_some())).await.unwrap().unwrap().clone();
-    assert!(s.last_error.as_deref().unwrap().contains("STARTTLS"), "{s:?}");
+    let s = tokio::time::timeout(PATIENCE, state.wait_for(|s| s.last_error.is_some()))
+        .await
+        .unwrap()
+        .unwrap()
+        .clone();
+    assert!(
+        s.last_error.as_deref().unwrap().contains("STARTTLS"),
+        "{s:?}"
+    );
     cancel.cancel();
 }

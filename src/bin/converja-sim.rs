@@ -55,11 +55,17 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let settings = ConnectSettings {
-        host: cli.host.unwrap_or_else(|| cli.jid.rsplit('@').next().unwrap_or_default().to_owned()),
+        host: cli
+            .host
+            .unwrap_or_else(|| cli.jid.rsplit('@').next().unwrap_or_default().to_owned()),
         jid,
         password: Secret::new(cli.password),
         port: cli.port,
-        tls: if cli.tls == "none" { TlsMode::None } else { TlsMode::Required },
+        tls: if cli.tls == "none" {
+            TlsMode::None
+        } else {
+            TlsMode::Required
+        },
         ca_file: None,
         connect_timeout: Duration::from_secs(10),
         resource: format!("converja-sim-{}", std::process::id()),

@@ -29,7 +29,9 @@ impl RoomName {
                 if let Some(id) = node.strip_prefix("queue.") {
                     id.parse().ok().map(RoomName::Queue)
                 } else {
-                    node.strip_prefix("agent.").filter(|id| !id.is_empty()).map(|id| RoomName::Agent(AgentId::new(id)))
+                    node.strip_prefix("agent.")
+                        .filter(|id| !id.is_empty())
+                        .map(|id| RoomName::Agent(AgentId::new(id)))
                 }
             }
         }
@@ -134,9 +136,14 @@ mod tests {
     #[test]
     fn destinations_follow_the_api_table() {
         let a = addresses();
-        assert_eq!(a.destination(&Destination::Filis).unwrap().to_string(), "filis@conference.platform.converja.com/filis");
         assert_eq!(
-            a.destination(&Destination::Agent(AgentId::new("22010"))).unwrap().to_string(),
+            a.destination(&Destination::Filis).unwrap().to_string(),
+            "filis@conference.platform.converja.com/filis"
+        );
+        assert_eq!(
+            a.destination(&Destination::Agent(AgentId::new("22010")))
+                .unwrap()
+                .to_string(),
             "agent.22010@conference.platform.converja.com/22010"
         );
     }
@@ -144,11 +151,19 @@ mod tests {
     #[test]
     fn room_names_round_trip() {
         let a = addresses();
-        for room in [RoomName::Filis, RoomName::Catraquis, RoomName::Queue(QueueId(7)), RoomName::Agent(AgentId::new("22010"))] {
+        for room in [
+            RoomName::Filis,
+            RoomName::Catraquis,
+            RoomName::Queue(QueueId(7)),
+            RoomName::Agent(AgentId::new("22010")),
+        ] {
             let jid = a.room(&room).unwrap();
             assert_eq!(a.room_of(&jid), Some(room));
         }
-        assert_eq!(a.room_of(&"queue.x@conference.platform.converja.com".parse().unwrap()), None);
+        assert_eq!(
+            a.room_of(&"queue.x@conference.platform.converja.com".parse().unwrap()),
+            None
+        );
         assert_eq!(a.room_of(&"filis@elsewhere.example".parse().unwrap()), None);
     }
 }

@@ -20,9 +20,17 @@ pub struct EventMessage {
 impl EventMessage {
     /// The wire form of `event` with id `id`.
     pub fn new(id: u64, event: &Event) -> Self {
-        let mut value = serde_json::to_value(event).expect("events hold only JSON-representable data");
-        let params = value.get_mut("params").map(Value::take).unwrap_or(Value::Null);
-        EventMessage { id, name: event.name().to_owned(), params }
+        let mut value =
+            serde_json::to_value(event).expect("events hold only JSON-representable data");
+        let params = value
+            .get_mut("params")
+            .map(Value::take)
+            .unwrap_or(Value::Null);
+        EventMessage {
+            id,
+            name: event.name().to_owned(),
+            params,
+        }
     }
 
     /// The typed event.
@@ -31,7 +39,10 @@ impl EventMessage {
             return Err(ProtocolError::UnknownEvent(self.name.clone()));
         }
         let tagged = serde_json::json!({ "name": self.name, "params": self.params });
-        serde_json::from_value(tagged).map_err(|e| ProtocolError::BadParams { what: self.name.clone(), error: e.to_string() })
+        serde_json::from_value(tagged).map_err(|e| ProtocolError::BadParams {
+            what: self.name.clone(),
+            error: e.to_string(),
+        })
     }
 }
 

@@ -10,14 +10,15 @@ mod response;
 
 pub use address::{Addresses, Destination, RoomName};
 pub use event::{
-    CallDidFinish, CallDidStart, CallMissed, CallRinging, Event, EventMessage, UserSession, UserSessionDidPause,
+    CallDidFinish, CallDidStart, CallMissed, CallRinging, Event, EventMessage, UserSession,
+    UserSessionDidPause,
 };
 pub use ids::{AgentId, CallId, PauseReason, QueueId, Timestamp};
 pub use message::{Message, ProtocolError, ResponseMessage};
 pub use request::{Method, Request, RequestMessage, RouteError};
 pub use response::{
-    AgentState, AgentStatus, CallTimestamps, Data, Empty, QueueAgent, QueueCall, QueueCalls, QueueInfo, QueueSupervisor,
-    ResponseParams, TerminalTime,
+    AgentState, AgentStatus, CallTimestamps, Data, Empty, QueueAgent, QueueCall, QueueCalls,
+    QueueInfo, QueueSupervisor, ResponseParams, TerminalTime,
 };
 
 #[cfg(test)]

@@ -167,19 +167,32 @@ impl Request {
 
     /// The wire form with the given id.
     pub fn to_message(&self, id: u64) -> RequestMessage {
-        RequestMessage { id, method: self.method(), resource: self.resource(), params: self.params() }
+        RequestMessage {
+            id,
+            method: self.method(),
+            resource: self.resource(),
+            params: self.params(),
+        }
     }
 
     /// Maps a request received by occupant `at` to its typed form, or to the error status the
     /// platform answers with.
     pub fn route(at: &Destination, msg: &RequestMessage) -> Result<Request, RouteError> {
-        let segments: Vec<&str> = msg.resource.trim_end_matches('/').split('/').skip(1).collect();
+        let segments: Vec<&str> = msg
+            .resource
+            .trim_end_matches('/')
+            .split('/')
+            .skip(1)
+            .collect();
         let not_found = || RouteError::NotFound(msg.resource.clone());
         let expect = |method: Method, req: Request| {
             if msg.method == method {
                 Ok(req)
             } else {
-                Err(RouteError::MethodNotAllowed { method: msg.method, resource: msg.resource.clone() })
+                Err(RouteError::MethodNotAllowed {
+                    method: msg.method,
+                    resource: msg.resource.clone(),
+                })
             }
         };
         match at {
@@ -194,7 +207,9 @@ impl Request {
                         _ => Err(not_found()),
                     }
                 }
-                ["agents", id, "status"] if !id.is_empty() => expect(Method::Get, Request::AgentStatus(AgentId::new(*id))),
+                ["agents", id, "status"] if !id.is_empty() => {
+                    expect(Method::Get, Request::AgentStatus(AgentId::new(*id)))
+                }
                 _ => Err(not_found()),
             },
             Destination::Agent(agent) => {
@@ -208,7 +223,11 @@ impl Request {
                         let number = match msg.params.get("value") {
                             Some(Value::String(s)) if !s.is_empty() => s.clone(),
                             Some(Value::Number(n)) => n.to_string(),
-                            _ => return Err(RouteError::BadRequest("params.value (destination number) is required".into())),
+                            _ => {
+                                return Err(RouteError::BadRequest(
+                                    "params.value (destination number) is required".into(),
+                                ));
+                            }
                         };
                         Ok(Request::Transfer(agent, number))
                     }
@@ -218,7 +237,11 @@ impl Request {
                             .params
                             .get("value")
                             .filter(|v| !v.is_null())
-                            .ok_or_else(|| RouteError::BadRequest("params.value (pause reason, 0 to resume) is required".into()))?;
+                            .ok_or_else(|| {
+                                RouteError::BadRequest(
+                                    "params.value (pause reason, 0 to resume) is required".into(),
+                                )
+                            })?;
                         let reason: PauseReason = serde_json::from_value(value.clone())
                             .map_err(|e| RouteError::BadRequest(format!("params.value: {e}")))?;
                         Ok(Request::SetPaused(agent, (reason.0 != 0).then_some(reason)))
@@ -255,7 +278,11 @@ mod tests {
     fn every_request_routes_back_to_itself_at_its_destination() {
         for req in all_requests() {
             let msg = req.to_message(1);
-            assert_eq!(Request::route(&req.destination(), &msg), Ok(req.clone()), "{msg:?}");
+            assert_eq!(
+                Request::route(&req.destination(), &msg),
+                Ok(req.clone()),
+                "{msg:?}"
+            );
         }
     }
 
@@ -269,15 +296,56 @@ mod tests {
             resource: resource.into(),
             params: params.as_object().cloned().unwrap_or_default(),
         };
-        assert_eq!(Request::route(&filis, &msg(Method::Get, "/nothing", json!({}))).unwrap_err().status(), 404);
-        assert_eq!(Request::route(&filis, &msg(Method::Get, "/queues/x/agents", json!({}))).unwrap_err().status(), 404);
-        assert_eq!(Request::route(&filis, &msg(Method::Delete, "/queues", json!({}))).unwrap_err().status(), 405);
-        assert_eq!(Request::route(&agent, &msg(Method::Get, "/queues", json!({}))).unwrap_err().status(), 404);
-        assert_eq!(Request::route(&agent, &msg(Method::Put, "/session/paused", json!({}))).unwrap_err().status(), 400);
-        assert_eq!(Request::route(&agent, &msg(Method::Put, "/calls/active/local", json!({}))).unwrap_err().status(), 400);
-        assert_eq!(Request::route(&agent, &msg(Method::Get, "/session/paused", json!({"value": 1}))).unwrap_err().status(), 405);
         assert_eq!(
-            Request::route(&agent, &msg(Method::Put, "/session/paused", json!({"value": "11"}))),
+            Request::route(&filis, &msg(Method::Get, "/nothing", json!({})))
+                .unwrap_err()
+                .status(),
+            404
+        );
+        assert_eq!(
+            Request::route(&filis, &msg(Method::Get, "/queues/x/agents", json!({})))
+                .unwrap_err()
+                .status(),
+            404
+        );
+        assert_eq!(
+            Request::route(&filis, &msg(Method::Delete, "/queues", json!({})))
+                .unwrap_err()
+                .status(),
+            405
+        );
+        assert_eq!(
+            Request::route(&agent, &msg(Method::Get, "/queues", json!({})))
+                .unwrap_err()
+                .status(),
+            404
+        );
+        assert_eq!(
+            Request::route(&agent, &msg(Method::Put, "/session/paused", json!({})))
+                .unwrap_err()
+                .status(),
+            400
+        );
+        assert_eq!(
+            Request::route(&agent, &msg(Method::Put, "/calls/active/local", json!({})))
+                .unwrap_err()
+                .status(),
+            400
+        );
+        assert_eq!(
+            Request::route(
+                &agent,
+                &msg(Method::Get, "/session/paused", json!({"value": 1}))
+            )
+            .unwrap_err()
+            .status(),
+            405
+        );
+        assert_eq!(
+            Request::route(
+                &agent,
+                &msg(Method::Put, "/session/paused", json!({"value": "11"}))
+            ),
             Ok(Request::SetPaused(AgentId::new("1"), Some(PauseReason(11))))
         );
     }
@@ -286,7 +354,11 @@ mod tests {
     fn destinations_match_the_api_table() {
         for req in all_requests() {
             let to_filis = matches!(req.destination(), Destination::Filis);
-            assert_eq!(to_filis, req.resource().starts_with("/queues") || req.resource().starts_with("/agents"), "{req:?}");
+            assert_eq!(
+                to_filis,
+                req.resource().starts_with("/queues") || req.resource().starts_with("/agents"),
+                "{req:?}"
+            );
         }
     }
 }

@@ -10,8 +10,15 @@ use super::{AgentId, CallId, PauseReason, ProtocolError, QueueId, Timestamp};
 pub trait ResponseParams: DeserializeOwned {
     /// Decodes `params`, treating `null` as `{}` as some platform answers do.
     fn decode(kind: &str, params: Value) -> Result<Self, ProtocolError> {
-        let params = if params.is_null() { Value::Object(Default::default()) } else { params };
-        serde_json::from_value(params).map_err(|e| ProtocolError::BadParams { what: kind.to_owned(), error: e.to_string() })
+        let params = if params.is_null() {
+            Value::Object(Default::default())
+        } else {
+            params
+        };
+        serde_json::from_value(params).map_err(|e| ProtocolError::BadParams {
+            what: kind.to_owned(),
+            error: e.to_string(),
+        })
     }
 }
 
@@ -92,7 +99,9 @@ pub struct QueueCall {
 impl QueueCall {
     /// Whether an agent is on the call now: answered, not hung up.
     pub fn is_active(&self) -> bool {
-        self.timestamps.answer.is_some() && self.timestamps.hangup.is_none() && self.timestamps.miss.is_none()
+        self.timestamps.answer.is_some()
+            && self.timestamps.hangup.is_none()
+            && self.timestamps.miss.is_none()
     }
 }
 
@@ -142,7 +151,10 @@ impl AgentStatus {
         if self.name != AgentState::Paused {
             return None;
         }
-        self.show.as_deref().and_then(|s| s.parse().ok()).map(PauseReason)
+        self.show
+            .as_deref()
+            .and_then(|s| s.parse().ok())
+            .map(PauseReason)
     }
 }
 

@@ -28,9 +28,19 @@ const TICK: Duration = Duration::from_millis(100);
 /// What reaches the hub.
 pub(super) enum HubMsg {
     /// A socket was admitted.
-    Connected { id: SocketId, socket: SocketRef, auth_user: Option<String>, polling: bool },
+    Connected {
+        id: SocketId,
+        socket: SocketRef,
+        auth_user: Option<String>,
+        polling: bool,
+    },
     /// A socket sent an event.
-    Incoming { id: SocketId, name: String, data: Option<Value>, ack: Option<AckSender> },
+    Incoming {
+        id: SocketId,
+        name: String,
+        data: Option<Value>,
+        ack: Option<AckSender>,
+    },
     /// A socket is gone.
     Closed { id: SocketId },
     /// A platform request finished.
@@ -39,10 +49,30 @@ pub(super) enum HubMsg {
 
 /// The result of a platform request started by the hub, with what it needs to reply.
 pub(super) enum Done {
-    Login { id: SocketId, ack: Option<AckSender>, raw: Value, login: Login, agent: AgentId, result: Result<(), PlatformError> },
-    Logout { id: Option<SocketId>, ack: Option<AckSender>, username: String, result: Result<(), PlatformError> },
-    EndCall { id: SocketId, ack: Option<AckSender>, call: CallId, result: Result<(), PlatformError> },
-    Reconciled { active: Vec<(AgentId, CallId, NewCall)>, complete: bool },
+    Login {
+        id: SocketId,
+        ack: Option<AckSender>,
+        raw: Value,
+        login: Login,
+        agent: AgentId,
+        result: Result<(), PlatformError>,
+    },
+    Logout {
+        id: Option<SocketId>,
+        ack: Option<AckSender>,
+        username: String,
+        result: Result<(), PlatformError>,
+    },
+    EndCall {
+        id: SocketId,
+        ack: Option<AckSender>,
+        call: CallId,
+        result: Result<(), PlatformError>,
+    },
+    Reconciled {
+        active: Vec<(AgentId, CallId, NewCall)>,
+        complete: bool,
+    },
 }
 
 struct Incoming {
@@ -70,7 +100,11 @@ pub(super) struct Hub {
     tracker: TaskTracker,
 }
 
-fn emit<T: Serialize + ?Sized>(socket: &SocketRef, name: &'static str, payload: &T) -> Result<(), SendError> {
+fn emit<T: Serialize + ?Sized>(
+    socket: &SocketRef,
+    name: &'static str,
+    payload: &T,
+) -> Result<(), SendError> {
     let result = socket.emit(name, payload);
     let outcome = if result.is_ok() { "ok" } else { "failed" };
     metrics::counter!(telemetry::EMITS, "event" => name, "outcome" => outcome).increment(1);
@@ -78,7 +112,12 @@ fn emit<T: Serialize + ?Sized>(socket: &SocketRef, name: &'static str, payload: 
 }
 
 impl Hub {
-    pub(super) fn new(config: &Config, platform: Platform, tx: mpsc::Sender<HubMsg>, tracker: TaskTracker) -> Hub {
+    pub(super) fn new(
+        config: &Config,
+        platform: Platform,
+        tx: mpsc::Sender<HubMsg>,
+        tracker: TaskTracker,
+    ) -> Hub {
         let a = &config.agents;
         let rules = Rules {
             first_call_delay: a.first_call_delay.0,
@@ -123,11 +162,30 @@ impl Hub {
 
     fn on_msg(&mut self, msg: HubMsg) {
         match msg {
-            HubMsg::Connected { id, socket, auth_user, polling } => {
+            HubMsg::Connected {
+                id,
+                socket,
+                auth_user,
+                polling,
+            } => {
                 debug!(socket = id.0, polling, "socket connected");
-                self.sockets.insert(id, SocketCtx { socket, auth_user, busy: false, queue: VecDeque::new(), closed: false });
+                self.sockets.insert(
+                    id,
+                    SocketCtx {
+                        socket,
+                        auth_user,
+                        busy: false,
+                        queue: VecDeque::new(),
+                        closed: false,
+                    },
+                );
             }
-            HubMsg::Incoming { id, name, data, ack } => self.enqueue(id, Incoming { name, data, ack }),
+            HubMsg::Incoming {
+                id,
+                name,
+                data,
+                ack,
+            } => self.enqueue(id, Incoming { name, data, ack }),
             HubMsg::Closed { id } => {
                 // Behind any event the socket sent before closing: those are served first.
                 if let Some(ctx) = self.sockets.get_mut(&id) {
@@ -140,7 +198,9 @@ impl Hub {
     }
 
     fn enqueue(&mut self, id: SocketId, incoming: Incoming) {
-        let Some(ctx) = self.sockets.get_mut(&id) else { return };
+        let Some(ctx) = self.sockets.get_mut(&id) else {
+            return;
+        };
         ctx.queue.push_back(incoming);
         self.drain(id);
     }
@@ -148,7 +208,9 @@ impl Hub {
     /// Serves the socket's queued events until one starts a platform request.
     fn drain(&mut self, id: SocketId) {
         loop {
-            let Some(ctx) = self.sockets.get_mut(&id) else { return };
+            let Some(ctx) = self.sockets.get_mut(&id) else {
+                return;
+            };
             if ctx.busy {
                 return;
             }
@@ -181,22 +243,35 @@ impl Hub {
     fn on_event(&mut self, id: SocketId, socket: &SocketRef, incoming: Incoming) -> bool {
         let Incoming { name, data, ack } = incoming;
         let label = match name.as_str() {
-            event::USER_CONNECT | event::USER_DISCONNECT | event::END_CALL | event::NEW_CALL_ANSWERED | event::NEW_CALL_ERROR => {
-                name.clone()
-            }
+            event::USER_CONNECT
+            | event::USER_DISCONNECT
+            | event::END_CALL
+            | event::NEW_CALL_ANSWERED
+            | event::NEW_CALL_ERROR => name.clone(),
             _ => "unknown".into(),
         };
-        metrics::counter!(telemetry::SOCKET_EVENTS, "event" => label, "outcome" => "received").increment(1);
+        metrics::counter!(telemetry::SOCKET_EVENTS, "event" => label, "outcome" => "received")
+            .increment(1);
         match name.as_str() {
             event::USER_CONNECT => self.user_connect(id, socket, data, ack),
             event::USER_DISCONNECT => self.user_disconnect(id, socket, data, ack),
             event::END_CALL => self.end_call(id, socket, data, ack),
             event::NEW_CALL_ANSWERED => {
                 match data.as_ref().map(payload::parse_call_id) {
-                    Some(Ok(call)) if self.registry.answered(id, call) => debug!(%call, "call answered"),
-                    Some(Ok(call)) => self.refuse(ack, "unknown_call", format!("call {call} is not one of this connection's calls")),
+                    Some(Ok(call)) if self.registry.answered(id, call) => {
+                        debug!(%call, "call answered")
+                    }
+                    Some(Ok(call)) => self.refuse(
+                        ack,
+                        "unknown_call",
+                        format!("call {call} is not one of this connection's calls"),
+                    ),
                     Some(Err(e)) => self.refuse(ack, "bad_payload", e),
-                    None => self.refuse(ack, "bad_payload", "NEW_CALL_ANSWERED needs {callId}".into()),
+                    None => self.refuse(
+                        ack,
+                        "bad_payload",
+                        "NEW_CALL_ANSWERED needs {callId}".into(),
+                    ),
                 }
                 false
             }
@@ -218,13 +293,20 @@ impl Hub {
     /// Logs and counts an event that has no error event of its own; answers its ack if any.
     fn refuse(&self, ack: Option<AckSender>, reason: &'static str, error: String) {
         warn!(%error, "event refused");
-        metrics::counter!(telemetry::SOCKET_EVENTS, "event" => reason, "outcome" => "refused").increment(1);
+        metrics::counter!(telemetry::SOCKET_EVENTS, "event" => reason, "outcome" => "refused")
+            .increment(1);
         if let Some(ack) = ack {
             let _ = ack.send(&json!({ "error": error }));
         }
     }
 
-    fn reply<T: Serialize>(&self, socket: &SocketRef, name: &'static str, payload: &T, ack: Option<AckSender>) {
+    fn reply<T: Serialize>(
+        &self,
+        socket: &SocketRef,
+        name: &'static str,
+        payload: &T,
+        ack: Option<AckSender>,
+    ) {
         if let Err(e) = emit(socket, name, payload) {
             warn!(event = name, error = %e, "reply not delivered");
         }
@@ -234,14 +316,28 @@ impl Hub {
     }
 
     fn agent_for(&self, username: &str) -> AgentId {
-        self.rules.ids.get(username).cloned().unwrap_or_else(|| AgentId::new(username))
+        self.rules
+            .ids
+            .get(username)
+            .cloned()
+            .unwrap_or_else(|| AgentId::new(username))
     }
 
-    fn user_connect(&mut self, id: SocketId, socket: &SocketRef, data: Option<Value>, ack: Option<AckSender>) -> bool {
+    fn user_connect(
+        &mut self,
+        id: SocketId,
+        socket: &SocketRef,
+        data: Option<Value>,
+        ack: Option<AckSender>,
+    ) -> bool {
         let raw = data.unwrap_or(Value::Null);
         let fail = |this: &Self, error: String, ack| {
             metrics::counter!(telemetry::SOCKET_EVENTS, "event" => event::USER_CONNECT, "outcome" => "refused").increment(1);
-            let reply = ConnectReply { username: raw.get("username").cloned().unwrap_or(Value::Null), max_calls: raw.get("maxCalls").cloned().unwrap_or(Value::Null), error: Some(error) };
+            let reply = ConnectReply {
+                username: raw.get("username").cloned().unwrap_or(Value::Null),
+                max_calls: raw.get("maxCalls").cloned().unwrap_or(Value::Null),
+                error: Some(error),
+            };
             this.reply(socket, event::USER_CONNECTION_ERROR, &reply, ack);
         };
         let login = match payload::parse_login(&raw, self.rules.max_calls_limit) {
@@ -254,7 +350,11 @@ impl Hub {
         if self.authenticated {
             let allowed = self.sockets.get(&id).and_then(|c| c.auth_user.as_deref());
             if allowed != Some(login.username.as_str()) {
-                fail(self, format!("this connection's token is not for {}", login.username), ack);
+                fail(
+                    self,
+                    format!("this connection's token is not for {}", login.username),
+                    ack,
+                );
                 return false;
             }
         }
@@ -265,8 +365,18 @@ impl Hub {
         }
         if self.registry.username_of(id) == Some(login.username.as_str()) {
             // A repeated USER_CONNECT on the same socket: same session, nothing re-delivered.
-            let _ = self.registry.attach(id, &login.username, &agent, login.max_calls, Instant::now().into_std());
-            let reply = ConnectReply { username: raw["username"].clone(), max_calls: raw["maxCalls"].clone(), error: None };
+            let _ = self.registry.attach(
+                id,
+                &login.username,
+                &agent,
+                login.max_calls,
+                Instant::now().into_std(),
+            );
+            let reply = ConnectReply {
+                username: raw["username"].clone(),
+                max_calls: raw["maxCalls"].clone(),
+                error: None,
+            };
             self.reply(socket, event::USER_CONNECTED, &reply, ack);
             return false;
         }
@@ -280,26 +390,59 @@ impl Hub {
                     platform.agent_status(&agent).await.map(drop)
                 }
                 .await;
-                let _ = tx.send(HubMsg::Done(Done::Login { id, ack, raw, login, agent, result })).await;
+                let _ = tx
+                    .send(HubMsg::Done(Done::Login {
+                        id,
+                        ack,
+                        raw,
+                        login,
+                        agent,
+                        result,
+                    }))
+                    .await;
             }
             .instrument(span),
         );
         true
     }
 
-    fn user_disconnect(&mut self, id: SocketId, socket: &SocketRef, data: Option<Value>, ack: Option<AckSender>) -> bool {
+    fn user_disconnect(
+        &mut self,
+        id: SocketId,
+        socket: &SocketRef,
+        data: Option<Value>,
+        ack: Option<AckSender>,
+    ) -> bool {
         let named = payload::parse_logout(data.as_ref());
         let current = self.registry.username_of(id).map(str::to_owned);
         let fail = |this: &Self, username: String, error: String, ack| {
             metrics::counter!(telemetry::SOCKET_EVENTS, "event" => event::USER_DISCONNECT, "outcome" => "refused").increment(1);
-            this.reply(socket, event::USER_DISCONNECTION_ERROR, &DisconnectReply { username, error: Some(error) }, ack);
+            this.reply(
+                socket,
+                event::USER_DISCONNECTION_ERROR,
+                &DisconnectReply {
+                    username,
+                    error: Some(error),
+                },
+                ack,
+            );
         };
         let Some(username) = current else {
-            fail(self, named.unwrap_or_default(), "not connected: send USER_CONNECT first".into(), ack);
+            fail(
+                self,
+                named.unwrap_or_default(),
+                "not connected: send USER_CONNECT first".into(),
+                ack,
+            );
             return false;
         };
         if let Some(named) = named.filter(|n| *n != username) {
-            fail(self, named, format!("this connection is logged in as {username}"), ack);
+            fail(
+                self,
+                named,
+                format!("this connection is logged in as {username}"),
+                ack,
+            );
             return false;
         }
         self.end_session(Some(id), username, ack);
@@ -308,7 +451,9 @@ impl Hub {
 
     /// Applies `on_disconnect` on the platform, then leaves the agent room.
     fn end_session(&mut self, id: Option<SocketId>, username: String, ack: Option<AckSender>) {
-        let Some(session) = self.registry.session(&username) else { return };
+        let Some(session) = self.registry.session(&username) else {
+            return;
+        };
         let agent = session.agent.clone();
         let policy = self.rules.on_disconnect;
         let reason = PauseReason(self.rules.pause_reason);
@@ -325,17 +470,42 @@ impl Hub {
                 if result.is_ok() {
                     platform.leave_agent_room(&agent).await;
                 }
-                let _ = tx.send(HubMsg::Done(Done::Logout { id, ack, username, result })).await;
+                let _ = tx
+                    .send(HubMsg::Done(Done::Logout {
+                        id,
+                        ack,
+                        username,
+                        result,
+                    }))
+                    .await;
             }
             .instrument(span),
         );
     }
 
-    fn end_call(&mut self, id: SocketId, socket: &SocketRef, data: Option<Value>, ack: Option<AckSender>) -> bool {
-        let raw_id = data.as_ref().and_then(|d| d.get("callId")).cloned().unwrap_or(Value::Null);
+    fn end_call(
+        &mut self,
+        id: SocketId,
+        socket: &SocketRef,
+        data: Option<Value>,
+        ack: Option<AckSender>,
+    ) -> bool {
+        let raw_id = data
+            .as_ref()
+            .and_then(|d| d.get("callId"))
+            .cloned()
+            .unwrap_or(Value::Null);
         let fail = |this: &Self, error: String, ack| {
             metrics::counter!(telemetry::SOCKET_EVENTS, "event" => event::END_CALL, "outcome" => "refused").increment(1);
-            this.reply(socket, event::END_CALL_ERROR, &CallReply { call_id: raw_id.clone(), error: Some(error) }, ack);
+            this.reply(
+                socket,
+                event::END_CALL_ERROR,
+                &CallReply {
+                    call_id: raw_id.clone(),
+                    error: Some(error),
+                },
+                ack,
+            );
         };
         let call = match data.as_ref().map(payload::parse_call_id) {
             Some(Ok(call)) => call,
@@ -363,7 +533,14 @@ impl Hub {
         self.tracker.spawn(
             async move {
                 let result = platform.end_active_call(&agent).await;
-                let _ = tx.send(HubMsg::Done(Done::EndCall { id, ack, call, result })).await;
+                let _ = tx
+                    .send(HubMsg::Done(Done::EndCall {
+                        id,
+                        ack,
+                        call,
+                        result,
+                    }))
+                    .await;
             }
             .instrument(span),
         );
@@ -374,16 +551,34 @@ impl Hub {
         let call = match data.as_ref().map(payload::parse_call_id) {
             Some(Ok(call)) => call,
             Some(Err(e)) => return self.refuse(ack, "bad_payload", e),
-            None => return self.refuse(ack, "bad_payload", "NEW_CALL_ERROR needs {callId, error}".into()),
+            None => {
+                return self.refuse(
+                    ack,
+                    "bad_payload",
+                    "NEW_CALL_ERROR needs {callId, error}".into(),
+                );
+            }
         };
         let Some(session) = self.registry.session_of(id) else {
-            return self.refuse(ack, "not_connected", "not connected: send USER_CONNECT first".into());
+            return self.refuse(
+                ack,
+                "not_connected",
+                "not connected: send USER_CONNECT first".into(),
+            );
         };
         if !session.holds(call) {
-            return self.refuse(ack, "unknown_call", format!("call {call} is not one of your calls"));
+            return self.refuse(
+                ack,
+                "unknown_call",
+                format!("call {call} is not one of your calls"),
+            );
         }
         let agent = session.agent.clone();
-        let reason = data.as_ref().and_then(|d| d.get("error")).map(|e| e.to_string()).unwrap_or_default();
+        let reason = data
+            .as_ref()
+            .and_then(|d| d.get("error"))
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         warn!(%agent, %call, %reason, "agent UI rejected a call");
         // The slot is freed at once and the call is never offered again.
         self.registry.call_ended(call);
@@ -407,14 +602,35 @@ impl Hub {
 
     fn on_done(&mut self, done: Done) {
         match done {
-            Done::Login { id, ack, raw, login, agent, result } => {
+            Done::Login {
+                id,
+                ack,
+                raw,
+                login,
+                agent,
+                result,
+            } => {
                 let Some(socket) = self.sockets.get(&id).map(|c| c.socket.clone()) else {
                     return self.leave_if_unused(&agent);
                 };
-                let outcome = result.map_err(|e| payload::describe(&e, &format!("agent {agent}"))).and_then(|()| {
-                    self.registry.attach(id, &login.username, &agent, login.max_calls, Instant::now().into_std()).map_err(|e| e.to_string())
-                });
-                let mut reply = ConnectReply { username: raw["username"].clone(), max_calls: raw["maxCalls"].clone(), error: None };
+                let outcome = result
+                    .map_err(|e| payload::describe(&e, &format!("agent {agent}")))
+                    .and_then(|()| {
+                        self.registry
+                            .attach(
+                                id,
+                                &login.username,
+                                &agent,
+                                login.max_calls,
+                                Instant::now().into_std(),
+                            )
+                            .map_err(|e| e.to_string())
+                    });
+                let mut reply = ConnectReply {
+                    username: raw["username"].clone(),
+                    max_calls: raw["maxCalls"].clone(),
+                    error: None,
+                };
                 match outcome {
                     Ok(()) => {
                         info!(username = %login.username, %agent, max_calls = login.max_calls, "agent connected");
@@ -430,14 +646,29 @@ impl Hub {
                 }
                 self.finish(id);
             }
-            Done::Logout { id, ack, username, result } => {
-                let socket = id.and_then(|id| self.sockets.get(&id)).map(|c| c.socket.clone());
+            Done::Logout {
+                id,
+                ack,
+                username,
+                result,
+            } => {
+                let socket = id
+                    .and_then(|id| self.sockets.get(&id))
+                    .map(|c| c.socket.clone());
                 match result {
                     Ok(()) => {
                         self.registry.end_session(&username);
                         info!(%username, "agent disconnected");
                         if let Some(socket) = &socket {
-                            self.reply(socket, event::USER_DISCONNECTED, &DisconnectReply { username, error: None }, ack);
+                            self.reply(
+                                socket,
+                                event::USER_DISCONNECTED,
+                                &DisconnectReply {
+                                    username,
+                                    error: None,
+                                },
+                                ack,
+                            );
                         }
                     }
                     Err(e) => {
@@ -448,7 +679,15 @@ impl Hub {
                             self.registry.end_session(&username);
                         } else if let Some(socket) = &socket {
                             metrics::counter!(telemetry::SOCKET_EVENTS, "event" => event::USER_DISCONNECT, "outcome" => "failed").increment(1);
-                            self.reply(socket, event::USER_DISCONNECTION_ERROR, &DisconnectReply { username, error: Some(error) }, ack);
+                            self.reply(
+                                socket,
+                                event::USER_DISCONNECTION_ERROR,
+                                &DisconnectReply {
+                                    username,
+                                    error: Some(error),
+                                },
+                                ack,
+                            );
                         }
                     }
                 }
@@ -456,11 +695,19 @@ impl Hub {
                     self.finish(id);
                 }
             }
-            Done::EndCall { id, ack, call, result } => {
+            Done::EndCall {
+                id,
+                ack,
+                call,
+                result,
+            } => {
                 if let Some(socket) = self.sockets.get(&id).map(|c| c.socket.clone()) {
                     match result {
                         Ok(()) => {
-                            let reply = CallReply { call_id: Value::String(call.to_string()), error: None };
+                            let reply = CallReply {
+                                call_id: Value::String(call.to_string()),
+                                error: None,
+                            };
                             // CALL_ENDED goes to every socket once; if the platform's event
                             // came first, the asker still gets its acknowledgement.
                             self.call_ended(call);
@@ -471,7 +718,15 @@ impl Hub {
                         Err(e) => {
                             metrics::counter!(telemetry::SOCKET_EVENTS, "event" => event::END_CALL, "outcome" => "failed").increment(1);
                             let error = payload::describe(&e, &format!("call {call}"));
-                            self.reply(&socket, event::END_CALL_ERROR, &CallReply { call_id: Value::String(call.to_string()), error: Some(error) }, ack);
+                            self.reply(
+                                &socket,
+                                event::END_CALL_ERROR,
+                                &CallReply {
+                                    call_id: Value::String(call.to_string()),
+                                    error: Some(error),
+                                },
+                                ack,
+                            );
                         }
                     }
                 }
@@ -485,16 +740,26 @@ impl Hub {
         if self.registry.session_of_agent(agent).is_none() {
             let platform = self.platform.clone();
             let agent = agent.clone();
-            self.tracker.spawn(async move { platform.leave_agent_room(&agent).await });
+            self.tracker
+                .spawn(async move { platform.leave_agent_room(&agent).await });
         }
     }
 
-    fn new_call(&self, queue: QueueId, origin: &str, timestamp: Timestamp, call: CallId) -> NewCall {
+    fn new_call(
+        &self,
+        queue: QueueId,
+        origin: &str,
+        timestamp: Timestamp,
+        call: CallId,
+    ) -> NewCall {
         NewCall {
             call_id: call.to_string(),
             media: self.rules.media.clone(),
             start_date: timestamp.to_iso8601(),
-            service: self.platform.queue_name(queue).unwrap_or_else(|| format!("queue {queue}")),
+            service: self
+                .platform
+                .queue_name(queue)
+                .unwrap_or_else(|| format!("queue {queue}")),
             caller: origin.to_owned(),
         }
     }
@@ -503,8 +768,12 @@ impl Hub {
         match update {
             Update::Event(e) => match e.event {
                 Event::CallDidStart(start) => {
-                    let info = self.new_call(start.queue, &start.origin, start.timestamp, start.callid);
-                    if self.registry.call_started(&start.destination, start.callid, info) {
+                    let info =
+                        self.new_call(start.queue, &start.origin, start.timestamp, start.callid);
+                    if self
+                        .registry
+                        .call_started(&start.destination, start.callid, info)
+                    {
                         info!(agent = %start.destination, call = %start.callid, "call assigned");
                     }
                 }
@@ -518,9 +787,14 @@ impl Hub {
 
     /// Tells every socket of the session holding `call` that it ended, once.
     fn call_ended(&mut self, call: CallId) {
-        let Some((username, sockets)) = self.registry.call_ended(call) else { return };
+        let Some((username, sockets)) = self.registry.call_ended(call) else {
+            return;
+        };
         info!(%username, %call, "call ended");
-        let payload = CallReply { call_id: Value::String(call.to_string()), error: None };
+        let payload = CallReply {
+            call_id: Value::String(call.to_string()),
+            error: None,
+        };
         for id in sockets {
             if let Some(ctx) = self.sockets.get(&id)
                 && let Err(e) = emit(&ctx.socket, event::CALL_ENDED, &payload)
@@ -546,12 +820,20 @@ impl Hub {
                     match platform.queue_calls(queue).await {
                         Ok(calls) => {
                             for c in calls.calls.into_iter().filter(|c| c.is_active()) {
-                                let Some(agent) = c.callee.clone() else { continue };
+                                let Some(agent) = c.callee.clone() else {
+                                    continue;
+                                };
                                 let info = NewCall {
                                     call_id: c.call.to_string(),
                                     media: media.clone(),
-                                    start_date: c.timestamps.answer.unwrap_or(c.timestamps.join).to_iso8601(),
-                                    service: platform.queue_name(queue).unwrap_or_else(|| format!("queue {queue}")),
+                                    start_date: c
+                                        .timestamps
+                                        .answer
+                                        .unwrap_or(c.timestamps.join)
+                                        .to_iso8601(),
+                                    service: platform
+                                        .queue_name(queue)
+                                        .unwrap_or_else(|| format!("queue {queue}")),
                                     caller: c.caller.clone(),
                                 };
                                 active.push((agent, c.call, info));
@@ -563,7 +845,9 @@ impl Hub {
                         }
                     }
                 }
-                let _ = tx.send(HubMsg::Done(Done::Reconciled { active, complete })).await;
+                let _ = tx
+                    .send(HubMsg::Done(Done::Reconciled { active, complete }))
+                    .await;
             }
             .instrument(info_span!("reconcile")),
         );
@@ -608,14 +892,18 @@ impl Hub {
     fn deliver(&mut self) {
         let now = Instant::now().into_std();
         for (id, call) in self.registry.due(now) {
-            let Some(ctx) = self.sockets.get(&id) else { continue };
+            let Some(ctx) = self.sockets.get(&id) else {
+                continue;
+            };
             let call_id = CallId(call.call_id.parse().unwrap_or_default());
             match emit(&ctx.socket, event::NEW_CALL, &call) {
                 Ok(()) => self.registry.delivered(id, call_id, now),
                 Err(SendError::Socket(SocketError::InternalChannelFull)) => {
                     debug!(socket = id.0, call = %call.call_id, "socket buffer full; NEW_CALL retried");
                 }
-                Err(e) => warn!(socket = id.0, call = %call.call_id, error = %e, "NEW_CALL not delivered"),
+                Err(e) => {
+                    warn!(socket = id.0, call = %call.call_id, error = %e, "NEW_CALL not delivered")
+                }
             }
         }
     }

@@ -66,7 +66,12 @@ pub struct Gateway {
 }
 
 /// Builds the socket.io server and starts the hub task.
-pub fn start(config: &Config, platform: Platform, tracker: &TaskTracker, cancel: CancellationToken) -> (Gateway, SocketIo) {
+pub fn start(
+    config: &Config,
+    platform: Platform,
+    tracker: &TaskTracker,
+    cancel: CancellationToken,
+) -> (Gateway, SocketIo) {
     let (hub_tx, hub_rx) = mpsc::channel(HUB_QUEUE);
     let (layer, io) = SocketIo::builder()
         .req_path(INTERNAL_PATH)
@@ -90,8 +95,15 @@ pub fn start(config: &Config, platform: Platform, tracker: &TaskTracker, cancel:
         io.ns(ns, (async |_: SocketRef| {}).with(admit));
     }
     let hub = Hub::new(config, platform, hub_tx, tracker.clone());
-    tracker.spawn(hub.run(hub_rx, cancel).instrument(tracing::info_span!("gateway")));
-    let gateway = Gateway { layer, paths: config.socketio.paths.clone(), cors: cors(&config.socketio.cors_origins) };
+    tracker.spawn(
+        hub.run(hub_rx, cancel)
+            .instrument(tracing::info_span!("gateway")),
+    );
+    let gateway = Gateway {
+        layer,
+        paths: config.socketio.paths.clone(),
+        cors: cors(&config.socketio.cors_origins),
+    };
     (gateway, io)
 }
 
@@ -112,10 +124,13 @@ impl Gateway {
     /// The complete HTTP service: socket.io on every configured path, plus `routes`.
     pub fn router(self, routes: Router) -> Router {
         let paths = Arc::new(self.paths);
-        routes.layer(self.layer).layer(self.cors).layer(axum::middleware::map_request(move |req: Request| {
-            let paths = paths.clone();
-            async move { rewrite(req, &paths) }
-        }))
+        routes
+            .layer(self.layer)
+            .layer(self.cors)
+            .layer(axum::middleware::map_request(move |req: Request| {
+                let paths = paths.clone();
+                async move { rewrite(req, &paths) }
+            }))
     }
 }
 
@@ -130,7 +145,11 @@ fn rewrite(mut req: Request, paths: &[String]) -> Request {
             if configured == INTERNAL_PATH {
                 return req;
             }
-            let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+            let query = req
+                .uri()
+                .query()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default();
             if let Ok(uri) = format!("{INTERNAL_PATH}{rest}{query}").parse() {
                 *req.uri_mut() = uri;
             }
@@ -160,7 +179,12 @@ enum Refusal {
 /// Runs before the client is told it is connected, so the handlers registered here exist
 /// before its first event can arrive.
 fn admit(admission: &Admission, socket: &SocketRef, auth: Option<Value>) -> Result<(), Refusal> {
-    let origin = socket.req_parts().headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()).map(str::to_owned);
+    let origin = socket
+        .req_parts()
+        .headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .map(str::to_owned);
     // CORS does not apply to WebSocket upgrades, so the origin is checked here for both.
     if let Some(origin) = &origin
         && !admission.origins.iter().any(|o| o == "*" || o == origin)
@@ -172,7 +196,10 @@ fn admit(admission: &Admission, socket: &SocketRef, auth: Option<Value>) -> Resu
     let auth_user = match &admission.secret {
         None => None,
         Some(secret) => {
-            let token = auth.as_ref().and_then(|a| a.get("token")).and_then(Value::as_str);
+            let token = auth
+                .as_ref()
+                .and_then(|a| a.get("token"))
+                .and_then(Value::as_str);
             match token.and_then(|t| verify_token(secret, t)) {
                 Some(user) => Some(user),
                 None => {
@@ -184,7 +211,10 @@ fn admit(admission: &Admission, socket: &SocketRef, auth: Option<Value>) -> Resu
         }
     };
     let id = SocketId(admission.next_id.fetch_add(1, Ordering::Relaxed));
-    let route = Route { id, hub: admission.hub.clone() };
+    let route = Route {
+        id,
+        hub: admission.hub.clone(),
+    };
     socket.extensions.insert(route.clone());
     socket.on_fallback(async |_: Enqueued| {});
     socket.on_disconnect(async move |_: SocketRef, reason: DisconnectReason| {
@@ -194,10 +224,20 @@ fn admit(admission: &Admission, socket: &SocketRef, auth: Option<Value>) -> Resu
         let _ = route.hub.send(HubMsg::Closed { id }).await;
     });
     let transport = socket.transport_type();
-    debug!(socket = id.0, ns = socket.ns(), ?transport, "socket admitted");
+    debug!(
+        socket = id.0,
+        ns = socket.ns(),
+        ?transport,
+        "socket admitted"
+    );
     admission
         .hub
-        .try_send(HubMsg::Connected { id, socket: socket.clone(), auth_user, polling: transport == TransportType::Polling })
+        .try_send(HubMsg::Connected {
+            id,
+            socket: socket.clone(),
+            auth_user,
+            polling: transport == TransportType::Polling,
+        })
         .map_err(|_| Refusal::Overloaded)
 }
 
@@ -209,16 +249,32 @@ struct Enqueued;
 impl FromMessage<LocalAdapter> for Enqueued {
     type Error = Infallible;
 
-    fn from_message(s: Arc<Socket<LocalAdapter>>, mut v: socketioxide::handler::Value, ack_id: Option<i64>) -> Result<Self, Infallible> {
-        let Some(route) = s.extensions.get::<Route>() else { return Ok(Enqueued) };
-        let name = Event::from_message_parts(&s, &mut v, &ack_id).map(|e| e.0).unwrap_or_default();
+    fn from_message(
+        s: Arc<Socket<LocalAdapter>>,
+        mut v: socketioxide::handler::Value,
+        ack_id: Option<i64>,
+    ) -> Result<Self, Infallible> {
+        let Some(route) = s.extensions.get::<Route>() else {
+            return Ok(Enqueued);
+        };
+        let name = Event::from_message_parts(&s, &mut v, &ack_id)
+            .map(|e| e.0)
+            .unwrap_or_default();
         let ack = match ack_id {
             Some(_) => AckSender::from_message_parts(&s, &mut v, &ack_id).ok(),
             None => None,
         };
-        let TryData(data) = TryData::<Value>::from_message_parts(&s, &mut v, &ack_id).unwrap_or(TryData(Ok(Value::Null)));
-        let incoming = HubMsg::Incoming { id: route.id, name, data: data.ok(), ack };
-        if let Err(mpsc::error::TrySendError::Full(HubMsg::Incoming { name, ack, .. })) = route.hub.try_send(incoming) {
+        let TryData(data) = TryData::<Value>::from_message_parts(&s, &mut v, &ack_id)
+            .unwrap_or(TryData(Ok(Value::Null)));
+        let incoming = HubMsg::Incoming {
+            id: route.id,
+            name,
+            data: data.ok(),
+            ack,
+        };
+        if let Err(mpsc::error::TrySendError::Full(HubMsg::Incoming { name, ack, .. })) =
+            route.hub.try_send(incoming)
+        {
             metrics::counter!(telemetry::SOCKET_EVENTS, "event" => "overloaded", "outcome" => "refused").increment(1);
             warn!(socket = route.id.0, %name, "event refused: the bridge is overloaded");
             if let Some(ack) = ack {

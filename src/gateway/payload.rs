@@ -90,7 +90,9 @@ pub fn parse_login(data: &Value, max_calls_limit: u32) -> Result<Login, String> 
     }
     let username = match field(data, "username") {
         Value::String(s) if valid_nickname(s) => s.clone(),
-        Value::String(_) => return Err("username must be 1-64 characters of A-Z a-z 0-9 . _ -".into()),
+        Value::String(_) => {
+            return Err("username must be 1-64 characters of A-Z a-z 0-9 . _ -".into());
+        }
         Value::Null => return Err("username is missing".into()),
         _ => return Err("username must be a string".into()),
     };
@@ -100,22 +102,36 @@ pub fn parse_login(data: &Value, max_calls_limit: u32) -> Result<Login, String> 
         _ => None,
     };
     let Some(max_calls) = max_calls.filter(|n| (1..=u64::from(max_calls_limit)).contains(n)) else {
-        return Err(format!("maxCalls must be a whole number from 1 to {max_calls_limit}"));
+        return Err(format!(
+            "maxCalls must be a whole number from 1 to {max_calls_limit}"
+        ));
     };
-    Ok(Login { username, max_calls: max_calls as u32 })
+    Ok(Login {
+        username,
+        max_calls: max_calls as u32,
+    })
 }
 
 /// USER_DISCONNECT's username, from `username` or `userName`; `None` when absent.
 pub fn parse_logout(data: Option<&Value>) -> Option<String> {
     let data = data?;
-    ["username", "userName"].iter().find_map(|k| data.get(*k).and_then(Value::as_str).map(str::to_owned))
+    ["username", "userName"]
+        .iter()
+        .find_map(|k| data.get(*k).and_then(Value::as_str).map(str::to_owned))
 }
 
 /// The `callId` of END_CALL, NEW_CALL_ANSWERED and NEW_CALL_ERROR: a string or a number.
 pub fn parse_call_id(data: &Value) -> Result<CallId, String> {
     match field(data, "callId") {
-        Value::Number(n) => n.as_u64().map(CallId).ok_or_else(|| format!("callId {n} is not a call id")),
-        Value::String(s) => s.trim().parse().map(CallId).map_err(|_| format!("callId `{s}` is not a call id")),
+        Value::Number(n) => n
+            .as_u64()
+            .map(CallId)
+            .ok_or_else(|| format!("callId {n} is not a call id")),
+        Value::String(s) => s
+            .trim()
+            .parse()
+            .map(CallId)
+            .map_err(|_| format!("callId `{s}` is not a call id")),
         Value::Null => Err("callId is missing".into()),
         _ => Err("callId must be a string or a number".into()),
     }
@@ -124,8 +140,12 @@ pub fn parse_call_id(data: &Value) -> Result<CallId, String> {
 /// The text an agent UI shows for a platform failure.
 pub fn describe(error: &PlatformError, what: &str) -> String {
     match error {
-        PlatformError::Status { status: 404, .. } => format!("{what} is not known to the platform (404)"),
-        PlatformError::Bounced { .. } => format!("{what} is not reachable on the platform right now"),
+        PlatformError::Status { status: 404, .. } => {
+            format!("{what} is not known to the platform (404)")
+        }
+        PlatformError::Bounced { .. } => {
+            format!("{what} is not reachable on the platform right now")
+        }
         other => other.to_string(),
     }
 }
@@ -137,8 +157,19 @@ mod tests {
 
     #[test]
     fn logins_accept_numeric_strings_and_refuse_the_rest() {
-        assert_eq!(parse_login(&json!({"username": "22010", "maxCalls": 8}), 32), Ok(Login { username: "22010".into(), max_calls: 8 }));
-        assert_eq!(parse_login(&json!({"username": "maria.s", "maxCalls": "3"}), 32).unwrap().max_calls, 3);
+        assert_eq!(
+            parse_login(&json!({"username": "22010", "maxCalls": 8}), 32),
+            Ok(Login {
+                username: "22010".into(),
+                max_calls: 8
+            })
+        );
+        assert_eq!(
+            parse_login(&json!({"username": "maria.s", "maxCalls": "3"}), 32)
+                .unwrap()
+                .max_calls,
+            3
+        );
         for bad in [
             json!({"username": "22010", "maxCalls": 0}),
             json!({"username": "22010", "maxCalls": null}),
@@ -147,18 +178,35 @@ mod tests {
             json!({"username": "22010", "maxCalls": 2.5}),
             json!({"username": "22010", "maxCalls": "many"}),
         ] {
-            assert!(parse_login(&bad, 32).unwrap_err().contains("maxCalls"), "{bad}");
+            assert!(
+                parse_login(&bad, 32).unwrap_err().contains("maxCalls"),
+                "{bad}"
+            );
         }
-        for bad in [json!({"username": "a@b", "maxCalls": 1}), json!({"username": "", "maxCalls": 1}), json!({"username": "x/y", "maxCalls": 1}), json!({"username": "a".repeat(65), "maxCalls": 1})] {
-            assert!(parse_login(&bad, 32).unwrap_err().contains("username"), "{bad}");
+        for bad in [
+            json!({"username": "a@b", "maxCalls": 1}),
+            json!({"username": "", "maxCalls": 1}),
+            json!({"username": "x/y", "maxCalls": 1}),
+            json!({"username": "a".repeat(65), "maxCalls": 1}),
+        ] {
+            assert!(
+                parse_login(&bad, 32).unwrap_err().contains("username"),
+                "{bad}"
+            );
         }
         assert!(parse_login(&json!("22010"), 32).is_err());
     }
 
     #[test]
     fn logouts_take_either_spelling_or_nothing() {
-        assert_eq!(parse_logout(Some(&json!({"username": "a"}))), Some("a".into()));
-        assert_eq!(parse_logout(Some(&json!({"userName": "b"}))), Some("b".into()));
+        assert_eq!(
+            parse_logout(Some(&json!({"username": "a"}))),
+            Some("a".into())
+        );
+        assert_eq!(
+            parse_logout(Some(&json!({"userName": "b"}))),
+            Some("b".into())
+        );
         assert_eq!(parse_logout(Some(&json!({}))), None);
         assert_eq!(parse_logout(None), None);
     }
@@ -173,11 +221,26 @@ mod tests {
 
     #[test]
     fn platform_failures_read_as_sentences() {
-        let e = PlatformError::Status { status: 404, params: json!({}) };
-        assert_eq!(describe(&e, "agent 22010"), "agent 22010 is not known to the platform (404)");
+        let e = PlatformError::Status {
+            status: 404,
+            params: json!({}),
+        };
+        assert_eq!(
+            describe(&e, "agent 22010"),
+            "agent 22010 is not known to the platform (404)"
+        );
         let e = PlatformError::Timeout(std::time::Duration::from_secs(10));
-        assert_eq!(describe(&e, "agent 22010"), "the platform did not answer within 10s");
-        let e = PlatformError::Status { status: 500, params: json!({"error": "db down"}) };
-        assert_eq!(describe(&e, "agent 22010"), "the platform refused the request (500): db down");
+        assert_eq!(
+            describe(&e, "agent 22010"),
+            "the platform did not answer within 10s"
+        );
+        let e = PlatformError::Status {
+            status: 500,
+            params: json!({"error": "db down"}),
+        };
+        assert_eq!(
+            describe(&e, "agent 22010"),
+            "the platform refused the request (500): db down"
+        );
     }
 }

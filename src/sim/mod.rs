@@ -22,8 +22,8 @@ pub use scenario::{AgentSpec, QueueSpec, Scenario, SupervisorSpec, Traffic};
 pub use world::{AgentModel, CallModel, CallPhase, Outcome, QueueModel, World, WorldError};
 
 use crate::converja::{
-    Addresses, AgentId, CallId, Destination, Event, EventMessage, Message, Method, PauseReason, QueueId, Request,
-    RequestMessage, ResponseMessage, RoomName, Timestamp,
+    Addresses, AgentId, CallId, Destination, Event, EventMessage, Message, Method, PauseReason,
+    QueueId, Request, RequestMessage, ResponseMessage, RoomName, Timestamp,
 };
 use crate::pending::IdSource;
 use crate::xmpp::{ConnectSettings, Inbound, Link, LinkStatus, MessageKind};
@@ -68,7 +68,11 @@ pub struct FaultRule {
 impl FaultRule {
     /// A rule for every request whose resource starts with `resource`.
     pub fn new(resource: &str, fault: Fault) -> Self {
-        FaultRule { method: None, resource: resource.into(), fault }
+        FaultRule {
+            method: None,
+            resource: resource.into(),
+            fault,
+        }
     }
 
     fn matches(&self, msg: &RequestMessage) -> bool {
@@ -93,7 +97,11 @@ type Action = Box<dyn FnOnce(&mut World, Timestamp) -> Effects + Send>;
 enum Control {
     Act(Action),
     SetFaults(Vec<FaultRule>),
-    Publish { room: RoomName, body: String, done: oneshot::Sender<()> },
+    Publish {
+        room: RoomName,
+        body: String,
+        done: oneshot::Sender<()>,
+    },
     Requests(oneshot::Sender<Vec<SeenRequest>>),
 }
 
@@ -122,12 +130,21 @@ impl SimHandle {
                 Vec::new()
             }
         });
-        self.control.send(Control::Act(action)).await.map_err(|_| WorldError("the simulator stopped".into()))?;
-        rx.await.unwrap_or_else(|_| Err(WorldError("the simulator stopped".into())))
+        self.control
+            .send(Control::Act(action))
+            .await
+            .map_err(|_| WorldError("the simulator stopped".into()))?;
+        rx.await
+            .unwrap_or_else(|_| Err(WorldError("the simulator stopped".into())))
     }
 
     /// Rings a call in `queue` and has `agent` answer it at once; returns the call id.
-    pub async fn start_call(&self, queue: QueueId, agent: &AgentId, caller: &str) -> Result<CallId, WorldError> {
+    pub async fn start_call(
+        &self,
+        queue: QueueId,
+        agent: &AgentId,
+        caller: &str,
+    ) -> Result<CallId, WorldError> {
         let (agent, caller) = (agent.clone(), caller.to_owned());
         self.act(move |w, now| {
             let (call, mut effects) = w.ring(queue, caller, now)?;
@@ -156,24 +173,29 @@ impl SimHandle {
     /// The agent pauses.
     pub async fn pause(&self, agent: &AgentId, reason: PauseReason) -> Result<(), WorldError> {
         let agent = agent.clone();
-        self.act(move |w, now| Ok(((), w.pause(&agent, reason, now)?))).await
+        self.act(move |w, now| Ok(((), w.pause(&agent, reason, now)?)))
+            .await
     }
 
     /// The agent logs out.
     pub async fn logout(&self, agent: &AgentId) -> Result<(), WorldError> {
         let agent = agent.clone();
-        self.act(move |w, now| Ok(((), w.logout(&agent, now)?))).await
+        self.act(move |w, now| Ok(((), w.logout(&agent, now)?)))
+            .await
     }
 
     /// The agent logs in.
     pub async fn login(&self, agent: &AgentId) -> Result<(), WorldError> {
         let agent = agent.clone();
-        self.act(move |w, now| Ok(((), w.login(&agent, now)?))).await
+        self.act(move |w, now| Ok(((), w.login(&agent, now)?)))
+            .await
     }
 
     /// A copy of the world now.
     pub async fn world(&self) -> World {
-        self.act(|w, _| Ok((w.clone(), Vec::new()))).await.unwrap_or_default()
+        self.act(|w, _| Ok((w.clone(), Vec::new())))
+            .await
+            .unwrap_or_default()
     }
 
     /// Replaces the fault rules; the first matching rule applies to a request.
@@ -184,7 +206,12 @@ impl SimHandle {
     /// Publishes a raw body in a room, as the platform would (for replays and bad events).
     pub async fn publish_raw(&self, room: RoomName, body: String) {
         let (done, rx) = oneshot::channel();
-        if self.control.send(Control::Publish { room, body, done }).await.is_ok() {
+        if self
+            .control
+            .send(Control::Publish { room, body, done })
+            .await
+            .is_ok()
+        {
             let _ = rx.await;
         }
     }
@@ -201,7 +228,11 @@ impl SimHandle {
     /// Waits until the simulator's link is online with every platform room joined.
     pub async fn ready(&self) {
         let mut state = self.link.state();
-        let _ = state.wait_for(|s| s.status == LinkStatus::Online && self.rooms.iter().all(|r| s.joined.contains(r))).await;
+        let _ = state
+            .wait_for(|s| {
+                s.status == LinkStatus::Online && self.rooms.iter().all(|r| s.joined.contains(r))
+            })
+            .await;
     }
 
     /// The simulator's XMPP link.
@@ -240,19 +271,45 @@ struct Sim {
 }
 
 /// Starts the simulator: connects, joins the platform's rooms and serves until `cancel`.
-pub fn start(settings: ConnectSettings, conference: BareJid, scenario: Scenario, tracker: &TaskTracker, cancel: CancellationToken) -> SimHandle {
+pub fn start(
+    settings: ConnectSettings,
+    conference: BareJid,
+    scenario: Scenario,
+    tracker: &TaskTracker,
+    cancel: CancellationToken,
+) -> SimHandle {
     let (link, inbound) = Link::spawn(settings, tracker, cancel.clone());
     let addresses = Addresses::new(conference);
     let (control_tx, control_rx) = mpsc::channel(1024);
-    let world = scenario.world(1 + IdSource::default().next() % 1_000_000_000, Timestamp::now());
+    let world = scenario.world(
+        1 + IdSource::default().next() % 1_000_000_000,
+        Timestamp::now(),
+    );
     let mut rooms: Vec<(RoomName, String)> = vec![
         (RoomName::Filis, "filis".into()),
         (RoomName::Catraquis, PLATFORM_NICK.into()),
     ];
-    rooms.extend(world.queues.keys().map(|q| (RoomName::Queue(*q), PLATFORM_NICK.to_owned())));
-    rooms.extend(world.agents.keys().map(|a| (RoomName::Agent(a.clone()), a.as_str().to_owned())));
-    let room_jids: Vec<BareJid> = rooms.iter().filter_map(|(r, _)| addresses.room(r).ok()).collect();
-    let handle = SimHandle { control: control_tx, link: link.clone(), rooms: room_jids };
+    rooms.extend(
+        world
+            .queues
+            .keys()
+            .map(|q| (RoomName::Queue(*q), PLATFORM_NICK.to_owned())),
+    );
+    rooms.extend(
+        world
+            .agents
+            .keys()
+            .map(|a| (RoomName::Agent(a.clone()), a.as_str().to_owned())),
+    );
+    let room_jids: Vec<BareJid> = rooms
+        .iter()
+        .filter_map(|(r, _)| addresses.room(r).ok())
+        .collect();
+    let handle = SimHandle {
+        control: control_tx,
+        link: link.clone(),
+        rooms: room_jids,
+    };
     let sim = Sim {
         link,
         addresses,
@@ -266,7 +323,10 @@ pub fn start(settings: ConnectSettings, conference: BareJid, scenario: Scenario,
         held: None,
         tracker: tracker.clone(),
     };
-    tracker.spawn(sim.run(rooms, inbound, control_rx, cancel).instrument(tracing::info_span!("sim")));
+    tracker.spawn(
+        sim.run(rooms, inbound, control_rx, cancel)
+            .instrument(tracing::info_span!("sim")),
+    );
     handle
 }
 
@@ -283,7 +343,8 @@ impl Sim {
                 // Offline at start is normal: the link joins once connected.
                 let link = self.link.clone();
                 let nick = nick.clone();
-                self.tracker.spawn(async move { link.join(jid, &nick).await });
+                self.tracker
+                    .spawn(async move { link.join(jid, &nick).await });
             }
         }
         if self.scenario.traffic.is_some() {
@@ -330,15 +391,24 @@ impl Sim {
 
     async fn publish(&mut self, effects: Effects) {
         for (room, event) in effects {
-            let Ok(jid) = self.addresses.room(&room) else { continue };
+            let Ok(jid) = self.addresses.room(&room) else {
+                continue;
+            };
             if let Event::UserSessionDidFinish(s) = &event
                 && let Some(after) = self.scenario.traffic.as_ref().and_then(|t| t.relogin_after)
             {
-                self.timers.push(Reverse((Instant::now() + after.0, Timer::Relogin(s.agent.clone()))));
+                self.timers.push(Reverse((
+                    Instant::now() + after.0,
+                    Timer::Relogin(s.agent.clone()),
+                )));
             }
             let body = Message::Event(EventMessage::new(self.ids.next(), &event)).to_json();
             debug!(%room, name = event.name(), "publishing event");
-            if let Err(e) = self.link.send_groupchat(jid, self.ids.next().to_string(), body).await {
+            if let Err(e) = self
+                .link
+                .send_groupchat(jid, self.ids.next().to_string(), body)
+                .await
+            {
                 warn!(%room, error = %e, "event not published");
             }
         }
@@ -349,7 +419,9 @@ impl Sim {
         if msg.kind != MessageKind::Chat {
             return;
         }
-        let Some(from) = msg.from.clone().try_into_full().ok() else { return };
+        let Some(from) = msg.from.clone().try_into_full().ok() else {
+            return;
+        };
         let at = match self.addresses.room_of(&from.to_bare()) {
             Some(RoomName::Filis) => Destination::Filis,
             Some(RoomName::Agent(agent)) => Destination::Agent(agent),
@@ -368,8 +440,17 @@ impl Sim {
         if self.seen.len() >= REQUEST_LOG {
             self.seen.pop_front();
         }
-        self.seen.push_back(SeenRequest { from: from.clone().into(), at: at.clone(), message: request.clone() });
-        let fault = self.faults.iter().find(|r| r.matches(&request)).map(|r| r.fault.clone()).unwrap_or_default();
+        self.seen.push_back(SeenRequest {
+            from: from.clone().into(),
+            at: at.clone(),
+            message: request.clone(),
+        });
+        let fault = self
+            .faults
+            .iter()
+            .find(|r| r.matches(&request))
+            .map(|r| r.fault.clone())
+            .unwrap_or_default();
         let outcome = match (fault.status, Request::route(&at, &request)) {
             (Some(status), _) => Outcome::error(status, "injected failure"),
             (None, Err(e)) => Outcome::error(e.status(), e.to_string()),
@@ -394,12 +475,34 @@ impl Sim {
         }
         let id = self.ids.next().to_string();
         if fault.malformed {
-            let _ = self.link.send_chat(to.clone(), self.ids.next().to_string(), "{\"type\": \"response\", \"to\": ".into()).await;
+            let _ = self
+                .link
+                .send_chat(
+                    to.clone(),
+                    self.ids.next().to_string(),
+                    "{\"type\": \"response\", \"to\": ".into(),
+                )
+                .await;
         }
         if fault.spoof_first {
-            let forged = ResponseMessage { status: 500, failure: true, params: serde_json::json!({"error": "forged"}), ..response.clone() };
-            if let Ok(other) = self.addresses.occupant(&RoomName::Catraquis, to.resource().as_str()) {
-                let _ = self.link.send_chat(other, self.ids.next().to_string(), Message::Response(forged).to_json()).await;
+            let forged = ResponseMessage {
+                status: 500,
+                failure: true,
+                params: serde_json::json!({"error": "forged"}),
+                ..response.clone()
+            };
+            if let Ok(other) = self
+                .addresses
+                .occupant(&RoomName::Catraquis, to.resource().as_str())
+            {
+                let _ = self
+                    .link
+                    .send_chat(
+                        other,
+                        self.ids.next().to_string(),
+                        Message::Response(forged).to_json(),
+                    )
+                    .await;
             }
         }
         let body = Message::Response(response).to_json();
@@ -416,11 +519,15 @@ impl Sim {
         }
         if fault.reorder && self.held.is_none() {
             self.held = Some(Held { to, id, body });
-            self.timers.push(Reverse((Instant::now() + REORDER_HOLD, Timer::ReleaseHeld)));
+            self.timers
+                .push(Reverse((Instant::now() + REORDER_HOLD, Timer::ReleaseHeld)));
             return;
         }
         for _ in 0..copies {
-            let _ = self.link.send_chat(to.clone(), id.clone(), body.clone()).await;
+            let _ = self
+                .link
+                .send_chat(to.clone(), id.clone(), body.clone())
+                .await;
         }
         self.release_held().await;
     }
@@ -445,11 +552,18 @@ impl Sim {
                     return;
                 }
                 let queue = queues[self.rng.random_range(0..queues.len())];
-                let caller = format!("0{}{:08}", self.rng.random_range(11..99), self.rng.random_range(0..100_000_000u64));
+                let caller = format!(
+                    "0{}{:08}",
+                    self.rng.random_range(11..99),
+                    self.rng.random_range(0..100_000_000u64)
+                );
                 match self.world.ring(queue, caller, now) {
                     Ok((call, effects)) => {
                         if let Some(t) = &self.scenario.traffic {
-                            self.timers.push(Reverse((Instant::now() + t.patience.0, Timer::Patience(call))));
+                            self.timers.push(Reverse((
+                                Instant::now() + t.patience.0,
+                                Timer::Patience(call),
+                            )));
                         }
                         effects
                     }
@@ -466,28 +580,49 @@ impl Sim {
     }
 
     fn schedule_arrival(&mut self) {
-        let Some(t) = &self.scenario.traffic else { return };
+        let Some(t) = &self.scenario.traffic else {
+            return;
+        };
         // Exponential inter-arrival times: a Poisson stream of calls.
         let u: f64 = self.rng.random_range(f64::EPSILON..1.0);
-        let wait = t.arrival_interval.0.mul_f64(-u.ln()).min(t.arrival_interval.0 * 10);
-        self.timers.push(Reverse((Instant::now() + wait, Timer::Arrival)));
+        let wait = t
+            .arrival_interval
+            .0
+            .mul_f64(-u.ln())
+            .min(t.arrival_interval.0 * 10);
+        self.timers
+            .push(Reverse((Instant::now() + wait, Timer::Arrival)));
     }
 
     /// Hands ringing calls to available agents of their queue, oldest call first.
     async fn dispatch(&mut self) {
-        let Some(traffic) = self.scenario.traffic.clone() else { return };
+        let Some(traffic) = self.scenario.traffic.clone() else {
+            return;
+        };
         let now = Timestamp::now();
         let mut effects = Vec::new();
-        let queues: Vec<(QueueId, Vec<AgentId>)> = self.world.queues.iter().map(|(id, q)| (*id, q.agents.clone())).collect();
+        let queues: Vec<(QueueId, Vec<AgentId>)> = self
+            .world
+            .queues
+            .iter()
+            .map(|(id, q)| (*id, q.agents.clone()))
+            .collect();
         for (queue, agents) in queues {
             for call in self.world.ringing(queue) {
-                let Some(agent) = agents.iter().find(|a| self.world.is_available(a, traffic.calls_per_agent)).cloned() else {
+                let Some(agent) = agents
+                    .iter()
+                    .find(|a| self.world.is_available(a, traffic.calls_per_agent))
+                    .cloned()
+                else {
                     break;
                 };
                 if let Ok(e) = self.world.answer(call, &agent, now) {
                     effects.extend(e);
                     let factor = self.rng.random_range(0.5..1.5);
-                    self.timers.push(Reverse((Instant::now() + traffic.duration.0.mul_f64(factor), Timer::Finish(call))));
+                    self.timers.push(Reverse((
+                        Instant::now() + traffic.duration.0.mul_f64(factor),
+                        Timer::Finish(call),
+                    )));
                 }
             }
         }

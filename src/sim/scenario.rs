@@ -94,8 +94,10 @@ fn one() -> usize {
 impl Scenario {
     /// Reads and checks a scenario file.
     pub fn load(path: &Path) -> anyhow::Result<Scenario> {
-        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read scenario {}: {e}", path.display()))?;
-        let scenario: Scenario = toml::from_str(&text).map_err(|e| anyhow::anyhow!("scenario {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read scenario {}: {e}", path.display()))?;
+        let scenario: Scenario = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("scenario {}: {e}", path.display()))?;
         scenario.check()?;
         Ok(scenario)
     }
@@ -105,13 +107,19 @@ impl Scenario {
         for q in &self.queues {
             for a in &q.agents {
                 if !self.agents.iter().any(|s| &s.id == a) {
-                    anyhow::bail!("queue {} lists agent {a}, which is not among [[agents]]", q.id);
+                    anyhow::bail!(
+                        "queue {} lists agent {a}, which is not among [[agents]]",
+                        q.id
+                    );
                 }
             }
         }
         for a in &self.agents {
             if !crate::config::valid_nickname(a.id.as_str()) {
-                anyhow::bail!("agent id `{}` must be 1-64 characters of A-Z a-z 0-9 . _ -", a.id);
+                anyhow::bail!(
+                    "agent id `{}` must be 1-64 characters of A-Z a-z 0-9 . _ -",
+                    a.id
+                );
             }
         }
         if let Some(t) = &self.traffic {
@@ -131,7 +139,13 @@ impl Scenario {
         for a in &self.agents {
             world.agents.insert(
                 a.id.clone(),
-                AgentModel { name: a.name.clone(), logged_in: a.logged_in, paused: None, calls: vec![], since: now },
+                AgentModel {
+                    name: a.name.clone(),
+                    logged_in: a.logged_in,
+                    paused: None,
+                    calls: vec![],
+                    since: now,
+                },
             );
         }
         for q in &self.queues {
@@ -140,7 +154,11 @@ impl Scenario {
                 QueueModel {
                     name: q.name.clone(),
                     agents: q.agents.clone(),
-                    supervisors: q.supervisors.iter().map(|s| (s.id.clone(), s.name.clone())).collect(),
+                    supervisors: q
+                        .supervisors
+                        .iter()
+                        .map(|s| (s.id.clone(), s.name.clone()))
+                        .collect(),
                 },
             );
         }
@@ -158,7 +176,10 @@ mod tests {
         let mut seen = 0;
         for entry in std::fs::read_dir(&dir).expect("config/ exists") {
             let path = entry.expect("readable").path();
-            if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("scenario")) {
+            if path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("scenario"))
+            {
                 let s = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
                 assert!(!s.queues.is_empty(), "{}", path.display());
                 seen += 1;
@@ -169,7 +190,8 @@ mod tests {
 
     #[test]
     fn dangling_agent_references_are_refused() {
-        let s: Scenario = toml::from_str("[[queues]]\nid = 7\nname = \"x\"\nagents = [\"1\"]\n").unwrap();
+        let s: Scenario =
+            toml::from_str("[[queues]]\nid = 7\nname = \"x\"\nagents = [\"1\"]\n").unwrap();
         assert!(s.check().unwrap_err().to_string().contains("agent 1"));
     }
 }

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::converja::{
-    AgentId, AgentState, AgentStatus, CallDidFinish, CallDidStart, CallId, CallMissed, CallRinging, CallTimestamps, Data,
-    Event, PauseReason, QueueAgent, QueueCall, QueueCalls, QueueId, QueueInfo, QueueSupervisor, Request, RoomName,
-    TerminalTime, Timestamp, UserSession, UserSessionDidPause,
+    AgentId, AgentState, AgentStatus, CallDidFinish, CallDidStart, CallId, CallMissed, CallRinging,
+    CallTimestamps, Data, Event, PauseReason, QueueAgent, QueueCall, QueueCalls, QueueId,
+    QueueInfo, QueueSupervisor, Request, RoomName, TerminalTime, Timestamp, UserSession,
+    UserSessionDidPause,
 };
 
 /// One queue.
@@ -88,12 +89,20 @@ pub struct Outcome {
 
 impl Outcome {
     fn ok(params: Value, events: Vec<(RoomName, Event)>) -> Self {
-        Outcome { status: 200, params, events }
+        Outcome {
+            status: 200,
+            params,
+            events,
+        }
     }
 
     /// A failure with a human-readable `error`.
     pub fn error(status: u16, message: impl Into<String>) -> Self {
-        Outcome { status, params: json!({ "error": message.into() }), events: Vec::new() }
+        Outcome {
+            status,
+            params: json!({ "error": message.into() }),
+            events: Vec::new(),
+        }
     }
 }
 
@@ -121,38 +130,59 @@ fn to_value<T: serde::Serialize>(value: T) -> Value {
 impl World {
     /// An empty world whose call ids start at `first_call`.
     pub fn new(first_call: u64) -> Self {
-        World { next_call: first_call, ..Default::default() }
+        World {
+            next_call: first_call,
+            ..Default::default()
+        }
     }
 
     /// The queues `agent` serves.
     pub fn queues_of(&self, agent: &AgentId) -> Vec<QueueId> {
-        self.queues.iter().filter(|(_, q)| q.agents.contains(agent)).map(|(id, _)| *id).collect()
+        self.queues
+            .iter()
+            .filter(|(_, q)| q.agents.contains(agent))
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     fn agent(&self, agent: &AgentId) -> Result<&AgentModel, WorldError> {
-        self.agents.get(agent).ok_or_else(|| WorldError(format!("agent {agent} does not exist")))
+        self.agents
+            .get(agent)
+            .ok_or_else(|| WorldError(format!("agent {agent} does not exist")))
     }
 
     fn agent_mut(&mut self, agent: &AgentId) -> Result<&mut AgentModel, WorldError> {
-        self.agents.get_mut(agent).ok_or_else(|| WorldError(format!("agent {agent} does not exist")))
+        self.agents
+            .get_mut(agent)
+            .ok_or_else(|| WorldError(format!("agent {agent} does not exist")))
     }
 
     /// The agent's status as `GET /agents/:id/status` reports it.
     pub fn status(&self, agent: &AgentId) -> Result<AgentStatus, WorldError> {
         let a = self.agent(agent)?;
         let (name, show) = if let Some(call) = a.calls.last() {
-            (AgentState::Busy, self.calls.get(call).map(|c| c.caller.clone()))
+            (
+                AgentState::Busy,
+                self.calls.get(call).map(|c| c.caller.clone()),
+            )
         } else if let Some(reason) = a.paused {
             (AgentState::Paused, Some(reason.0.to_string()))
         } else {
             (AgentState::Idle, None)
         };
-        Ok(AgentStatus { agent: agent.clone(), name, show, timestamp: a.since })
+        Ok(AgentStatus {
+            agent: agent.clone(),
+            name,
+            show,
+            timestamp: a.since,
+        })
     }
 
     /// Whether `agent` can take another call now, holding at most `per_agent` at once.
     pub fn is_available(&self, agent: &AgentId, per_agent: usize) -> bool {
-        self.agents.get(agent).is_some_and(|a| a.logged_in && a.paused.is_none() && a.calls.len() < per_agent)
+        self.agents
+            .get(agent)
+            .is_some_and(|a| a.logged_in && a.paused.is_none() && a.calls.len() < per_agent)
     }
 
     /// Executes a routed request.
@@ -165,17 +195,35 @@ impl World {
 
     fn try_handle(&mut self, request: &Request, now: Timestamp) -> Result<Outcome, (u16, String)> {
         let not_found = |e: WorldError| (404, e.0);
-        let queue = |q: &QueueId| self.queues.get(q).ok_or_else(|| (404, format!("queue {q} does not exist")));
+        let queue = |q: &QueueId| {
+            self.queues
+                .get(q)
+                .ok_or_else(|| (404, format!("queue {q} does not exist")))
+        };
         Ok(match request {
             Request::Queues => {
-                let data = self.queues.iter().map(|(id, q)| QueueInfo { id: *id, name: q.name.clone() }).collect();
+                let data = self
+                    .queues
+                    .iter()
+                    .map(|(id, q)| QueueInfo {
+                        id: *id,
+                        name: q.name.clone(),
+                    })
+                    .collect();
                 Outcome::ok(to_value(Data { data }), vec![])
             }
             Request::QueueAgents(q) => {
                 let data = queue(q)?
                     .agents
                     .iter()
-                    .map(|a| QueueAgent { agent: a.clone(), name: self.agents.get(a).map(|m| m.name.clone()).unwrap_or_default() })
+                    .map(|a| QueueAgent {
+                        agent: a.clone(),
+                        name: self
+                            .agents
+                            .get(a)
+                            .map(|m| m.name.clone())
+                            .unwrap_or_default(),
+                    })
                     .collect();
                 Outcome::ok(to_value(Data { data }), vec![])
             }
@@ -183,7 +231,10 @@ impl World {
                 let data = queue(q)?
                     .supervisors
                     .iter()
-                    .map(|(id, name)| QueueSupervisor { supervisor: id.clone(), name: name.clone() })
+                    .map(|(id, name)| QueueSupervisor {
+                        supervisor: id.clone(),
+                        name: name.clone(),
+                    })
                     .collect();
                 Outcome::ok(to_value(Data { data }), vec![])
             }
@@ -201,22 +252,46 @@ impl World {
                         timestamps: c.timestamps.clone(),
                     })
                     .collect();
-                Outcome::ok(to_value(QueueCalls { calls, queue: *q, timestamp: now }), vec![])
+                Outcome::ok(
+                    to_value(QueueCalls {
+                        calls,
+                        queue: *q,
+                        timestamp: now,
+                    }),
+                    vec![],
+                )
             }
-            Request::AgentStatus(a) => Outcome::ok(to_value(self.status(a).map_err(not_found)?), vec![]),
+            Request::AgentStatus(a) => {
+                Outcome::ok(to_value(self.status(a).map_err(not_found)?), vec![])
+            }
             Request::EndActiveCall(a) => {
-                let call = *self.agent(a).map_err(not_found)?.calls.last().ok_or_else(|| (404, format!("agent {a} has no active call")))?;
+                let call = *self
+                    .agent(a)
+                    .map_err(not_found)?
+                    .calls
+                    .last()
+                    .ok_or_else(|| (404, format!("agent {a} has no active call")))?;
                 let events = self.finish(call, now).map_err(not_found)?;
                 Outcome::ok(json!({}), events)
             }
             Request::Logout(a) => Outcome::ok(json!({}), self.logout(a, now).map_err(not_found)?),
             Request::Timestamp(a) => {
                 self.agent(a).map_err(not_found)?;
-                Outcome::ok(to_value(TerminalTime { timestamp: (now.0 * 1000.0).round() }), vec![])
+                Outcome::ok(
+                    to_value(TerminalTime {
+                        timestamp: (now.0 * 1000.0).round(),
+                    }),
+                    vec![],
+                )
             }
             Request::Transfer(a, _number) => {
                 // The call leaves this platform's queues: for us it simply ends.
-                let call = *self.agent(a).map_err(not_found)?.calls.last().ok_or_else(|| (404, format!("agent {a} has no active call")))?;
+                let call = *self
+                    .agent(a)
+                    .map_err(not_found)?
+                    .calls
+                    .last()
+                    .ok_or_else(|| (404, format!("agent {a} has no active call")))?;
                 Outcome::ok(json!({}), self.finish(call, now).map_err(not_found)?)
             }
             Request::SetPaused(a, reason) => {
@@ -234,7 +309,12 @@ impl World {
     }
 
     /// A new call joins `queue`.
-    pub fn ring(&mut self, queue: QueueId, caller: String, now: Timestamp) -> Result<(CallId, Vec<(RoomName, Event)>), WorldError> {
+    pub fn ring(
+        &mut self,
+        queue: QueueId,
+        caller: String,
+        now: Timestamp,
+    ) -> Result<(CallId, Vec<(RoomName, Event)>), WorldError> {
         if !self.queues.contains_key(&queue) {
             return Err(WorldError(format!("queue {queue} does not exist")));
         }
@@ -246,16 +326,34 @@ impl World {
                 queue,
                 caller: caller.clone(),
                 callee: None,
-                timestamps: CallTimestamps { answer: None, hangup: None, join: now, miss: None },
+                timestamps: CallTimestamps {
+                    answer: None,
+                    hangup: None,
+                    join: now,
+                    miss: None,
+                },
             },
         );
-        let event = Event::CallRinging(CallRinging { callid: id, origin: caller, queue, timestamp: now });
+        let event = Event::CallRinging(CallRinging {
+            callid: id,
+            origin: caller,
+            queue,
+            timestamp: now,
+        });
         Ok((id, vec![(RoomName::Queue(queue), event)]))
     }
 
     /// `agent` answers the ringing `call`.
-    pub fn answer(&mut self, call: CallId, agent: &AgentId, now: Timestamp) -> Result<Vec<(RoomName, Event)>, WorldError> {
-        let c = self.calls.get(&call).ok_or_else(|| WorldError(format!("call {call} does not exist")))?;
+    pub fn answer(
+        &mut self,
+        call: CallId,
+        agent: &AgentId,
+        now: Timestamp,
+    ) -> Result<Vec<(RoomName, Event)>, WorldError> {
+        let c = self
+            .calls
+            .get(&call)
+            .ok_or_else(|| WorldError(format!("call {call} does not exist")))?;
         if c.phase() != CallPhase::Ringing {
             return Err(WorldError(format!("call {call} is not ringing")));
         }
@@ -266,13 +364,26 @@ impl World {
         let c = self.calls.get_mut(&call).expect("checked above");
         c.callee = Some(agent.clone());
         c.timestamps.answer = Some(now);
-        let event = Event::CallDidStart(CallDidStart { callid: call, destination: agent.clone(), origin: caller, queue, timestamp: now });
+        let event = Event::CallDidStart(CallDidStart {
+            callid: call,
+            destination: agent.clone(),
+            origin: caller,
+            queue,
+            timestamp: now,
+        });
         Ok(vec![(RoomName::Queue(queue), event)])
     }
 
     /// The active `call` hangs up.
-    pub fn finish(&mut self, call: CallId, now: Timestamp) -> Result<Vec<(RoomName, Event)>, WorldError> {
-        let c = self.calls.get_mut(&call).ok_or_else(|| WorldError(format!("call {call} does not exist")))?;
+    pub fn finish(
+        &mut self,
+        call: CallId,
+        now: Timestamp,
+    ) -> Result<Vec<(RoomName, Event)>, WorldError> {
+        let c = self
+            .calls
+            .get_mut(&call)
+            .ok_or_else(|| WorldError(format!("call {call} does not exist")))?;
         if c.phase() != CallPhase::Active {
             return Err(WorldError(format!("call {call} is not active")));
         }
@@ -296,8 +407,15 @@ impl World {
     }
 
     /// The ringing `call` is abandoned.
-    pub fn miss(&mut self, call: CallId, now: Timestamp) -> Result<Vec<(RoomName, Event)>, WorldError> {
-        let c = self.calls.get_mut(&call).ok_or_else(|| WorldError(format!("call {call} does not exist")))?;
+    pub fn miss(
+        &mut self,
+        call: CallId,
+        now: Timestamp,
+    ) -> Result<Vec<(RoomName, Event)>, WorldError> {
+        let c = self
+            .calls
+            .get_mut(&call)
+            .ok_or_else(|| WorldError(format!("call {call} does not exist")))?;
         if c.phase() != CallPhase::Ringing {
             return Err(WorldError(format!("call {call} is not ringing")));
         }
@@ -313,11 +431,19 @@ impl World {
     }
 
     fn session_event(&self, agent: &AgentId, now: Timestamp) -> UserSession {
-        UserSession { agent: agent.clone(), queues: self.queues_of(agent), timestamp: now }
+        UserSession {
+            agent: agent.clone(),
+            queues: self.queues_of(agent),
+            timestamp: now,
+        }
     }
 
     /// The agent logs in.
-    pub fn login(&mut self, agent: &AgentId, now: Timestamp) -> Result<Vec<(RoomName, Event)>, WorldError> {
+    pub fn login(
+        &mut self,
+        agent: &AgentId,
+        now: Timestamp,
+    ) -> Result<Vec<(RoomName, Event)>, WorldError> {
         let a = self.agent_mut(agent)?;
         if a.logged_in {
             return Ok(vec![]);
@@ -325,11 +451,18 @@ impl World {
         a.logged_in = true;
         a.paused = None;
         a.since = now;
-        Ok(vec![(RoomName::Catraquis, Event::UserSessionDidStart(self.session_event(agent, now)))])
+        Ok(vec![(
+            RoomName::Catraquis,
+            Event::UserSessionDidStart(self.session_event(agent, now)),
+        )])
     }
 
     /// The agent logs out, hanging up its calls first.
-    pub fn logout(&mut self, agent: &AgentId, now: Timestamp) -> Result<Vec<(RoomName, Event)>, WorldError> {
+    pub fn logout(
+        &mut self,
+        agent: &AgentId,
+        now: Timestamp,
+    ) -> Result<Vec<(RoomName, Event)>, WorldError> {
         let calls = self.agent(agent)?.calls.clone();
         let mut events = Vec::new();
         for call in calls {
@@ -342,33 +475,57 @@ impl World {
         a.logged_in = false;
         a.paused = None;
         a.since = now;
-        events.push((RoomName::Catraquis, Event::UserSessionDidFinish(self.session_event(agent, now))));
+        events.push((
+            RoomName::Catraquis,
+            Event::UserSessionDidFinish(self.session_event(agent, now)),
+        ));
         Ok(events)
     }
 
     /// The agent pauses.
-    pub fn pause(&mut self, agent: &AgentId, reason: PauseReason, now: Timestamp) -> Result<Vec<(RoomName, Event)>, WorldError> {
+    pub fn pause(
+        &mut self,
+        agent: &AgentId,
+        reason: PauseReason,
+        now: Timestamp,
+    ) -> Result<Vec<(RoomName, Event)>, WorldError> {
         let a = self.agent_mut(agent)?;
         a.paused = Some(reason);
         a.since = now;
         let s = self.session_event(agent, now);
-        let event = Event::UserSessionDidPause(UserSessionDidPause { agent: s.agent, queues: s.queues, reason, timestamp: now });
+        let event = Event::UserSessionDidPause(UserSessionDidPause {
+            agent: s.agent,
+            queues: s.queues,
+            reason,
+            timestamp: now,
+        });
         Ok(vec![(RoomName::Catraquis, event)])
     }
 
     /// The agent resumes.
-    pub fn resume(&mut self, agent: &AgentId, now: Timestamp) -> Result<Vec<(RoomName, Event)>, WorldError> {
+    pub fn resume(
+        &mut self,
+        agent: &AgentId,
+        now: Timestamp,
+    ) -> Result<Vec<(RoomName, Event)>, WorldError> {
         let a = self.agent_mut(agent)?;
         if a.paused.take().is_none() {
             return Ok(vec![]);
         }
         a.since = now;
-        Ok(vec![(RoomName::Catraquis, Event::UserSessionDidResume(self.session_event(agent, now)))])
+        Ok(vec![(
+            RoomName::Catraquis,
+            Event::UserSessionDidResume(self.session_event(agent, now)),
+        )])
     }
 
     /// Ringing calls of `queue`, oldest first.
     pub fn ringing(&self, queue: QueueId) -> Vec<CallId> {
-        self.calls.iter().filter(|(_, c)| c.queue == queue && c.phase() == CallPhase::Ringing).map(|(id, _)| *id).collect()
+        self.calls
+            .iter()
+            .filter(|(_, c)| c.queue == queue && c.phase() == CallPhase::Ringing)
+            .map(|(id, _)| *id)
+            .collect()
     }
 }
 
@@ -379,8 +536,24 @@ mod tests {
     fn world() -> World {
         let mut w = World::new(100);
         let maria = AgentId::new("22010");
-        w.agents.insert(maria.clone(), AgentModel { name: "Maria".into(), logged_in: true, paused: None, calls: vec![], since: Timestamp(0.0) });
-        w.queues.insert(QueueId(7), QueueModel { name: "Financeiro".into(), agents: vec![maria], supervisors: vec![(AgentId::new("9001"), "Ana".into())] });
+        w.agents.insert(
+            maria.clone(),
+            AgentModel {
+                name: "Maria".into(),
+                logged_in: true,
+                paused: None,
+                calls: vec![],
+                since: Timestamp(0.0),
+            },
+        );
+        w.queues.insert(
+            QueueId(7),
+            QueueModel {
+                name: "Financeiro".into(),
+                agents: vec![maria],
+                supervisors: vec![(AgentId::new("9001"), "Ana".into())],
+            },
+        );
         w
     }
 
@@ -389,16 +562,25 @@ mod tests {
         let mut w = world();
         let maria = AgentId::new("22010");
         let (call, events) = w.ring(QueueId(7), "0800".into(), Timestamp(1.0)).unwrap();
-        assert!(matches!(events[0], (RoomName::Queue(QueueId(7)), Event::CallRinging(_))));
+        assert!(matches!(
+            events[0],
+            (RoomName::Queue(QueueId(7)), Event::CallRinging(_))
+        ));
         let events = w.answer(call, &maria, Timestamp(2.0)).unwrap();
         assert!(matches!(&events[0].1, Event::CallDidStart(s) if s.destination == maria));
         assert_eq!(w.status(&maria).unwrap().name, AgentState::Busy);
         assert_eq!(w.status(&maria).unwrap().show.as_deref(), Some("0800"));
         let out = w.handle(&Request::EndActiveCall(maria.clone()), Timestamp(5.0));
         assert_eq!(out.status, 200);
-        assert!(matches!(&out.events[0].1, Event::CallDidFinish(f) if f.callid == call && f.duration == 3.0));
+        assert!(
+            matches!(&out.events[0].1, Event::CallDidFinish(f) if f.callid == call && f.duration == 3.0)
+        );
         assert_eq!(w.status(&maria).unwrap().name, AgentState::Idle);
-        assert_eq!(w.handle(&Request::EndActiveCall(maria), Timestamp(6.0)).status, 404);
+        assert_eq!(
+            w.handle(&Request::EndActiveCall(maria), Timestamp(6.0))
+                .status,
+            404
+        );
     }
 
     #[test]
@@ -421,9 +603,17 @@ mod tests {
     fn pause_resume_and_logout_publish_session_events() {
         let mut w = world();
         let maria = AgentId::new("22010");
-        let out = w.handle(&Request::SetPaused(maria.clone(), Some(PauseReason(11))), Timestamp(1.0));
-        assert!(matches!(&out.events[0], (RoomName::Catraquis, Event::UserSessionDidPause(p)) if p.reason == PauseReason(11) && p.queues == vec![QueueId(7)]));
-        assert_eq!(w.status(&maria).unwrap().pause_reason(), Some(PauseReason(11)));
+        let out = w.handle(
+            &Request::SetPaused(maria.clone(), Some(PauseReason(11))),
+            Timestamp(1.0),
+        );
+        assert!(
+            matches!(&out.events[0], (RoomName::Catraquis, Event::UserSessionDidPause(p)) if p.reason == PauseReason(11) && p.queues == vec![QueueId(7)])
+        );
+        assert_eq!(
+            w.status(&maria).unwrap().pause_reason(),
+            Some(PauseReason(11))
+        );
         let out = w.handle(&Request::SetPaused(maria.clone(), None), Timestamp(2.0));
         assert!(matches!(&out.events[0].1, Event::UserSessionDidResume(_)));
         let (call, _) = w.ring(QueueId(7), "1".into(), Timestamp(3.0)).unwrap();
@@ -431,7 +621,14 @@ mod tests {
         let out = w.handle(&Request::Logout(maria.clone()), Timestamp(4.0));
         assert!(matches!(&out.events[0].1, Event::CallDidFinish(_)));
         assert!(matches!(&out.events[1].1, Event::UserSessionDidFinish(_)));
-        assert_eq!(w.handle(&Request::SetPaused(maria, Some(PauseReason(1))), Timestamp(5.0)).status, 400);
+        assert_eq!(
+            w.handle(
+                &Request::SetPaused(maria, Some(PauseReason(1))),
+                Timestamp(5.0)
+            )
+            .status,
+            400
+        );
     }
 
     #[test]
@@ -444,7 +641,9 @@ mod tests {
         w.answer(a, &maria, Timestamp(2.0)).unwrap();
         w.miss(b, Timestamp(2.0)).unwrap();
         let out = w.handle(&Request::QueueCalls(QueueId(7)), Timestamp(3.0));
-        let calls = crate::converja::ResponseParams::decode("queue_calls", out.params).map(|c: QueueCalls| c.calls).unwrap();
+        let calls = crate::converja::ResponseParams::decode("queue_calls", out.params)
+            .map(|c: QueueCalls| c.calls)
+            .unwrap();
         let ids: Vec<CallId> = calls.iter().map(|c| c.call).collect();
         assert_eq!(ids, vec![a, c]);
         assert!(calls[0].is_active());

@@ -14,12 +14,19 @@ pub struct Backoff {
 impl Backoff {
     /// Starts at `base`, doubles per attempt, never exceeds `cap`.
     pub fn new(base: Duration, cap: Duration) -> Self {
-        Self { base, cap, attempt: 0 }
+        Self {
+            base,
+            cap,
+            attempt: 0,
+        }
     }
 
     /// The delay before the next attempt: uniformly random in [ceiling/2, ceiling].
     pub fn next_delay(&mut self) -> Duration {
-        let ceiling = self.base.saturating_mul(1u32 << self.attempt.min(16)).min(self.cap);
+        let ceiling = self
+            .base
+            .saturating_mul(1u32 << self.attempt.min(16))
+            .min(self.cap);
         self.attempt = self.attempt.saturating_add(1);
         let half = ceiling / 2;
         half + half.mul_f64(rand::random::<f64>())
@@ -39,7 +46,10 @@ mod tests {
     fn grows_to_the_cap_with_jitter_and_resets() {
         let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
         let first = b.next_delay();
-        assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100), "{first:?}");
+        assert!(
+            first >= Duration::from_millis(50) && first <= Duration::from_millis(100),
+            "{first:?}"
+        );
         for _ in 0..20 {
             let d = b.next_delay();
             assert!(d <= Duration::from_secs(2), "{d:?}");

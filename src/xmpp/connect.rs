@@ -18,7 +18,9 @@ use tokio_xmpp::parsers::bind::{BindQuery, BindResponse};
 use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::parsers::starttls;
 use tokio_xmpp::parsers::stream_features::StreamFeatures;
-use tokio_xmpp::xmlstream::{ReadError, StreamHeader, Timeouts, XmppStream, XmppStreamElement, initiate_stream};
+use tokio_xmpp::xmlstream::{
+    ReadError, StreamHeader, Timeouts, XmppStream, XmppStreamElement, initiate_stream,
+};
 use tokio_xmpp::{Stanza, parsers::ns};
 
 use super::LinkError;
@@ -33,7 +35,10 @@ pub type Stream = XmppStream<Io>;
 /// Silence on the stream after which the bridge pings the server, and the time it then waits
 /// for any data before declaring the connection dead. Short enough that a half-open TCP
 /// connection is noticed within a minute and a half.
-pub const TIMEOUTS: Timeouts = Timeouts { read_timeout: Duration::from_secs(60), response_timeout: Duration::from_secs(30) };
+pub const TIMEOUTS: Timeouts = Timeouts {
+    read_timeout: Duration::from_secs(60),
+    response_timeout: Duration::from_secs(30),
+};
 
 /// Everything needed to (re)open the stream.
 #[derive(Clone, Debug)]
@@ -76,18 +81,29 @@ impl ConnectSettings {
 pub async fn connect(settings: &ConnectSettings) -> Result<(Stream, FullJid), LinkError> {
     tokio::time::timeout(settings.connect_timeout * 3, connect_inner(settings))
         .await
-        .map_err(|_| LinkError::Connect(format!("no session within {:?}", settings.connect_timeout * 3)))?
+        .map_err(|_| {
+            LinkError::Connect(format!(
+                "no session within {:?}",
+                settings.connect_timeout * 3
+            ))
+        })?
 }
 
 async fn connect_inner(s: &ConnectSettings) -> Result<(Stream, FullJid), LinkError> {
     let address = format!("{}:{}", s.host, s.port);
     let tcp = tokio::time::timeout(s.connect_timeout, TcpStream::connect(&address))
         .await
-        .map_err(|_| LinkError::Connect(format!("{address} did not accept within {:?}", s.connect_timeout)))?
+        .map_err(|_| {
+            LinkError::Connect(format!(
+                "{address} did not accept within {:?}",
+                s.connect_timeout
+            ))
+        })?
         .map_err(|e| LinkError::Connect(format!("cannot reach {address}: {e}")))?;
     // Requests and responses are small, latency-bound messages: Nagle's algorithm would hold
     // each one back until the previous segment is acknowledged.
-    tcp.set_nodelay(true).map_err(|e| LinkError::Connect(format!("cannot set TCP_NODELAY: {e}")))?;
+    tcp.set_nodelay(true)
+        .map_err(|e| LinkError::Connect(format!("cannot set TCP_NODELAY: {e}")))?;
 
     let io: Io = match s.tls {
         TlsMode::None => Box::new(BufStream::new(tcp)),
@@ -98,18 +114,27 @@ async fn connect_inner(s: &ConnectSettings) -> Result<(Stream, FullJid), LinkErr
         .with_username(s.jid.node().map(|n| n.as_str()).unwrap_or_default())
         .with_password(s.password.expose())
         .with_channel_binding(ChannelBinding::None);
-    let stream = tokio_xmpp::client_login(stream, features.sasl_mechanisms, creds).await.map_err(|e| match e {
-        tokio_xmpp::Error::Auth(e) => LinkError::Auth(e.to_string()),
-        other => LinkError::Connect(format!("SASL negotiation failed: {other}")),
-    })?;
+    let stream = tokio_xmpp::client_login(stream, features.sasl_mechanisms, creds)
+        .await
+        .map_err(|e| match e {
+            tokio_xmpp::Error::Auth(e) => LinkError::Auth(e.to_string()),
+            other => LinkError::Connect(format!("SASL negotiation failed: {other}")),
+        })?;
     let stream = stream.send_header(header(&s.jid)).await.map_err(io_err)?;
-    let (_features, mut stream): (StreamFeatures, Stream) = stream.recv_features().await.map_err(|e| LinkError::Connect(e.to_string()))?;
+    let (_features, mut stream): (StreamFeatures, Stream) = stream
+        .recv_features()
+        .await
+        .map_err(|e| LinkError::Connect(e.to_string()))?;
     let bound = bind(&mut stream, &s.resource).await?;
     Ok((stream, bound))
 }
 
 fn header(jid: &BareJid) -> StreamHeader<'_> {
-    StreamHeader { to: Some(Cow::Borrowed(jid.domain().as_str())), from: None, id: None }
+    StreamHeader {
+        to: Some(Cow::Borrowed(jid.domain().as_str())),
+        from: None,
+        id: None,
+    }
 }
 
 fn io_err(e: io::Error) -> LinkError {
@@ -117,38 +142,75 @@ fn io_err(e: io::Error) -> LinkError {
 }
 
 async fn open_stream(io: Io, jid: &BareJid) -> Result<(StreamFeatures, Stream), LinkError> {
-    let pending = initiate_stream(io, ns::JABBER_CLIENT, header(jid), TIMEOUTS).await.map_err(io_err)?;
-    pending.recv_features().await.map_err(|e| LinkError::Connect(format!("no stream features: {e}")))
+    let pending = initiate_stream(io, ns::JABBER_CLIENT, header(jid), TIMEOUTS)
+        .await
+        .map_err(io_err)?;
+    pending
+        .recv_features()
+        .await
+        .map_err(|e| LinkError::Connect(format!("no stream features: {e}")))
 }
 
-async fn starttls(tcp: TcpStream, s: &ConnectSettings) -> Result<tokio_rustls::client::TlsStream<TcpStream>, LinkError> {
-    let plain = initiate_stream(BufStream::new(tcp), ns::JABBER_CLIENT, header(&s.jid), TIMEOUTS).await.map_err(io_err)?;
-    let (features, mut stream): (StreamFeatures, XmppStream<BufStream<TcpStream>>) =
-        plain.recv_features().await.map_err(|e| LinkError::Connect(format!("no stream features: {e}")))?;
+async fn starttls(
+    tcp: TcpStream,
+    s: &ConnectSettings,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, LinkError> {
+    let plain = initiate_stream(
+        BufStream::new(tcp),
+        ns::JABBER_CLIENT,
+        header(&s.jid),
+        TIMEOUTS,
+    )
+    .await
+    .map_err(io_err)?;
+    let (features, mut stream): (StreamFeatures, XmppStream<BufStream<TcpStream>>) = plain
+        .recv_features()
+        .await
+        .map_err(|e| LinkError::Connect(format!("no stream features: {e}")))?;
     if !features.can_starttls() {
         return Err(LinkError::Connect(format!(
             "{}:{} does not offer STARTTLS; set xmpp.tls = \"none\" only for a loopback server",
             s.host, s.port
         )));
     }
-    stream.send(&XmppStreamElement::Starttls(starttls::Nonza::Request(starttls::Request))).await.map_err(io_err)?;
+    stream
+        .send(&XmppStreamElement::Starttls(starttls::Nonza::Request(
+            starttls::Request,
+        )))
+        .await
+        .map_err(io_err)?;
     loop {
         match stream.next().await {
             Some(Ok(el)) => match el.into_read_error() {
                 Ok(XmppStreamElement::Starttls(starttls::Nonza::Proceed(_))) => break,
-                Ok(other) => return Err(LinkError::Connect(format!("server refused STARTTLS: {other:?}"))),
+                Ok(other) => {
+                    return Err(LinkError::Connect(format!(
+                        "server refused STARTTLS: {other:?}"
+                    )));
+                }
                 Err(e) => return Err(LinkError::Connect(e.to_string())),
             },
             Some(Err(ReadError::SoftTimeout)) => continue,
             Some(Err(e)) => return Err(LinkError::Connect(format!("STARTTLS failed: {e}"))),
-            None => return Err(LinkError::Connect("connection closed during STARTTLS".into())),
+            None => {
+                return Err(LinkError::Connect(
+                    "connection closed during STARTTLS".into(),
+                ));
+            }
         }
     }
     let tcp = stream.into_inner().into_inner();
     let connector = TlsConnector::from(Arc::new(tls_config(s.ca_file.as_deref())?));
-    let domain = ServerName::try_from(s.jid.domain().as_str().to_owned())
-        .map_err(|e| LinkError::Connect(format!("`{}` is not a TLS server name: {e}", s.jid.domain())))?;
-    connector.connect(domain, tcp).await.map_err(|e| LinkError::Connect(format!("TLS handshake failed: {e}")))
+    let domain = ServerName::try_from(s.jid.domain().as_str().to_owned()).map_err(|e| {
+        LinkError::Connect(format!(
+            "`{}` is not a TLS server name: {e}",
+            s.jid.domain()
+        ))
+    })?;
+    connector
+        .connect(domain, tcp)
+        .await
+        .map_err(|e| LinkError::Connect(format!("TLS handshake failed: {e}")))
 }
 
 fn tls_config(ca_file: Option<&std::path::Path>) -> Result<ClientConfig, LinkError> {
@@ -161,9 +223,13 @@ fn tls_config(ca_file: Option<&std::path::Path>) -> Result<ClientConfig, LinkErr
     if let Some(path) = ca_file {
         let certs = CertificateDer::pem_file_iter(path)
             .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| LinkError::Connect(format!("cannot read CA file {}: {e}", path.display())))?;
+            .map_err(|e| {
+                LinkError::Connect(format!("cannot read CA file {}: {e}", path.display()))
+            })?;
         for cert in certs {
-            roots.add(cert).map_err(|e| LinkError::Connect(format!("bad certificate in {}: {e}", path.display())))?;
+            roots.add(cert).map_err(|e| {
+                LinkError::Connect(format!("bad certificate in {}: {e}", path.display()))
+            })?;
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -177,25 +243,43 @@ fn tls_config(ca_file: Option<&std::path::Path>) -> Result<ClientConfig, LinkErr
 async fn bind(stream: &mut Stream, resource: &str) -> Result<FullJid, LinkError> {
     const BIND_ID: &str = "bind-1";
     let iq = Iq::from_set(BIND_ID, BindQuery::new(Some(resource.to_owned())));
-    stream.send(&XmppStreamElement::Stanza(Stanza::Iq(iq))).await.map_err(io_err)?;
+    stream
+        .send(&XmppStreamElement::Stanza(Stanza::Iq(iq)))
+        .await
+        .map_err(io_err)?;
     loop {
         match stream.next().await {
             Some(Ok(el)) => match el.into_read_error() {
-                Ok(XmppStreamElement::Stanza(Stanza::Iq(Iq::Result { id, payload: Some(payload), .. }))) if id == BIND_ID => {
+                Ok(XmppStreamElement::Stanza(Stanza::Iq(Iq::Result {
+                    id,
+                    payload: Some(payload),
+                    ..
+                }))) if id == BIND_ID => {
                     let response = BindResponse::try_from(payload)
                         .map_err(|e| LinkError::Connect(format!("bad bind response: {e}")))?;
                     return Ok(response.into());
                 }
-                Ok(XmppStreamElement::Stanza(Stanza::Iq(Iq::Error { id, error, .. }))) if id == BIND_ID => {
-                    return Err(LinkError::Connect(format!("resource binding refused: {:?}", error.defined_condition)));
+                Ok(XmppStreamElement::Stanza(Stanza::Iq(Iq::Error { id, error, .. })))
+                    if id == BIND_ID =>
+                {
+                    return Err(LinkError::Connect(format!(
+                        "resource binding refused: {:?}",
+                        error.defined_condition
+                    )));
                 }
                 // Anything else before the bind result is of no interest yet.
                 Ok(_) => continue,
                 Err(e) => return Err(LinkError::Connect(e.to_string())),
             },
             Some(Err(ReadError::SoftTimeout)) => continue,
-            Some(Err(e)) => return Err(LinkError::Connect(format!("resource binding failed: {e}"))),
-            None => return Err(LinkError::Connect("connection closed during resource binding".into())),
+            Some(Err(e)) => {
+                return Err(LinkError::Connect(format!("resource binding failed: {e}")));
+            }
+            None => {
+                return Err(LinkError::Connect(
+                    "connection closed during resource binding".into(),
+                ));
+            }
         }
     }
 }

@@ -23,7 +23,10 @@ use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
 use tokio_xmpp::xmlstream::{FallibleStreamElement, ReadError, XmppStreamElement};
 use tracing::{debug, info, warn};
 
-use super::{Backoff, ConnectSettings, Inbound, InboundMessage, LinkError, LinkState, LinkStatus, MessageKind, Stream, connect};
+use super::{
+    Backoff, ConnectSettings, Inbound, InboundMessage, LinkError, LinkState, LinkStatus,
+    MessageKind, Stream, connect,
+};
 use crate::telemetry;
 
 /// Commands queued to the link task. Bounded: a caller waits when the link is this far behind.
@@ -42,9 +45,18 @@ const RECONNECT_BASE: Duration = Duration::from_millis(250);
 const RECONNECT_CAP: Duration = Duration::from_secs(30);
 
 enum Command {
-    Send { stanza: Box<Message>, done: oneshot::Sender<Result<(), LinkError>> },
-    Join { room: BareJid, nick: String, done: oneshot::Sender<Result<(), LinkError>> },
-    Leave { room: BareJid },
+    Send {
+        stanza: Box<Message>,
+        done: oneshot::Sender<Result<(), LinkError>>,
+    },
+    Join {
+        room: BareJid,
+        nick: String,
+        done: oneshot::Sender<Result<(), LinkError>>,
+    },
+    Leave {
+        room: BareJid,
+    },
 }
 
 /// A cheap, cloneable handle to the link task.
@@ -56,7 +68,11 @@ pub struct Link {
 
 impl Link {
     /// Starts the link task; it connects at once and keeps reconnecting until `cancel`.
-    pub fn spawn(settings: ConnectSettings, tracker: &TaskTracker, cancel: CancellationToken) -> (Link, mpsc::Receiver<Inbound>) {
+    pub fn spawn(
+        settings: ConnectSettings,
+        tracker: &TaskTracker,
+        cancel: CancellationToken,
+    ) -> (Link, mpsc::Receiver<Inbound>) {
         let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
         let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
         let (state_tx, state) = watch::channel(LinkState {
@@ -80,9 +96,15 @@ impl Link {
         (Link { commands, state }, inbound_rx)
     }
 
-    async fn command(&self, make: impl FnOnce(oneshot::Sender<Result<(), LinkError>>) -> Command) -> Result<(), LinkError> {
+    async fn command(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<(), LinkError>>) -> Command,
+    ) -> Result<(), LinkError> {
         let (done, rx) = oneshot::channel();
-        self.commands.send(make(done)).await.map_err(|_| LinkError::Closed)?;
+        self.commands
+            .send(make(done))
+            .await
+            .map_err(|_| LinkError::Closed)?;
         rx.await.unwrap_or(Err(LinkError::Closed))
     }
 
@@ -93,7 +115,12 @@ impl Link {
     }
 
     /// Sends a message to a whole room.
-    pub async fn send_groupchat(&self, room: BareJid, id: String, body: String) -> Result<(), LinkError> {
+    pub async fn send_groupchat(
+        &self,
+        room: BareJid,
+        id: String,
+        body: String,
+    ) -> Result<(), LinkError> {
         let stanza = message(MessageType::Groupchat, room.into(), id, body);
         self.command(|done| Command::Send { stanza, done }).await
     }
@@ -103,7 +130,8 @@ impl Link {
     /// error here still leaves the link retrying in the background.
     pub async fn join(&self, room: BareJid, nick: &str) -> Result<(), LinkError> {
         let nick = nick.to_owned();
-        self.command(|done| Command::Join { room, nick, done }).await
+        self.command(|done| Command::Join { room, nick, done })
+            .await
     }
 
     /// Leaves `room` and stops rejoining it.
@@ -132,7 +160,7 @@ fn message(type_: MessageType, to: Jid, id: String, body: String) -> Box<Message
 enum Wake {
     Cancelled,
     Command(Command),
-    Read(Option<Result<FallibleStreamElement, ReadError>>),
+    Read(Box<Option<Result<FallibleStreamElement, ReadError>>>),
     Tick,
 }
 
@@ -191,10 +219,13 @@ impl LinkTask {
     async fn run(mut self) {
         let mut backoff = Backoff::new(RECONNECT_BASE, RECONNECT_CAP);
         loop {
-            self.state.send_modify(|s| s.status = LinkStatus::Connecting);
+            self.state
+                .send_modify(|s| s.status = LinkStatus::Connecting);
             let settings = self.settings.clone();
             let attempt = async move { connect(&settings).await };
-            let Some(outcome) = self.serve_offline(attempt).await else { break };
+            let Some(outcome) = self.serve_offline(attempt).await else {
+                break;
+            };
             match outcome {
                 Ok((stream, bound)) => {
                     metrics::counter!(telemetry::CONNECTS, "result" => "ok").increment(1);
@@ -207,7 +238,11 @@ impl LinkTask {
                     self.went_offline(reason);
                 }
                 Err(e) => {
-                    let result = if matches!(e, LinkError::Auth(_)) { "auth_failed" } else { "error" };
+                    let result = if matches!(e, LinkError::Auth(_)) {
+                        "auth_failed"
+                    } else {
+                        "error"
+                    };
                     metrics::counter!(telemetry::CONNECTS, "result" => result).increment(1);
                     warn!(error = %e, host = %self.settings.host, port = self.settings.port, "XMPP connection attempt failed");
                     self.state.send_modify(|s| {
@@ -218,7 +253,11 @@ impl LinkTask {
             }
             let delay = backoff.next_delay();
             debug!(?delay, "waiting before the next connection attempt");
-            if self.serve_offline(tokio::time::sleep(delay)).await.is_none() {
+            if self
+                .serve_offline(tokio::time::sleep(delay))
+                .await
+                .is_none()
+            {
                 break;
             }
         }
@@ -255,7 +294,13 @@ impl LinkTask {
     }
 
     fn down_error(&self) -> LinkError {
-        LinkError::Down(self.state.borrow().last_error.clone().unwrap_or_else(|| "connecting".into()))
+        LinkError::Down(
+            self.state
+                .borrow()
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "connecting".into()),
+        )
     }
 
     fn command_offline(&mut self, cmd: Command) {
@@ -326,7 +371,7 @@ impl LinkTask {
                     continue;
                 }
                 Some(cmd) = self.commands.recv() => Wake::Command(cmd),
-                item = stream.next(), if self.outq.len() < INBOUND_QUEUE => Wake::Read(item),
+                item = stream.next(), if self.outq.len() < INBOUND_QUEUE => Wake::Read(Box::new(item)),
                 _ = tick.tick() => Wake::Tick,
             };
             let step = match wake {
@@ -336,12 +381,22 @@ impl LinkTask {
                 }
                 Wake::Command(cmd) => self.commands_online(cmd, &mut stream).await,
                 Wake::Tick => self.retry_joins(&mut stream).await,
-                Wake::Read(item) => match item {
-                    Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::Stanza(stanza)))) => self.on_stanza(stanza, &mut stream).await,
-                    Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::StreamError(e)))) => Err(format!("stream error from the server: {e:?}")),
+                Wake::Read(item) => match *item {
+                    Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::Stanza(stanza)))) => {
+                        self.on_stanza(stanza, &mut stream).await
+                    }
+                    Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::StreamError(e)))) => {
+                        Err(format!("stream error from the server: {e:?}"))
+                    }
                     Some(Ok(FallibleStreamElement::Ok(_))) => Ok(()),
-                    Some(Ok(FallibleStreamElement::Err(e))) => Ok(unparseable(&e)),
-                    Some(Err(ReadError::ParseError(e))) => Ok(unparseable(&e)),
+                    Some(Ok(FallibleStreamElement::Err(e))) => {
+                        unparseable(&e);
+                        Ok(())
+                    }
+                    Some(Err(ReadError::ParseError(e))) => {
+                        unparseable(&e);
+                        Ok(())
+                    }
                     Some(Err(ReadError::SoftTimeout)) => {
                         pings += 1;
                         let to: Jid = self.settings.jid.domain().to_owned().into();
@@ -349,7 +404,9 @@ impl LinkTask {
                         write(&mut stream, Stanza::Iq(ping)).await
                     }
                     Some(Err(ReadError::HardError(e))) => Err(format!("connection error: {e}")),
-                    Some(Err(ReadError::StreamFooterReceived)) | None => Err("the server closed the stream".into()),
+                    Some(Err(ReadError::StreamFooterReceived)) | None => {
+                        Err("the server closed the stream".into())
+                    }
                 },
             };
             if let Err(reason) = step {
@@ -363,10 +420,18 @@ impl LinkTask {
             if r.joined
                 && let Ok(occupant) = room.with_resource_str(&r.nick)
             {
-                let _ = stream.feed(&XmppStreamElement::Stanza(Stanza::Presence(Presence::unavailable().with_to(occupant)))).await;
+                let _ = stream
+                    .feed(&XmppStreamElement::Stanza(Stanza::Presence(
+                        Presence::unavailable().with_to(occupant),
+                    )))
+                    .await;
             }
         }
-        let _ = tokio::time::timeout(Duration::from_secs(2), <Stream as SinkExt<&XmppStreamElement>>::close(stream)).await;
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            <Stream as SinkExt<&XmppStreamElement>>::close(stream),
+        )
+        .await;
     }
 
     /// Handles `first` and whatever else is already queued, with one flush for all.
@@ -376,7 +441,10 @@ impl LinkTask {
         while let Some(cmd) = next.take() {
             match cmd {
                 Command::Send { stanza, done } => {
-                    if let Err(e) = stream.feed(&XmppStreamElement::Stanza(Stanza::Message(*stanza))).await {
+                    if let Err(e) = stream
+                        .feed(&XmppStreamElement::Stanza(Stanza::Message(*stanza)))
+                        .await
+                    {
                         let reason = format!("write failed: {e}");
                         let _ = done.send(Err(LinkError::Down(reason.clone())));
                         return Err(reason);
@@ -384,7 +452,10 @@ impl LinkTask {
                     sent.push(done);
                 }
                 Command::Join { room, nick, done } => {
-                    let r = self.rooms.entry(room.clone()).or_insert_with(|| Room::new(nick));
+                    let r = self
+                        .rooms
+                        .entry(room.clone())
+                        .or_insert_with(|| Room::new(nick));
                     if r.joined {
                         let _ = done.send(Ok(()));
                     } else {
@@ -399,7 +470,10 @@ impl LinkTask {
                         r.settle(Err(LinkError::Down("left".into())));
                         if let Ok(occupant) = room.with_resource_str(&r.nick) {
                             let presence = Presence::unavailable().with_to(occupant);
-                            stream.feed(&XmppStreamElement::Stanza(Stanza::Presence(presence))).await.map_err(|e| format!("write failed: {e}"))?;
+                            stream
+                                .feed(&XmppStreamElement::Stanza(Stanza::Presence(presence)))
+                                .await
+                                .map_err(|e| format!("write failed: {e}"))?;
                         }
                         self.publish_joined();
                     }
@@ -409,7 +483,9 @@ impl LinkTask {
                 next = self.commands.try_recv().ok();
             }
         }
-        let flushed = <Stream as SinkExt<&XmppStreamElement>>::flush(stream).await.map_err(|e| format!("write failed: {e}"));
+        let flushed = <Stream as SinkExt<&XmppStreamElement>>::flush(stream)
+            .await
+            .map_err(|e| format!("write failed: {e}"));
         for done in sent {
             let _ = done.send(flushed.clone().map_err(LinkError::Down));
         }
@@ -417,9 +493,14 @@ impl LinkTask {
     }
 
     async fn send_join(&mut self, stream: &mut Stream, room: &BareJid) -> Result<(), String> {
-        let Some(r) = self.rooms.get_mut(room) else { return Ok(()) };
+        let Some(r) = self.rooms.get_mut(room) else {
+            return Ok(());
+        };
         let Ok(occupant) = room.with_resource_str(&r.nick) else {
-            let error = LinkError::Join { room: room.to_string(), condition: format!("invalid nickname `{}`", r.nick) };
+            let error = LinkError::Join {
+                room: room.to_string(),
+                condition: format!("invalid nickname `{}`", r.nick),
+            };
             r.settle(Err(error));
             self.rooms.remove(room);
             return Ok(());
@@ -441,7 +522,8 @@ impl LinkTask {
             .filter(|(_, r)| {
                 !r.joined
                     && (r.retry_at.is_some_and(|t| t <= now)
-                        || r.join_sent.is_some_and(|t| now.duration_since(t) > JOIN_ANSWER_TIMEOUT))
+                        || r.join_sent
+                            .is_some_and(|t| now.duration_since(t) > JOIN_ANSWER_TIMEOUT))
             })
             .map(|(room, _)| room.clone())
             .collect();
@@ -452,8 +534,12 @@ impl LinkTask {
     }
 
     fn publish_joined(&mut self) {
-        let joined: std::collections::BTreeSet<BareJid> =
-            self.rooms.iter().filter(|(_, r)| r.joined).map(|(room, _)| room.clone()).collect();
+        let joined: std::collections::BTreeSet<BareJid> = self
+            .rooms
+            .iter()
+            .filter(|(_, r)| r.joined)
+            .map(|(room, _)| room.clone())
+            .collect();
         metrics::gauge!(telemetry::ROOMS_JOINED).set(joined.len() as f64);
         self.state.send_modify(|s| s.joined = joined);
     }
@@ -465,10 +551,20 @@ impl LinkTask {
                 Ok(())
             }
             Stanza::Presence(presence) => self.on_presence(presence, stream).await,
-            Stanza::Iq(Iq::Get { from, id, payload, .. }) | Stanza::Iq(Iq::Set { from, id, payload, .. }) => {
+            Stanza::Iq(Iq::Get {
+                from, id, payload, ..
+            })
+            | Stanza::Iq(Iq::Set {
+                from, id, payload, ..
+            }) => {
                 // Answer server pings so the server keeps us; refuse anything else politely.
                 let reply = if payload.is("ping", ns::PING) {
-                    Iq::Result { from: None, to: from, id, payload: None }
+                    Iq::Result {
+                        from: None,
+                        to: from,
+                        id,
+                        payload: None,
+                    }
                 } else {
                     let error = tokio_xmpp::parsers::stanza_error::StanzaError::new(
                         tokio_xmpp::parsers::stanza_error::ErrorType::Cancel,
@@ -476,7 +572,13 @@ impl LinkTask {
                         "en",
                         "not supported",
                     );
-                    Iq::Error { from: None, to: from, id, error, payload: None }
+                    Iq::Error {
+                        from: None,
+                        to: from,
+                        id,
+                        error,
+                        payload: None,
+                    }
                 };
                 write(stream, Stanza::Iq(reply)).await
             }
@@ -487,7 +589,9 @@ impl LinkTask {
     fn on_message(&mut self, msg: Message) {
         let Some(from) = msg.from.clone() else { return };
         let kind = match msg.type_ {
-            MessageType::Error => MessageKind::Error(error_condition(&msg.payloads).unwrap_or_else(|| "undefined-condition".into())),
+            MessageType::Error => MessageKind::Error(
+                error_condition(&msg.payloads).unwrap_or_else(|| "undefined-condition".into()),
+            ),
             MessageType::Groupchat => MessageKind::Groupchat,
             MessageType::Chat | MessageType::Normal => MessageKind::Chat,
             MessageType::Headline => return,
@@ -503,13 +607,22 @@ impl LinkTask {
             // Room subjects, chat states and receipts carry no platform message.
             return;
         }
-        self.outq.push_back(Inbound::Message(InboundMessage { from, kind, id: msg.id.map(|i| i.0), body }));
+        self.outq.push_back(Inbound::Message(InboundMessage {
+            from,
+            kind,
+            id: msg.id.map(|i| i.0),
+            body,
+        }));
     }
 
     async fn on_presence(&mut self, presence: Presence, stream: &mut Stream) -> Result<(), String> {
-        let Some(from) = presence.from.clone().and_then(|j| j.try_into_full().ok()) else { return Ok(()) };
+        let Some(from) = presence.from.clone().and_then(|j| j.try_into_full().ok()) else {
+            return Ok(());
+        };
         let room = from.to_bare();
-        let Some(r) = self.rooms.get_mut(&room) else { return Ok(()) };
+        let Some(r) = self.rooms.get_mut(&room) else {
+            return Ok(());
+        };
         let is_self = presence
             .payloads
             .iter()
@@ -520,7 +633,8 @@ impl LinkTask {
                 if from.resource().as_str() != r.nick {
                     return Ok(());
                 }
-                let condition = error_condition(&presence.payloads).unwrap_or_else(|| "undefined-condition".into());
+                let condition = error_condition(&presence.payloads)
+                    .unwrap_or_else(|| "undefined-condition".into());
                 r.join_sent = None;
                 if condition == "conflict" && r.conflicts < MAX_NICK_SUFFIX {
                     r.conflicts += 1;
@@ -530,9 +644,13 @@ impl LinkTask {
                 }
                 let delay = r.retry.next_delay();
                 warn!(%room, %condition, retry_in = ?delay, "cannot join room");
-                metrics::counter!(telemetry::JOIN_FAILURES, "condition" => condition.clone()).increment(1);
+                metrics::counter!(telemetry::JOIN_FAILURES, "condition" => condition.clone())
+                    .increment(1);
                 r.retry_at = Some(Instant::now() + delay);
-                r.settle(Err(LinkError::Join { room: room.to_string(), condition }));
+                r.settle(Err(LinkError::Join {
+                    room: room.to_string(),
+                    condition,
+                }));
             }
             PresenceType::None if is_self => {
                 r.joined = true;
@@ -557,11 +675,17 @@ impl LinkTask {
 }
 
 async fn write(stream: &mut Stream, stanza: Stanza) -> Result<(), String> {
-    stream.send(&XmppStreamElement::Stanza(stanza)).await.map_err(|e| format!("write failed: {e}"))
+    stream
+        .send(&XmppStreamElement::Stanza(stanza))
+        .await
+        .map_err(|e| format!("write failed: {e}"))
 }
 
 /// The defined condition of the `<error/>` among `payloads`, such as `item-not-found`.
 fn error_condition(payloads: &[Element]) -> Option<String> {
     let error = payloads.iter().find(|p| p.name() == "error")?;
-    error.children().find(|c| c.ns() == ns::XMPP_STANZAS && c.name() != "text").map(|c| c.name().to_owned())
+    error
+        .children()
+        .find(|c| c.ns() == ns::XMPP_STANZAS && c.name() != "text")
+        .map(|c| c.name().to_owned())
 }

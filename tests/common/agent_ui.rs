@@ -41,7 +41,10 @@ impl BridgeStack {
     pub async fn shutdown(&mut self) -> anyhow::Result<()> {
         self.shutdown.cancel();
         let server = self.server.take().expect("running");
-        tokio::time::timeout(PATIENCE, server).await.expect("the bridge stops in time").expect("no panic")
+        tokio::time::timeout(PATIENCE, server)
+            .await
+            .expect("the bridge stops in time")
+            .expect("no panic")
     }
 }
 
@@ -78,11 +81,26 @@ pub async fn bridge_with(tune: impl FnOnce(&mut Config)) -> BridgeStack {
     let cancel = CancellationToken::new();
     let (prosody, sim) = start_sim(scenario(), &tracker, &cancel).await;
     let config = bridge_config(&prosody, tune);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
     let port = listener.local_addr().expect("bound").port();
     let shutdown = CancellationToken::new();
-    let server = tokio::spawn(converja_bridge::app::serve(config, listener, shutdown.clone()));
-    let stack = BridgeStack { prosody, sim, url: format!("http://127.0.0.1:{port}"), port, shutdown, cancel, tracker, server: Some(server) };
+    let server = tokio::spawn(converja_bridge::app::serve(
+        config,
+        listener,
+        shutdown.clone(),
+    ));
+    let stack = BridgeStack {
+        prosody,
+        sim,
+        url: format!("http://127.0.0.1:{port}"),
+        port,
+        shutdown,
+        cancel,
+        tracker,
+        server: Some(server),
+    };
     wait_ready(port).await;
     stack
 }
@@ -93,12 +111,23 @@ pub async fn bridge() -> BridgeStack {
 
 /// A plain HTTP GET on loopback: (status, body).
 pub async fn http_get(port: u16, path: &str) -> (u16, String) {
-    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("the bridge listens");
-    tcp.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await.expect("write");
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("the bridge listens");
+    tcp.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
     let mut text = String::new();
     tcp.read_to_string(&mut text).await.expect("read");
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -135,7 +164,9 @@ impl Puppet {
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
-            .expect("node runs: install Node.js (https://nodejs.org or `apt-get install nodejs npm`)");
+            .expect(
+                "node runs: install Node.js (https://nodejs.org or `apt-get install nodejs npm`)",
+            );
         let stdin = child.stdin.take().expect("piped");
         let stdout = child.stdout.take().expect("piped");
         let (tx, rx) = mpsc::unbounded_channel();
@@ -147,16 +178,32 @@ impl Puppet {
                 }
             }
         });
-        Puppet { _child: child, stdin, rx, log: Vec::new(), url: url.to_owned() }
+        Puppet {
+            _child: child,
+            stdin,
+            rx,
+            log: Vec::new(),
+            url: url.to_owned(),
+        }
     }
 
     pub async fn send(&mut self, cmd: Value) {
         let line = format!("{cmd}\n");
-        self.stdin.write_all(line.as_bytes()).await.expect("the puppet reads commands");
+        self.stdin
+            .write_all(line.as_bytes())
+            .await
+            .expect("the puppet reads commands");
     }
 
     /// Opens a socket and waits until it is connected.
-    pub async fn connect_with(&mut self, id: &str, path: &str, namespace: &str, transports: &[&str], extra: Value) {
+    pub async fn connect_with(
+        &mut self,
+        id: &str,
+        path: &str,
+        namespace: &str,
+        transports: &[&str],
+        extra: Value,
+    ) {
         let mut cmd = json!({"op": "connect", "id": id, "url": format!("{}{namespace}", self.url), "path": path, "transports": transports});
         if let (Some(cmd), Some(extra)) = (cmd.as_object_mut(), extra.as_object()) {
             cmd.extend(extra.clone());
@@ -168,19 +215,27 @@ impl Puppet {
 
     /// The default: path /callcontrol, namespace /, WebSocket.
     pub async fn connect(&mut self, id: &str) {
-        self.connect_with(id, "/callcontrol", "", &["websocket"], json!({})).await;
+        self.connect_with(id, "/callcontrol", "", &["websocket"], json!({}))
+            .await;
     }
 
     pub async fn emit(&mut self, id: &str, event: &str, data: Value) {
-        self.send(json!({"op": "emit", "id": id, "event": event, "data": data})).await;
+        self.send(json!({"op": "emit", "id": id, "event": event, "data": data}))
+            .await;
     }
 
     pub async fn emit_bare(&mut self, id: &str, event: &str) {
-        self.send(json!({"op": "emit", "id": id, "event": event})).await;
+        self.send(json!({"op": "emit", "id": id, "event": event}))
+            .await;
     }
 
     pub async fn login(&mut self, id: &str, username: &str, max_calls: u32) {
-        self.emit(id, "USER_CONNECT", json!({"username": username, "maxCalls": max_calls})).await;
+        self.emit(
+            id,
+            "USER_CONNECT",
+            json!({"username": username, "maxCalls": max_calls}),
+        )
+        .await;
         let reply = self.expect(id, "USER_CONNECTED").await;
         assert_eq!(reply["username"], username);
     }
@@ -193,9 +248,15 @@ impl Puppet {
 
     fn take(&mut self, id: &str, events: &[&str]) -> Option<(String, Value)> {
         self.pull();
-        let entry = self.log.iter_mut().find(|(v, used)| !*used && v["id"] == id && events.iter().any(|e| v["event"] == *e))?;
+        let entry = self
+            .log
+            .iter_mut()
+            .find(|(v, used)| !*used && v["id"] == id && events.iter().any(|e| v["event"] == *e))?;
         entry.1 = true;
-        Some((entry.0["event"].as_str().unwrap_or_default().to_owned(), entry.0["data"].clone()))
+        Some((
+            entry.0["event"].as_str().unwrap_or_default().to_owned(),
+            entry.0["data"].clone(),
+        ))
     }
 
     pub async fn expect_any(&mut self, id: &str, events: &[&str]) -> (String, Value) {
@@ -207,7 +268,10 @@ impl Puppet {
             match tokio::time::timeout_at(deadline, self.rx.recv()).await {
                 Ok(Some(v)) => self.log.push((v, false)),
                 Ok(None) => panic!("the puppet exited"),
-                Err(_) => panic!("socket {id} never received {events:?}; it got {:?}", self.events(id)),
+                Err(_) => panic!(
+                    "socket {id} never received {events:?}; it got {:?}",
+                    self.events(id)
+                ),
             }
         }
     }
@@ -228,12 +292,19 @@ impl Puppet {
     /// Every event received on `id` so far.
     pub fn events(&mut self, id: &str) -> Vec<String> {
         self.pull();
-        self.log.iter().filter(|(v, _)| v["id"] == id).map(|(v, _)| format!("{} {}", v["event"], v["data"])).collect()
+        self.log
+            .iter()
+            .filter(|(v, _)| v["id"] == id)
+            .map(|(v, _)| format!("{} {}", v["event"], v["data"]))
+            .collect()
     }
 
     /// How many `event`s `id` has received so far, taken or not.
     pub fn count(&mut self, id: &str, event: &str) -> usize {
         self.pull();
-        self.log.iter().filter(|(v, _)| v["id"] == id && v["event"] == event).count()
+        self.log
+            .iter()
+            .filter(|(v, _)| v["id"] == id && v["event"] == event)
+            .count()
     }
 }

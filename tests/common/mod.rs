@@ -57,7 +57,9 @@ pub fn agent(id: &str) -> AgentId {
 
 pub fn settings(prosody: &LocalProsody, user: &str, password: &str) -> ConnectSettings {
     ConnectSettings {
-        jid: format!("{user}@{}", prosody.domain).parse().expect("valid jid"),
+        jid: format!("{user}@{}", prosody.domain)
+            .parse()
+            .expect("valid jid"),
         password: Secret::new(password),
         host: "127.0.0.1".into(),
         port: prosody.c2s_port,
@@ -86,7 +88,11 @@ pub fn metrics() -> &'static PrometheusHandle {
 /// The value of a counter line such as `name{label="value"}`, 0 when absent.
 pub fn counter(name: &str, label: &str) -> f64 {
     let text = metrics().render();
-    let key = if label.is_empty() { name.to_owned() } else { format!("{name}{{{label}}}") };
+    let key = if label.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{name}{{{label}}}")
+    };
     text.lines()
         .filter_map(|l| l.rsplit_once(' '))
         .filter(|(k, _)| *k == key)
@@ -110,26 +116,61 @@ impl Drop for Stack {
 }
 
 /// Starts Prosody (with bridge, platform and "other" accounts) and the simulator.
-pub async fn start_sim(scenario: Scenario, tracker: &TaskTracker, cancel: &CancellationToken) -> (LocalProsody, SimHandle) {
+pub async fn start_sim(
+    scenario: Scenario,
+    tracker: &TaskTracker,
+    cancel: &CancellationToken,
+) -> (LocalProsody, SimHandle) {
     metrics();
-    let prosody = LocalProsody::start(DOMAIN, &[("bridge", "bridge-pw"), ("platform", "platform-pw"), ("other", "other-pw")])
-        .unwrap_or_else(|e| panic!("{e}"));
+    let prosody = LocalProsody::start(
+        DOMAIN,
+        &[
+            ("bridge", "bridge-pw"),
+            ("platform", "platform-pw"),
+            ("other", "other-pw"),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let conference = prosody.conference.parse().expect("valid domain");
-    let sim = sim::start(settings(&prosody, "platform", "platform-pw"), conference, scenario, tracker, cancel.clone());
-    tokio::time::timeout(PATIENCE, sim.ready()).await.expect("the simulator joins its rooms");
+    let sim = sim::start(
+        settings(&prosody, "platform", "platform-pw"),
+        conference,
+        scenario,
+        tracker,
+        cancel.clone(),
+    );
+    tokio::time::timeout(PATIENCE, sim.ready())
+        .await
+        .expect("the simulator joins its rooms");
     (prosody, sim)
 }
 
 /// Starts everything and waits until the bridge's platform client is ready.
-pub async fn stack_with(scenario: Scenario, request_timeout: Duration, max_pending: usize) -> Stack {
+pub async fn stack_with(
+    scenario: Scenario,
+    request_timeout: Duration,
+    max_pending: usize,
+) -> Stack {
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
     let (prosody, sim) = start_sim(scenario, &tracker, &cancel).await;
     let mut cfg = converja(&prosody, request_timeout);
     cfg.max_pending = max_pending;
-    let platform = Platform::start(settings(&prosody, "bridge", "bridge-pw"), BRIDGE_NICK.into(), &cfg, &tracker, cancel.clone());
+    let platform = Platform::start(
+        settings(&prosody, "bridge", "bridge-pw"),
+        BRIDGE_NICK.into(),
+        &cfg,
+        &tracker,
+        cancel.clone(),
+    );
     wait_ready(&platform).await;
-    Stack { prosody, sim, platform, tracker, cancel }
+    Stack {
+        prosody,
+        sim,
+        platform,
+        tracker,
+        cancel,
+    }
 }
 
 pub async fn stack() -> Stack {
@@ -143,14 +184,23 @@ pub async fn wait_ready(platform: &Platform) {
         if platform.readiness().is_ready() && !platform.followed_queues().is_empty() {
             return;
         }
-        if tokio::time::timeout_at(deadline, state.changed()).await.is_err() {
-            panic!("the platform client did not become ready: {:?}", platform.readiness());
+        if tokio::time::timeout_at(deadline, state.changed())
+            .await
+            .is_err()
+        {
+            panic!(
+                "the platform client did not become ready: {:?}",
+                platform.readiness()
+            );
         }
     }
 }
 
 /// The next event from `updates` that `pick` accepts, within [`PATIENCE`].
-pub async fn next_update<T>(updates: &mut broadcast::Receiver<Update>, mut pick: impl FnMut(&Update) -> Option<T>) -> T {
+pub async fn next_update<T>(
+    updates: &mut broadcast::Receiver<Update>,
+    mut pick: impl FnMut(&Update) -> Option<T>,
+) -> T {
     tokio::time::timeout(PATIENCE, async {
         loop {
             match updates.recv().await {
