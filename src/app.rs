@@ -40,7 +40,7 @@ pub async fn serve(
     );
     let gateway_cancel = CancellationToken::new();
     let (gateway, io) = gateway::start(&config, platform.clone(), &tracker, gateway_cancel.clone());
-    let router = gateway.router(http::routes(platform.clone()));
+    let router = gateway.router(http::routes(platform.clone(), config.socketio.console));
 
     let address = listener.local_addr()?;
     info!(%address, paths = ?config.socketio.paths, "listening for agent UIs");
@@ -78,4 +78,28 @@ pub async fn serve(
     }
     info!("stopped");
     Ok(())
+}
+
+/// A token cancelled on SIGINT or SIGTERM (containers stop with SIGTERM).
+pub fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler installs");
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("signal received");
+        cancel.cancel();
+    });
+    token
 }

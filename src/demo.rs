@@ -1,12 +1,103 @@
-//! `converja-bridge demo`: a private Prosody, the simulator with a demo scenario, and the
-//! bridge, all on loopback.
+//! `converja-bridge demo`: a private Prosody, the simulator playing the demo scenario, and the
+//! bridge, all on loopback, for a first look. Everything stops and is removed on Ctrl-C.
 
-use std::path::Path;
+use std::time::Duration;
 
+use anyhow::Context;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-/// Runs the demo until `shutdown`.
-pub async fn run(_port: u16, _shutdown: CancellationToken) -> anyhow::Result<()> {
-    let _ = Path::new("");
-    anyhow::bail!("the demo is not available in this build")
+use crate::app;
+use crate::config::{Config, TlsMode};
+use crate::prosody::LocalProsody;
+use crate::sim::{self, Scenario};
+use crate::xmpp::ConnectSettings;
+
+/// The demo's scenario: three queues, a dozen agents, a call every few seconds.
+pub const SCENARIO: &str = include_str!("../config/scenario.demo.toml");
+const DOMAIN: &str = "converja.local";
+const BRIDGE_PASSWORD: &str = "demo-bridge";
+const SIM_PASSWORD: &str = "demo-platform";
+
+/// Runs the demo on `port` until `shutdown`.
+pub async fn run(port: u16, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let scenario: Scenario = toml::from_str(SCENARIO).context("the demo scenario")?;
+    let prosody = LocalProsody::start(
+        DOMAIN,
+        &[("bridge", BRIDGE_PASSWORD), ("platform", SIM_PASSWORD)],
+    )?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| {
+            format!("cannot listen on 127.0.0.1:{port}; pass --port to use another")
+        })?;
+
+    let tracker = TaskTracker::new();
+    let sim_cancel = CancellationToken::new();
+    let sim_settings = ConnectSettings {
+        jid: format!("platform@{DOMAIN}").parse().expect("a valid JID"),
+        password: crate::config::Secret::new(SIM_PASSWORD),
+        host: "127.0.0.1".into(),
+        port: prosody.c2s_port,
+        tls: TlsMode::None,
+        ca_file: None,
+        connect_timeout: Duration::from_secs(5),
+        resource: "demo".into(),
+    };
+    let agents: Vec<String> = scenario
+        .agents
+        .iter()
+        .map(|a| format!("{} ({})", a.id, a.name))
+        .collect();
+    let conference = prosody.conference.parse().expect("a valid domain");
+    let sim = sim::start(
+        sim_settings,
+        conference,
+        scenario,
+        &tracker,
+        sim_cancel.clone(),
+    );
+    tokio::time::timeout(Duration::from_secs(20), sim.ready())
+        .await
+        .context("the simulator did not join its rooms")?;
+
+    let config = Config::from_toml(&format!(
+        r#"
+        [xmpp]
+        jid = "bridge@{DOMAIN}"
+        password = "{BRIDGE_PASSWORD}"
+        host = "127.0.0.1"
+        port = {c2s}
+        tls = "none"
+        [converja]
+        conference = "{conference}"
+        [socketio]
+        listen = "127.0.0.1:{port}"
+        [agents]
+        on_disconnect = "logout"
+        "#,
+        c2s = prosody.c2s_port,
+        conference = prosody.conference,
+    ))?;
+    println!();
+    println!("  converja-bridge demo is running.");
+    println!();
+    println!("  Agent console:   http://127.0.0.1:{port}/");
+    println!(
+        "  socket.io:       http://127.0.0.1:{port}  (path /callcontrol, or /socket.io with namespace /callcontrol)"
+    );
+    println!(
+        "  Health:          http://127.0.0.1:{port}/readyz   Metrics: http://127.0.0.1:{port}/metrics"
+    );
+    println!("  Agents to try:   {}", agents.join(", "));
+    println!("  Calls arrive every few seconds in Financeiro, Suporte Técnico and Vendas.");
+    println!();
+    println!("  Press Ctrl-C to stop.");
+    println!();
+    let result = app::serve(config, listener, shutdown).await;
+    sim_cancel.cancel();
+    tracker.close();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
+    drop(prosody);
+    result
 }

@@ -1,4 +1,4 @@
-//! Operational HTTP endpoints on the socket.io listener: liveness, readiness, metrics.
+//! HTTP on the socket.io listener: liveness, readiness, metrics, and the agent console.
 
 use axum::Router;
 use axum::extract::State;
@@ -10,13 +10,56 @@ use serde_json::json;
 use crate::platform::Platform;
 use crate::telemetry;
 
-/// `/healthz`, `/readyz` and `/metrics`.
-pub fn routes(platform: Platform) -> Router {
-    Router::new()
+/// `/healthz`, `/readyz`, `/metrics`, and the console at `/` when `console` is on.
+pub fn routes(platform: Platform, console: bool) -> Router {
+    let router = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(platform)
+        .with_state(platform);
+    if !console {
+        return router;
+    }
+    // The console is built by `npm run build --prefix console` and compiled into the binary,
+    // so a deployment is one file.
+    router
+        .route(
+            "/",
+            get(|| async {
+                asset(
+                    "text/html; charset=utf-8",
+                    include_str!("../console/dist/index.html"),
+                )
+            }),
+        )
+        .route(
+            "/app.js",
+            get(|| async {
+                asset(
+                    "text/javascript; charset=utf-8",
+                    include_str!("../console/dist/app.js"),
+                )
+            }),
+        )
+        .route(
+            "/style.css",
+            get(|| async {
+                asset(
+                    "text/css; charset=utf-8",
+                    include_str!("../console/dist/style.css"),
+                )
+            }),
+        )
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
 }
 
 async fn readyz(State(platform): State<Platform>) -> impl IntoResponse {

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use converja_bridge::config::{Config, LogConfig};
 use converja_bridge::{app, demo, telemetry};
-use tokio_util::sync::CancellationToken;
 
 /// Bridges socket.io agent UIs to the Converja contact center platform over XMPP.
 #[derive(Parser)]
@@ -66,12 +65,12 @@ fn main() -> ExitCode {
                     .map_err(|e| {
                         anyhow::anyhow!("cannot listen on {}: {e}", cfg.socketio.listen)
                     })?;
-                app::serve(cfg, listener, shutdown_on_signal()).await
+                app::serve(cfg, listener, app::shutdown_on_signal()).await
             })
         }
         Command::Demo { port } => {
             telemetry::init_tracing(&LogConfig::default());
-            runtime(demo::run(port, shutdown_on_signal()))
+            runtime(demo::run(port, app::shutdown_on_signal()))
         }
     }
 }
@@ -95,28 +94,4 @@ fn runtime(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCo
             ExitCode::FAILURE
         }
     }
-}
-
-/// A token cancelled on SIGINT or SIGTERM (containers stop with SIGTERM).
-fn shutdown_on_signal() -> CancellationToken {
-    let token = CancellationToken::new();
-    let cancel = token.clone();
-    tokio::spawn(async move {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("SIGTERM handler installs");
-            tokio::select! {
-                _ = ctrl_c => {},
-                _ = term.recv() => {},
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = ctrl_c.await;
-        tracing::info!("signal received");
-        cancel.cancel();
-    });
-    token
 }

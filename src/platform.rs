@@ -246,6 +246,24 @@ impl Platform {
         }
     }
 
+    /// Waits until [`readiness`](Self::readiness) says ready, or `limit` passes.
+    pub async fn wait_ready(&self, limit: Duration) -> bool {
+        let mut state = self.shared.link.state();
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.readiness().is_ready() {
+                return true;
+            }
+            // Room joins and queue discovery both show up as link state changes.
+            if tokio::time::timeout_at(deadline, state.changed())
+                .await
+                .is_err()
+            {
+                return self.readiness().is_ready();
+            }
+        }
+    }
+
     /// The name of a queue from the last `GET /queues`, if known.
     pub fn queue_name(&self, queue: QueueId) -> Option<String> {
         self.shared
@@ -479,6 +497,7 @@ impl Platform {
             {
                 return;
             }
+            let session = state.borrow().sessions;
             let next = match self.queues().await {
                 Ok(queues) => {
                     let names: HashMap<QueueId, String> =
@@ -500,7 +519,8 @@ impl Platform {
                     QUEUE_RETRY
                 }
             };
-            // Sleep until the next refresh, or re-read at once after a reconnect.
+            // Sleep until the next refresh, or re-read at once after a reconnect that
+            // happened since this read.
             let deadline = tokio::time::sleep(next);
             tokio::pin!(deadline);
             loop {
@@ -508,7 +528,7 @@ impl Platform {
                     _ = cancel.cancelled() => return,
                     _ = &mut deadline => break,
                     update = updates.recv() => match update {
-                        Ok(Update::LinkUp) => break,
+                        Ok(Update::LinkUp) if state.borrow().sessions != session => break,
                         Err(broadcast::error::RecvError::Closed) => return,
                         _ => continue,
                     },

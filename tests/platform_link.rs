@@ -543,3 +543,36 @@ async fn bad_credentials_and_missing_tls_are_reported_not_retried_silently() {
     );
     cancel.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_nickname_is_retried_with_a_suffix() {
+    let tracker = tokio_util::task::TaskTracker::new();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let (prosody, _sim) = start_sim(scenario(), &tracker, &cancel).await;
+    // Someone else already sits in filis under the bridge's nickname.
+    let (squatter, _inbound) = converja_bridge::xmpp::Link::spawn(
+        settings(&prosody, "other", "other-pw"),
+        &tracker,
+        cancel.clone(),
+    );
+    let filis: tokio_xmpp::jid::BareJid = format!("filis@{}", prosody.conference).parse().unwrap();
+    tokio::time::timeout(PATIENCE, async {
+        while squatter.join(filis.clone(), BRIDGE_NICK).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the squatter joins");
+    let cfg = converja(&prosody, Duration::from_secs(5));
+    let platform = converja_bridge::platform::Platform::start(
+        settings(&prosody, "bridge", "bridge-pw"),
+        BRIDGE_NICK.into(),
+        &cfg,
+        &tracker,
+        cancel.clone(),
+    );
+    wait_ready(&platform).await;
+    // Requests work from the suffixed nickname: answers go back to whoever asked.
+    assert_eq!(platform.queues().await.expect("answered").len(), 2);
+    cancel.cancel();
+}

@@ -78,7 +78,7 @@ fn main() -> ExitCode {
         let tracker = TaskTracker::new();
         let cancel = CancellationToken::new();
         let _handle = sim::start(settings, conference, scenario, &tracker, cancel.clone());
-        let _ = tokio::signal::ctrl_c().await;
+        converja_bridge::app::shutdown_on_signal().cancelled().await;
         cancel.cancel();
         tracker.close();
         tracker.wait().await;

@@ -25,6 +25,51 @@ use crate::telemetry;
 /// How often first-call delays, grace periods and failed emits are looked at.
 const TICK: Duration = Duration::from_millis(100);
 
+/// How long reconciliation waits for the base rooms after the link comes back.
+const RECONCILE_PATIENCE: Duration = Duration::from_secs(30);
+/// Reconciliation attempts while some queue cannot be read, and the pause between them.
+const RECONCILE_ATTEMPTS: u32 = 10;
+const RECONCILE_RETRY: Duration = Duration::from_secs(1);
+
+/// Every active call of every followed queue, and whether every queue could be read.
+async fn read_active_calls(
+    platform: &Platform,
+    media: &str,
+) -> (Vec<(AgentId, CallId, NewCall)>, bool) {
+    let mut active = Vec::new();
+    let mut complete = true;
+    for queue in platform.followed_queues() {
+        match platform.queue_calls(queue).await {
+            Ok(calls) => {
+                for c in calls.calls.into_iter().filter(|c| c.is_active()) {
+                    let Some(agent) = c.callee.clone() else {
+                        continue;
+                    };
+                    let info = NewCall {
+                        call_id: c.call.to_string(),
+                        media: media.to_owned(),
+                        start_date: c
+                            .timestamps
+                            .answer
+                            .unwrap_or(c.timestamps.join)
+                            .to_iso8601(),
+                        service: platform
+                            .queue_name(queue)
+                            .unwrap_or_else(|| format!("queue {queue}")),
+                        caller: c.caller.clone(),
+                    };
+                    active.push((agent, c.call, info));
+                }
+            }
+            Err(e) => {
+                warn!(%queue, error = %e, "cannot re-read the queue's calls");
+                complete = false;
+            }
+        }
+    }
+    (active, complete)
+}
+
 /// What reaches the hub.
 pub(super) enum HubMsg {
     /// A socket was admitted.
@@ -814,37 +859,18 @@ impl Hub {
         let media = self.rules.media.clone();
         self.tracker.spawn(
             async move {
-                let mut active = Vec::new();
-                let mut complete = true;
-                for queue in platform.followed_queues() {
-                    match platform.queue_calls(queue).await {
-                        Ok(calls) => {
-                            for c in calls.calls.into_iter().filter(|c| c.is_active()) {
-                                let Some(agent) = c.callee.clone() else {
-                                    continue;
-                                };
-                                let info = NewCall {
-                                    call_id: c.call.to_string(),
-                                    media: media.clone(),
-                                    start_date: c
-                                        .timestamps
-                                        .answer
-                                        .unwrap_or(c.timestamps.join)
-                                        .to_iso8601(),
-                                    service: platform
-                                        .queue_name(queue)
-                                        .unwrap_or_else(|| format!("queue {queue}")),
-                                    caller: c.caller.clone(),
-                                };
-                                active.push((agent, c.call, info));
-                            }
-                        }
-                        Err(e) => {
-                            warn!(%queue, error = %e, "cannot re-read the queue's calls");
-                            complete = false;
-                        }
+                let mut attempt = 0;
+                let (active, complete) = loop {
+                    attempt += 1;
+                    // The platform's occupants rejoin their rooms after an outage too; until
+                    // they do, requests bounce. Wait for our rooms, then retry a few times.
+                    platform.wait_ready(RECONCILE_PATIENCE).await;
+                    let (active, complete) = read_active_calls(&platform, &media).await;
+                    if complete || attempt >= RECONCILE_ATTEMPTS {
+                        break (active, complete);
                     }
-                }
+                    tokio::time::sleep(RECONCILE_RETRY).await;
+                };
                 let _ = tx
                     .send(HubMsg::Done(Done::Reconciled { active, complete }))
                     .await;
