@@ -70,7 +70,7 @@ fn main() -> ExitCode {
         }
         Command::Demo { port } => {
             telemetry::init_tracing(&LogConfig::default());
-            runtime(demo::run(port, app::shutdown_on_signal()))
+            runtime(async move { demo::run(port, app::shutdown_on_signal()).await })
         }
     }
 }

@@ -1,0 +1,166 @@
+//! The two binaries as a user runs them: config checking, the daemon under SIGTERM, the demo
+//! under Ctrl-C, and the simulator's help.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::agent_ui::{http_get, wait_ready};
+use converja_bridge::prosody::LocalProsody;
+
+const BRIDGE: &str = env!("CARGO_BIN_EXE_converja-bridge");
+const SIM: &str = env!("CARGO_BIN_EXE_converja-sim");
+
+fn signal(pid: u32, sig: &str) {
+    Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+}
+
+fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + common::PATIENCE;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "the process did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Kills the child if the test fails before it exits by itself.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn check_config_prints_the_effective_config_with_secrets_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bridge.toml");
+    std::fs::write(
+        &file,
+        "[xmpp]\njid = \"bridge@converja.local\"\npassword = \"hunter2\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BRIDGE)
+        .args(["check-config", "--config"])
+        .arg(&file)
+        .env("CONVERJA_BRIDGE__AGENTS__MEDIA", "VOICE")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(text.contains("password = \"********\""), "{text}");
+    assert!(text.contains("media = \"VOICE\""), "{text}");
+
+    std::fs::write(&file, "[xmpp]\njid = \"bridge@converja.local\"\npassword = \"x\"\n[agents]\nmax_calls_limit = -1\n").unwrap();
+    let out = Command::new(BRIDGE)
+        .args(["check-config", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("max_calls_limit"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_runs_and_exits_cleanly_on_sigterm() {
+    let prosody = LocalProsody::start(common::DOMAIN, &[("bridge", "bridge-pw")])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bridge.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[xmpp]\njid = \"bridge@{}\"\npassword = \"bridge-pw\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n[converja]\nconference = \"{}\"\nqueues = [7]\n[socketio]\nlisten = \"127.0.0.1:{port}\"\n",
+            prosody.domain, prosody.c2s_port, prosody.conference
+        ),
+    )
+    .unwrap();
+    let mut child = KillOnDrop(
+        Command::new(BRIDGE)
+            .args(["run", "--config"])
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_ready(port).await;
+    assert_eq!(http_get(port, "/healthz").await.0, 200);
+    signal(child.0.id(), "TERM");
+    assert!(wait_exit(&mut child.0).success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_serves_the_console_and_stops_on_ctrl_c() {
+    let port = free_port();
+    let mut child = KillOnDrop(
+        Command::new(BRIDGE)
+            .args(["demo", "--port", &port.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_ready(port).await;
+    let prosody = Command::new("pgrep")
+        .args(["-P", &child.0.id().to_string(), "lua"])
+        .output()
+        .unwrap();
+    let prosody = String::from_utf8(prosody.stdout).unwrap().trim().to_owned();
+    assert!(!prosody.is_empty(), "the demo runs its own Prosody");
+    let (status, body) = http_get(port, "/").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("Converja"), "{body}");
+    let (status, body) = http_get(port, "/app.js").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("USER_CONNECT"));
+    signal(child.0.id(), "INT");
+    assert!(wait_exit(&mut child.0).success());
+    let mut printed = String::new();
+    std::io::Read::read_to_string(child.0.stdout.as_mut().unwrap(), &mut printed).unwrap();
+    assert!(
+        printed.contains(&format!("http://127.0.0.1:{port}/")),
+        "{printed}"
+    );
+    assert!(printed.contains("22010"), "{printed}");
+    // Its Prosody went with it.
+    for pid in prosody.lines() {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "Prosody {pid} was left running"
+        );
+    }
+}
+
+#[test]
+fn the_simulator_explains_itself() {
+    let out = Command::new(SIM).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("--scenario") && text.contains("--conference"),
+        "{text}"
+    );
+}
