@@ -36,7 +36,27 @@ need_node_clients() {
     echo "installing Node.js and npm..." >&2
     apt_install nodejs npm
   fi
-  if [ ! -d tests/node/node_modules/socket.io-client ]; then
+  if [ ! -d tests/node/node_modules/socket.io-client ] || [ ! -d tests/node/node_modules/playwright-core ]; then
     run npm ci --prefix tests/node --no-audit --no-fund
+  fi
+}
+
+# Headless Chromium runs the agent console's browser test.
+need_chromium() {
+  if [ ! -x /usr/bin/chromium ] && [ -z "${CHROMIUM:-}" ]; then
+    echo "installing chromium (browser test)..." >&2
+    apt_install chromium
+  fi
+}
+
+# The agent console is built with npm into console/dist, which the binary embeds; the built
+# files are committed so that building the bridge needs no Node.js.
+check_console_build() {
+  run npm ci --prefix console --no-audit --no-fund
+  run npm run --prefix console build
+  if ! git diff --quiet -- console/dist; then
+    echo "error: console/dist is stale: run 'npm run --prefix console build' and commit it" >&2
+    git --no-pager diff --stat -- console/dist >&2
+    exit 1
   fi
 }

@@ -1,0 +1,96 @@
+//! The agent console in headless Chromium against the bridge, Prosody and the simulator: log
+//! in, see calls arrive, end one, reject one, log out; any browser console error fails.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+
+use common::agent;
+use common::agent_ui::bridge;
+use converja_bridge::converja::{Method, QueueId};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_takes_ends_and_rejects_calls_in_a_real_browser() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "Chromium is not installed: run `sudo apt-get install -y chromium` (or set CHROMIUM)"
+    );
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        root.join("tests/node/node_modules/playwright-core")
+            .exists(),
+        "playwright-core is not installed: run `npm ci --prefix tests/node`"
+    );
+    // The README shows docs/console.png; refresh it with CONVERJA_UPDATE_SCREENSHOT=1.
+    let screenshot = if std::env::var_os("CONVERJA_UPDATE_SCREENSHOT").is_some() {
+        root.join("docs/console.png")
+    } else {
+        std::env::temp_dir().join(format!("converja-console-{}.png", std::process::id()))
+    };
+    let stack = bridge().await;
+    let mut child = tokio::process::Command::new("node")
+        .arg(root.join("tests/node/console.mjs"))
+        .arg(format!("{}/", stack.url))
+        .arg(&screenshot)
+        .env("CHROMIUM", &chromium)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = async || {
+        tokio::time::timeout(common::PATIENCE * 2, lines.next_line())
+            .await
+            .expect("the browser script moves on")
+            .unwrap()
+            .expect("a line")
+    };
+    assert_eq!(next().await, "LOGGED_IN");
+    assert_eq!(next().await, "WANT_CALL 2");
+    let maria = agent("22010");
+    let first = stack
+        .sim
+        .start_call(QueueId(7), &maria, "01921215544")
+        .await
+        .unwrap();
+    let second = stack
+        .sim
+        .start_call(QueueId(8), &maria, "01130304040")
+        .await
+        .unwrap();
+    stdin.write_all(b"go\n").await.unwrap();
+    assert_eq!(next().await, format!("ENDED {second}"));
+    assert!(
+        stack
+            .sim
+            .requests()
+            .await
+            .iter()
+            .any(|r| r.message.method == Method::Delete && r.message.resource == "/calls/active")
+    );
+    assert_eq!(next().await, format!("REJECTED {first}"));
+    assert_eq!(next().await, "LOGGED_OUT");
+    assert_eq!(next().await, "DONE");
+    drop(stdin);
+    assert!(child.wait().await.unwrap().success());
+    assert!(
+        std::fs::metadata(&screenshot).unwrap().len() > 10_000,
+        "a screenshot with calls in it"
+    );
+    assert!(
+        stack
+            .sim
+            .requests()
+            .await
+            .iter()
+            .any(|r| r.message.method == Method::Delete && r.message.resource == "/session")
+    );
+}

@@ -1,0 +1,56 @@
+// Drives the agent console in headless Chromium. The Rust test starts calls when this script
+// prints "WANT_CALL n" and reads the outcome; any browser console error fails the run.
+import { chromium } from "playwright-core";
+import readline from "node:readline";
+
+const [url, screenshot] = process.argv.slice(2);
+const lines = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+const say = (s) => process.stdout.write(s + "\n");
+const errors = [];
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  page.on("console", (msg) => msg.type() === "error" && errors.push(msg.text()));
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.goto(url);
+  await page.waitForSelector("#status.online");
+  await page.fill("#username", "22010");
+  await page.fill("#max-calls", "3");
+  await page.click("#login-button");
+  await page.waitForSelector("#desk:not([hidden])");
+  say("LOGGED_IN");
+
+  // Two calls arrive; end the newer one (the platform's DELETE /calls/active ends the call
+  // the agent took last).
+  say("WANT_CALL 2");
+  await lines.next();
+  await page.waitForFunction(() => document.querySelectorAll(".call").length === 2);
+  const first = await page.locator(".call").last().getAttribute("data-call-id");
+  await page.waitForTimeout(1200); // let the elapsed timers tick for the picture
+  if (screenshot) await page.screenshot({ path: screenshot });
+  await page.locator(`.call[data-call-id="${first}"] .end`).click();
+  await page.waitForFunction((id) => !document.querySelector(`.call[data-call-id="${id}"]`), first);
+  say("ENDED " + first);
+
+  // Reject the other one.
+  const second = await page.locator(".call").first().getAttribute("data-call-id");
+  await page.locator(`.call[data-call-id="${second}"] .reject`).click();
+  await page.waitForFunction(() => document.querySelectorAll(".call").length === 0);
+  say("REJECTED " + second);
+
+  await page.click("#logout-button");
+  await page.waitForSelector("#login:not([hidden])");
+  say("LOGGED_OUT");
+} finally {
+  await browser.close();
+}
+if (errors.length) {
+  say("CONSOLE_ERRORS " + JSON.stringify(errors));
+  process.exit(1);
+}
+say("DONE");
+process.exit(0);
