@@ -22,3 +22,6 @@ Component "conference.converja.local" "muc"
     -- A new room would otherwise stay locked until configured.
     muc_room_locking = false
     restrict_room_creation = false
+    -- The bridge keeps one agent.<id> room per connected agent; Prosody's default cache of
+    -- 100 rooms would evict and reload rooms constantly beyond 100 agents.
+    muc_room_cache_size = 100000

