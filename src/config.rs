@@ -578,6 +578,13 @@ impl RawXmpp {
             }
             (_, url) => url,
         };
+        if self.transport == Transport::Bosh {
+            // Refused rather than silently connecting over TCP instead.
+            return Err(ConfigError::key(
+                "xmpp.transport",
+                "\"bosh\" is not supported by this version yet; use \"tcp\"",
+            ));
+        }
         if !valid_nickname(&self.nickname) {
             return Err(ConfigError::key(
                 "xmpp.nickname",
@@ -827,6 +834,12 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(err.contains("xmpp.bosh_url"), "{err}");
+        let err = Config::from_toml(
+            "[xmpp]\njid = \"a@b\"\npassword = \"x\"\ntransport = \"bosh\"\nbosh_url = \"https://p.example/http-bind\"",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("xmpp.transport"), "{err}");
     }
 
     #[test]

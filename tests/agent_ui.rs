@@ -691,3 +691,53 @@ async fn health_readiness_metrics_and_graceful_shutdown() {
     );
     stack.shutdown().await.expect("a clean shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_call_error_transfer_and_on_disconnect_none() {
+    let stack = bridge_with(|c| {
+        c.agents.on_call_error = OnCallError::Transfer;
+        c.agents.transfer_to = "11001".into();
+        c.agents.on_disconnect = OnDisconnect::None;
+    })
+    .await;
+    let mut ui = Puppet::start(&stack.url).await;
+    ui.connect("a").await;
+    ui.login("a", "22010", 1).await;
+    let call = stack
+        .sim
+        .start_call(QueueId(7), &agent("22010"), "1")
+        .await
+        .unwrap();
+    ui.expect("a", "NEW_CALL").await;
+    ui.emit(
+        "a",
+        "NEW_CALL_ERROR",
+        json!({"callId": call.0, "error": "busy"}),
+    )
+    .await;
+    tokio::time::timeout(common::PATIENCE, async {
+        loop {
+            let seen = stack.sim.requests().await;
+            if let Some(r) = seen
+                .iter()
+                .find(|r| r.message.resource == "/calls/active/local")
+            {
+                assert_eq!(r.message.params["value"], "11001");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the call was transferred");
+    // A rejected call gets no CALL_ENDED: the UI already dropped it.
+    ui.expect_none("a", "CALL_ENDED", QUIET).await;
+    ui.emit_bare("a", "USER_DISCONNECT").await;
+    ui.expect("a", "USER_DISCONNECTED").await;
+    assert_eq!(
+        requests_to(&stack, Method::Delete, "/session").await,
+        0,
+        "on_disconnect = none leaves the agent alone"
+    );
+    assert!(stack.sim.world().await.agents[&agent("22010")].logged_in);
+}
