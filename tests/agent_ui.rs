@@ -372,13 +372,10 @@ async fn a_disconnect_sent_with_the_close_is_still_handled() {
     ui.connect("a").await;
     ui.login("a", "22010", 1).await;
     ui.send(json!({"op": "emit", "id": "a", "event": "USER_DISCONNECT", "data": {"username": "22010"}, "close": true})).await;
-    tokio::time::timeout(common::PATIENCE, async {
-        while requests_to(&stack, Method::Delete, "/session").await == 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    common::eventually("logged out at once, not after the grace period", || async {
+        requests_to(&stack, Method::Delete, "/session").await > 0
     })
-    .await
-    .expect("logged out at once, not after the grace period");
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -400,13 +397,10 @@ async fn a_lost_socket_keeps_its_session_for_the_grace_period_then_logs_out() {
     assert_eq!(ui.expect("b", "NEW_CALL").await["callId"], call.to_string());
     assert_eq!(requests_to(&stack, Method::Delete, "/session").await, 0);
     ui.send(json!({"op": "close", "id": "b"})).await;
-    tokio::time::timeout(common::PATIENCE, async {
-        while requests_to(&stack, Method::Delete, "/session").await == 0 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    common::eventually("on_disconnect applied after the grace period", || async {
+        requests_to(&stack, Method::Delete, "/session").await > 0
     })
-    .await
-    .expect("on_disconnect applied after the grace period");
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -443,13 +437,10 @@ async fn a_rejected_call_frees_its_slot_and_applies_on_call_error() {
         ui.expect("a", "NEW_CALL").await["callId"],
         second.to_string()
     );
-    tokio::time::timeout(common::PATIENCE, async {
-        while requests_to(&stack, Method::Delete, "/calls/active").await == 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    common::eventually("on_call_error = hangup reached the platform", || async {
+        requests_to(&stack, Method::Delete, "/calls/active").await > 0
     })
-    .await
-    .expect("on_call_error = hangup reached the platform");
+    .await;
     ui.expect_none("a", "NEW_CALL", QUIET).await;
     // on_disconnect = pause.
     ui.emit_bare("a", "USER_DISCONNECT").await;

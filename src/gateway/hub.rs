@@ -31,6 +31,26 @@ const RECONCILE_PATIENCE: Duration = Duration::from_secs(30);
 const RECONCILE_ATTEMPTS: u32 = 10;
 const RECONCILE_RETRY: Duration = Duration::from_secs(1);
 
+/// The NEW_CALL payload of a call that started at `timestamp` in `queue`.
+fn new_call(
+    platform: &Platform,
+    media: &str,
+    queue: QueueId,
+    caller: &str,
+    timestamp: Timestamp,
+    call: CallId,
+) -> NewCall {
+    NewCall {
+        call_id: call.to_string(),
+        media: media.to_owned(),
+        start_date: timestamp.to_iso8601(),
+        service: platform
+            .queue_name(queue)
+            .unwrap_or_else(|| format!("queue {queue}")),
+        caller: caller.to_owned(),
+    }
+}
+
 /// Every active call of every followed queue, and whether every queue could be read.
 async fn read_active_calls(
     platform: &Platform,
@@ -45,19 +65,8 @@ async fn read_active_calls(
                     let Some(agent) = c.callee.clone() else {
                         continue;
                     };
-                    let info = NewCall {
-                        call_id: c.call.to_string(),
-                        media: media.to_owned(),
-                        start_date: c
-                            .timestamps
-                            .answer
-                            .unwrap_or(c.timestamps.join)
-                            .to_iso8601(),
-                        service: platform
-                            .queue_name(queue)
-                            .unwrap_or_else(|| format!("queue {queue}")),
-                        caller: c.caller.clone(),
-                    };
+                    let started = c.timestamps.answer.unwrap_or(c.timestamps.join);
+                    let info = new_call(platform, media, queue, &c.caller, started, c.call);
                     active.push((agent, c.call, info));
                 }
             }
@@ -430,28 +439,22 @@ impl Hub {
             return false;
         }
         let platform = self.platform.clone();
-        let tx = self.tx.clone();
         let span = info_span!("user_connect", username = %login.username, %agent);
-        self.tracker.spawn(
-            async move {
-                let result = async {
-                    platform.join_agent_room(&agent).await?;
-                    platform.agent_status(&agent).await.map(drop)
-                }
-                .await;
-                let _ = tx
-                    .send(HubMsg::Done(Done::Login {
-                        id,
-                        ack,
-                        raw,
-                        login,
-                        agent,
-                        result,
-                    }))
-                    .await;
+        self.spawn_op(span, async move {
+            let result = async {
+                platform.join_agent_room(&agent).await?;
+                platform.agent_status(&agent).await.map(drop)
             }
-            .instrument(span),
-        );
+            .await;
+            Done::Login {
+                id,
+                ack,
+                raw,
+                login,
+                agent,
+                result,
+            }
+        });
         true
     }
 
@@ -507,29 +510,23 @@ impl Hub {
         let policy = self.rules.on_disconnect;
         let reason = PauseReason(self.rules.pause_reason);
         let platform = self.platform.clone();
-        let tx = self.tx.clone();
         let span = info_span!("end_session", %username, %agent, ?policy);
-        self.tracker.spawn(
-            async move {
-                let result = match policy {
-                    OnDisconnect::Logout => platform.logout(&agent).await,
-                    OnDisconnect::Pause => platform.set_paused(&agent, Some(reason)).await,
-                    OnDisconnect::None => Ok(()),
-                };
-                if result.is_ok() {
-                    platform.leave_agent_room(&agent).await;
-                }
-                let _ = tx
-                    .send(HubMsg::Done(Done::Logout {
-                        id,
-                        ack,
-                        username,
-                        result,
-                    }))
-                    .await;
+        self.spawn_op(span, async move {
+            let result = match policy {
+                OnDisconnect::Logout => platform.logout(&agent).await,
+                OnDisconnect::Pause => platform.set_paused(&agent, Some(reason)).await,
+                OnDisconnect::None => Ok(()),
+            };
+            if result.is_ok() {
+                platform.leave_agent_room(&agent).await;
             }
-            .instrument(span),
-        );
+            Done::Logout {
+                id,
+                ack,
+                username,
+                result,
+            }
+        });
     }
 
     fn end_call(
@@ -577,22 +574,16 @@ impl Hub {
         }
         let agent = session.agent.clone();
         let platform = self.platform.clone();
-        let tx = self.tx.clone();
         let span = info_span!("end_call", %agent, %call);
-        self.tracker.spawn(
-            async move {
-                let result = platform.end_active_call(&agent).await;
-                let _ = tx
-                    .send(HubMsg::Done(Done::EndCall {
-                        id,
-                        ack,
-                        call,
-                        result,
-                    }))
-                    .await;
+        self.spawn_op(span, async move {
+            let result = platform.end_active_call(&agent).await;
+            Done::EndCall {
+                id,
+                ack,
+                call,
+                result,
             }
-            .instrument(span),
-        );
+        });
         true
     }
 
@@ -785,6 +776,22 @@ impl Hub {
         }
     }
 
+    /// Runs a platform request in its own task; its outcome comes back as a message.
+    fn spawn_op(
+        &self,
+        span: tracing::Span,
+        op: impl std::future::Future<Output = Done> + Send + 'static,
+    ) {
+        let tx = self.tx.clone();
+        self.tracker.spawn(
+            async move {
+                let done = op.await;
+                let _ = tx.send(HubMsg::Done(done)).await;
+            }
+            .instrument(span),
+        );
+    }
+
     fn leave_if_unused(&self, agent: &AgentId) {
         if self.registry.session_of_agent(agent).is_none() {
             let platform = self.platform.clone();
@@ -794,31 +801,18 @@ impl Hub {
         }
     }
 
-    fn new_call(
-        &self,
-        queue: QueueId,
-        origin: &str,
-        timestamp: Timestamp,
-        call: CallId,
-    ) -> NewCall {
-        NewCall {
-            call_id: call.to_string(),
-            media: self.rules.media.clone(),
-            start_date: timestamp.to_iso8601(),
-            service: self
-                .platform
-                .queue_name(queue)
-                .unwrap_or_else(|| format!("queue {queue}")),
-            caller: origin.to_owned(),
-        }
-    }
-
     fn on_update(&mut self, update: Update) {
         match update {
             Update::Event(e) => match e.event {
                 Event::CallDidStart(start) => {
-                    let info =
-                        self.new_call(start.queue, &start.origin, start.timestamp, start.callid);
+                    let info = new_call(
+                        &self.platform,
+                        &self.rules.media,
+                        start.queue,
+                        &start.origin,
+                        start.timestamp,
+                        start.callid,
+                    );
                     if self
                         .registry
                         .call_started(&start.destination, start.callid, info)
@@ -859,28 +853,21 @@ impl Hub {
             return;
         }
         let platform = self.platform.clone();
-        let tx = self.tx.clone();
         let media = self.rules.media.clone();
-        self.tracker.spawn(
-            async move {
-                let mut attempt = 0;
-                let (active, complete) = loop {
-                    attempt += 1;
-                    // The platform's occupants rejoin their rooms after an outage too; until
-                    // they do, requests bounce. Wait for our rooms, then retry a few times.
-                    platform.wait_ready(RECONCILE_PATIENCE).await;
-                    let (active, complete) = read_active_calls(&platform, &media).await;
-                    if complete || attempt >= RECONCILE_ATTEMPTS {
-                        break (active, complete);
-                    }
-                    tokio::time::sleep(RECONCILE_RETRY).await;
-                };
-                let _ = tx
-                    .send(HubMsg::Done(Done::Reconciled { active, complete }))
-                    .await;
+        self.spawn_op(info_span!("reconcile"), async move {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                // The platform's occupants rejoin their rooms after an outage too; until
+                // they do, requests bounce. Wait for our rooms, then retry a few times.
+                platform.wait_ready(RECONCILE_PATIENCE).await;
+                let (active, complete) = read_active_calls(&platform, &media).await;
+                if complete || attempt >= RECONCILE_ATTEMPTS {
+                    return Done::Reconciled { active, complete };
+                }
+                tokio::time::sleep(RECONCILE_RETRY).await;
             }
-            .instrument(info_span!("reconcile")),
-        );
+        });
     }
 
     fn apply_reconcile(&mut self, active: Vec<(AgentId, CallId, NewCall)>, complete: bool) {

@@ -196,6 +196,22 @@ pub async fn wait_ready(platform: &Platform) {
     }
 }
 
+/// Polls `check` until it holds; panics with `what` after [`PATIENCE`].
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let polled = tokio::time::timeout(PATIENCE, async {
+        while !check().await {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    polled
+        .await
+        .unwrap_or_else(|_| panic!("never happened: {what}"));
+}
+
 /// The next event from `updates` that `pick` accepts, within [`PATIENCE`].
 pub async fn next_update<T>(
     updates: &mut broadcast::Receiver<Update>,
