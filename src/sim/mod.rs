@@ -241,6 +241,40 @@ impl SimHandle {
     }
 }
 
+/// Every random choice of a run, from one seeded generator: same seed, same run.
+struct Dice(StdRng);
+
+impl Dice {
+    fn new(seed: u64) -> Self {
+        Dice(StdRng::seed_from_u64(seed))
+    }
+
+    /// An index below `n` (n > 0).
+    fn pick(&mut self, n: usize) -> usize {
+        self.0.random_range(0..n)
+    }
+
+    /// A caller number such as 01921215544.
+    fn caller(&mut self) -> String {
+        format!(
+            "0{}{:08}",
+            self.0.random_range(11..99),
+            self.0.random_range(0..100_000_000u64)
+        )
+    }
+
+    /// Time to the next call: exponential around `mean` (a Poisson stream), capped at 10x.
+    fn arrival_wait(&mut self, mean: Duration) -> Duration {
+        let u: f64 = self.0.random_range(f64::EPSILON..1.0);
+        mean.mul_f64(-u.ln()).min(mean * 10)
+    }
+
+    /// Call duration relative to the mean, uniform in 0.5-1.5.
+    fn duration_factor(&mut self) -> f64 {
+        self.0.random_range(0.5..1.5)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
     Arrival,
@@ -261,7 +295,7 @@ struct Sim {
     addresses: Addresses,
     world: World,
     scenario: Scenario,
-    rng: StdRng,
+    dice: Dice,
     faults: Vec<FaultRule>,
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     ids: IdSource,
@@ -314,7 +348,7 @@ pub fn start(
         link,
         addresses,
         world,
-        rng: StdRng::seed_from_u64(scenario.seed),
+        dice: Dice::new(scenario.seed),
         scenario,
         faults: Vec::new(),
         timers: BinaryHeap::new(),
@@ -551,12 +585,8 @@ impl Sim {
                 if queues.is_empty() {
                     return;
                 }
-                let queue = queues[self.rng.random_range(0..queues.len())];
-                let caller = format!(
-                    "0{}{:08}",
-                    self.rng.random_range(11..99),
-                    self.rng.random_range(0..100_000_000u64)
-                );
+                let queue = queues[self.dice.pick(queues.len())];
+                let caller = self.dice.caller();
                 match self.world.ring(queue, caller, now) {
                     Ok((call, effects)) => {
                         if let Some(t) = &self.scenario.traffic {
@@ -584,12 +614,7 @@ impl Sim {
             return;
         };
         // Exponential inter-arrival times: a Poisson stream of calls.
-        let u: f64 = self.rng.random_range(f64::EPSILON..1.0);
-        let wait = t
-            .arrival_interval
-            .0
-            .mul_f64(-u.ln())
-            .min(t.arrival_interval.0 * 10);
+        let wait = self.dice.arrival_wait(t.arrival_interval.0);
         self.timers
             .push(Reverse((Instant::now() + wait, Timer::Arrival)));
     }
@@ -618,7 +643,7 @@ impl Sim {
                 };
                 if let Ok(e) = self.world.answer(call, &agent, now) {
                     effects.extend(e);
-                    let factor = self.rng.random_range(0.5..1.5);
+                    let factor = self.dice.duration_factor();
                     self.timers.push(Reverse((
                         Instant::now() + traffic.duration.0.mul_f64(factor),
                         Timer::Finish(call),
@@ -634,5 +659,45 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(seed: u64) -> Vec<(usize, String, Duration, u64)> {
+        let mut dice = Dice::new(seed);
+        (0..50)
+            .map(|_| {
+                let wait = dice.arrival_wait(Duration::from_secs(4));
+                (
+                    dice.pick(3),
+                    dice.caller(),
+                    wait,
+                    (dice.duration_factor() * 1000.0) as u64,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_same_seed_makes_the_same_run() {
+        assert_eq!(run(2016), run(2016));
+        assert_ne!(run(2016), run(2017));
+        let calls = run(7);
+        assert!(calls.iter().all(|(q, c, w, f)| *q < 3
+            && c.len() == 11
+            && *w <= Duration::from_secs(40)
+            && (500..1500).contains(f)));
+        assert!(
+            calls
+                .iter()
+                .map(|(q, ..)| *q)
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+                == 3,
+            "every queue gets calls"
+        );
     }
 }
