@@ -96,7 +96,7 @@ type Action = Box<dyn FnOnce(&mut World, Timestamp) -> Effects + Send>;
 
 enum Control {
     Act(Action),
-    SetFaults(Vec<FaultRule>),
+    SetFaults(Vec<FaultRule>, oneshot::Sender<()>),
     Publish {
         room: RoomName,
         body: String,
@@ -200,7 +200,16 @@ impl SimHandle {
 
     /// Replaces the fault rules; the first matching rule applies to a request.
     pub async fn set_faults(&self, rules: Vec<FaultRule>) {
-        let _ = self.control.send(Control::SetFaults(rules)).await;
+        // Returns once the rules apply, so a request sent next is sure to meet them.
+        let (done, applied) = oneshot::channel();
+        if self
+            .control
+            .send(Control::SetFaults(rules, done))
+            .await
+            .is_ok()
+        {
+            let _ = applied.await;
+        }
     }
 
     /// Publishes a raw body in a room, as the platform would (for replays and bad events).
@@ -407,7 +416,10 @@ impl Sim {
                 self.publish(effects).await;
                 self.dispatch().await;
             }
-            Control::SetFaults(rules) => self.faults = rules,
+            Control::SetFaults(rules, done) => {
+                self.faults = rules;
+                let _ = done.send(());
+            }
             Control::Publish { room, body, done } => {
                 if let Ok(jid) = self.addresses.room(&room) {
                     let id = self.ids.next().to_string();
