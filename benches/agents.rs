@@ -12,31 +12,17 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use converja_bridge::config::{ConverjaConfig, HumanDuration, QueueSelection, Secret, TlsMode};
+use converja_bridge::config::{ConverjaConfig, HumanDuration, QueueSelection};
 use converja_bridge::converja::{AgentId, QueueId};
 use converja_bridge::platform::Platform;
 use converja_bridge::prosody::LocalProsody;
 use converja_bridge::sim::{self, Scenario};
-use converja_bridge::xmpp::ConnectSettings;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 const DOMAIN: &str = "agents.bench";
 const FIRST_AGENT: u64 = 30_000;
-
-fn settings(prosody: &LocalProsody, user: &str, password: &str) -> ConnectSettings {
-    ConnectSettings {
-        jid: format!("{user}@{DOMAIN}").parse().expect("valid"),
-        password: Secret::new(password),
-        host: "127.0.0.1".into(),
-        port: prosody.c2s_port,
-        tls: TlsMode::None,
-        ca_file: None,
-        connect_timeout: Duration::from_secs(10),
-        resource: format!("{user}-bench"),
-    }
-}
 
 fn scenario(agents: u64) -> Scenario {
     let ids: Vec<String> = (0..agents)
@@ -115,7 +101,7 @@ async fn platform_baseline(prosody: &LocalProsody, agents: u64) -> (f64, f64) {
         max_pending: 100_000,
     };
     let platform = Platform::start(
-        settings(prosody, "probe", "x"),
+        prosody.account("probe", "x"),
         "probe".into(),
         &cfg,
         &tracker,
@@ -149,7 +135,7 @@ async fn run(agents: u64) {
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
     let sim = sim::start(
-        settings(&prosody, "platform", "p"),
+        prosody.account("platform", "p"),
         prosody.conference.parse().expect("domain"),
         scenario(agents),
         &tracker,

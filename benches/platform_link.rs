@@ -9,12 +9,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use converja_bridge::config::{ConverjaConfig, HumanDuration, QueueSelection, Secret, TlsMode};
+use converja_bridge::config::{ConverjaConfig, HumanDuration, QueueSelection};
 use converja_bridge::converja::{AgentId, Message, Request};
 use converja_bridge::platform::Platform;
 use converja_bridge::prosody::LocalProsody;
 use converja_bridge::sim::{self, Scenario};
-use converja_bridge::xmpp::{ConnectSettings, Stream, connect};
+use converja_bridge::xmpp::{Stream, connect};
 use futures::{SinkExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -60,19 +60,6 @@ impl Stats {
 
     fn rate(&self) -> f64 {
         self.count as f64 / self.elapsed.as_secs_f64()
-    }
-}
-
-fn settings(prosody: &LocalProsody, user: &str, password: &str) -> ConnectSettings {
-    ConnectSettings {
-        jid: format!("{user}@{DOMAIN}").parse().expect("valid"),
-        password: Secret::new(password),
-        host: "127.0.0.1".into(),
-        port: prosody.c2s_port,
-        tls: TlsMode::None,
-        ca_file: None,
-        connect_timeout: Duration::from_secs(5),
-        resource: format!("{user}-bench"),
     }
 }
 
@@ -200,7 +187,7 @@ fn main() {
         let cancel = CancellationToken::new();
         let scenario: Scenario = toml::from_str(SCENARIO).expect("scenario");
         let conference: BareJid = prosody.conference.parse().expect("domain");
-        let sim = sim::start(settings(&prosody, "platform", "p"), conference.clone(), scenario, &tracker, cancel.clone());
+        let sim = sim::start(prosody.account("platform", "p"), conference.clone(), scenario, &tracker, cancel.clone());
         sim.ready().await;
         let cfg = ConverjaConfig {
             conference: conference.clone(),
@@ -209,11 +196,11 @@ fn main() {
             queue_refresh: HumanDuration(Duration::from_secs(3600)),
             max_pending: 100_000,
         };
-        let platform = Platform::start(settings(&prosody, "bridge", "b"), "converja-bridge".into(), &cfg, &tracker, cancel.clone());
+        let platform = Platform::start(prosody.account("bridge", "b"), "converja-bridge".into(), &cfg, &tracker, cancel.clone());
         while !platform.readiness().is_ready() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let (mut raw, _) = connect(&settings(&prosody, "bare", "r")).await.expect("bare stream");
+        let (mut raw, _) = connect(&prosody.account("bare", "r")).await.expect("bare stream");
         let filis_room: BareJid = format!("filis@{conference}").parse().expect("room");
         join(&mut raw, &filis_room, "bare-client").await;
         let filis: FullJid = format!("filis@{conference}/filis").parse().expect("occupant");

@@ -8,10 +8,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::app;
-use crate::config::{Config, TlsMode};
+use crate::config::Config;
 use crate::prosody::LocalProsody;
 use crate::sim::{self, Scenario};
-use crate::xmpp::ConnectSettings;
 
 /// The demo's scenario: three queues, a dozen agents, a call every few seconds.
 pub const SCENARIO: &str = include_str!("../config/scenario.demo.toml");
@@ -34,16 +33,7 @@ pub async fn run(port: u16, shutdown: CancellationToken) -> anyhow::Result<()> {
 
     let tracker = TaskTracker::new();
     let sim_cancel = CancellationToken::new();
-    let sim_settings = ConnectSettings {
-        jid: format!("platform@{DOMAIN}").parse().expect("a valid JID"),
-        password: crate::config::Secret::new(SIM_PASSWORD),
-        host: "127.0.0.1".into(),
-        port: prosody.c2s_port,
-        tls: TlsMode::None,
-        ca_file: None,
-        connect_timeout: Duration::from_secs(5),
-        resource: "demo".into(),
-    };
+    let sim_settings = prosody.account("platform", SIM_PASSWORD);
     let agents: Vec<String> = scenario
         .agents
         .iter()

@@ -331,6 +331,22 @@ Component {conference} "muc"
         self.spawn()
     }
 
+    /// Connection settings for `user` on this server: loopback, plaintext.
+    pub fn account(&self, user: &str, password: &str) -> crate::xmpp::ConnectSettings {
+        crate::xmpp::ConnectSettings {
+            jid: format!("{user}@{}", self.domain)
+                .parse()
+                .expect("the domain and user names used here are valid JIDs"),
+            password: crate::config::Secret::new(password),
+            host: "127.0.0.1".into(),
+            port: self.c2s_port,
+            tls: crate::config::TlsMode::None,
+            ca_file: None,
+            connect_timeout: Duration::from_secs(5),
+            resource: format!("{user}-{}", std::process::id()),
+        }
+    }
+
     /// The BOSH endpoint.
     pub fn bosh_url(&self) -> String {
         format!("http://127.0.0.1:{}/http-bind", self.http_port)

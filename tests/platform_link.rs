@@ -197,13 +197,10 @@ async fn spoofed_duplicate_and_malformed_answers_are_dropped_and_counted() {
         .agent_status(&agent("22010"))
         .await
         .expect("answered once");
-    tokio::time::timeout(PATIENCE, async {
-        while counter(DROPPED, "reason=\"duplicate\"") <= duplicates {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    eventually("the duplicate is counted", || async {
+        counter(DROPPED, "reason=\"duplicate\"") > duplicates
     })
-    .await
-    .expect("the duplicate is counted");
+    .await;
 
     let malformed = counter(DROPPED, "reason=\"malformed\"");
     s.sim
@@ -241,13 +238,10 @@ async fn a_slow_answer_times_out_with_a_clear_error() {
     assert!(started.elapsed() < Duration::from_secs(2));
     // The late answer is dropped as such, and the table is clean.
     let late = counter(DROPPED, "reason=\"late\"");
-    tokio::time::timeout(PATIENCE, async {
-        while counter(DROPPED, "reason=\"late\"") <= late {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    eventually("the late answer is counted", || async {
+        counter(DROPPED, "reason=\"late\"") > late
     })
-    .await
-    .expect("the late answer is counted");
+    .await;
     assert_eq!(s.platform.pending(), 0);
 }
 
@@ -282,13 +276,10 @@ async fn a_full_table_refuses_at_once() {
     let p2 = s.platform.clone();
     let a = tokio::spawn(async move { p1.agent_status(&agent("22010")).await });
     let b = tokio::spawn(async move { p2.agent_status(&agent("22011")).await });
-    tokio::time::timeout(PATIENCE, async {
-        while s.platform.pending() < 2 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+    eventually("requests are pending", || async {
+        s.platform.pending() >= 2
     })
-    .await
-    .unwrap();
+    .await;
     let started = Instant::now();
     let err = s.platform.queues().await.unwrap_err();
     assert_eq!(err, PlatformError::Overloaded);
@@ -316,13 +307,10 @@ async fn link_loss_fails_pending_requests_and_the_link_recovers() {
         .await;
     let p = s.platform.clone();
     let pending = tokio::spawn(async move { p.agent_status(&agent("22010")).await });
-    tokio::time::timeout(PATIENCE, async {
-        while s.platform.pending() < 1 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+    eventually("requests are pending", || async {
+        s.platform.pending() >= 1
     })
-    .await
-    .unwrap();
+    .await;
     let mut updates = s.platform.subscribe();
     let started = Instant::now();
     s.prosody.kill();

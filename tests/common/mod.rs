@@ -7,7 +7,7 @@ pub mod agent_ui;
 
 use std::time::Duration;
 
-use converja_bridge::config::{ConverjaConfig, HumanDuration, QueueSelection, Secret, TlsMode};
+use converja_bridge::config::{ConverjaConfig, HumanDuration, QueueSelection};
 use converja_bridge::converja::AgentId;
 use converja_bridge::platform::{Platform, Update};
 use converja_bridge::prosody::LocalProsody;
@@ -56,18 +56,7 @@ pub fn agent(id: &str) -> AgentId {
 }
 
 pub fn settings(prosody: &LocalProsody, user: &str, password: &str) -> ConnectSettings {
-    ConnectSettings {
-        jid: format!("{user}@{}", prosody.domain)
-            .parse()
-            .expect("valid jid"),
-        password: Secret::new(password),
-        host: "127.0.0.1".into(),
-        port: prosody.c2s_port,
-        tls: TlsMode::None,
-        ca_file: None,
-        connect_timeout: Duration::from_secs(5),
-        resource: format!("{user}-test"),
-    }
+    prosody.account(user, password)
 }
 
 pub fn converja(prosody: &LocalProsody, request_timeout: Duration) -> ConverjaConfig {
