@@ -1,7 +1,7 @@
 //! Platform-link benchmark: request/response round trips through the bridge's link, pending
-//! table and dispatcher, Prosody and the simulator, with N requests in flight; next to the
-//! same exchange done in the same run by a bare tokio-xmpp stream without link or table (the
-//! ceiling on this machine).
+//! table and dispatcher, Prosody and the simulator, with N requests in flight, over TCP and
+//! over BOSH; next to the same exchange done in the same run by a bare tokio-xmpp stream over
+//! TCP without link or table (the ceiling on this machine).
 //!
 //! Run: `cargo bench --bench platform_link` (options: `-- --requests 20000 --in-flight 1,16,64`).
 
@@ -182,7 +182,7 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async move {
-        let prosody = LocalProsody::start(DOMAIN, &[("bridge", "b"), ("platform", "p"), ("bare", "r")]).unwrap_or_else(|e| panic!("{e}"));
+        let prosody = LocalProsody::start(DOMAIN, &[("bridge", "b"), ("bosh", "h"), ("platform", "p"), ("bare", "r")]).unwrap_or_else(|e| panic!("{e}"));
         let tracker = TaskTracker::new();
         let cancel = CancellationToken::new();
         let scenario: Scenario = toml::from_str(SCENARIO).expect("scenario");
@@ -197,35 +197,40 @@ fn main() {
             max_pending: 100_000,
         };
         let platform = Platform::start(prosody.account("bridge", "b"), "converja-bridge".into(), &cfg, &tracker, cancel.clone());
-        while !platform.readiness().is_ready() {
+        let over_bosh = Platform::start(prosody.bosh_account("bosh", "h"), "converja-bridge".into(), &cfg, &tracker, cancel.clone());
+        while !platform.readiness().is_ready() || !over_bosh.readiness().is_ready() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let (mut raw, _) = connect(&prosody.account("bare", "r")).await.expect("bare stream");
+        let (mut raw, _) = connect(&prosody.account("bare", "r"), &tracker).await.expect("bare stream");
         let filis_room: BareJid = format!("filis@{conference}").parse().expect("room");
         join(&mut raw, &filis_room, "bare-client").await;
         let filis: FullJid = format!("filis@{conference}/filis").parse().expect("occupant");
         // Warm both paths up.
         through_bridge(&platform, 500, 8).await;
+        through_bridge(&over_bosh, 500, 8).await;
         bare(&mut raw, &filis, 500, 8, 1).await;
 
         println!("platform link: {total} GET /agents/:id/status round trips per row, Prosody + converja-sim on loopback");
-        println!("{:>9} | {:>22} | {:>22} | {:>10}", "in flight", "bridge req/s p50/p99", "bare req/s p50/p99", "bridge/bare");
+        println!(
+            "{:>9} | {:>22} | {:>22} | {:>22} | {:>8} | {:>8}",
+            "in flight", "bridge TCP req/s p50/p99", "bridge BOSH req/s p50/p99", "bare TCP req/s p50/p99", "BOSH/TCP", "TCP/bare"
+        );
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let cell = |s: &Stats| format!("{:>7.0} {:>5.2}/{:>5.2} ms", s.rate(), ms(s.p50), ms(s.p99));
         let mut id = 1_000_000;
         for n in levels {
-            let b = through_bridge(&platform, total, n).await;
+            let t = through_bridge(&platform, total, n).await;
+            let b = through_bridge(&over_bosh, total, n).await;
             let r = bare(&mut raw, &filis, total, n, id).await;
             id += total as u64 + 1;
             println!(
-                "{:>9} | {:>7.0} {:>5.2}/{:>5.2} ms | {:>7.0} {:>5.2}/{:>5.2} ms | {:>9.2}x",
+                "{:>9} | {:>24} | {:>25} | {:>22} | {:>7.2}x | {:>7.2}x",
                 n,
-                b.rate(),
-                ms(b.p50),
-                ms(b.p99),
-                r.rate(),
-                ms(r.p50),
-                ms(r.p99),
-                b.rate() / r.rate()
+                cell(&t),
+                cell(&b),
+                cell(&r),
+                b.rate() / t.rate(),
+                t.rate() / r.rate()
             );
         }
         cancel.cancel();

@@ -97,6 +97,74 @@ pub enum Transport {
     Bosh,
 }
 
+/// A validated BOSH endpoint such as `https://platform.example/http-bind`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BoshUrl {
+    uri: http::Uri,
+    host: String,
+    port: u16,
+    tls: bool,
+}
+
+impl BoshUrl {
+    /// Parses an `http://` or `https://` URL with a host.
+    pub fn parse(text: &str) -> Result<BoshUrl, String> {
+        let uri: http::Uri = text
+            .parse()
+            .map_err(|e| format!("`{text}` is not a URL ({e})"))?;
+        let tls = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => return Err(format!("`{text}` is not an http(s) URL")),
+        };
+        let host = uri
+            .host()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| format!("`{text}` has no host"))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        Ok(BoshUrl {
+            uri,
+            host,
+            port,
+            tls,
+        })
+    }
+
+    /// The host name or address to connect to (without IPv6 brackets).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The TCP port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Whether the endpoint is `https`.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// The value of the HTTP `Host` header.
+    pub fn authority(&self) -> &str {
+        self.uri.authority().map_or("", |a| a.as_str())
+    }
+
+    /// Path and query of the endpoint, `/` when empty.
+    pub fn path_and_query(&self) -> &str {
+        self.uri.path_and_query().map_or("/", |p| p.as_str())
+    }
+}
+
+impl fmt::Display for BoshUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.uri.fmt(f)
+    }
+}
+
 /// Whether the TCP stream is encrypted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -179,6 +247,16 @@ impl<'de> Deserialize<'de> for AllQueues {
 impl Default for QueueSelection {
     fn default() -> Self {
         QueueSelection::All(AllQueues)
+    }
+}
+
+fn optional_as_text<S: Serializer>(
+    value: &Option<impl fmt::Display>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) => s.collect_str(v),
+        None => s.serialize_none(),
     }
 }
 
@@ -358,8 +436,11 @@ pub struct XmppConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
     /// BOSH endpoint.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bosh_url: Option<String>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "optional_as_text"
+    )]
+    pub bosh_url: Option<BoshUrl>,
     /// The nickname the bridge uses in every room.
     pub nickname: String,
     /// How long one connection attempt may take.
@@ -570,21 +651,23 @@ impl RawXmpp {
                     "required when xmpp.transport = \"bosh\"",
                 ));
             }
-            (_, Some(url)) if !(url.starts_with("https://") || url.starts_with("http://")) => {
-                return Err(ConfigError::key(
-                    "xmpp.bosh_url",
-                    format!("`{url}` is not an http(s) URL"),
-                ));
+            (_, Some(text)) => {
+                let url =
+                    BoshUrl::parse(&text).map_err(|e| ConfigError::key("xmpp.bosh_url", e))?;
+                // One switch for plaintext, whatever the transport: `tls = "none"`.
+                if !url.is_tls() && self.tls == TlsMode::Required {
+                    return Err(ConfigError::key(
+                        "xmpp.bosh_url",
+                        format!(
+                            "`{text}` is plain HTTP; use https, or set xmpp.tls = \"none\" to \
+                             allow plaintext (loopback only)"
+                        ),
+                    ));
+                }
+                Some(url)
             }
-            (_, url) => url,
+            (Transport::Tcp, None) => None,
         };
-        if self.transport == Transport::Bosh {
-            // Refused rather than silently connecting over TCP instead.
-            return Err(ConfigError::key(
-                "xmpp.transport",
-                "\"bosh\" is not supported by this version yet; use \"tcp\"",
-            ));
-        }
         if !valid_nickname(&self.nickname) {
             return Err(ConfigError::key(
                 "xmpp.nickname",
@@ -834,12 +917,45 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(err.contains("xmpp.bosh_url"), "{err}");
-        let err = Config::from_toml(
-            "[xmpp]\njid = \"a@b\"\npassword = \"x\"\ntransport = \"bosh\"\nbosh_url = \"https://p.example/http-bind\"",
+        for url in [
+            "ftp://p.example/http-bind",
+            "http://p.example/http-bind",
+            "https://",
+        ] {
+            let err = Config::from_toml(&format!(
+                "[xmpp]\njid = \"a@b\"\npassword = \"x\"\ntransport = \"bosh\"\nbosh_url = \"{url}\""
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("xmpp.bosh_url"), "{url} gave {err}");
+        }
+    }
+
+    #[test]
+    fn bosh_urls_are_https_unless_plaintext_is_chosen() {
+        let c = Config::from_toml(
+            "[xmpp]\njid = \"a@b\"\npassword = \"x\"\ntransport = \"bosh\"\nbosh_url = \"https://platform.example/http-bind\"",
         )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("xmpp.transport"), "{err}");
+        .expect("valid");
+        let url = c.xmpp.bosh_url.expect("kept");
+        assert_eq!(
+            (url.host(), url.port(), url.is_tls()),
+            ("platform.example", 443, true)
+        );
+        assert_eq!(
+            (url.authority(), url.path_and_query()),
+            ("platform.example", "/http-bind")
+        );
+        let c = Config::from_toml(
+            "[xmpp]\njid = \"a@b\"\npassword = \"x\"\ntransport = \"bosh\"\ntls = \"none\"\nbosh_url = \"http://[::1]:5280/http-bind?x=1\"",
+        )
+        .expect("valid");
+        let url = c.xmpp.bosh_url.expect("kept");
+        assert_eq!(
+            (url.host(), url.port(), url.is_tls(), url.authority()),
+            ("::1", 5280, false, "[::1]:5280")
+        );
+        assert_eq!(url.path_and_query(), "/http-bind?x=1");
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub struct LocalProsody {
     pub c2s_port: u16,
     /// The HTTP port (BOSH at `/http-bind`).
     pub http_port: u16,
+    /// The HTTPS port, serving BOSH with the certificate of a server started with TLS.
+    pub https_port: u16,
     /// The XMPP domain of the accounts.
     pub domain: String,
     /// The MUC service domain.
@@ -89,6 +91,7 @@ impl LocalProsody {
             starts: 0,
             c2s_port: free_port()?,
             http_port: free_port()?,
+            https_port: free_port()?,
             domain: domain.to_owned(),
             conference: format!("conference.{domain}"),
             dir,
@@ -127,7 +130,7 @@ impl LocalProsody {
             .arg(format!("/CN={}", self.domain))
             .arg("-addext")
             .arg(format!(
-                "subjectAltName=DNS:{},DNS:{}",
+                "subjectAltName=DNS:{},DNS:{},IP:127.0.0.1",
                 self.domain, self.conference
             ))
             // A leaf certificate trusted directly: rustls refuses a CA certificate as a leaf.
@@ -171,7 +174,7 @@ c2s_ports = {{ {c2s} }}
 c2s_interfaces = {{ "127.0.0.1" }}
 http_ports = {{ {http} }}
 http_interfaces = {{ "127.0.0.1" }}
-https_ports = {{ }}
+{https}
 s2s_ports = {{ }}
 component_ports = {{ }}
 -- Requests and responses are small; Nagle would add ~40 ms per hop.
@@ -210,6 +213,17 @@ Component {conference} "muc"
             certs = lua_string(&dir.to_string_lossy()),
             domain = lua_string(&self.domain),
             conference = lua_string(&self.conference),
+            https = if tls {
+                format!(
+                    "https_ports = {{ {} }}\nhttps_interfaces = {{ \"127.0.0.1\" }}\n\
+                     https_ssl = {{ certificate = {}, key = {} }}",
+                    self.https_port,
+                    lua_string(&self.certificate().to_string_lossy()),
+                    lua_string(&dir.join(format!("{}.key", self.domain)).to_string_lossy()),
+                )
+            } else {
+                "https_ports = { }".to_owned()
+            },
             // Only with a certificate: Prosody offers STARTTLS whenever mod_tls is loaded.
             tls_module = if tls { ", \"tls\"" } else { "" },
         )?;
@@ -253,12 +267,22 @@ Component {conference} "muc"
         // server: wait for its own word that both services listen on our ports.
         let c2s = format!("Activated service 'c2s' on [127.0.0.1]:{}", self.c2s_port);
         let http = format!("Activated service 'http' on [127.0.0.1]:{}", self.http_port);
+        let mut services = vec![c2s, http];
+        if self.certificate().exists() {
+            services.push(format!(
+                "Activated service 'https' on [127.0.0.1]:{}",
+                self.https_port
+            ));
+        }
         loop {
             let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
             if log.contains("Failed to open server port") {
                 bail!("prosody could not open its ports:\n{}", self.diagnostics());
             }
-            if log.matches(&c2s).count() > self.starts && log.matches(&http).count() > self.starts {
+            if services
+                .iter()
+                .all(|service| log.matches(service.as_str()).count() > self.starts)
+            {
                 self.starts += 1;
                 return Ok(());
             }
@@ -338,9 +362,11 @@ Component {conference} "muc"
                 .parse()
                 .expect("the domain and user names used here are valid JIDs"),
             password: crate::config::Secret::new(password),
-            host: "127.0.0.1".into(),
-            port: self.c2s_port,
-            tls: crate::config::TlsMode::None,
+            endpoint: crate::xmpp::Endpoint::Tcp {
+                host: "127.0.0.1".into(),
+                port: self.c2s_port,
+                tls: crate::config::TlsMode::None,
+            },
             ca_file: None,
             connect_timeout: Duration::from_secs(5),
             resource: format!("{user}-{}", std::process::id()),
@@ -350,6 +376,21 @@ Component {conference} "muc"
     /// The BOSH endpoint.
     pub fn bosh_url(&self) -> String {
         format!("http://127.0.0.1:{}/http-bind", self.http_port)
+    }
+
+    /// The BOSH endpoint over HTTPS, for a server started with TLS.
+    pub fn bosh_https_url(&self) -> String {
+        format!("https://127.0.0.1:{}/http-bind", self.https_port)
+    }
+
+    /// Like [`account`](Self::account), over BOSH at [`bosh_url`](Self::bosh_url).
+    pub fn bosh_account(&self, user: &str, password: &str) -> crate::xmpp::ConnectSettings {
+        let url = crate::config::BoshUrl::parse(&self.bosh_url())
+            .expect("the loopback BOSH URL is valid");
+        crate::xmpp::ConnectSettings {
+            endpoint: crate::xmpp::Endpoint::Bosh(url),
+            ..self.account(user, password)
+        }
     }
 }
 

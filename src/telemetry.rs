@@ -22,6 +22,8 @@ pub const CONNECTS: &str = "converja_xmpp_connect_attempts_total";
 pub const ROOMS_JOINED: &str = "converja_xmpp_rooms_joined";
 /// Room join failures, by `condition`.
 pub const JOIN_FAILURES: &str = "converja_xmpp_join_failures_total";
+/// BOSH HTTP requests, by `outcome`: `ok`, `retransmitted`, `failed`.
+pub const BOSH_REQUESTS: &str = "converja_xmpp_bosh_requests_total";
 
 /// The process-wide Prometheus recorder, installed on first use.
 pub fn prometheus() -> &'static metrics_exporter_prometheus::PrometheusHandle {
@@ -80,6 +82,10 @@ pub fn describe() {
     describe_counter!(CONNECTS, "XMPP connection attempts by result");
     describe_gauge!(ROOMS_JOINED, "MUC rooms joined now");
     describe_counter!(JOIN_FAILURES, "MUC room join failures by error condition");
+    describe_counter!(
+        BOSH_REQUESTS,
+        "BOSH HTTP requests by outcome (ok, retransmitted, failed)"
+    );
     describe_counter!(SOCKET_EVENTS, "socket.io events by event and outcome");
     describe_counter!(UNKNOWN_EVENTS, "socket.io events outside the contract");
     describe_counter!(EMITS, "Events emitted to agent UIs by event and outcome");

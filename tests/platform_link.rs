@@ -3,21 +3,23 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::*;
+use converja_bridge::config::{BoshUrl, TlsMode};
 use converja_bridge::converja::{
     AgentState, CallId, Event, EventMessage, Message, PauseReason, QueueId, RoomName,
 };
 use converja_bridge::platform::{PlatformError, Update};
 use converja_bridge::sim::{Fault, FaultRule};
 use converja_bridge::telemetry::DROPPED;
+use converja_bridge::xmpp::{Endpoint, connect};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_request_round_trips_to_the_simulator() {
-    let s = stack().await;
+async fn every_request_round_trips_to_the_simulator(via: Via) {
+    let s = stack(via).await;
     let p = &s.platform;
     let maria = agent("22010");
 
@@ -108,9 +110,8 @@ async fn every_request_round_trips_to_the_simulator() {
     assert_eq!(ids.len(), seen.len());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn platform_errors_carry_their_status() {
-    let s = stack().await;
+async fn platform_errors_carry_their_status(via: Via) {
+    let s = stack(via).await;
     let err = s.platform.agent_status(&agent("404")).await.unwrap_err();
     assert_eq!(err.status(), Some(404), "{err}");
     assert!(err.to_string().contains("404"), "{err}");
@@ -133,9 +134,8 @@ async fn platform_errors_carry_their_status() {
     assert_eq!(err.status(), Some(500), "{err}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reordered_responses_reach_the_right_caller() {
-    let s = stack().await;
+async fn reordered_responses_reach_the_right_caller(via: Via) {
+    let s = stack(via).await;
     s.sim
         .set_faults(vec![FaultRule::new(
             "/agents/22010",
@@ -162,9 +162,8 @@ async fn reordered_responses_reach_the_right_caller() {
     assert_eq!(second.pause_reason(), Some(PauseReason(3)));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spoofed_duplicate_and_malformed_answers_are_dropped_and_counted() {
-    let s = stack().await;
+async fn spoofed_duplicate_and_malformed_answers_are_dropped_and_counted(via: Via) {
+    let s = stack(via).await;
     let spoofed = counter(DROPPED, "reason=\"spoofed\"");
     s.sim
         .set_faults(vec![FaultRule::new(
@@ -219,9 +218,8 @@ async fn spoofed_duplicate_and_malformed_answers_are_dropped_and_counted() {
     assert!(counter(DROPPED, "reason=\"malformed\"") > malformed);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_answer_times_out_with_a_clear_error() {
-    let s = stack_with(scenario(), Duration::from_millis(400), 1000).await;
+async fn a_slow_answer_times_out_with_a_clear_error(via: Via) {
+    let s = stack_with(via, scenario(), Duration::from_millis(400), 1000).await;
     s.sim
         .set_faults(vec![FaultRule::new(
             "/agents",
@@ -245,9 +243,8 @@ async fn a_slow_answer_times_out_with_a_clear_error() {
     assert_eq!(s.platform.pending(), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_to_an_absent_occupant_fails_fast_from_the_bounce() {
-    let s = stack_with(scenario(), Duration::from_secs(10), 1000).await;
+async fn a_request_to_an_absent_occupant_fails_fast_from_the_bounce(via: Via) {
+    let s = stack_with(via, scenario(), Duration::from_secs(10), 1000).await;
     let started = Instant::now();
     // Agent 777 is unknown to the simulator, so nobody sits as 777 in agent.777.
     let err = s.platform.end_active_call(&agent("777")).await.unwrap_err();
@@ -260,9 +257,8 @@ async fn a_request_to_an_absent_occupant_fails_fast_from_the_bounce() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_table_refuses_at_once() {
-    let s = stack_with(scenario(), Duration::from_secs(10), 2).await;
+async fn a_full_table_refuses_at_once(via: Via) {
+    let s = stack_with(via, scenario(), Duration::from_secs(10), 2).await;
     s.sim
         .set_faults(vec![FaultRule::new(
             "/agents",
@@ -289,9 +285,8 @@ async fn a_full_table_refuses_at_once() {
     b.abort();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn link_loss_fails_pending_requests_and_the_link_recovers() {
-    let mut s = stack_with(scenario(), Duration::from_secs(30), 1000).await;
+async fn link_loss_fails_pending_requests_and_the_link_recovers(via: Via) {
+    let mut s = stack_with(via, scenario(), Duration::from_secs(30), 1000).await;
     s.platform
         .agent_status(&agent("22010"))
         .await
@@ -353,9 +348,8 @@ async fn link_loss_fails_pending_requests_and_the_link_recovers() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_arrive_typed_once_and_replays_are_dropped() {
-    let s = stack().await;
+async fn events_arrive_typed_once_and_replays_are_dropped(via: Via) {
+    let s = stack(via).await;
     let mut updates = s.platform.subscribe();
     let maria = agent("22010");
     let call = s
@@ -408,8 +402,7 @@ async fn events_arrive_typed_once_and_replays_are_dropped() {
     assert!(counter(DROPPED, "reason=\"unknown_event\"") >= 1.0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_published_before_the_bridge_joined_are_not_replayed() {
+async fn events_published_before_the_bridge_joined_are_not_replayed(via: Via) {
     let tracker = tokio_util::task::TaskTracker::new();
     let cancel = tokio_util::sync::CancellationToken::new();
     let (prosody, sim) = start_sim(scenario(), &tracker, &cancel).await;
@@ -420,7 +413,7 @@ async fn events_published_before_the_bridge_joined_are_not_replayed() {
         .unwrap();
     let cfg = converja(&prosody, Duration::from_secs(5));
     let platform = converja_bridge::platform::Platform::start(
-        settings(&prosody, "bridge", "bridge-pw"),
+        via.account(&prosody, "bridge", "bridge-pw"),
         BRIDGE_NICK.into(),
         &cfg,
         &tracker,
@@ -447,9 +440,8 @@ async fn events_published_before_the_bridge_joined_are_not_replayed() {
     cancel.cancel();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn many_requests_in_flight_never_stall() {
-    let s = stack().await;
+async fn many_requests_in_flight_never_stall(via: Via) {
+    let s = stack(via).await;
     let total = 3000;
     let in_flight = 64;
     let semaphore = std::sync::Arc::new(tokio::sync::Semaphore::new(in_flight));
@@ -484,15 +476,13 @@ async fn many_requests_in_flight_never_stall() {
     assert_eq!(s.platform.pending(), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_credentials_and_missing_tls_are_reported_not_retried_silently() {
+async fn bad_credentials_are_reported_not_retried_silently(via: Via) {
     let tracker = tokio_util::task::TaskTracker::new();
     let cancel = tokio_util::sync::CancellationToken::new();
     let (prosody, _sim) = start_sim(scenario(), &tracker, &cancel).await;
     let cfg = converja(&prosody, Duration::from_secs(5));
-
     let wrong = converja_bridge::platform::Platform::start(
-        settings(&prosody, "bridge", "wrong"),
+        via.account(&prosody, "bridge", "wrong"),
         BRIDGE_NICK.into(),
         &cfg,
         &tracker,
@@ -509,9 +499,22 @@ async fn bad_credentials_and_missing_tls_are_reported_not_retried_silently() {
         "{s:?}"
     );
     assert!(!wrong.readiness().is_ready());
+    cancel.cancel();
+}
 
+/// TCP only: BOSH has no STARTTLS, and plain-HTTP URLs are refused by the configuration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_starttls_is_refused() {
+    let tracker = tokio_util::task::TaskTracker::new();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let (prosody, _sim) = start_sim(scenario(), &tracker, &cancel).await;
+    let cfg = converja(&prosody, Duration::from_secs(5));
     let mut tls = settings(&prosody, "bridge", "bridge-pw");
-    tls.tls = converja_bridge::config::TlsMode::Required;
+    tls.endpoint = Endpoint::Tcp {
+        host: "127.0.0.1".into(),
+        port: prosody.c2s_port,
+        tls: TlsMode::Required,
+    };
     let no_tls = converja_bridge::platform::Platform::start(
         tls,
         BRIDGE_NICK.into(),
@@ -532,8 +535,7 @@ async fn bad_credentials_and_missing_tls_are_reported_not_retried_silently() {
     cancel.cancel();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_taken_nickname_is_retried_with_a_suffix() {
+async fn a_taken_nickname_is_retried_with_a_suffix(via: Via) {
     let tracker = tokio_util::task::TaskTracker::new();
     let cancel = tokio_util::sync::CancellationToken::new();
     let (prosody, _sim) = start_sim(scenario(), &tracker, &cancel).await;
@@ -553,7 +555,7 @@ async fn a_taken_nickname_is_retried_with_a_suffix() {
     .expect("the squatter joins");
     let cfg = converja(&prosody, Duration::from_secs(5));
     let platform = converja_bridge::platform::Platform::start(
-        settings(&prosody, "bridge", "bridge-pw"),
+        via.account(&prosody, "bridge", "bridge-pw"),
         BRIDGE_NICK.into(),
         &cfg,
         &tracker,
@@ -565,8 +567,8 @@ async fn a_taken_nickname_is_retried_with_a_suffix() {
     cancel.cancel();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn starttls_with_a_trusted_certificate_connects_and_an_untrusted_one_does_not() {
+/// STARTTLS on the client port, HTTPS for BOSH.
+async fn tls_with_a_trusted_certificate_connects_and_an_untrusted_one_does_not(via: Via) {
     let prosody = converja_bridge::prosody::LocalProsody::start_with(
         DOMAIN,
         &[("bridge", "bridge-pw")],
@@ -574,23 +576,140 @@ async fn starttls_with_a_trusted_certificate_connects_and_an_untrusted_one_does_
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let tracker = tokio_util::task::TaskTracker::new();
-    let cancel = tokio_util::sync::CancellationToken::new();
     let mut trusted = settings(&prosody, "bridge", "bridge-pw");
-    trusted.tls = converja_bridge::config::TlsMode::Required;
+    trusted.endpoint = match via {
+        Via::Tcp => Endpoint::Tcp {
+            host: "127.0.0.1".into(),
+            port: prosody.c2s_port,
+            tls: TlsMode::Required,
+        },
+        Via::Bosh => Endpoint::Bosh(BoshUrl::parse(&prosody.bosh_https_url()).unwrap()),
+    };
     trusted.ca_file = Some(prosody.certificate());
-    let (stream, bound) = converja_bridge::xmpp::connect(&trusted)
+    let (stream, bound) = connect(&trusted, &tracker)
         .await
-        .expect("STARTTLS with the test CA");
+        .expect("TLS with the test CA");
     assert_eq!(bound.to_bare().to_string(), format!("bridge@{DOMAIN}"));
     drop(stream);
 
     let mut untrusted = trusted.clone();
     untrusted.ca_file = None;
-    let err = converja_bridge::xmpp::connect(&untrusted)
+    let err = connect(&untrusted, &tracker)
         .await
         .err()
         .expect("a self-signed certificate is refused");
     assert!(err.to_string().contains("TLS"), "{err}");
-    cancel.cancel();
-    drop(tracker);
+    tracker.close();
+    tokio::time::timeout(PATIENCE, tracker.wait())
+        .await
+        .expect("the transport's tasks end with their stream");
 }
+
+/// Prosody killed and started again at once while requests stream through: every request
+/// ends (answered, or failed as link-down or bounced; none hangs until its timeout), the link
+/// comes back by itself, and ids are never reused.
+async fn a_server_restarted_under_load_recovers(via: Via) {
+    let mut s = stack_with(via, scenario(), Duration::from_secs(30), 1000).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut workers = tokio::task::JoinSet::new();
+    for i in 0..32 {
+        let p = s.platform.clone();
+        let stop = stop.clone();
+        workers.spawn(async move {
+            let (mut ok, mut down) = (0u32, 0u32);
+            while !stop.is_cancelled() {
+                let id = ["22010", "22011", "22012"][i % 3];
+                match p.agent_status(&agent(id)).await {
+                    Ok(st) => {
+                        assert_eq!(st.agent.as_str(), id, "answer for the right agent");
+                        ok += 1;
+                    }
+                    // While the platform's own occupant is away, requests bounce.
+                    Err(PlatformError::LinkDown(_) | PlatformError::Bounced { .. }) => {
+                        down += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    Err(e) => panic!("unexpected failure under restart: {e}"),
+                }
+            }
+            (ok, down)
+        });
+    }
+    let mut updates = s.platform.subscribe();
+    eventually("requests flow", || async {
+        s.sim.requests().await.len() > 200
+    })
+    .await;
+    s.prosody.restart().expect("prosody restarts");
+    next_update(&mut updates, |u| (*u == Update::LinkDown).then_some(())).await;
+    next_update(&mut updates, |u| (*u == Update::LinkUp).then_some(())).await;
+    tokio::time::timeout(PATIENCE, s.sim.ready())
+        .await
+        .expect("the simulator rejoins");
+    wait_ready(&s.platform).await;
+    let before = s.sim.requests().await.len();
+    eventually("requests flow again", || async {
+        s.sim.requests().await.len() > before + 200
+    })
+    .await;
+    stop.cancel();
+    let (mut ok, mut down) = (0, 0);
+    let all = tokio::time::timeout(PATIENCE, async {
+        while let Some(r) = workers.join_next().await {
+            let (o, d) = r.unwrap();
+            ok += o;
+            down += d;
+        }
+    });
+    all.await.expect("no request hangs");
+    assert!(ok >= 300, "answered: {ok}");
+    assert!(down > 0, "the restart was noticed");
+    assert_eq!(s.platform.pending(), 0);
+    let ids: Vec<u64> = s
+        .sim
+        .requests()
+        .await
+        .iter()
+        .map(|r| r.message.id)
+        .collect();
+    let mut unique = ids.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "request ids never reused");
+}
+
+/// BOSH only: on shutdown the session is terminated at once, not left to time out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bosh_session_is_terminated_on_shutdown() {
+    let s = stack(Via::Bosh).await;
+    let log = s.prosody.log_path();
+    let closed = |text: &str| text.matches("BOSH client disconnected").count();
+    let before = closed(&std::fs::read_to_string(&log).unwrap());
+    s.cancel.cancel();
+    s.tracker.close();
+    tokio::time::timeout(PATIENCE, s.tracker.wait())
+        .await
+        .expect("the link and its BOSH session stop");
+    eventually("Prosody saw the session end", || async {
+        closed(&std::fs::read_to_string(&log).unwrap()) > before
+    })
+    .await;
+}
+
+over_tcp_and_bosh!(
+    every_request_round_trips_to_the_simulator,
+    platform_errors_carry_their_status,
+    reordered_responses_reach_the_right_caller,
+    spoofed_duplicate_and_malformed_answers_are_dropped_and_counted,
+    a_slow_answer_times_out_with_a_clear_error,
+    a_request_to_an_absent_occupant_fails_fast_from_the_bounce,
+    a_full_table_refuses_at_once,
+    link_loss_fails_pending_requests_and_the_link_recovers,
+    events_arrive_typed_once_and_replays_are_dropped,
+    events_published_before_the_bridge_joined_are_not_replayed,
+    many_requests_in_flight_never_stall,
+    bad_credentials_are_reported_not_retried_silently,
+    a_taken_nickname_is_retried_with_a_suffix,
+    tls_with_a_trusted_certificate_connects_and_an_untrusted_one_does_not,
+    a_server_restarted_under_load_recovers,
+);

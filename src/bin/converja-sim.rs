@@ -8,7 +8,7 @@ use clap::Parser;
 use converja_bridge::config::{LogConfig, Secret, TlsMode};
 use converja_bridge::sim::{self, Scenario};
 use converja_bridge::telemetry;
-use converja_bridge::xmpp::ConnectSettings;
+use converja_bridge::xmpp::{ConnectSettings, Endpoint};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -55,17 +55,19 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let settings = ConnectSettings {
-        host: cli
-            .host
-            .unwrap_or_else(|| cli.jid.rsplit('@').next().unwrap_or_default().to_owned()),
+        endpoint: Endpoint::Tcp {
+            host: cli
+                .host
+                .unwrap_or_else(|| cli.jid.rsplit('@').next().unwrap_or_default().to_owned()),
+            port: cli.port,
+            tls: if cli.tls == "none" {
+                TlsMode::None
+            } else {
+                TlsMode::Required
+            },
+        },
         jid,
         password: Secret::new(cli.password),
-        port: cli.port,
-        tls: if cli.tls == "none" {
-            TlsMode::None
-        } else {
-            TlsMode::Required
-        },
         ca_file: None,
         connect_timeout: Duration::from_secs(10),
         resource: format!("converja-sim-{}", std::process::id()),

@@ -1,5 +1,6 @@
-//! Opening one authenticated, resource-bound XMPP stream: TCP with Nagle off, STARTTLS with
-//! rustls, SASL, resource binding. Each step has the connect timeout.
+//! Opening one authenticated, resource-bound XMPP stream: TCP with Nagle off and STARTTLS with
+//! rustls, or a BOSH session; then SASL and resource binding, the same over both. Each step
+//! has the connect timeout.
 
 use std::borrow::Cow;
 use std::io;
@@ -12,6 +13,7 @@ use tokio::io::BufStream;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore, pki_types::ServerName};
+use tokio_util::task::TaskTracker;
 use tokio_xmpp::connect::AsyncReadAndWrite;
 use tokio_xmpp::jid::{BareJid, FullJid};
 use tokio_xmpp::parsers::bind::{BindQuery, BindResponse};
@@ -24,7 +26,7 @@ use tokio_xmpp::xmlstream::{
 use tokio_xmpp::{Stanza, parsers::ns};
 
 use super::LinkError;
-use crate::config::{Secret, TlsMode, XmppConfig};
+use crate::config::{BoshUrl, Secret, TlsMode, Transport, XmppConfig};
 
 /// The transport under an XML stream, whatever it is (TCP, TLS, BOSH).
 pub type Io = Box<dyn AsyncReadAndWrite + Send + 'static>;
@@ -40,6 +42,31 @@ pub const TIMEOUTS: Timeouts = Timeouts {
     response_timeout: Duration::from_secs(30),
 };
 
+/// Where the XMPP server is and how to reach it.
+#[derive(Clone, Debug)]
+pub enum Endpoint {
+    /// The client-to-server TCP port.
+    Tcp {
+        /// Host name or address.
+        host: String,
+        /// Port.
+        port: u16,
+        /// STARTTLS or plaintext.
+        tls: TlsMode,
+    },
+    /// An XMPP-over-BOSH HTTP endpoint.
+    Bosh(BoshUrl),
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Tcp { host, port, .. } => write!(f, "{host}:{port}"),
+            Endpoint::Bosh(url) => write!(f, "{url}"),
+        }
+    }
+}
+
 /// Everything needed to (re)open the stream.
 #[derive(Clone, Debug)]
 pub struct ConnectSettings {
@@ -47,12 +74,8 @@ pub struct ConnectSettings {
     pub jid: BareJid,
     /// Its password.
     pub password: Secret,
-    /// TCP host.
-    pub host: String,
-    /// TCP port.
-    pub port: u16,
-    /// STARTTLS or plaintext.
-    pub tls: TlsMode,
+    /// The server.
+    pub endpoint: Endpoint,
     /// Extra CA certificate (PEM).
     pub ca_file: Option<std::path::PathBuf>,
     /// Bound on each step of the handshake.
@@ -64,12 +87,18 @@ pub struct ConnectSettings {
 impl ConnectSettings {
     /// Settings from the `[xmpp]` section, with a resource unique to this process.
     pub fn from_config(cfg: &XmppConfig) -> Self {
+        let endpoint = match (cfg.transport, &cfg.bosh_url) {
+            (Transport::Bosh, Some(url)) => Endpoint::Bosh(url.clone()),
+            _ => Endpoint::Tcp {
+                host: cfg.host.clone(),
+                port: cfg.port,
+                tls: cfg.tls,
+            },
+        };
         Self {
             jid: cfg.jid.clone(),
             password: cfg.password.clone(),
-            host: cfg.host.clone(),
-            port: cfg.port,
-            tls: cfg.tls,
+            endpoint,
             ca_file: cfg.ca_file.clone(),
             connect_timeout: cfg.connect_timeout.0,
             resource: format!("{}-{:08x}", cfg.nickname, rand::random::<u32>()),
@@ -77,37 +106,32 @@ impl ConnectSettings {
     }
 }
 
-/// Opens, secures, authenticates and binds a stream.
-pub async fn connect(settings: &ConnectSettings) -> Result<(Stream, FullJid), LinkError> {
-    tokio::time::timeout(settings.connect_timeout * 3, connect_inner(settings))
-        .await
-        .map_err(|_| {
-            LinkError::Connect(format!(
-                "no session within {:?}",
-                settings.connect_timeout * 3
-            ))
-        })?
+/// Opens, secures, authenticates and binds a stream. A BOSH session's task is spawned on
+/// `tracker`; it lives as long as the returned stream.
+pub async fn connect(
+    settings: &ConnectSettings,
+    tracker: &TaskTracker,
+) -> Result<(Stream, FullJid), LinkError> {
+    tokio::time::timeout(
+        settings.connect_timeout * 3,
+        connect_inner(settings, tracker),
+    )
+    .await
+    .map_err(|_| {
+        LinkError::Connect(format!(
+            "no session within {:?}",
+            settings.connect_timeout * 3
+        ))
+    })?
 }
 
-async fn connect_inner(s: &ConnectSettings) -> Result<(Stream, FullJid), LinkError> {
-    let address = format!("{}:{}", s.host, s.port);
-    let tcp = tokio::time::timeout(s.connect_timeout, TcpStream::connect(&address))
-        .await
-        .map_err(|_| {
-            LinkError::Connect(format!(
-                "{address} did not accept within {:?}",
-                s.connect_timeout
-            ))
-        })?
-        .map_err(|e| LinkError::Connect(format!("cannot reach {address}: {e}")))?;
-    // Requests and responses are small, latency-bound messages: Nagle's algorithm would hold
-    // each one back until the previous segment is acknowledged.
-    tcp.set_nodelay(true)
-        .map_err(|e| LinkError::Connect(format!("cannot set TCP_NODELAY: {e}")))?;
-
-    let io: Io = match s.tls {
-        TlsMode::None => Box::new(BufStream::new(tcp)),
-        TlsMode::Required => Box::new(BufStream::new(starttls(tcp, s).await?)),
+async fn connect_inner(
+    s: &ConnectSettings,
+    tracker: &TaskTracker,
+) -> Result<(Stream, FullJid), LinkError> {
+    let io = match &s.endpoint {
+        Endpoint::Tcp { host, port, tls } => tcp(s, host, *port, *tls).await?,
+        Endpoint::Bosh(url) => super::bosh::open(s, url, tracker).await?,
     };
     let (features, stream) = open_stream(io, &s.jid).await?;
     let creds = Credentials::default()
@@ -127,6 +151,27 @@ async fn connect_inner(s: &ConnectSettings) -> Result<(Stream, FullJid), LinkErr
         .map_err(|e| LinkError::Connect(e.to_string()))?;
     let bound = bind(&mut stream, &s.resource).await?;
     Ok((stream, bound))
+}
+
+async fn tcp(s: &ConnectSettings, host: &str, port: u16, tls: TlsMode) -> Result<Io, LinkError> {
+    let address = format!("{host}:{port}");
+    let tcp = tokio::time::timeout(s.connect_timeout, TcpStream::connect(&address))
+        .await
+        .map_err(|_| {
+            LinkError::Connect(format!(
+                "{address} did not accept within {:?}",
+                s.connect_timeout
+            ))
+        })?
+        .map_err(|e| LinkError::Connect(format!("cannot reach {address}: {e}")))?;
+    // Requests and responses are small, latency-bound messages: Nagle's algorithm would hold
+    // each one back until the previous segment is acknowledged.
+    tcp.set_nodelay(true)
+        .map_err(|e| LinkError::Connect(format!("cannot set TCP_NODELAY: {e}")))?;
+    Ok(match tls {
+        TlsMode::None => Box::new(BufStream::new(tcp)),
+        TlsMode::Required => Box::new(BufStream::new(starttls(tcp, s, host, port).await?)),
+    })
 }
 
 fn header(jid: &BareJid) -> StreamHeader<'_> {
@@ -154,6 +199,8 @@ async fn open_stream(io: Io, jid: &BareJid) -> Result<(StreamFeatures, Stream), 
 async fn starttls(
     tcp: TcpStream,
     s: &ConnectSettings,
+    host: &str,
+    port: u16,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, LinkError> {
     let plain = initiate_stream(
         BufStream::new(tcp),
@@ -169,8 +216,7 @@ async fn starttls(
         .map_err(|e| LinkError::Connect(format!("no stream features: {e}")))?;
     if !features.can_starttls() {
         return Err(LinkError::Connect(format!(
-            "{}:{} does not offer STARTTLS; set xmpp.tls = \"none\" only for a loopback server",
-            s.host, s.port
+            "{host}:{port} does not offer STARTTLS; set xmpp.tls = \"none\" only for a loopback server"
         )));
     }
     stream
@@ -213,7 +259,7 @@ async fn starttls(
         .map_err(|e| LinkError::Connect(format!("TLS handshake failed: {e}")))
 }
 
-fn tls_config(ca_file: Option<&std::path::Path>) -> Result<ClientConfig, LinkError> {
+pub(super) fn tls_config(ca_file: Option<&std::path::Path>) -> Result<ClientConfig, LinkError> {
     use rustls::pki_types::{CertificateDer, pem::PemObject};
     let mut roots = RootCertStore::empty();
     for cert in rustls_native_certs::load_native_certs().certs {

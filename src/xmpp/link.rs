@@ -90,6 +90,7 @@ impl Link {
             rooms: BTreeMap::new(),
             state: state_tx,
             cancel,
+            tracker: tracker.clone(),
         };
         let span = tracing::info_span!("xmpp_link");
         tracker.spawn(tracing::Instrument::instrument(task.run(), span));
@@ -213,6 +214,8 @@ struct LinkTask {
     rooms: BTreeMap<BareJid, Room>,
     state: watch::Sender<LinkState>,
     cancel: CancellationToken,
+    /// Where transport tasks (a BOSH session) are spawned, to be joined at shutdown.
+    tracker: TaskTracker,
 }
 
 impl LinkTask {
@@ -222,7 +225,8 @@ impl LinkTask {
             self.state
                 .send_modify(|s| s.status = LinkStatus::Connecting);
             let settings = self.settings.clone();
-            let attempt = async move { connect(&settings).await };
+            let tracker = self.tracker.clone();
+            let attempt = async move { connect(&settings, &tracker).await };
             let Some(outcome) = self.serve_offline(attempt).await else {
                 break;
             };
@@ -244,7 +248,7 @@ impl LinkTask {
                         "error"
                     };
                     metrics::counter!(telemetry::CONNECTS, "result" => result).increment(1);
-                    warn!(error = %e, host = %self.settings.host, port = self.settings.port, "XMPP connection attempt failed");
+                    warn!(error = %e, endpoint = %self.settings.endpoint, "XMPP connection attempt failed");
                     self.state.send_modify(|s| {
                         s.status = LinkStatus::Offline;
                         s.last_error = Some(e.to_string());

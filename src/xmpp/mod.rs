@@ -3,6 +3,7 @@
 //! itself. Nothing above it sees XML.
 
 mod backoff;
+mod bosh;
 mod connect;
 mod link;
 
@@ -11,7 +12,7 @@ use std::collections::BTreeSet;
 use tokio_xmpp::jid::{BareJid, FullJid, Jid};
 
 pub use backoff::Backoff;
-pub use connect::{ConnectSettings, Io, Stream, TIMEOUTS, connect};
+pub use connect::{ConnectSettings, Endpoint, Io, Stream, TIMEOUTS, connect};
 pub use link::Link;
 
 /// Why the link could not do what was asked.

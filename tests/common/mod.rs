@@ -1,7 +1,7 @@
 //! Test harness: a private Prosody, the platform simulator and the bridge's platform client,
 //! all real, on loopback. Everything stops when the [`Stack`] is dropped.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
 
 pub mod agent_ui;
 
@@ -57,6 +57,47 @@ pub fn agent(id: &str) -> AgentId {
 
 pub fn settings(prosody: &LocalProsody, user: &str, password: &str) -> ConnectSettings {
     prosody.account(user, password)
+}
+
+/// The transport of the bridge's own XMPP link in a test; the simulator always uses TCP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// The client-to-server port.
+    Tcp,
+    /// Prosody's BOSH endpoint.
+    Bosh,
+}
+
+impl Via {
+    /// Connection settings for `user` over this transport.
+    pub fn account(self, prosody: &LocalProsody, user: &str, password: &str) -> ConnectSettings {
+        match self {
+            Via::Tcp => prosody.account(user, password),
+            Via::Bosh => prosody.bosh_account(user, password),
+        }
+    }
+}
+
+/// For each `async fn name(via: Via)` listed, a test `tcp::name` and a test `bosh::name`.
+macro_rules! over_tcp_and_bosh {
+    ($($name:ident),+ $(,)?) => {
+        mod tcp {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Via::Tcp).await
+                }
+            )+
+        }
+        mod bosh {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Via::Bosh).await
+                }
+            )+
+        }
+    };
 }
 
 pub fn converja(prosody: &LocalProsody, request_timeout: Duration) -> ConverjaConfig {
@@ -136,6 +177,7 @@ pub async fn start_sim(
 
 /// Starts everything and waits until the bridge's platform client is ready.
 pub async fn stack_with(
+    via: Via,
     scenario: Scenario,
     request_timeout: Duration,
     max_pending: usize,
@@ -146,7 +188,7 @@ pub async fn stack_with(
     let mut cfg = converja(&prosody, request_timeout);
     cfg.max_pending = max_pending;
     let platform = Platform::start(
-        settings(&prosody, "bridge", "bridge-pw"),
+        via.account(&prosody, "bridge", "bridge-pw"),
         BRIDGE_NICK.into(),
         &cfg,
         &tracker,
@@ -162,8 +204,8 @@ pub async fn stack_with(
     }
 }
 
-pub async fn stack() -> Stack {
-    stack_with(scenario(), Duration::from_secs(5), 1000).await
+pub async fn stack(via: Via) -> Stack {
+    stack_with(via, scenario(), Duration::from_secs(5), 1000).await
 }
 
 pub async fn wait_ready(platform: &Platform) {
