@@ -818,7 +818,7 @@ mod tests {
         let out = stanzas(&events);
         assert_eq!(out.len(), 1);
         assert!(
-            out[0].starts_with("<message xmlns=\"jabber:client\""),
+            out[0].starts_with("<message xmlns='jabber:client'"),
             "{}",
             out[0]
         );
@@ -826,7 +826,7 @@ mod tests {
         let x = "<presence to='r@c/n'><x xmlns='http://jabber.org/protocol/muc'/></presence>";
         let out = stanzas(&reader.feed(x.as_bytes()).expect("valid"));
         assert!(
-            out[0].contains("<x xmlns=\"http://jabber.org/protocol/muc\""),
+            out[0].contains("<x xmlns='http://jabber.org/protocol/muc'"),
             "{}",
             out[0]
         );
