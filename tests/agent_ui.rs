@@ -4,12 +4,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
 
 use common::agent_ui::{Puppet, bridge, bridge_with, http_get};
-use common::{agent, counter};
+use common::{Via, agent, counter};
 use converja_bridge::config::{AuthConfig, OnCallError, OnDisconnect, Secret};
 use converja_bridge::converja::{Method, QueueId};
 use converja_bridge::gateway::mint_token;
@@ -37,9 +38,8 @@ async fn requests_to(
         .count()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_agent_logs_in_takes_a_call_and_ends_it() {
-    let stack = bridge().await;
+async fn an_agent_logs_in_takes_a_call_and_ends_it(via: Via) {
+    let stack = bridge(via).await;
     let mut ui = Puppet::start(&stack.url).await;
     ui.connect("a").await;
     ui.emit(
@@ -91,9 +91,8 @@ async fn an_agent_logs_in_takes_a_call_and_ends_it() {
     ui.expect_none("a", "CALL_ENDED", QUIET).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn both_paths_both_namespaces_and_both_transports_work() {
-    let stack = bridge().await;
+async fn both_paths_both_namespaces_and_both_transports_work(via: Via) {
+    let stack = bridge(via).await;
     let mut ui = Puppet::start(&stack.url).await;
     ui.connect_with("ws", "/callcontrol", "", &["websocket"], json!({}))
         .await;
@@ -130,9 +129,8 @@ async fn both_paths_both_namespaces_and_both_transports_work() {
     ui.expect_none("poll", "NEW_CALL", QUIET).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logins_are_validated_liberally_but_strictly() {
-    let stack = bridge().await;
+async fn logins_are_validated_liberally_but_strictly(via: Via) {
+    let stack = bridge(via).await;
     let mut ui = Puppet::start(&stack.url).await;
     ui.connect("a").await;
     for (payload, fragment) in [
@@ -173,9 +171,8 @@ async fn logins_are_validated_liberally_but_strictly() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_before_login_and_unknown_events_get_errors_not_crashes() {
-    let stack = bridge().await;
+async fn events_before_login_and_unknown_events_get_errors_not_crashes(via: Via) {
+    let stack = bridge(via).await;
     let mut ui = Puppet::start(&stack.url).await;
     ui.connect("a").await;
     ui.emit("a", "END_CALL", json!({"callId": "1"})).await;
@@ -212,9 +209,8 @@ async fn events_before_login_and_unknown_events_get_errors_not_crashes() {
     ui.login("a", "22010", 1).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_agent_cannot_end_another_agents_call() {
-    let stack = bridge().await;
+async fn one_agent_cannot_end_another_agents_call(via: Via) {
+    let stack = bridge(via).await;
     let mut ui = Puppet::start(&stack.url).await;
     ui.connect("maria").await;
     ui.connect("joao").await;
@@ -253,9 +249,8 @@ async fn one_agent_cannot_end_another_agents_call() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn capacity_holds_calls_back_in_arrival_order() {
-    let stack = bridge().await;
+async fn capacity_holds_calls_back_in_arrival_order(via: Via) {
+    let stack = bridge(via).await;
     let mut ui = Puppet::start(&stack.url).await;
     ui.connect("a").await;
     ui.login("a", "22010", 1).await;
@@ -295,9 +290,8 @@ async fn capacity_holds_calls_back_in_arrival_order() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calls_reach_each_socket_once_and_a_new_socket_gets_them_all() {
-    let stack = bridge().await;
+async fn calls_reach_each_socket_once_and_a_new_socket_gets_them_all(via: Via) {
+    let stack = bridge(via).await;
     let mut ui = Puppet::start(&stack.url).await;
     ui.connect("tab1").await;
     ui.login("tab1", "22010", 4).await;
@@ -333,9 +327,8 @@ async fn calls_reach_each_socket_once_and_a_new_socket_gets_them_all() {
     assert_eq!(ui.count("tab1", "NEW_CALL"), 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn disconnect_logs_out_with_or_without_a_payload() {
-    let stack = bridge().await;
+async fn disconnect_logs_out_with_or_without_a_payload(via: Via) {
+    let stack = bridge(via).await;
     let mut ui = Puppet::start(&stack.url).await;
     ui.connect("a").await;
     ui.login("a", "22010", 1).await;
@@ -365,9 +358,8 @@ async fn disconnect_logs_out_with_or_without_a_payload() {
     ui.expect_none("a", "NEW_CALL", QUIET).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_disconnect_sent_with_the_close_is_still_handled() {
-    let stack = bridge().await;
+async fn a_disconnect_sent_with_the_close_is_still_handled(via: Via) {
+    let stack = bridge(via).await;
     let mut ui = Puppet::start(&stack.url).await;
     ui.connect("a").await;
     ui.login("a", "22010", 1).await;
@@ -378,9 +370,8 @@ async fn a_disconnect_sent_with_the_close_is_still_handled() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lost_socket_keeps_its_session_for_the_grace_period_then_logs_out() {
-    let stack = bridge_with(|c| c.agents.reconnect_grace.0 = Duration::from_secs(2)).await;
+async fn a_lost_socket_keeps_its_session_for_the_grace_period_then_logs_out(via: Via) {
+    let stack = bridge_with(via, |c| c.agents.reconnect_grace.0 = Duration::from_secs(2)).await;
     let mut ui = Puppet::start(&stack.url).await;
     ui.connect("a").await;
     ui.login("a", "22010", 1).await;
@@ -403,9 +394,8 @@ async fn a_lost_socket_keeps_its_session_for_the_grace_period_then_logs_out() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rejected_call_frees_its_slot_and_applies_on_call_error() {
-    let stack = bridge_with(|c| {
+async fn a_rejected_call_frees_its_slot_and_applies_on_call_error(via: Via) {
+    let stack = bridge_with(via, |c| {
         c.agents.on_call_error = OnCallError::Hangup;
         c.agents.on_disconnect = OnDisconnect::Pause;
     })
@@ -449,9 +439,8 @@ async fn a_rejected_call_frees_its_slot_and_applies_on_call_error() {
     assert!(world.agents[&agent("22010")].paused.is_some());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn platform_failures_reach_the_ui_as_sentences() {
-    let stack = bridge().await;
+async fn platform_failures_reach_the_ui_as_sentences(via: Via) {
+    let stack = bridge(via).await;
     let mut ui = Puppet::start(&stack.url).await;
     ui.connect("a").await;
     ui.login("a", "22010", 1).await;
@@ -506,9 +495,8 @@ async fn platform_failures_reach_the_ui_as_sentences() {
     assert_eq!(ui.expect("a", "NEW_CALL").await["callId"], next.to_string());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acknowledgements_receive_the_reply_payload() {
-    let stack = bridge().await;
+async fn acknowledgements_receive_the_reply_payload(via: Via) {
+    let stack = bridge(via).await;
     let mut ui = Puppet::start(&stack.url).await;
     ui.connect("a").await;
     ui.send(json!({"op": "emit", "id": "a", "event": "USER_CONNECT", "data": {"username": "22010", "maxCalls": 2}, "ack": true})).await;
@@ -522,9 +510,8 @@ async fn acknowledgements_receive_the_reply_payload() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_of_one_socket_are_served_in_the_order_sent() {
-    let stack = bridge().await;
+async fn events_of_one_socket_are_served_in_the_order_sent(via: Via) {
+    let stack = bridge(via).await;
     let mut ui = Puppet::start(&stack.url).await;
     let ids = ["22010", "22011", "22012"];
     for (n, id) in ids.iter().enumerate() {
@@ -567,11 +554,10 @@ async fn events_of_one_socket_are_served_in_the_order_sent() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_auth_the_token_decides_the_username() {
+async fn with_auth_the_token_decides_the_username(via: Via) {
     let secret = Secret::new("a-test-secret-of-some-length");
     let s2 = secret.clone();
-    let stack = bridge_with(move |c| c.auth = Some(AuthConfig { hmac_secret: s2 })).await;
+    let stack = bridge_with(via, move |c| c.auth = Some(AuthConfig { hmac_secret: s2 })).await;
     let mut ui = Puppet::start(&stack.url).await;
     ui.send(json!({"op": "connect", "id": "anon", "url": stack.url, "path": "/callcontrol", "transports": ["websocket"]})).await;
     assert_eq!(
@@ -602,10 +588,11 @@ async fn with_auth_the_token_decides_the_username() {
     ui.login("maria", "22010", 1).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn origins_outside_the_list_are_refused_even_over_websocket() {
-    let stack =
-        bridge_with(|c| c.socketio.cors_origins = vec!["https://agents.example".into()]).await;
+async fn origins_outside_the_list_are_refused_even_over_websocket(via: Via) {
+    let stack = bridge_with(via, |c| {
+        c.socketio.cors_origins = vec!["https://agents.example".into()]
+    })
+    .await;
     let mut ui = Puppet::start(&stack.url).await;
     ui.send(json!({"op": "connect", "id": "evil", "url": stack.url, "path": "/callcontrol", "transports": ["websocket"], "headers": {"Origin": "https://evil.example"}})).await;
     assert!(
@@ -625,9 +612,8 @@ async fn origins_outside_the_list_are_refused_even_over_websocket() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calls_missed_during_an_outage_are_delivered_after_it() {
-    let mut stack = bridge().await;
+async fn calls_missed_during_an_outage_are_delivered_after_it(via: Via) {
+    let mut stack = bridge(via).await;
     let mut ui = Puppet::start(&stack.url).await;
     ui.connect("a").await;
     ui.login("a", "22010", 4).await;
@@ -658,9 +644,8 @@ async fn calls_missed_during_an_outage_are_delivered_after_it() {
     assert_eq!(ui.count("a", "CALL_ENDED"), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_readiness_metrics_and_graceful_shutdown() {
-    let mut stack = bridge().await;
+async fn health_readiness_metrics_and_graceful_shutdown(via: Via) {
+    let mut stack = bridge(via).await;
     assert_eq!(http_get(stack.port, "/healthz").await.0, 200);
     let (status, body) = http_get(stack.port, "/readyz").await;
     assert_eq!(status, 200, "{body}");
@@ -683,9 +668,8 @@ async fn health_readiness_metrics_and_graceful_shutdown() {
     stack.shutdown().await.expect("a clean shutdown");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_call_error_transfer_and_on_disconnect_none() {
-    let stack = bridge_with(|c| {
+async fn on_call_error_transfer_and_on_disconnect_none(via: Via) {
+    let stack = bridge_with(via, |c| {
         c.agents.on_call_error = OnCallError::Transfer;
         c.agents.transfer_to = "11001".into();
         c.agents.on_disconnect = OnDisconnect::None;
@@ -732,3 +716,25 @@ async fn on_call_error_transfer_and_on_disconnect_none() {
     );
     assert!(stack.sim.world().await.agents[&agent("22010")].logged_in);
 }
+
+over_tcp_and_bosh!(
+    an_agent_logs_in_takes_a_call_and_ends_it,
+    both_paths_both_namespaces_and_both_transports_work,
+    logins_are_validated_liberally_but_strictly,
+    events_before_login_and_unknown_events_get_errors_not_crashes,
+    one_agent_cannot_end_another_agents_call,
+    capacity_holds_calls_back_in_arrival_order,
+    calls_reach_each_socket_once_and_a_new_socket_gets_them_all,
+    disconnect_logs_out_with_or_without_a_payload,
+    a_disconnect_sent_with_the_close_is_still_handled,
+    a_lost_socket_keeps_its_session_for_the_grace_period_then_logs_out,
+    a_rejected_call_frees_its_slot_and_applies_on_call_error,
+    platform_failures_reach_the_ui_as_sentences,
+    acknowledgements_receive_the_reply_payload,
+    events_of_one_socket_are_served_in_the_order_sent,
+    with_auth_the_token_decides_the_username,
+    origins_outside_the_list_are_refused_even_over_websocket,
+    calls_missed_during_an_outage_are_delivered_after_it,
+    health_readiness_metrics_and_graceful_shutdown,
+    on_call_error_transfer_and_on_disconnect_none,
+);

@@ -32,7 +32,7 @@ async fn the_console_takes_ends_and_rejects_calls_in_a_real_browser() {
     } else {
         std::env::temp_dir().join(format!("converja-console-{}.png", std::process::id()))
     };
-    let stack = bridge().await;
+    let stack = bridge(common::Via::Tcp).await;
     let mut child = tokio::process::Command::new("node")
         .arg(root.join("tests/node/console.mjs"))
         .arg(format!("{}/", stack.url))

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{DOMAIN, PATIENCE, scenario, start_sim};
+use super::{DOMAIN, PATIENCE, Via, scenario, start_sim};
 
 /// Prosody, the simulator and the whole bridge daemon.
 pub struct BridgeStack {
@@ -49,14 +49,20 @@ impl BridgeStack {
 }
 
 /// The bridge's config for this stack, test-friendly timings, adjusted by `tune`.
-pub fn bridge_config(prosody: &LocalProsody, tune: impl FnOnce(&mut Config)) -> Config {
+pub fn bridge_config(via: Via, prosody: &LocalProsody, tune: impl FnOnce(&mut Config)) -> Config {
+    let transport = match via {
+        Via::Tcp => "tcp",
+        Via::Bosh => "bosh",
+    };
     let text = format!(
         r#"
         [xmpp]
         jid = "bridge@{DOMAIN}"
         password = "bridge-pw"
+        transport = "{transport}"
         host = "127.0.0.1"
         port = {port}
+        bosh_url = "{bosh_url}"
         tls = "none"
         [converja]
         conference = "{conference}"
@@ -69,6 +75,7 @@ pub fn bridge_config(prosody: &LocalProsody, tune: impl FnOnce(&mut Config)) -> 
         ack_timeout = "1s"
         "#,
         port = prosody.c2s_port,
+        bosh_url = prosody.bosh_url(),
         conference = prosody.conference,
     );
     let mut config = Config::from_toml(&text).expect("the test config is valid");
@@ -76,11 +83,11 @@ pub fn bridge_config(prosody: &LocalProsody, tune: impl FnOnce(&mut Config)) -> 
     config
 }
 
-pub async fn bridge_with(tune: impl FnOnce(&mut Config)) -> BridgeStack {
+pub async fn bridge_with(via: Via, tune: impl FnOnce(&mut Config)) -> BridgeStack {
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
     let (prosody, sim) = start_sim(scenario(), &tracker, &cancel).await;
-    let config = bridge_config(&prosody, tune);
+    let config = bridge_config(via, &prosody, tune);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a free port");
@@ -105,8 +112,8 @@ pub async fn bridge_with(tune: impl FnOnce(&mut Config)) -> BridgeStack {
     stack
 }
 
-pub async fn bridge() -> BridgeStack {
-    bridge_with(|_| {}).await
+pub async fn bridge(via: Via) -> BridgeStack {
+    bridge_with(via, |_| {}).await
 }
 
 /// A plain HTTP GET on loopback: (status, body); status 0 when nothing listens.
