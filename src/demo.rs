@@ -18,8 +18,9 @@ const DOMAIN: &str = "converja.local";
 const BRIDGE_PASSWORD: &str = "demo-bridge";
 const SIM_PASSWORD: &str = "demo-platform";
 
-/// Runs the demo on `port` until `shutdown`.
-pub async fn run(port: u16, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// Runs the demo on `port` until `shutdown`; with `bosh`, the bridge uses Prosody's BOSH
+/// endpoint.
+pub async fn run(port: u16, bosh: bool, shutdown: CancellationToken) -> anyhow::Result<()> {
     let scenario: Scenario = toml::from_str(SCENARIO).context("the demo scenario")?;
     let prosody = LocalProsody::start(
         DOMAIN,
@@ -56,8 +57,10 @@ pub async fn run(port: u16, shutdown: CancellationToken) -> anyhow::Result<()> {
         [xmpp]
         jid = "bridge@{DOMAIN}"
         password = "{BRIDGE_PASSWORD}"
+        transport = "{transport}"
         host = "127.0.0.1"
         port = {c2s}
+        bosh_url = "{bosh_url}"
         tls = "none"
         [converja]
         conference = "{conference}"
@@ -66,9 +69,15 @@ pub async fn run(port: u16, shutdown: CancellationToken) -> anyhow::Result<()> {
         [agents]
         on_disconnect = "logout"
         "#,
+        transport = if bosh { "bosh" } else { "tcp" },
         c2s = prosody.c2s_port,
+        bosh_url = prosody.bosh_url(),
         conference = prosody.conference,
     ))?;
+    let xmpp = match bosh {
+        true => prosody.bosh_url(),
+        false => format!("127.0.0.1:{}", prosody.c2s_port),
+    };
     println!();
     println!("  converja-bridge demo is running.");
     println!();
@@ -79,6 +88,7 @@ pub async fn run(port: u16, shutdown: CancellationToken) -> anyhow::Result<()> {
     println!(
         "  Health:          http://127.0.0.1:{port}/readyz   Metrics: http://127.0.0.1:{port}/metrics"
     );
+    println!("  XMPP (Prosody):  {xmpp}");
     println!("  Agents to try:   {}", agents.join(", "));
     println!("  Calls arrive every few seconds in Financeiro, Suporte Técnico and Vendas.");
     println!();

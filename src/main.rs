@@ -34,6 +34,9 @@ enum Command {
         /// Port of the agent console and socket.io.
         #[arg(long, default_value_t = 3000)]
         port: u16,
+        /// Connect the bridge to Prosody over BOSH instead of the client port.
+        #[arg(long)]
+        bosh: bool,
     },
 }
 
@@ -68,9 +71,9 @@ fn main() -> ExitCode {
                 app::serve(cfg, listener, app::shutdown_on_signal()).await
             })
         }
-        Command::Demo { port } => {
+        Command::Demo { port, bosh } => {
             telemetry::init_tracing(&LogConfig::default());
-            runtime(async move { demo::run(port, app::shutdown_on_signal()).await })
+            runtime(async move { demo::run(port, bosh, app::shutdown_on_signal()).await })
         }
     }
 }

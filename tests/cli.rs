@@ -114,10 +114,20 @@ async fn the_daemon_runs_and_exits_cleanly_on_sigterm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_serves_the_console_and_stops_on_ctrl_c() {
+    demo_serves_and_stops(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_over_bosh_serves_the_console_and_stops_on_ctrl_c() {
+    demo_serves_and_stops(&["--bosh"]).await;
+}
+
+async fn demo_serves_and_stops(extra: &[&str]) {
     let port = free_port();
     let mut child = KillOnDrop(
         Command::new(BRIDGE)
             .args(["demo", "--port", &port.to_string()])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

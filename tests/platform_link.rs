@@ -696,6 +696,23 @@ async fn the_bosh_session_is_terminated_on_shutdown() {
     .await;
 }
 
+/// BOSH only: an endpoint that is not a BOSH service is reported with its HTTP status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_bosh_url_is_reported_with_its_status() {
+    let tracker = tokio_util::task::TaskTracker::new();
+    let prosody = converja_bridge::prosody::LocalProsody::start(DOMAIN, &[("bridge", "b")])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut wrong = prosody.bosh_account("bridge", "b");
+    let url = format!("http://127.0.0.1:{}/not-bosh", prosody.http_port);
+    wrong.endpoint = Endpoint::Bosh(BoshUrl::parse(&url).unwrap());
+    let err = connect(&wrong, &tracker).await.err().expect("refused");
+    assert!(err.to_string().contains("HTTP 404"), "{err}");
+    let closed = format!("http://127.0.0.1:{}/http-bind", common::unused_port());
+    wrong.endpoint = Endpoint::Bosh(BoshUrl::parse(&closed).unwrap());
+    let err = connect(&wrong, &tracker).await.err().expect("refused");
+    assert!(err.to_string().contains("cannot reach"), "{err}");
+}
+
 over_tcp_and_bosh!(
     every_request_round_trips_to_the_simulator,
     platform_errors_carry_their_status,

@@ -59,6 +59,14 @@ pub fn settings(prosody: &LocalProsody, user: &str, password: &str) -> ConnectSe
     prosody.account(user, password)
 }
 
+/// A loopback port nothing listens on (bound, read, released).
+pub fn unused_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 /// The transport of the bridge's own XMPP link in a test; the simulator always uses TCP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Via {
