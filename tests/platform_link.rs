@@ -713,6 +713,41 @@ async fn a_wrong_bosh_url_is_reported_with_its_status() {
     assert!(err.to_string().contains("cannot reach"), "{err}");
 }
 
+/// BOSH only: answers lost on the way back are fetched again by retransmitting the same
+/// `rid`; Prosody replays them, and the session survives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_bosh_answers_are_recovered_by_retransmission() {
+    let tracker = tokio_util::task::TaskTracker::new();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let (prosody, _sim) = start_sim(scenario(), &tracker, &cancel).await;
+    let proxy = AnswerDroppingProxy::start(prosody.http_port, 9).await;
+    let mut settings = prosody.bosh_account("bridge", "bridge-pw");
+    let url = format!("http://127.0.0.1:{}/http-bind", proxy.port);
+    settings.endpoint = Endpoint::Bosh(BoshUrl::parse(&url).unwrap());
+    let platform = converja_bridge::platform::Platform::start(
+        settings,
+        BRIDGE_NICK.into(),
+        &converja(&prosody, Duration::from_secs(10)),
+        &tracker,
+        cancel.clone(),
+    );
+    wait_ready(&platform).await;
+    let sessions = platform.link_state().borrow().sessions;
+    for i in 0..150 {
+        let id = ["22010", "22011", "22012"][i % 3];
+        let status = platform.agent_status(&agent(id)).await.expect("answered");
+        assert_eq!(status.agent.as_str(), id);
+    }
+    let dropped = proxy.dropped.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(dropped >= 10, "answers dropped: {dropped}");
+    assert_eq!(
+        platform.link_state().borrow().sessions,
+        sessions,
+        "no reconnection was needed"
+    );
+    cancel.cancel();
+}
+
 over_tcp_and_bosh!(
     every_request_round_trips_to_the_simulator,
     platform_errors_carry_their_status,

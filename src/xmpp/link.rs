@@ -390,7 +390,7 @@ impl LinkTask {
                         self.on_stanza(stanza, &mut stream).await
                     }
                     Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::StreamError(e)))) => {
-                        Err(format!("stream error from the server: {e:?}"))
+                        Err(e.to_string())
                     }
                     Some(Ok(FallibleStreamElement::Ok(_))) => Ok(()),
                     Some(Ok(FallibleStreamElement::Err(e))) => {

@@ -272,3 +272,85 @@ pub async fn next_update<T>(
     .await
     .expect("the expected platform update arrives")
 }
+
+/// A TCP proxy in front of an HTTP server that lets requests through but, for every
+/// `every`-th answer, closes the connection instead of delivering it: the server did the
+/// work, the client never heard back.
+pub struct AnswerDroppingProxy {
+    pub port: u16,
+    pub dropped: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    cancel: CancellationToken,
+}
+
+impl Drop for AnswerDroppingProxy {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+impl AnswerDroppingProxy {
+    pub async fn start(upstream: u16, every: usize) -> AnswerDroppingProxy {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let answers = Arc::new(AtomicUsize::new(0));
+        let cancel = CancellationToken::new();
+        let stop = cancel.clone();
+        let counted = dropped.clone();
+        tokio::spawn(async move {
+            loop {
+                let (client, _) = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    accepted = listener.accept() => match accepted {
+                        Ok(a) => a,
+                        Err(_) => return,
+                    },
+                };
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                else {
+                    continue;
+                };
+                let (mut client_rd, mut client_wr) = client.into_split();
+                let (mut server_rd, mut server_wr) = server.into_split();
+                let (answers, dropped, stop) = (answers.clone(), counted.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let upstream = async {
+                        let _ = tokio::io::copy(&mut client_rd, &mut server_wr).await;
+                    };
+                    let downstream = async {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = match server_rd.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            if buf[..n].starts_with(b"HTTP/")
+                                && answers.fetch_add(1, Ordering::Relaxed) % every == every - 1
+                            {
+                                dropped.fetch_add(1, Ordering::Relaxed);
+                                return;
+                            }
+                            if client_wr.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    };
+                    // Whichever direction ends first closes both.
+                    tokio::select! {
+                        _ = upstream => {}
+                        _ = downstream => {}
+                        _ = stop.cancelled() => {}
+                    }
+                });
+            }
+        });
+        AnswerDroppingProxy {
+            port,
+            dropped,
+            cancel,
+        }
+    }
+}
