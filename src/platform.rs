@@ -2,6 +2,7 @@
 //! and the tasks that route what the link receives and keep the platform's rooms joined.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -147,6 +148,9 @@ struct Shared {
     updates: broadcast::Sender<Update>,
     /// Rooms readiness depends on: filis, catraquis and the followed queues.
     base_rooms: Mutex<BTreeSet<BareJid>>,
+    /// Whether the queues to follow are known: until then filis and catraquis alone would
+    /// look ready, and the bridge would turn unready again as queue rooms are added.
+    queues_known: AtomicBool,
     queue_names: Mutex<HashMap<QueueId, String>>,
 }
 
@@ -188,6 +192,7 @@ impl Platform {
                 timeout: cfg.request_timeout.0,
                 updates: broadcast::channel(UPDATE_BUFFER).0,
                 base_rooms: Mutex::new(base),
+                queues_known: AtomicBool::new(false),
                 queue_names: Mutex::new(HashMap::new()),
             }),
         };
@@ -236,13 +241,17 @@ impl Platform {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
+        let mut missing: Vec<String> = base
+            .iter()
+            .filter(|r| !state.joined.contains(*r))
+            .map(|r| r.to_string())
+            .collect();
+        if !self.shared.queues_known.load(Ordering::Acquire) {
+            missing.push("the queue list (GET /queues)".into());
+        }
         Readiness {
             online: state.status == LinkStatus::Online,
-            missing: base
-                .iter()
-                .filter(|r| !state.joined.contains(*r))
-                .map(|r| r.to_string())
-                .collect(),
+            missing,
         }
     }
 
@@ -254,11 +263,18 @@ impl Platform {
             if self.readiness().is_ready() {
                 return true;
             }
-            // Room joins and queue discovery both show up as link state changes.
-            if tokio::time::timeout_at(deadline, state.changed())
-                .await
-                .is_err()
-            {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            // Room joins show up as link state changes; the queue list does not, hence the
+            // short sleep as well.
+            let woke = tokio::time::timeout_at(
+                deadline.min(Instant::now() + Duration::from_millis(100)),
+                state.changed(),
+            )
+            .await;
+            if matches!(woke, Ok(Err(_))) {
+                // The link is gone; nothing will change any more.
                 return self.readiness().is_ready();
             }
         }
@@ -539,16 +555,19 @@ impl Platform {
 
     async fn follow(&self, followed: &mut BTreeSet<QueueId>, wanted: BTreeSet<QueueId>) {
         let shared = &self.shared;
-        for queue in wanted.difference(followed) {
-            let Ok(room) = shared.addresses.room(&RoomName::Queue(*queue)) else {
-                continue;
-            };
+        let new: Vec<(QueueId, BareJid)> = wanted
+            .difference(followed)
+            .filter_map(|q| Some((*q, shared.addresses.room(&RoomName::Queue(*q)).ok()?)))
+            .collect();
+        // Every room readiness waits for is listed before readiness can say yes.
+        shared
+            .base_rooms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(new.iter().map(|(_, room)| room.clone()));
+        shared.queues_known.store(true, Ordering::Release);
+        for (queue, room) in new {
             info!(%queue, "following queue");
-            shared
-                .base_rooms
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(room.clone());
             // A failure is logged by the link, which keeps retrying; readiness shows it.
             if let Err(e) =
                 tokio::time::timeout(shared.timeout, shared.link.join(room, &shared.nickname))

@@ -10,7 +10,7 @@
 //! retransmission) ends the stream with a `<stream:error/>` naming the cause, which the link
 //! treats like any lost connection.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -65,6 +65,9 @@ const MAX_PAYLOAD: usize = 256 * 1024;
 const MAX_ANSWER: usize = 8 * 1024 * 1024;
 /// Bytes received but not yet read by the stream above, past which no new empty poll is sent.
 const INBOUND_HIGH_WATER: usize = 1024 * 1024;
+/// Stanza bytes waiting for a request, past which the stream above is not read: its writes
+/// then wait, which pushes back on the link instead of growing this queue.
+const OUTGOING_HIGH_WATER: usize = 1024 * 1024;
 /// Buffer of the in-memory pipe in each direction.
 const PIPE_BUFFER: usize = 64 * 1024;
 /// How long the session waits for the answer to its `terminate`.
@@ -120,9 +123,11 @@ pub async fn open(
         params,
         next_rid: first_rid + 1,
         next_to_deliver: first_rid + 1,
+        unanswered: BTreeSet::new(),
         idle: vec![conn],
         outgoing: Outgoing::new(),
         queue: VecDeque::new(),
+        queued: 0,
         restart: false,
         inbound: Vec::new(),
         received: BTreeMap::new(),
@@ -202,11 +207,15 @@ struct Session {
     params: SessionParams,
     next_rid: u64,
     next_to_deliver: u64,
+    /// Requests sent and not yet answered (retransmissions included).
+    unanswered: BTreeSet<u64>,
     /// Kept-alive HTTP connections not carrying a request.
     idle: Vec<Conn>,
     outgoing: Outgoing,
     /// Stanzas from above, serialized, waiting for a request to carry them.
     queue: VecDeque<Vec<u8>>,
+    /// Total bytes in `queue`.
+    queued: usize,
     /// The stream above restarted; the next request is an `xmpp:restart`.
     restart: bool,
     /// Bytes for the stream above, not yet written to the pipe.
@@ -239,7 +248,7 @@ impl Session {
             }
             let idle_poll_due = in_flight.is_empty() && sending.is_none();
             tokio::select! {
-                read = from_above.read(&mut buf) => match read {
+                read = from_above.read(&mut buf), if self.queued < OUTGOING_HIGH_WATER => match read {
                     Ok(0) | Err(_) => break Ending::Closed,
                     Ok(n) => match self.outgoing.feed(&buf[..n]) {
                         Ok(events) => {
@@ -250,8 +259,15 @@ impl Session {
                         Err(e) => break Ending::Lost(format!("unreadable outgoing XML: {e}")),
                     },
                 },
-                Some(done) = in_flight.next() => {
-                    if let Err(reason) = self.settle(done) {
+                Some(Exchanged { rid, result }) = in_flight.next() => {
+                    self.unanswered.remove(&rid);
+                    let settled = result.and_then(|(body, conn)| {
+                        if self.idle.len() < self.params.requests {
+                            self.idle.push(conn);
+                        }
+                        self.settle(rid, body)
+                    });
+                    if let Err(reason) = settled {
                         break Ending::Lost(reason);
                     }
                 }
@@ -300,6 +316,7 @@ impl Session {
                 Written::Stanza(element) => {
                     let mut bytes = Vec::new();
                     push_element(&mut bytes, &element);
+                    self.queued += bytes.len();
                     self.queue.push_back(bytes);
                 }
                 Written::Closed => return true,
@@ -311,11 +328,18 @@ impl Session {
     /// Sends the next request if one is due and allowed; returns the signal that its body
     /// has been handed to a connection.
     fn issue(&mut self, in_flight: &mut InFlight) -> Option<oneshot::Receiver<()>> {
-        if in_flight.len() >= self.params.requests {
+        // XEP-0124 §9: no rid beyond the window that starts at the oldest unanswered request,
+        // even while that one is being retransmitted; the server keeps only that many
+        // answers to replay.
+        if self
+            .unanswered
+            .first()
+            .is_some_and(|&oldest| self.next_rid >= oldest + self.params.requests as u64)
+        {
             return None;
         }
         let has_payload = self.restart || !self.queue.is_empty();
-        let poll_due = in_flight.is_empty()
+        let poll_due = self.unanswered.is_empty()
             && self.inbound.len() < INBOUND_HIGH_WATER
             && Instant::now() >= self.poll_not_before;
         if !has_payload && !poll_due {
@@ -323,6 +347,7 @@ impl Session {
         }
         let rid = self.next_rid;
         self.next_rid += 1;
+        self.unanswered.insert(rid);
         let body = if std::mem::take(&mut self.restart) {
             // XEP-0206 §5: a restart request carries nothing else.
             format!(
@@ -369,17 +394,14 @@ impl Session {
                 body.extend_from_slice(&stanza);
             }
         }
+        self.queued -= carried;
         body.extend_from_slice(b"</body>");
         body
     }
 
-    /// Takes a finished request: keeps its connection and passes answers on in `rid` order.
-    fn settle(&mut self, done: Exchanged) -> Result<(), String> {
-        let (body, conn) = done.result?;
-        if self.idle.len() < self.params.requests {
-            self.idle.push(conn);
-        }
-        self.received.insert(done.rid, body);
+    /// Takes the answer to `rid` and passes answers on in `rid` order (XEP-0124 §9.1).
+    fn settle(&mut self, rid: u64, body: Element) -> Result<(), String> {
+        self.received.insert(rid, body);
         while let Some(body) = self.received.remove(&self.next_to_deliver) {
             self.next_to_deliver += 1;
             self.deliver(body)?;
@@ -873,6 +895,121 @@ mod tests {
                 .parse()
                 .expect("xml");
         assert_eq!(terminated(&no_sid).as_deref(), Some("host-unknown"));
+    }
+
+    fn session() -> Session {
+        let url = BoshUrl::parse("http://127.0.0.1:1/http-bind").expect("valid");
+        let settings = ConnectSettings {
+            jid: "bridge@converja.test".parse().expect("valid"),
+            password: crate::config::Secret::new("x"),
+            endpoint: super::super::Endpoint::Bosh(url.clone()),
+            ca_file: None,
+            connect_timeout: Duration::from_secs(1),
+            resource: "r".into(),
+        };
+        Session {
+            http: Arc::new(Http::new(&url, &settings).expect("plain http")),
+            params: SessionParams {
+                sid: "s1".into(),
+                requests: 2,
+                hold: 1,
+                wait: WAIT,
+                polling: Duration::ZERO,
+            },
+            next_rid: 11,
+            next_to_deliver: 11,
+            unanswered: BTreeSet::new(),
+            idle: Vec::new(),
+            outgoing: Outgoing::new(),
+            queue: VecDeque::new(),
+            queued: 0,
+            restart: false,
+            inbound: Vec::new(),
+            received: BTreeMap::new(),
+            poll_not_before: Instant::now(),
+        }
+    }
+
+    fn answer(payload: &str) -> Element {
+        format!("<body xmlns='{NS_HTTPBIND}'>{payload}</body>")
+            .parse()
+            .expect("xml")
+    }
+
+    #[test]
+    fn answers_are_passed_on_in_rid_order_whatever_order_they_arrive_in() {
+        let mut s = session();
+        let first = "<message xmlns='jabber:client' id='a'/>";
+        let second = "<message xmlns='jabber:client' id='b'/>";
+        s.settle(12, answer(second)).expect("alive");
+        assert!(s.inbound.is_empty(), "rid 12 waits for rid 11");
+        s.settle(11, answer(first)).expect("alive");
+        let text = String::from_utf8(s.inbound.clone()).expect("utf-8");
+        let (a, b) = (text.find("id='a'"), text.find("id='b'"));
+        assert!(a.is_some() && a < b, "{text}");
+        assert!(s.received.is_empty());
+    }
+
+    #[test]
+    fn a_terminate_answer_ends_the_session_with_its_condition() {
+        let mut s = session();
+        let body: Element =
+            format!("<body xmlns='{NS_HTTPBIND}' type='terminate' condition='item-not-found'/>")
+                .parse()
+                .expect("xml");
+        let err = s.settle(11, body).expect_err("ended");
+        assert!(err.contains("item-not-found"), "{err}");
+    }
+
+    #[test]
+    fn no_rid_goes_beyond_the_window_of_the_oldest_unanswered_request() {
+        let mut s = session();
+        let mut in_flight = InFlight::new();
+        let queue_one = |s: &mut Session| {
+            let stanza = b"<presence xmlns='jabber:client'/>".to_vec();
+            s.queued += stanza.len();
+            s.queue.push_back(stanza);
+        };
+        queue_one(&mut s);
+        assert!(s.issue(&mut in_flight).is_some(), "rid 11");
+        queue_one(&mut s);
+        assert!(s.issue(&mut in_flight).is_some(), "rid 12");
+        // 12 is answered while 11 is still being retransmitted.
+        s.unanswered.remove(&12);
+        queue_one(&mut s);
+        assert!(s.issue(&mut in_flight).is_none(), "rid 13 waits for rid 11");
+        s.unanswered.remove(&11);
+        assert!(
+            s.issue(&mut in_flight).is_some(),
+            "rid 13 once 11 is answered"
+        );
+        assert_eq!(s.unanswered.iter().copied().collect::<Vec<_>>(), vec![13]);
+    }
+
+    #[test]
+    fn queued_stanzas_are_batched_up_to_the_payload_limit() {
+        let mut s = session();
+        let stanza = |n: usize| format!("<message xmlns='jabber:client' id='{n}'/>");
+        for n in 0..3 {
+            s.queued += stanza(n).len();
+            s.queue.push_back(stanza(n).into_bytes());
+        }
+        let body = String::from_utf8(s.payload_body(11, None)).expect("utf-8");
+        assert!(body.starts_with(&format!("<body xmlns='{NS_HTTPBIND}' rid='11' sid='s1'>")));
+        assert_eq!(body.matches("<message").count(), 3, "{body}");
+        assert_eq!((s.queue.len(), s.queued), (0, 0));
+        let big = "x".repeat(MAX_PAYLOAD);
+        for _ in 0..2 {
+            s.queued += big.len();
+            s.queue.push_back(big.clone().into_bytes());
+        }
+        let body = s.payload_body(12, Some("terminate"));
+        assert!(
+            body.len() < 2 * MAX_PAYLOAD,
+            "one oversized stanza per body"
+        );
+        assert_eq!(s.queue.len(), 1);
+        assert_eq!(s.queued, MAX_PAYLOAD);
     }
 
     #[test]

@@ -217,22 +217,15 @@ pub async fn stack(via: Via) -> Stack {
 }
 
 pub async fn wait_ready(platform: &Platform) {
-    let mut state = platform.link_state();
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if platform.readiness().is_ready() && !platform.followed_queues().is_empty() {
-            return;
-        }
-        if tokio::time::timeout_at(deadline, state.changed())
-            .await
-            .is_err()
-        {
-            panic!(
-                "the platform client did not become ready: {:?}",
-                platform.readiness()
-            );
-        }
-    }
+    assert!(
+        platform.wait_ready(PATIENCE).await,
+        "the platform client did not become ready: {:?}",
+        platform.readiness()
+    );
+    assert!(
+        !platform.followed_queues().is_empty(),
+        "ready means the queue rooms are followed too"
+    );
 }
 
 /// Polls `check` until it holds; panics with `what` after [`PATIENCE`].
