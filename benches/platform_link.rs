@@ -163,6 +163,21 @@ async fn join(stream: &mut Stream, room: &BareJid, nick: &str) {
     }
 }
 
+/// BOSH HTTP requests answered so far, from the bridge's own metrics.
+fn bosh_requests() -> f64 {
+    let key = format!(
+        "{}{{outcome=\"ok\"}}",
+        converja_bridge::telemetry::BOSH_REQUESTS
+    );
+    converja_bridge::telemetry::prometheus()
+        .render()
+        .lines()
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(k, _)| *k == key)
+        .filter_map(|(_, v)| v.parse::<f64>().ok())
+        .sum()
+}
+
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
@@ -182,6 +197,7 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async move {
+        converja_bridge::telemetry::prometheus();
         let prosody = LocalProsody::start(DOMAIN, &[("bridge", "b"), ("bosh", "h"), ("platform", "p"), ("bare", "r")]).unwrap_or_else(|e| panic!("{e}"));
         let tracker = TaskTracker::new();
         let cancel = CancellationToken::new();
@@ -212,25 +228,28 @@ fn main() {
 
         println!("platform link: {total} GET /agents/:id/status round trips per row, Prosody + converja-sim on loopback");
         println!(
-            "{:>9} | {:>22} | {:>22} | {:>22} | {:>8} | {:>8}",
-            "in flight", "bridge TCP req/s p50/p99", "bridge BOSH req/s p50/p99", "bare TCP req/s p50/p99", "BOSH/TCP", "TCP/bare"
+            "{:>9} | {:>22} | {:>22} | {:>22} | {:>8} | {:>8} | {:>14}",
+            "in flight", "bridge TCP req/s p50/p99", "bridge BOSH req/s p50/p99", "bare TCP req/s p50/p99", "BOSH/TCP", "TCP/bare", "HTTP per req"
         );
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let cell = |s: &Stats| format!("{:>7.0} {:>5.2}/{:>5.2} ms", s.rate(), ms(s.p50), ms(s.p99));
         let mut id = 1_000_000;
         for n in levels {
             let t = through_bridge(&platform, total, n).await;
+            let http_before = bosh_requests();
             let b = through_bridge(&over_bosh, total, n).await;
+            let http_per_request = (bosh_requests() - http_before) / total as f64;
             let r = bare(&mut raw, &filis, total, n, id).await;
             id += total as u64 + 1;
             println!(
-                "{:>9} | {:>24} | {:>25} | {:>22} | {:>7.2}x | {:>7.2}x",
+                "{:>9} | {:>24} | {:>25} | {:>22} | {:>7.2}x | {:>7.2}x | {:>14.2}",
                 n,
                 cell(&t),
                 cell(&b),
                 cell(&r),
                 b.rate() / t.rate(),
-                t.rate() / r.rate()
+                t.rate() / r.rate(),
+                http_per_request
             );
         }
         cancel.cancel();
