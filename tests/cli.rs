@@ -82,6 +82,7 @@ fn check_config_prints_the_effective_config_with_secrets_masked() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("max_calls_limit"));
 }
 
+/// Also: with `log.format = "json"`, every line on stdout is one JSON object.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_runs_and_exits_cleanly_on_sigterm() {
     let prosody = LocalProsody::start(common::DOMAIN, &[("bridge", "bridge-pw")])
@@ -101,7 +102,8 @@ async fn the_daemon_runs_and_exits_cleanly_on_sigterm() {
         Command::new(BRIDGE)
             .args(["run", "--config"])
             .arg(&file)
-            .stdout(Stdio::null())
+            .env("CONVERJA_BRIDGE__LOG__FORMAT", "json")
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
@@ -110,6 +112,23 @@ async fn the_daemon_runs_and_exits_cleanly_on_sigterm() {
     assert_eq!(http_get(port, "/healthz").await.0, 200);
     signal(child.0.id(), "TERM");
     assert!(wait_exit(&mut child.0).success());
+    let mut logs = String::new();
+    std::io::Read::read_to_string(&mut child.0.stdout.take().unwrap(), &mut logs).unwrap();
+    let messages: Vec<String> = logs
+        .lines()
+        .map(|line| {
+            let entry: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+            assert!(entry["level"].is_string(), "{line}");
+            entry["message"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    for expected in ["XMPP link online", "stopped"] {
+        assert!(
+            messages.iter().any(|m| m == expected),
+            "no `{expected}` in {messages:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

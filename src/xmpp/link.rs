@@ -345,7 +345,7 @@ impl LinkTask {
 
     /// Serves one stream until it breaks or the link is cancelled; returns why it ended.
     async fn online(&mut self, mut stream: Stream, bound: FullJid) -> String {
-        info!(jid = %bound, "XMPP link online");
+        info!(jid = %bound, endpoint = %self.settings.endpoint, "XMPP link online");
         self.state.send_modify(|s| {
             s.status = LinkStatus::Online;
             s.bound = Some(bound.clone());
