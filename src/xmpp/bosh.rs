@@ -81,7 +81,6 @@ pub async fn open(
     tracker: &TaskTracker,
 ) -> Result<Io, LinkError> {
     let http = Arc::new(Http::new(url, settings)?);
-    let domain = settings.jid.domain().to_string();
     let mut conn = http.connect().await.map_err(LinkError::Connect)?;
     // Random, and far below 2^53 so that it never wraps within a session (XEP-0124 §14.1).
     let first_rid = rand::random_range(1u64 << 20..1u64 << 40);
@@ -89,7 +88,7 @@ pub async fn open(
         "<body xmlns='{NS_HTTPBIND}' xmlns:xmpp='{NS_XBOSH}' content='text/xml; charset=utf-8' \
          hold='{HOLD}' rid='{first_rid}' to='{}' ver='1.11' wait='{}' xml:lang='en' \
          xmpp:version='1.0'/>",
-        escape(&domain),
+        escape(&http.domain),
         WAIT.as_secs()
     );
     let answer = tokio::time::timeout(
@@ -118,21 +117,8 @@ pub async fn open(
     debug!(sid = %params.sid, requests = params.requests, wait = ?params.wait, "BOSH session created");
 
     let (ours, theirs) = tokio::io::duplex(PIPE_BUFFER);
-    let mut session = Session {
-        http,
-        params,
-        next_rid: first_rid + 1,
-        next_to_deliver: first_rid + 1,
-        unanswered: BTreeSet::new(),
-        idle: vec![conn],
-        outgoing: Outgoing::new(),
-        queue: VecDeque::new(),
-        queued: 0,
-        restart: false,
-        inbound: Vec::new(),
-        received: BTreeMap::new(),
-        poll_not_before: Instant::now(),
-    };
+    let mut session = Session::new(http, params, first_rid + 1);
+    session.idle.push(conn);
     session.push_stream_header();
     session.deliver(body).map_err(LinkError::Connect)?;
     let span = tracing::info_span!("bosh", sid = %session.params.sid);
@@ -235,6 +221,25 @@ struct Exchanged {
 type InFlight = FuturesUnordered<Pin<Box<dyn Future<Output = Exchanged> + Send>>>;
 
 impl Session {
+    /// A session whose next request is `next_rid`, with nothing sent or received yet.
+    fn new(http: Arc<Http>, params: SessionParams, next_rid: u64) -> Session {
+        Session {
+            http,
+            params,
+            next_rid,
+            next_to_deliver: next_rid,
+            unanswered: BTreeSet::new(),
+            idle: Vec::new(),
+            outgoing: Outgoing::new(),
+            queue: VecDeque::new(),
+            queued: 0,
+            restart: false,
+            inbound: Vec::new(),
+            received: BTreeMap::new(),
+            poll_not_before: Instant::now(),
+        }
+    }
+
     async fn run(mut self, pipe: DuplexStream) {
         let (mut from_above, mut to_above) = tokio::io::split(pipe);
         let mut in_flight = InFlight::new();
@@ -246,7 +251,7 @@ impl Session {
             if sending.is_none() {
                 sending = self.issue(&mut in_flight);
             }
-            let idle_poll_due = in_flight.is_empty() && sending.is_none();
+            let idle_poll_due = self.unanswered.is_empty() && sending.is_none();
             tokio::select! {
                 read = from_above.read(&mut buf), if self.queued < OUTGOING_HIGH_WATER => match read {
                     Ok(0) | Err(_) => break Ending::Closed,
@@ -316,13 +321,18 @@ impl Session {
                 Written::Stanza(element) => {
                     let mut bytes = Vec::new();
                     push_element(&mut bytes, &element);
-                    self.queued += bytes.len();
-                    self.queue.push_back(bytes);
+                    self.enqueue(bytes);
                 }
                 Written::Closed => return true,
             }
         }
         false
+    }
+
+    /// Queues one serialized stanza for the next request.
+    fn enqueue(&mut self, stanza: Vec<u8>) {
+        self.queued += stanza.len();
+        self.queue.push_back(stanza);
     }
 
     /// Sends the next request if one is due and allowed; returns the signal that its body
@@ -907,27 +917,15 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             resource: "r".into(),
         };
-        Session {
-            http: Arc::new(Http::new(&url, &settings).expect("plain http")),
-            params: SessionParams {
-                sid: "s1".into(),
-                requests: 2,
-                hold: 1,
-                wait: WAIT,
-                polling: Duration::ZERO,
-            },
-            next_rid: 11,
-            next_to_deliver: 11,
-            unanswered: BTreeSet::new(),
-            idle: Vec::new(),
-            outgoing: Outgoing::new(),
-            queue: VecDeque::new(),
-            queued: 0,
-            restart: false,
-            inbound: Vec::new(),
-            received: BTreeMap::new(),
-            poll_not_before: Instant::now(),
-        }
+        let params = SessionParams {
+            sid: "s1".into(),
+            requests: 2,
+            hold: 1,
+            wait: WAIT,
+            polling: Duration::ZERO,
+        };
+        let http = Http::new(&url, &settings).expect("plain http");
+        Session::new(Arc::new(http), params, 11)
     }
 
     fn answer(payload: &str) -> Element {
@@ -965,11 +963,7 @@ mod tests {
     fn no_rid_goes_beyond_the_window_of_the_oldest_unanswered_request() {
         let mut s = session();
         let mut in_flight = InFlight::new();
-        let queue_one = |s: &mut Session| {
-            let stanza = b"<presence xmlns='jabber:client'/>".to_vec();
-            s.queued += stanza.len();
-            s.queue.push_back(stanza);
-        };
+        let queue_one = |s: &mut Session| s.enqueue(b"<presence xmlns='jabber:client'/>".to_vec());
         queue_one(&mut s);
         assert!(s.issue(&mut in_flight).is_some(), "rid 11");
         queue_one(&mut s);
@@ -991,8 +985,7 @@ mod tests {
         let mut s = session();
         let stanza = |n: usize| format!("<message xmlns='jabber:client' id='{n}'/>");
         for n in 0..3 {
-            s.queued += stanza(n).len();
-            s.queue.push_back(stanza(n).into_bytes());
+            s.enqueue(stanza(n).into_bytes());
         }
         let body = String::from_utf8(s.payload_body(11, None)).expect("utf-8");
         assert!(body.starts_with(&format!("<body xmlns='{NS_HTTPBIND}' rid='11' sid='s1'>")));
@@ -1000,8 +993,7 @@ mod tests {
         assert_eq!((s.queue.len(), s.queued), (0, 0));
         let big = "x".repeat(MAX_PAYLOAD);
         for _ in 0..2 {
-            s.queued += big.len();
-            s.queue.push_back(big.clone().into_bytes());
+            s.enqueue(big.clone().into_bytes());
         }
         let body = s.payload_body(12, Some("terminate"));
         assert!(
