@@ -2,12 +2,11 @@
 //! and the tasks that route what the link receives and keep the platform's rooms joined.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -150,7 +149,8 @@ struct Shared {
     base_rooms: Mutex<BTreeSet<BareJid>>,
     /// Whether the queues to follow are known: until then filis and catraquis alone would
     /// look ready, and the bridge would turn unready again as queue rooms are added.
-    queues_known: AtomicBool,
+    /// A watch, so that waiting for readiness wakes on it as on link state changes.
+    queues_known: watch::Sender<bool>,
     queue_names: Mutex<HashMap<QueueId, String>>,
 }
 
@@ -192,7 +192,7 @@ impl Platform {
                 timeout: cfg.request_timeout.0,
                 updates: broadcast::channel(UPDATE_BUFFER).0,
                 base_rooms: Mutex::new(base),
-                queues_known: AtomicBool::new(false),
+                queues_known: watch::Sender::new(false),
                 queue_names: Mutex::new(HashMap::new()),
             }),
         };
@@ -246,7 +246,7 @@ impl Platform {
             .filter(|r| !state.joined.contains(*r))
             .map(|r| r.to_string())
             .collect();
-        if !self.shared.queues_known.load(Ordering::Acquire) {
+        if !*self.shared.queues_known.borrow() {
             missing.push("the queue list (GET /queues)".into());
         }
         Readiness {
@@ -258,24 +258,21 @@ impl Platform {
     /// Waits until [`readiness`](Self::readiness) says ready, or `limit` passes.
     pub async fn wait_ready(&self, limit: Duration) -> bool {
         let mut state = self.shared.link.state();
-        let deadline = Instant::now() + limit;
+        let mut known = self.shared.queues_known.subscribe();
+        let deadline = tokio::time::sleep(limit);
+        tokio::pin!(deadline);
         loop {
             if self.readiness().is_ready() {
                 return true;
             }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            // Room joins show up as link state changes; the queue list does not, hence the
-            // short sleep as well.
-            let woke = tokio::time::timeout_at(
-                deadline.min(Instant::now() + Duration::from_millis(100)),
-                state.changed(),
-            )
-            .await;
-            if matches!(woke, Ok(Err(_))) {
-                // The link is gone; nothing will change any more.
-                return self.readiness().is_ready();
+            tokio::select! {
+                changed = state.changed() => if changed.is_err() {
+                    // The link is gone; nothing will change any more.
+                    return self.readiness().is_ready();
+                },
+                // The sender lives as long as `self`, so this only ever reports a change.
+                _ = known.changed() => {}
+                _ = &mut deadline => return self.readiness().is_ready(),
             }
         }
     }
@@ -565,7 +562,7 @@ impl Platform {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .extend(new.iter().map(|(_, room)| room.clone()));
-        shared.queues_known.store(true, Ordering::Release);
+        shared.queues_known.send_replace(true);
         for (queue, room) in new {
             info!(%queue, "following queue");
             // A failure is logged by the link, which keeps retrying; readiness shows it.

@@ -696,6 +696,43 @@ async fn the_bosh_session_is_terminated_on_shutdown() {
     .await;
 }
 
+/// Ready means every followed room is joined, and which queues to follow is known: with the
+/// queue list slow to come, filis and catraquis alone do not make the bridge ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_waits_for_the_queue_list() {
+    let tracker = tokio_util::task::TaskTracker::new();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let (prosody, sim) = start_sim(scenario(), &tracker, &cancel).await;
+    sim.set_faults(vec![FaultRule::new(
+        "/queues",
+        Fault {
+            delay: Some(Duration::from_secs(2)),
+            ..Fault::default()
+        },
+    )])
+    .await;
+    let platform = converja_bridge::platform::Platform::start(
+        settings(&prosody, "bridge", "bridge-pw"),
+        BRIDGE_NICK.into(),
+        &converja(&prosody, Duration::from_secs(5)),
+        &tracker,
+        cancel.clone(),
+    );
+    let mut state = platform.link_state();
+    tokio::time::timeout(PATIENCE, state.wait_for(|s| s.joined.len() >= 2))
+        .await
+        .unwrap()
+        .unwrap();
+    let early = platform.readiness();
+    assert!(!early.is_ready(), "{early:?}");
+    assert!(
+        early.missing.iter().any(|m| m.contains("queue list")),
+        "{early:?}"
+    );
+    wait_ready(&platform).await;
+    cancel.cancel();
+}
+
 /// BOSH only: an endpoint that is not a BOSH service is reported with its HTTP status.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_bosh_url_is_reported_with_its_status() {
