@@ -165,17 +165,8 @@ async fn join(stream: &mut Stream, room: &BareJid, nick: &str) {
 
 /// BOSH HTTP requests answered so far, from the bridge's own metrics.
 fn bosh_requests() -> f64 {
-    let key = format!(
-        "{}{{outcome=\"ok\"}}",
-        converja_bridge::telemetry::BOSH_REQUESTS
-    );
-    converja_bridge::telemetry::prometheus()
-        .render()
-        .lines()
-        .filter_map(|l| l.rsplit_once(' '))
-        .filter(|(k, _)| *k == key)
-        .filter_map(|(_, v)| v.parse::<f64>().ok())
-        .sum()
+    use converja_bridge::telemetry::{BOSH_REQUESTS, counter};
+    counter(BOSH_REQUESTS, "outcome=\"ok\"")
 }
 
 fn arg(name: &str) -> Option<String> {

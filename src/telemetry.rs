@@ -48,6 +48,23 @@ pub fn prometheus() -> &'static metrics_exporter_prometheus::PrometheusHandle {
     })
 }
 
+/// The value of counter `name` with labels `labels` (as rendered, e.g. `outcome="ok"`; empty
+/// for none) in this process's recorder, 0 when absent. For tests and benchmarks.
+pub fn counter(name: &str, labels: &str) -> f64 {
+    let key = if labels.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{name}{{{labels}}}")
+    };
+    prometheus()
+        .render()
+        .lines()
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(k, _)| *k == key)
+        .filter_map(|(_, v)| v.parse::<f64>().ok())
+        .sum()
+}
+
 /// Socket.io events by `event` and `outcome`.
 pub const SOCKET_EVENTS: &str = "converja_socket_events_total";
 /// Socket.io events the contract does not define.

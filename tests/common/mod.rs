@@ -125,17 +125,7 @@ pub fn metrics() -> &'static PrometheusHandle {
 
 /// The value of a counter line such as `name{label="value"}`, 0 when absent.
 pub fn counter(name: &str, label: &str) -> f64 {
-    let text = metrics().render();
-    let key = if label.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{name}{{{label}}}")
-    };
-    text.lines()
-        .filter_map(|l| l.rsplit_once(' '))
-        .filter(|(k, _)| *k == key)
-        .filter_map(|(_, v)| v.parse::<f64>().ok())
-        .sum()
+    converja_bridge::telemetry::counter(name, label)
 }
 
 /// The whole platform side: Prosody, simulator, and the bridge's platform client.
