@@ -9,10 +9,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::agents::{Agents, Settings};
 use crate::config::Config;
+use crate::gateway::SocketSink;
 use crate::platform::Platform;
 use crate::xmpp::ConnectSettings;
-use crate::{gateway, http, telemetry};
+use crate::{bridge, gateway, http, telemetry};
 
 /// How long shutdown waits for requests already sent to the platform.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
@@ -39,7 +41,20 @@ pub async fn serve(
         platform_cancel.clone(),
     );
     let gateway_cancel = CancellationToken::new();
-    let (gateway, io) = gateway::start(&config, platform.clone(), &tracker, gateway_cancel.clone());
+    let core = Agents::new(
+        Settings::from_config(&config),
+        platform.clone(),
+        SocketSink,
+        tracker.clone(),
+        gateway_cancel.clone(),
+    );
+    core.start_clock();
+    tracker.spawn(bridge::follow_platform(
+        core.clone(),
+        platform.subscribe(),
+        gateway_cancel.clone(),
+    ));
+    let (gateway, io) = gateway::start(&config, core, &tracker);
     let router = gateway.router(http::routes(platform.clone(), config.socketio.console));
 
     let address = listener.local_addr()?;
@@ -87,18 +102,21 @@ pub fn shutdown_on_signal() -> CancellationToken {
     tokio::spawn(async move {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
-        {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("SIGTERM handler installs");
-            tokio::select! {
-                _ = ctrl_c => {},
-                _ = term.recv() => {},
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the bridge");
+                let _ = ctrl_c.await;
             }
         }
         #[cfg(not(unix))]
         let _ = ctrl_c.await;
-        tracing::info!("signal received");
+        info!("signal received");
         cancel.cancel();
     });
     token

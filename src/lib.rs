@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod app;
+pub mod bridge;
 pub mod config;
 pub mod converja;
 pub mod demo;

@@ -23,3 +23,5 @@ pub use response::{
 
 #[cfg(test)]
 mod api_examples;
+
+pub use crate::platform::PlatformError;

@@ -1,10 +1,11 @@
 //! The socket.io front end: where agent UIs connect (two paths, two namespaces, WebSocket and
 //! polling), how each socket is admitted (origin, optional token), and how its events reach
-//! the hub in exactly the order the socket sent them.
+//! the agents core: parsed once at the edge ([`payload::parse`]) and queued to the socket's
+//! own task in exactly the order the socket sent them.
 
 mod auth;
-mod hub;
 pub mod payload;
+mod sink;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -14,48 +15,51 @@ use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderValue, Method, header};
 use serde_json::Value;
+use socketioxide::SocketIo;
 use socketioxide::adapter::LocalAdapter;
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::{ConnectHandler, FromMessage, FromMessageParts};
 use socketioxide::socket::{DisconnectReason, Socket};
-use socketioxide::{SocketIo, TransportType};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::{Instrument, debug, warn};
 
 pub use auth::{mint_token, verify_token};
-use hub::{Hub, HubMsg};
+pub use sink::SocketSink;
 
-use crate::agents::SocketId;
+use crate::agents::{self, AckReply, Agents, Inbound, Refusal, SocketId};
 use crate::config::{Config, Secret};
-use crate::platform::Platform;
 use crate::telemetry;
 
 /// The path socketioxide itself serves; every configured path is rewritten to it.
 const INTERNAL_PATH: &str = "/socket.io";
 /// Namespaces that behave the same.
 pub const NAMESPACES: [&str; 2] = ["/", "/callcontrol"];
-/// Events queued for the hub before sockets are told the bridge is overloaded.
-const HUB_QUEUE: usize = 65_536;
+/// Events queued per socket while its previous event is handled; a UI sends a handful.
+const SOCKET_INBOX: usize = 256;
 /// Packets queued per socket; well above any burst of NEW_CALLs a UI can hold.
 const SOCKET_BUFFER: usize = 1024;
 
-/// Per-socket routing, stored in the socket's extensions when it is admitted.
+/// The agents core as the gateway drives it.
+type Core<P> = Arc<Agents<P, SocketSink>>;
+
+/// Where a socket's events go, stored in the socket's extensions when it is admitted.
 #[derive(Clone)]
-struct Route {
+struct Inbox {
     id: SocketId,
-    hub: mpsc::Sender<HubMsg>,
+    tx: mpsc::Sender<Inbound<AckSender>>,
+    max_calls_limit: u32,
 }
 
 /// What every admitted socket needs at connect time.
-#[derive(Clone)]
-struct Admission {
-    hub: mpsc::Sender<HubMsg>,
-    next_id: Arc<AtomicU64>,
+struct Admission<P: agents::Platform> {
+    core: Core<P>,
+    tracker: TaskTracker,
+    next_id: AtomicU64,
     secret: Option<Secret>,
-    origins: Arc<Vec<String>>,
+    origins: Vec<String>,
+    max_calls_limit: u32,
 }
 
 /// The socket.io server, ready to be mounted.
@@ -65,14 +69,13 @@ pub struct Gateway {
     cors: CorsLayer,
 }
 
-/// Builds the socket.io server and starts the hub task.
-pub fn start(
+/// Builds the socket.io server in front of `core`; each admitted socket gets a task on
+/// `tracker`.
+pub fn start<P: agents::Platform>(
     config: &Config,
-    platform: Platform,
+    core: Core<P>,
     tracker: &TaskTracker,
-    cancel: CancellationToken,
 ) -> (Gateway, SocketIo) {
-    let (hub_tx, hub_rx) = mpsc::channel(HUB_QUEUE);
     let (layer, io) = SocketIo::builder()
         .req_path(INTERNAL_PATH)
         .max_payload(config.socketio.max_payload as u64)
@@ -80,12 +83,14 @@ pub fn start(
         .ws_max_frame_size(config.socketio.max_payload)
         .max_buffer_size(SOCKET_BUFFER)
         .build_layer();
-    let admission = Admission {
-        hub: hub_tx.clone(),
-        next_id: Arc::new(AtomicU64::new(1)),
+    let admission = Arc::new(Admission {
+        core,
+        tracker: tracker.clone(),
+        next_id: AtomicU64::new(1),
         secret: config.auth.as_ref().map(|a| a.hmac_secret.clone()),
-        origins: Arc::new(config.socketio.cors_origins.clone()),
-    };
+        origins: config.socketio.cors_origins.clone(),
+        max_calls_limit: config.agents.max_calls_limit,
+    });
     for ns in NAMESPACES {
         let admission = admission.clone();
         let admit = move |socket: SocketRef, TryData(auth): TryData<Value>| {
@@ -94,11 +99,6 @@ pub fn start(
         };
         io.ns(ns, (async |_: SocketRef| {}).with(admit));
     }
-    let hub = Hub::new(config, platform, hub_tx, tracker.clone());
-    tracker.spawn(
-        hub.run(hub_rx, cancel)
-            .instrument(tracing::info_span!("gateway")),
-    );
     let gateway = Gateway {
         layer,
         paths: config.socketio.paths.clone(),
@@ -167,86 +167,94 @@ fn rewrite(mut req: Request, paths: &[String]) -> Request {
 
 /// Why a socket was not admitted; the client receives the text in `connect_error`.
 #[derive(Debug, thiserror::Error)]
-enum Refusal {
+enum Refused {
     #[error("origin {0} is not allowed")]
     Origin(String),
     #[error("a valid auth.token is required")]
     Token,
-    #[error("the bridge is overloaded")]
-    Overloaded,
 }
 
 /// Runs before the client is told it is connected, so the handlers registered here exist
 /// before its first event can arrive.
-fn admit(admission: &Admission, socket: &SocketRef, auth: Option<Value>) -> Result<(), Refusal> {
+fn admit<P: agents::Platform>(
+    admission: &Admission<P>,
+    socket: &SocketRef,
+    auth: Option<Value>,
+) -> Result<(), Refused> {
+    check_origin(admission, socket)?;
+    let proven = check_token(admission, auth.as_ref())?;
+    let id = SocketId(admission.next_id.fetch_add(1, Ordering::Relaxed));
+    let (tx, rx) = mpsc::channel(SOCKET_INBOX);
+    let inbox = Inbox {
+        id,
+        tx,
+        max_calls_limit: admission.max_calls_limit,
+    };
+    socket.extensions.insert(inbox.clone());
+    socket.on_fallback(async |_: Queued| {});
+    socket.on_disconnect(async move |_: SocketRef, reason: DisconnectReason| {
+        debug!(socket = id.0, %reason, "socket disconnected");
+        // Waits for room in the inbox: a close must never be lost, or the session would
+        // outlive its sockets forever.
+        let _ = inbox.tx.send(Inbound::Closed).await;
+    });
+    debug!(socket = id.0, ns = socket.ns(), transport = ?socket.transport_type(), "socket admitted");
+    admission
+        .core
+        .socket_opened(id, socket.clone(), proven);
+    let core = admission.core.clone();
+    admission.tracker.spawn(
+        core.serve_socket(id, rx)
+            .instrument(tracing::info_span!("socket", id = id.0)),
+    );
+    Ok(())
+}
+
+// CORS does not apply to WebSocket upgrades, so the origin is checked here for both.
+fn check_origin<P: agents::Platform>(
+    admission: &Admission<P>,
+    socket: &SocketRef,
+) -> Result<(), Refused> {
     let origin = socket
         .req_parts()
         .headers
         .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-        .map(str::to_owned);
-    // CORS does not apply to WebSocket upgrades, so the origin is checked here for both.
-    if let Some(origin) = &origin
-        && !admission.origins.iter().any(|o| o == "*" || o == origin)
-    {
-        metrics::counter!(telemetry::SOCKETS_REFUSED, "reason" => "origin").increment(1);
-        warn!(%origin, "socket refused: origin not allowed");
-        return Err(Refusal::Origin(origin.clone()));
-    }
-    let auth_user = match &admission.secret {
-        None => None,
-        Some(secret) => {
-            let token = auth
-                .as_ref()
-                .and_then(|a| a.get("token"))
-                .and_then(Value::as_str);
-            match token.and_then(|t| verify_token(secret, t)) {
-                Some(user) => Some(user),
-                None => {
-                    metrics::counter!(telemetry::SOCKETS_REFUSED, "reason" => "token").increment(1);
-                    warn!("socket refused: missing or invalid auth.token");
-                    return Err(Refusal::Token);
-                }
-            }
+        .and_then(|o| o.to_str().ok());
+    match origin {
+        Some(origin) if !admission.origins.iter().any(|o| o == "*" || o == origin) => {
+            metrics::counter!(telemetry::SOCKETS_REFUSED, "reason" => "origin").increment(1);
+            warn!(%origin, "socket refused: origin not allowed");
+            Err(Refused::Origin(origin.to_owned()))
         }
-    };
-    let id = SocketId(admission.next_id.fetch_add(1, Ordering::Relaxed));
-    let route = Route {
-        id,
-        hub: admission.hub.clone(),
-    };
-    socket.extensions.insert(route.clone());
-    socket.on_fallback(async |_: Enqueued| {});
-    socket.on_disconnect(async move |_: SocketRef, reason: DisconnectReason| {
-        debug!(socket = id.0, %reason, "socket closed");
-        // Waits for room in the queue: a close must never be lost, or the session would
-        // outlive its sockets forever.
-        let _ = route.hub.send(HubMsg::Closed { id }).await;
-    });
-    let transport = socket.transport_type();
-    debug!(
-        socket = id.0,
-        ns = socket.ns(),
-        ?transport,
-        "socket admitted"
-    );
-    admission
-        .hub
-        .try_send(HubMsg::Connected {
-            id,
-            socket: socket.clone(),
-            auth_user,
-            polling: transport == TransportType::Polling,
-        })
-        .map_err(|_| Refusal::Overloaded)
+        _ => Ok(()),
+    }
 }
 
-/// Extracting this queues the event for the hub. socketioxide runs extractors inline, in the
-/// order packets arrive, but runs handlers in separate tasks in any order: queuing here is
-/// what keeps a socket's events in order.
-struct Enqueued;
+/// The username the handshake token proves; `None` when tokens are off.
+fn check_token<P: agents::Platform>(
+    admission: &Admission<P>,
+    auth: Option<&Value>,
+) -> Result<Option<String>, Refused> {
+    let Some(secret) = &admission.secret else {
+        return Ok(None);
+    };
+    let token = auth.and_then(|a| a.get("token")).and_then(Value::as_str);
+    match token.and_then(|t| verify_token(secret, t)) {
+        Some(user) => Ok(Some(user)),
+        None => {
+            metrics::counter!(telemetry::SOCKETS_REFUSED, "reason" => "token").increment(1);
+            warn!("socket refused: missing or invalid auth.token");
+            Err(Refused::Token)
+        }
+    }
+}
 
-impl FromMessage<LocalAdapter> for Enqueued {
+/// Extracting this parses the event and queues it for the socket's task. socketioxide runs
+/// extractors inline, in the order packets arrive, but runs handlers in separate tasks in any
+/// order: queuing here is what keeps a socket's events in order.
+struct Queued;
+
+impl FromMessage<LocalAdapter> for Queued {
     type Error = Infallible;
 
     fn from_message(
@@ -254,8 +262,8 @@ impl FromMessage<LocalAdapter> for Enqueued {
         mut v: socketioxide::handler::Value,
         ack_id: Option<i64>,
     ) -> Result<Self, Infallible> {
-        let Some(route) = s.extensions.get::<Route>() else {
-            return Ok(Enqueued);
+        let Some(inbox) = s.extensions.get::<Inbox>() else {
+            return Ok(Queued);
         };
         let name = Event::from_message_parts(&s, &mut v, &ack_id)
             .map(|e| e.0)
@@ -264,23 +272,19 @@ impl FromMessage<LocalAdapter> for Enqueued {
             Some(_) => AckSender::from_message_parts(&s, &mut v, &ack_id).ok(),
             None => None,
         };
-        let TryData(data) = TryData::<Value>::from_message_parts(&s, &mut v, &ack_id)
-            .unwrap_or(TryData(Ok(Value::Null)));
-        let incoming = HubMsg::Incoming {
-            id: route.id,
-            name,
-            data: data.ok(),
-            ack,
-        };
-        if let Err(mpsc::error::TrySendError::Full(HubMsg::Incoming { name, ack, .. })) =
-            route.hub.try_send(incoming)
+        let data = TryData::<Value>::from_message_parts(&s, &mut v, &ack_id)
+            .ok()
+            .and_then(|TryData(data)| data.ok());
+        let event = payload::parse(&name, data, inbox.max_calls_limit);
+        if let Err(mpsc::error::TrySendError::Full(Inbound::Event(event, ack))) =
+            inbox.tx.try_send(Inbound::Event(event, ack))
         {
-            metrics::counter!(telemetry::SOCKET_EVENTS, "event" => "overloaded", "outcome" => "refused").increment(1);
-            warn!(socket = route.id.0, %name, "event refused: the bridge is overloaded");
+            metrics::counter!(telemetry::SOCKET_EVENTS, "event" => event.label(), "outcome" => "overloaded").increment(1);
+            warn!(socket = inbox.id.0, event = event.label(), "event refused: the bridge is overloaded");
             if let Some(ack) = ack {
-                let _ = ack.send(&serde_json::json!({ "error": "the bridge is overloaded" }));
+                let _ = ack.send(&AckReply::Refused(Refusal::Overloaded));
             }
         }
-        Ok(Enqueued)
+        Ok(Queued)
     }
 }

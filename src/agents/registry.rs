@@ -1,36 +1,15 @@
 //! Agent sessions and their calls: who is connected through which sockets, which calls each
 //! session holds, and which NEW_CALLs each socket still has to see. Pure logic with an explicit
-//! clock, so every delivery rule is unit-tested without I/O.
+//! clock, so every delivery rule is unit-tested without I/O or time.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
+use super::event::{NewCall, SocketId};
 use crate::converja::{AgentId, CallId};
 
 /// Calls remembered as ended per session, so a late platform event does not end them twice.
 const ENDED_MEMORY: usize = 512;
-
-/// Identifies one socket.io socket for the lifetime of the process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SocketId(pub u64);
-
-/// The NEW_CALL payload.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NewCall {
-    /// The platform's call id, as a string.
-    pub call_id: String,
-    /// From `agents.media`.
-    pub media: String,
-    /// ISO 8601 UTC with milliseconds.
-    pub start_date: String,
-    /// The queue's name.
-    pub service: String,
-    /// The caller's number.
-    pub caller: String,
-}
 
 /// Delivery settings, from `[agents]`.
 #[derive(Debug, Clone)]
@@ -115,13 +94,11 @@ impl Session {
 }
 
 /// Why a socket may not act for a username.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttachError {
     /// The socket already acts for another username.
-    #[error("this connection is already logged in as {0}; send USER_DISCONNECT first")]
     OtherUser(String),
     /// Another username already holds this agent id.
-    #[error("agent {agent} is already connected as {username}")]
     AgentTaken {
         /// The agent id.
         agent: AgentId,

@@ -1,0 +1,62 @@
+//! What happens because time passed: sessions whose grace ran out, NEW_CALLs whose
+//! first-call delay is over or that wait to be sent again, and calls nobody answered.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use super::registry::Notice;
+use super::{Agents, Platform, Sink, now};
+use crate::telemetry;
+
+/// How often the clock looks; the resolution of `first_call_delay` and `reconnect_grace`.
+const TICK: Duration = Duration::from_millis(100);
+
+impl<P: Platform, S: Sink> Agents<P, S> {
+    pub(super) async fn run_clock(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                _ = tick.tick() => self.on_tick(),
+            }
+        }
+    }
+
+    fn on_tick(self: &Arc<Self>) {
+        let now = now();
+        let expired = {
+            let mut state = self.state();
+            let expired: Vec<_> = state
+                .registry
+                .expired(now)
+                .into_iter()
+                .filter_map(|username| {
+                    let agent = state.registry.session(&username)?.agent.clone();
+                    // No more deliveries while the platform action runs.
+                    state.registry.end_session(&username);
+                    Some((username, agent))
+                })
+                .collect();
+            for notice in state.registry.notices(now) {
+                let Notice::Unanswered { username, call } = notice;
+                warn!(%username, %call, "NEW_CALL not answered by the agent UI");
+                metrics::counter!(telemetry::UNANSWERED).increment(1);
+            }
+            state.deliver_all(&self.sink, now);
+            state.publish_gauges();
+            expired
+        };
+        for (username, agent) in expired {
+            info!(%username, %agent, "reconnect grace expired");
+            let agents = self.clone();
+            self.tasks.spawn(async move {
+                if let Err(e) = agents.end_on_platform(&agent).await {
+                    warn!(%username, %agent, error = %e, "on_disconnect action failed");
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! One handler per event of the contract. Each reads top to bottom: check with the state,
+//! ask the platform if the event needs it, apply the answer, reply.
+
+mod end_call;
+mod new_call;
+mod user_connect;
+mod user_disconnect;
+
+use std::sync::Arc;
+
+use tracing::warn;
+
+use super::event::{ClientEvent, ClientEventKind, Echo, ServerEvent, SocketId};
+use super::refusal::Refusal;
+use super::{Agents, Platform, Sink};
+use crate::telemetry;
+
+/// Handles one event of `socket`; returns once it is fully done, reply sent.
+pub(super) async fn handle<P: Platform, S: Sink>(
+    agents: &Arc<Agents<P, S>>,
+    socket: SocketId,
+    event: ClientEvent,
+    ack: Option<S::Ack>,
+) {
+    metrics::counter!(telemetry::SOCKET_EVENTS, "event" => event.label(), "outcome" => "received")
+        .increment(1);
+    match event {
+        ClientEvent::UserConnect(login) => user_connect::handle(agents, socket, login, ack).await,
+        ClientEvent::UserDisconnect(named) => {
+            user_disconnect::handle(agents, socket, named, ack).await;
+        }
+        ClientEvent::EndCall(call) => end_call::handle(agents, socket, call, ack).await,
+        ClientEvent::NewCallAnswered(call) => new_call::answered(agents, socket, call, ack),
+        ClientEvent::NewCallError { call, reason } => {
+            new_call::rejected(agents, socket, call, &reason, ack);
+        }
+        ClientEvent::Invalid { kind, error, echo } => {
+            invalid(agents, socket, kind, Refusal::Payload(error), echo, ack);
+        }
+        ClientEvent::Unknown(name) => {
+            warn!(%name, "unknown socket.io event ignored");
+            metrics::counter!(telemetry::UNKNOWN_EVENTS).increment(1);
+            if let Some(ack) = ack {
+                agents
+                    .sink
+                    .ack(ack, &super::AckReply::Refused(Refusal::UnknownEvent(name)));
+            }
+        }
+    }
+}
+
+/// Answers an event whose payload did not parse with its own error event, if it has one.
+fn invalid<P: Platform, S: Sink>(
+    agents: &Agents<P, S>,
+    socket: SocketId,
+    kind: ClientEventKind,
+    error: Refusal,
+    echo: Echo,
+    ack: Option<S::Ack>,
+) {
+    let reply = match kind {
+        ClientEventKind::UserConnect => ServerEvent::UserConnectionError { echo, error },
+        ClientEventKind::EndCall => ServerEvent::EndCallError {
+            call: Echo(echo.0.get("callId").cloned().unwrap_or_default()),
+            error,
+        },
+        ClientEventKind::UserDisconnect => ServerEvent::UserDisconnectionError {
+            username: String::new(),
+            error,
+        },
+        ClientEventKind::NewCallAnswered | ClientEventKind::NewCallError => {
+            return agents.refuse(ack, error);
+        }
+    };
+    agents.reply(socket, reply, ack);
+}

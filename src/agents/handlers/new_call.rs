@@ -1,0 +1,62 @@
+//! `NEW_CALL_ANSWERED` and `NEW_CALL_ERROR`: what the UI says about a NEW_CALL it received.
+//! Neither has a reply event; refusals are logged, counted and told to the acknowledgement.
+
+use std::sync::Arc;
+
+use tracing::{debug, warn};
+
+use crate::agents::event::{AckReply, SocketId};
+use crate::agents::refusal::Refusal;
+use crate::agents::{Agents, Platform, Sink, now};
+use crate::converja::CallId;
+
+/// The UI showed the call: it will not be reported as unanswered.
+pub(super) fn answered<P: Platform, S: Sink>(
+    agents: &Arc<Agents<P, S>>,
+    socket: SocketId,
+    call: CallId,
+    ack: Option<S::Ack>,
+) {
+    if agents.state().registry.answered(socket, call) {
+        debug!(%call, "call answered");
+        if let Some(ack) = ack {
+            agents.sink.ack(ack, &AckReply::Accepted(call));
+        }
+    } else {
+        agents.refuse(ack, Refusal::NotThisConnectionsCall(call));
+    }
+}
+
+/// The UI could not take the call: its slot is freed at once, it is never offered again,
+/// and `on_call_error` is applied.
+pub(super) fn rejected<P: Platform, S: Sink>(
+    agents: &Arc<Agents<P, S>>,
+    socket: SocketId,
+    call: CallId,
+    reason: &str,
+    ack: Option<S::Ack>,
+) {
+    let agent = {
+        let mut state = agents.state();
+        let agent = match state.registry.session_of(socket) {
+            None => Err(Refusal::NotConnected),
+            Some(session) if !session.holds(call) => Err(Refusal::NotYourCall(call)),
+            Some(session) => Ok(session.agent.clone()),
+        };
+        if agent.is_ok() {
+            state.registry.call_ended(call);
+            state.deliver_changed(&agents.sink, now());
+        }
+        agent
+    };
+    match agent {
+        Ok(agent) => {
+            warn!(%agent, %call, %reason, "agent UI rejected a call");
+            if let Some(ack) = ack {
+                agents.sink.ack(ack, &AckReply::Accepted(call));
+            }
+            agents.act_on_rejection(agent, call);
+        }
+        Err(refusal) => agents.refuse(ack, refusal),
+    }
+}

@@ -1,0 +1,88 @@
+//! `USER_CONNECT {username, maxCalls}`: the socket may act for the username, the platform
+//! knows the agent, then the socket joins the session and receives its unfinished calls.
+
+use std::sync::Arc;
+
+use tracing::info;
+
+use crate::agents::event::{Echo, Login, ServerEvent, SocketId};
+use crate::agents::refusal::{Refusal, Subject};
+use crate::agents::{Agents, Platform, Sink, now};
+use crate::converja::AgentId;
+
+pub(super) async fn handle<P: Platform, S: Sink>(
+    agents: &Arc<Agents<P, S>>,
+    socket: SocketId,
+    login: Login,
+    ack: Option<S::Ack>,
+) {
+    let agent = agents.settings.agent_for(&login.username);
+    let reply = match check(agents, socket, &login, &agent) {
+        Err(error) => Err(error),
+        // A repeated USER_CONNECT on the same socket: same session, nothing re-delivered.
+        Ok(Checked::Again) => attach(agents, socket, &login, &agent),
+        Ok(Checked::New) => match agents.platform.check_agent(&agent).await {
+            Ok(()) => attach(agents, socket, &login, &agent),
+            Err(error) => {
+                agents.leave_if_unused(&agent);
+                Err(Refusal::Platform {
+                    subject: Subject::Agent(agent.clone()),
+                    error,
+                })
+            }
+        },
+    };
+    let reply = match reply {
+        Ok(()) => {
+            info!(username = %login.username, %agent, max_calls = login.max_calls, "agent connected");
+            ServerEvent::UserConnected(login)
+        }
+        Err(error) => ServerEvent::UserConnectionError {
+            echo: echo(&login),
+            error,
+        },
+    };
+    agents.reply(socket, reply, ack);
+}
+
+enum Checked {
+    /// The socket already acts for this username.
+    Again,
+    /// The platform must confirm the agent first.
+    New,
+}
+
+fn check<P: Platform, S: Sink>(
+    agents: &Agents<P, S>,
+    socket: SocketId,
+    login: &Login,
+    agent: &AgentId,
+) -> Result<Checked, Refusal> {
+    let state = agents.state();
+    if agents.settings.authenticated && state.proven(socket) != Some(login.username.as_str()) {
+        return Err(Refusal::TokenNotFor(login.username.clone()));
+    }
+    state.registry.can_attach(socket, &login.username, agent)?;
+    if state.registry.username_of(socket) == Some(login.username.as_str()) {
+        Ok(Checked::Again)
+    } else {
+        Ok(Checked::New)
+    }
+}
+
+fn attach<P: Platform, S: Sink>(
+    agents: &Agents<P, S>,
+    socket: SocketId,
+    login: &Login,
+    agent: &AgentId,
+) -> Result<(), Refusal> {
+    let mut state = agents.state();
+    state
+        .registry
+        .attach(socket, &login.username, agent, login.max_calls, now())?;
+    Ok(())
+}
+
+fn echo(login: &Login) -> Echo {
+    Echo(serde_json::json!({"username": login.username, "maxCalls": login.max_calls}))
+}

@@ -1,0 +1,48 @@
+//! `USER_DISCONNECT {username?}`: `agents.on_disconnect` on the platform, then the session
+//! ends. If the platform refuses, the session stays as it was.
+
+use std::sync::Arc;
+
+use tracing::info;
+
+use crate::agents::event::{ServerEvent, SocketId};
+use crate::agents::refusal::{Refusal, Subject};
+use crate::agents::{Agents, Platform, Sink};
+
+pub(super) async fn handle<P: Platform, S: Sink>(
+    agents: &Arc<Agents<P, S>>,
+    socket: SocketId,
+    named: Option<String>,
+    ack: Option<S::Ack>,
+) {
+    let session = {
+        let state = agents.state();
+        match state.registry.session_of(socket) {
+            None => Err((named.unwrap_or_default(), Refusal::NotConnected)),
+            Some(session) => match named {
+                Some(named) if named != session.username => {
+                    Err((named, Refusal::LoggedInAs(session.username.clone())))
+                }
+                _ => Ok((session.username.clone(), session.agent.clone())),
+            },
+        }
+    };
+    let reply = match session {
+        Err((username, error)) => ServerEvent::UserDisconnectionError { username, error },
+        Ok((username, agent)) => match agents.end_on_platform(&agent).await {
+            Ok(()) => {
+                agents.state().registry.end_session(&username);
+                info!(%username, %agent, "agent disconnected");
+                ServerEvent::UserDisconnected { username }
+            }
+            Err(error) => ServerEvent::UserDisconnectionError {
+                username,
+                error: Refusal::Platform {
+                    subject: Subject::TheAgent,
+                    error,
+                },
+            },
+        },
+    };
+    agents.reply(socket, reply, ack);
+}

@@ -1,0 +1,298 @@
+//! The agents core: sessions, capacity, delivery, the reconnect grace, reconciliation after an
+//! outage, and which platform request each agent event needs. It knows neither socket.io nor
+//! XMPP: it reaches the platform through [`port::Platform`] and the sockets through
+//! [`port::Sink`].
+//!
+//! Shape: one [`Agents`] value shared by every task. Its state (the [`Registry`] and the socket
+//! handles) sits behind one mutex that is only ever held for synchronous work, emits included
+//! (they queue without waiting), so events reach each socket in the order the state changed.
+//! Each socket has one task ([`Agents::serve_socket`]) that handles its events one after the
+//! other, awaiting the platform between "decide" and "apply"; that is what keeps a socket's
+//! events in order without a central queue. Platform events, the clock and reconciliation
+//! each come in through their own method.
+
+mod clock;
+pub mod event;
+mod handlers;
+pub mod port;
+mod reconcile;
+pub mod refusal;
+mod registry;
+mod state;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+pub use event::{AckReply, ClientEvent, Login, NewCall, ServerEvent, SocketId};
+pub use port::{EmitError, Platform, Sink};
+pub use refusal::{PayloadError, Refusal, Subject};
+pub use registry::{AttachError, Registry, Rules};
+
+use crate::config::{Config, OnCallError, OnDisconnect};
+use crate::converja::{AgentId, CallDidStart, CallId, PauseReason, QueueId, Timestamp};
+use crate::telemetry;
+use state::State;
+
+/// How the core behaves, from `[agents]` and `[auth]`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Delivery timing.
+    pub rules: Rules,
+    /// What ending a session does on the platform.
+    pub on_disconnect: OnDisconnect,
+    /// The reason given with `OnDisconnect::Pause`.
+    pub pause_reason: PauseReason,
+    /// What NEW_CALL_ERROR does on the platform.
+    pub on_call_error: OnCallError,
+    /// Destination of `OnCallError::Transfer`.
+    pub transfer_to: String,
+    /// The `media` field of NEW_CALL.
+    pub media: String,
+    /// Username -> agent id, for usernames that are not agent ids.
+    pub ids: BTreeMap<String, AgentId>,
+    /// Whether sockets prove their username with a token.
+    pub authenticated: bool,
+}
+
+impl Settings {
+    /// The settings of a daemon configured by `config`.
+    pub fn from_config(config: &Config) -> Self {
+        let a = &config.agents;
+        Settings {
+            rules: Rules {
+                first_call_delay: a.first_call_delay.0,
+                ack_timeout: a.ack_timeout.0,
+                redeliver_unanswered: a.redeliver_unanswered,
+                reconnect_grace: a.reconnect_grace.0,
+            },
+            on_disconnect: a.on_disconnect,
+            pause_reason: PauseReason(a.pause_reason),
+            on_call_error: a.on_call_error,
+            transfer_to: a.transfer_to.clone(),
+            media: a.media.clone(),
+            ids: a.ids.clone(),
+            authenticated: config.auth.is_some(),
+        }
+    }
+
+    /// The platform's agent id for `username`.
+    fn agent_for(&self, username: &str) -> AgentId {
+        self.ids
+            .get(username)
+            .cloned()
+            .unwrap_or_else(|| AgentId::new(username))
+    }
+}
+
+/// What a socket's task receives, in the order the socket sent it.
+#[derive(Debug)]
+pub enum Inbound<A> {
+    /// An event, with its acknowledgement callback if the UI passed one.
+    Event(ClientEvent, Option<A>),
+    /// The socket is gone; everything it sent before is handled first.
+    Closed,
+}
+
+/// The agents core. Shared by reference (`Arc`) between the socket tasks, the platform
+/// follower and the clock.
+pub struct Agents<P: Platform, S: Sink> {
+    settings: Settings,
+    platform: P,
+    sink: S,
+    state: Mutex<State<S::Socket>>,
+    tasks: TaskTracker,
+    cancel: CancellationToken,
+}
+
+impl<P: Platform, S: Sink> Agents<P, S> {
+    /// A core with no sessions. Background work runs on `tasks` and stops with `cancel`.
+    pub fn new(
+        settings: Settings,
+        platform: P,
+        sink: S,
+        tasks: TaskTracker,
+        cancel: CancellationToken,
+    ) -> Arc<Self> {
+        let registry = Registry::new(settings.rules.clone());
+        Arc::new(Agents {
+            settings,
+            platform,
+            sink,
+            state: Mutex::new(State::new(registry)),
+            tasks,
+            cancel,
+        })
+    }
+
+    /// Starts the clock: first-call delays, grace periods, unanswered calls, gauges.
+    pub fn start_clock(self: &Arc<Self>) {
+        let agents = self.clone();
+        self.tasks.spawn(
+            async move { agents.run_clock().await }.instrument(info_span!("agents_clock")),
+        );
+    }
+
+    /// Locks the state. Never held across an `.await`: every caller is synchronous.
+    fn state(&self) -> MutexGuard<'_, State<S::Socket>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A socket was admitted; `proven` is the username its token proves, if tokens are on.
+    pub fn socket_opened(&self, id: SocketId, socket: S::Socket, proven: Option<String>) {
+        self.state().open_socket(id, socket, proven);
+    }
+
+    /// Handles a socket's events in order until it closes or the core stops.
+    pub async fn serve_socket(self: Arc<Self>, id: SocketId, mut inbox: mpsc::Receiver<Inbound<S::Ack>>) {
+        loop {
+            let item = tokio::select! {
+                _ = self.cancel.cancelled() => break,
+                item = inbox.recv() => item,
+            };
+            match item {
+                Some(Inbound::Event(event, ack)) => {
+                    let span = info_span!("socket_event", socket = id.0, event = event.label());
+                    handlers::handle(&self, id, event, ack).instrument(span).await;
+                }
+                Some(Inbound::Closed) | None => break,
+            }
+        }
+        debug!(socket = id.0, "socket closed");
+        self.state().close_socket(id, now());
+    }
+
+    /// The platform assigned a call.
+    pub fn call_started(&self, start: &CallDidStart) {
+        let info = self.new_call(start.queue, &start.origin, start.timestamp, start.callid);
+        let mut state = self.state();
+        if state.registry.call_started(&start.destination, start.callid, info) {
+            info!(agent = %start.destination, call = %start.callid, "call assigned");
+            state.deliver_changed(&self.sink, now());
+        }
+    }
+
+    /// The platform ended a call.
+    pub fn call_finished(&self, call: CallId) {
+        let mut state = self.state();
+        state.end_call(&self.sink, call);
+        state.deliver_changed(&self.sink, now());
+    }
+
+    /// The platform is reachable again after an outage, or events were missed: re-read what
+    /// the platform has and emit what the UIs missed.
+    pub fn resync(self: &Arc<Self>) {
+        if self.state().registry.sessions().next().is_none() {
+            return;
+        }
+        let agents = self.clone();
+        self.tasks.spawn(
+            async move { agents.reconcile().await }.instrument(info_span!("reconcile")),
+        );
+    }
+
+    /// The NEW_CALL payload of a call that started at `timestamp` in `queue`.
+    fn new_call(&self, queue: QueueId, caller: &str, timestamp: Timestamp, call: CallId) -> NewCall {
+        NewCall {
+            call,
+            media: self.settings.media.clone(),
+            start_date: timestamp.to_iso8601(),
+            service: self
+                .platform
+                .queue_name(queue)
+                .unwrap_or_else(|| format!("queue {queue}")),
+            caller: caller.to_owned(),
+        }
+    }
+
+    /// Emits `event` to `socket` and answers the acknowledgement with the same payload.
+    fn reply(&self, socket: SocketId, event: ServerEvent, ack: Option<S::Ack>) {
+        if let Some(error) = event.error() {
+            let outcome = if error.is_failure() { "failed" } else { "refused" };
+            info!(event = event.name(), reason = error.reason(), %error, "event not done");
+            metrics::counter!(telemetry::SOCKET_EVENTS, "event" => event.name(), "outcome" => outcome)
+                .increment(1);
+        }
+        if let Err(e) = self.state().emit_to(&self.sink, socket, &event) {
+            warn!(socket = socket.0, event = event.name(), error = ?e, "reply not delivered");
+        }
+        if let Some(ack) = ack {
+            self.sink.ack(ack, &AckReply::Event(event));
+        }
+    }
+
+    /// Refuses an event that has no error event of its own: logged, counted, and told to the
+    /// acknowledgement callback if there is one.
+    fn refuse(&self, ack: Option<S::Ack>, error: Refusal) {
+        warn!(reason = error.reason(), %error, "event refused");
+        metrics::counter!(telemetry::SOCKET_EVENTS, "event" => error.reason(), "outcome" => "refused")
+            .increment(1);
+        if let Some(ack) = ack {
+            self.sink.ack(ack, &AckReply::Refused(error));
+        }
+    }
+
+    /// Applies `on_disconnect` on the platform for `agent`, then leaves its room.
+    async fn end_on_platform(&self, agent: &AgentId) -> Result<(), crate::converja::PlatformError> {
+        let result = match self.settings.on_disconnect {
+            OnDisconnect::Logout => self.platform.logout(agent).await,
+            OnDisconnect::Pause => self.platform.pause(agent, self.settings.pause_reason).await,
+            OnDisconnect::None => Ok(()),
+        };
+        if result.is_ok() {
+            self.platform.leave_agent_room(agent).await;
+        }
+        result
+    }
+
+    /// Applies `on_call_error` for a call the agent rejected, in the background.
+    fn act_on_rejection(self: &Arc<Self>, agent: AgentId, call: CallId) {
+        let policy = self.settings.on_call_error;
+        if policy == OnCallError::None {
+            return;
+        }
+        let agents = self.clone();
+        self.tasks.spawn(async move {
+            let result = match policy {
+                OnCallError::None => return,
+                OnCallError::Hangup => agents.platform.end_active_call(&agent).await,
+                OnCallError::Transfer => {
+                    agents
+                        .platform
+                        .transfer(&agent, &agents.settings.transfer_to)
+                        .await
+                }
+            };
+            if let Err(e) = result {
+                warn!(%agent, %call, ?policy, error = %e, "on_call_error action failed");
+            }
+        });
+    }
+
+    /// Leaves the agent's room unless a session still needs it.
+    fn leave_if_unused(self: &Arc<Self>, agent: &AgentId) {
+        if self.state().registry.session_of_agent(agent).is_some() {
+            return;
+        }
+        let agents = self.clone();
+        let agent = agent.clone();
+        self.tasks
+            .spawn(async move { agents.platform.leave_agent_room(&agent).await });
+    }
+}
+
+/// The core's clock: tokio's, so that tests can pause and advance it.
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// How long to wait for the platform's rooms before re-reading calls after an outage.
+const RECONCILE_PATIENCE: Duration = Duration::from_secs(30);

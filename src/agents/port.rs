@@ -1,0 +1,70 @@
+//! The two sides the agents core talks to, as small traits: the platform (the requests the
+//! core needs) and the sockets (emit an event, answer an acknowledgement). The daemon plugs
+//! in the XMPP platform client and socket.io; the tests plug in fakes.
+
+use std::future::Future;
+use std::time::Duration;
+
+use super::event::{AckReply, ServerEvent};
+use crate::converja::{AgentId, PauseReason, PlatformError, QueueCalls, QueueId};
+
+/// The platform requests the agents core makes.
+pub trait Platform: Send + Sync + 'static {
+    /// Proves that `agent` exists (`GET /agents/:id/status`), joining its room first.
+    fn check_agent(&self, agent: &AgentId)
+    -> impl Future<Output = Result<(), PlatformError>> + Send;
+    /// `DELETE /calls/active`: ends the agent's current call.
+    fn end_active_call(
+        &self,
+        agent: &AgentId,
+    ) -> impl Future<Output = Result<(), PlatformError>> + Send;
+    /// `PUT /calls/active/local`: transfers the agent's current call to `number`.
+    fn transfer(
+        &self,
+        agent: &AgentId,
+        number: &str,
+    ) -> impl Future<Output = Result<(), PlatformError>> + Send;
+    /// `DELETE /session`: logs the agent out.
+    fn logout(&self, agent: &AgentId) -> impl Future<Output = Result<(), PlatformError>> + Send;
+    /// `PUT /session/paused`: pauses the agent with `reason`.
+    fn pause(
+        &self,
+        agent: &AgentId,
+        reason: PauseReason,
+    ) -> impl Future<Output = Result<(), PlatformError>> + Send;
+    /// Stops following `agent.<id>`.
+    fn leave_agent_room(&self, agent: &AgentId) -> impl Future<Output = ()> + Send;
+    /// `GET /queues/:id/calls`.
+    fn queue_calls(
+        &self,
+        queue: QueueId,
+    ) -> impl Future<Output = Result<QueueCalls, PlatformError>> + Send;
+    /// The queues followed now.
+    fn followed_queues(&self) -> Vec<QueueId>;
+    /// A queue's name, if known.
+    fn queue_name(&self, queue: QueueId) -> Option<String>;
+    /// Waits until requests can be answered (link up, rooms joined), at most `limit`.
+    fn wait_ready(&self, limit: Duration) -> impl Future<Output = bool> + Send;
+}
+
+/// Why an event could not be handed to a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmitError {
+    /// The socket's buffer is full; the event may be sent again later.
+    Full,
+    /// The socket is gone.
+    Closed,
+}
+
+/// Where the core's events to agent UIs go.
+pub trait Sink: Send + Sync + 'static {
+    /// A handle to one socket.
+    type Socket: Send + Sync + 'static;
+    /// A pending acknowledgement callback.
+    type Ack: Send + 'static;
+
+    /// Queues `event` for `socket` without waiting.
+    fn emit(&self, socket: &Self::Socket, event: &ServerEvent) -> Result<(), EmitError>;
+    /// Answers an acknowledgement callback.
+    fn ack(&self, ack: Self::Ack, reply: &AckReply);
+}

@@ -1,0 +1,85 @@
+//! Where the agents core meets the platform client: the client as the core's
+//! [`agents::Platform`], and the task that feeds the core with the platform's events.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::agents::{self, Agents, Sink};
+use crate::converja::{AgentId, Event, PauseReason, PlatformError, QueueCalls, QueueId};
+use crate::platform::{Platform, Update};
+
+impl agents::Platform for Platform {
+    async fn check_agent(&self, agent: &AgentId) -> Result<(), PlatformError> {
+        self.join_agent_room(agent).await?;
+        self.agent_status(agent).await.map(drop)
+    }
+
+    async fn end_active_call(&self, agent: &AgentId) -> Result<(), PlatformError> {
+        Platform::end_active_call(self, agent).await
+    }
+
+    async fn transfer(&self, agent: &AgentId, number: &str) -> Result<(), PlatformError> {
+        Platform::transfer(self, agent, number).await
+    }
+
+    async fn logout(&self, agent: &AgentId) -> Result<(), PlatformError> {
+        Platform::logout(self, agent).await
+    }
+
+    async fn pause(&self, agent: &AgentId, reason: PauseReason) -> Result<(), PlatformError> {
+        self.set_paused(agent, Some(reason)).await
+    }
+
+    async fn leave_agent_room(&self, agent: &AgentId) {
+        Platform::leave_agent_room(self, agent).await;
+    }
+
+    async fn queue_calls(&self, queue: QueueId) -> Result<QueueCalls, PlatformError> {
+        Platform::queue_calls(self, queue).await
+    }
+
+    fn followed_queues(&self) -> Vec<QueueId> {
+        Platform::followed_queues(self)
+    }
+
+    fn queue_name(&self, queue: QueueId) -> Option<String> {
+        Platform::queue_name(self, queue)
+    }
+
+    async fn wait_ready(&self, limit: Duration) -> bool {
+        Platform::wait_ready(self, limit).await
+    }
+}
+
+/// Feeds `core` with the platform's call events and link changes until `cancel`.
+pub async fn follow_platform<S: Sink>(
+    core: Arc<Agents<Platform, S>>,
+    mut updates: broadcast::Receiver<Update>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let update = tokio::select! {
+            _ = cancel.cancelled() => break,
+            update = updates.recv() => update,
+        };
+        match update {
+            Ok(Update::Event(e)) => match e.event {
+                Event::CallDidStart(start) => core.call_started(&start),
+                Event::CallDidFinish(finish) => core.call_finished(finish.callid),
+                _ => {}
+            },
+            Ok(Update::LinkUp) => core.resync(),
+            Ok(Update::LinkDown) => {}
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                warn!(missed, "platform events missed; reconciling");
+                core.resync();
+            }
+            Err(broadcast::error::RecvError::Closed) => break,
+        }
+    }
+    info!("no longer following the platform");
+}

@@ -1,0 +1,29 @@
+//! The agents core's [`Sink`] on socket.io: an emit queues a packet on the socket without
+//! waiting; a full buffer is reported so that a NEW_CALL can be sent again later.
+
+use socketioxide::extract::{AckSender, SocketRef};
+use socketioxide::{SendError, SocketError};
+
+use crate::agents::{AckReply, EmitError, ServerEvent, Sink};
+
+/// Emits to socket.io sockets.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SocketSink;
+
+impl Sink for SocketSink {
+    type Socket = SocketRef;
+    type Ack = AckSender;
+
+    fn emit(&self, socket: &SocketRef, event: &ServerEvent) -> Result<(), EmitError> {
+        match socket.emit(event.name(), event) {
+            Ok(()) => Ok(()),
+            Err(SendError::Socket(SocketError::InternalChannelFull)) => Err(EmitError::Full),
+            Err(_) => Err(EmitError::Closed),
+        }
+    }
+
+    fn ack(&self, ack: AckSender, reply: &AckReply) {
+        // The UI may be gone; there is nobody else to tell.
+        let _ = ack.send(reply);
+    }
+}
