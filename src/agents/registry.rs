@@ -466,7 +466,7 @@ mod tests {
 
     fn info(call: u64) -> NewCall {
         NewCall {
-            call_id: call.to_string(),
+            call: CallId(call),
             media: "CHAT".into(),
             start_date: "2016-07-13T13:58:51.721Z".into(),
             service: "Financeiro".into(),
@@ -478,7 +478,7 @@ mod tests {
         let mut v: Vec<(u64, String)> = r
             .due(now)
             .into_iter()
-            .map(|(s, c)| (s.0, c.call_id))
+            .map(|(s, c)| (s.0, c.call.to_string()))
             .collect();
         v.sort();
         v
@@ -487,7 +487,7 @@ mod tests {
     fn deliver_all(r: &mut Registry, now: Instant) -> usize {
         let due = r.due(now);
         for (s, c) in &due {
-            r.delivered(*s, CallId(c.call_id.parse().unwrap()), now);
+            r.delivered(*s, c.call, now);
         }
         due.len()
     }
@@ -512,7 +512,7 @@ mod tests {
         let due: Vec<(u64, String)> = r
             .due_changed(later)
             .into_iter()
-            .map(|(s, c)| (s.0, c.call_id))
+            .map(|(s, c)| (s.0, c.call.to_string()))
             .collect();
         assert_eq!(due, vec![(2, "7".into())]);
         assert!(r.due_changed(later).is_empty(), "nothing changed since");
