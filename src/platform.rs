@@ -1,7 +1,7 @@
 //! The typed platform client: one async method per request, a stream of de-duplicated events,
 //! and the tasks that route what the link receives and keep the platform's rooms joined.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,6 +20,7 @@ use crate::converja::{
     ResponseParams, RoomName, TerminalTime,
 };
 use crate::pending::{Disposition, Failure, PendingTable};
+use crate::recent::RecentIds;
 use crate::telemetry;
 use crate::xmpp::{
     ConnectSettings, Inbound, InboundMessage, Link, LinkError, LinkState, LinkStatus, MessageKind,
@@ -600,28 +601,6 @@ struct Dispatcher {
     seen: HashMap<RoomName, RecentIds>,
 }
 
-#[derive(Default)]
-struct RecentIds {
-    order: VecDeque<u64>,
-    set: HashSet<u64>,
-}
-
-impl RecentIds {
-    /// Records `id`; false if it was already there.
-    fn insert(&mut self, id: u64) -> bool {
-        if !self.set.insert(id) {
-            return false;
-        }
-        self.order.push_back(id);
-        if self.order.len() > EVENT_WINDOW
-            && let Some(old) = self.order.pop_front()
-        {
-            self.set.remove(&old);
-        }
-        true
-    }
-}
-
 fn dropped(reason: &'static str) {
     metrics::counter!(telemetry::DROPPED, "reason" => reason).increment(1);
 }
@@ -733,7 +712,7 @@ impl Dispatcher {
                 if !self
                     .seen
                     .entry(room.clone())
-                    .or_default()
+                    .or_insert_with(|| RecentIds::new(EVENT_WINDOW))
                     .insert(message.id)
                 {
                     debug!(%room, id = message.id, "duplicate event dropped");
