@@ -26,80 +26,14 @@ use crate::xmpp::{
     ConnectSettings, Inbound, InboundMessage, Link, LinkError, LinkState, LinkStatus, MessageKind,
 };
 
+pub use crate::converja::PlatformError;
+
 /// Event ids remembered per room to drop replays and duplicates.
 const EVENT_WINDOW: usize = 2048;
 /// Updates buffered per subscriber before a slow one starts losing them (and is told so).
 const UPDATE_BUFFER: usize = 16_384;
 /// Wait before re-reading the queue list after a failure.
 const QUEUE_RETRY: Duration = Duration::from_secs(5);
-
-/// Why a platform request failed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum PlatformError {
-    /// No response within the request timeout.
-    #[error("the platform did not answer within {}", humantime::format_duration(*.0))]
-    Timeout(Duration),
-    /// The XMPP link is down, or went down while the request was pending.
-    #[error("the platform is unreachable right now ({0})")]
-    LinkDown(String),
-    /// The pending-request table is full.
-    #[error("the bridge is overloaded")]
-    Overloaded,
-    /// The platform answered with a failure status.
-    #[error("the platform refused the request ({status}){}", detail(params))]
-    Status {
-        /// 400, 404, 405 or 500.
-        status: u16,
-        /// The response params, which may explain the failure.
-        params: Value,
-    },
-    /// The XMPP server bounced the request: the occupant is not there.
-    #[error("{occupant} is not reachable ({condition})")]
-    Bounced {
-        /// Where the request went.
-        occupant: String,
-        /// The XMPP error condition.
-        condition: String,
-    },
-    /// The response did not have the documented shape.
-    #[error("the platform sent an unexpected response: {0}")]
-    BadResponse(String),
-    /// The agent's room could not be joined.
-    #[error("{0}")]
-    Room(LinkError),
-}
-
-fn detail(params: &Value) -> String {
-    for key in ["error", "message", "reason"] {
-        if let Some(text) = params.get(key).and_then(Value::as_str) {
-            return format!(": {text}");
-        }
-    }
-    String::new()
-}
-
-impl PlatformError {
-    /// A stable label for metrics.
-    pub fn outcome(&self) -> &'static str {
-        match self {
-            PlatformError::Timeout(_) => "timeout",
-            PlatformError::LinkDown(_) => "link_down",
-            PlatformError::Overloaded => "overloaded",
-            PlatformError::Status { .. } => "status",
-            PlatformError::Bounced { .. } => "bounced",
-            PlatformError::BadResponse(_) => "bad_response",
-            PlatformError::Room(_) => "room",
-        }
-    }
-
-    /// The platform status, when it answered with one.
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            PlatformError::Status { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-}
 
 /// An event together with the room it was published in.
 #[derive(Debug, Clone, PartialEq)]
@@ -396,7 +330,7 @@ impl Platform {
         {
             Ok(Ok(())) => Ok(()),
             Ok(Err(LinkError::Down(reason))) => Err(PlatformError::LinkDown(reason)),
-            Ok(Err(e)) => Err(PlatformError::Room(e)),
+            Ok(Err(e)) => Err(PlatformError::Room(e.to_string())),
             Err(_) => Err(PlatformError::Timeout(self.shared.timeout)),
         }
     }
