@@ -400,6 +400,38 @@ mod tests {
             );
         }
         assert!(table.is_empty());
+        // An answer that crossed the outage is late, not unknown.
+        let from: Jid = occupant(FILIS).into();
+        assert_eq!(
+            table.resolve(&from, response(tickets[0].id())),
+            Disposition::Late
+        );
+        assert_eq!(table.fail_all("again"), 0);
+    }
+
+    #[test]
+    fn a_dropped_ticket_leaves_the_table() {
+        let table = PendingTable::new(10);
+        let from: Jid = occupant(FILIS).into();
+        let kept = table.register(occupant(FILIS)).unwrap();
+        let dropped = table.register(occupant(FILIS)).unwrap();
+        let id = dropped.id();
+        assert_eq!(table.len(), 2);
+        drop(dropped);
+        assert_eq!(table.len(), 1);
+        assert_eq!(table.resolve(&from, response(id)), Disposition::Late);
+        // Dropping a ticket whose answer arrived changes nothing: a repeat is a duplicate.
+        let kept_id = kept.id();
+        assert_eq!(
+            table.resolve(&from, response(kept_id)),
+            Disposition::Accepted
+        );
+        drop(kept);
+        assert!(table.is_empty());
+        assert_eq!(
+            table.resolve(&from, response(kept_id)),
+            Disposition::Duplicate
+        );
     }
 
     #[test]
