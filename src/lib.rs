@@ -12,6 +12,7 @@ pub mod http;
 pub mod pending;
 pub mod platform;
 pub mod prosody;
+pub mod recent;
 pub mod sim;
 pub mod telemetry;
 pub mod xmpp;

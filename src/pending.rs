@@ -2,7 +2,7 @@
 //! goes. Responses arrive asynchronously and in any order; `to` links them back, and only the
 //! occupant a request was sent to may answer it.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 use tokio_xmpp::jid::{FullJid, Jid};
 
 use crate::converja::ResponseMessage;
+use crate::recent::RecentIds;
 
 /// How many closed request ids are remembered to tell a duplicate from a late answer.
 const RECENT_CLOSED: usize = 4096;
@@ -95,34 +96,19 @@ struct Entry {
     reply: Reply,
 }
 
-#[derive(Default)]
 struct Inner {
     entries: HashMap<u64, Entry>,
-    answered: Recent,
-    abandoned: Recent,
+    answered: RecentIds,
+    abandoned: RecentIds,
 }
 
-/// A bounded set of recently closed ids, oldest evicted first.
-#[derive(Default)]
-struct Recent {
-    order: VecDeque<u64>,
-    set: HashSet<u64>,
-}
-
-impl Recent {
-    fn insert(&mut self, id: u64) {
-        if self.set.insert(id) {
-            self.order.push_back(id);
-            if self.order.len() > RECENT_CLOSED
-                && let Some(old) = self.order.pop_front()
-            {
-                self.set.remove(&old);
-            }
+impl Inner {
+    fn new() -> Self {
+        Self {
+            entries: HashMap::new(),
+            answered: RecentIds::new(RECENT_CLOSED),
+            abandoned: RecentIds::new(RECENT_CLOSED),
         }
-    }
-
-    fn contains(&self, id: u64) -> bool {
-        self.set.contains(&id)
     }
 }
 
@@ -180,7 +166,7 @@ impl PendingTable {
     /// A table holding at most `capacity` requests at once.
     pub fn new(capacity: usize) -> Arc<Self> {
         Arc::new(Self {
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Inner::new()),
             capacity,
             ids: IdSource::default(),
         })
@@ -414,6 +400,38 @@ mod tests {
             );
         }
         assert!(table.is_empty());
+        // An answer that crossed the outage is late, not unknown.
+        let from: Jid = occupant(FILIS).into();
+        assert_eq!(
+            table.resolve(&from, response(tickets[0].id())),
+            Disposition::Late
+        );
+        assert_eq!(table.fail_all("again"), 0);
+    }
+
+    #[test]
+    fn a_dropped_ticket_leaves_the_table() {
+        let table = PendingTable::new(10);
+        let from: Jid = occupant(FILIS).into();
+        let kept = table.register(occupant(FILIS)).unwrap();
+        let dropped = table.register(occupant(FILIS)).unwrap();
+        let id = dropped.id();
+        assert_eq!(table.len(), 2);
+        drop(dropped);
+        assert_eq!(table.len(), 1);
+        assert_eq!(table.resolve(&from, response(id)), Disposition::Late);
+        // Dropping a ticket whose answer arrived changes nothing: a repeat is a duplicate.
+        let kept_id = kept.id();
+        assert_eq!(
+            table.resolve(&from, response(kept_id)),
+            Disposition::Accepted
+        );
+        drop(kept);
+        assert!(table.is_empty());
+        assert_eq!(
+            table.resolve(&from, response(kept_id)),
+            Disposition::Duplicate
+        );
     }
 
     #[test]

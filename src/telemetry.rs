@@ -51,12 +51,22 @@ pub fn prometheus() -> &'static metrics_exporter_prometheus::PrometheusHandle {
 /// The value of counter `name` with labels `labels` (as rendered, e.g. `outcome="ok"`; empty
 /// for none) in this process's recorder, 0 when absent. For tests and benchmarks.
 pub fn counter(name: &str, labels: &str) -> f64 {
+    counter_in(prometheus(), name, labels)
+}
+
+/// [`counter`] read from the recorder behind `handle`, such as one a test installs locally
+/// so that tests running in parallel do not count each other's metrics.
+pub fn counter_in(
+    handle: &metrics_exporter_prometheus::PrometheusHandle,
+    name: &str,
+    labels: &str,
+) -> f64 {
     let key = if labels.is_empty() {
         name.to_owned()
     } else {
         format!("{name}{{{labels}}}")
     };
-    prometheus()
+    handle
         .render()
         .lines()
         .filter_map(|l| l.rsplit_once(' '))

@@ -2,6 +2,7 @@
 //! kinds of JSON message (request, response, event) with a typed form for each.
 
 mod address;
+mod error;
 mod event;
 mod ids;
 mod message;
@@ -9,6 +10,7 @@ mod request;
 mod response;
 
 pub use address::{Addresses, Destination, RoomName};
+pub use error::PlatformError;
 pub use event::{
     CallDidFinish, CallDidStart, CallMissed, CallRinging, Event, EventMessage, UserSession,
     UserSessionDidPause,

@@ -1,0 +1,238 @@
+//! The typed platform client: one async method per request, a stream of de-duplicated events,
+//! and the tasks that route what the link receives and keep the platform's rooms joined.
+//!
+//! This module holds the handle, its start and its readiness; `client` sends requests,
+//! `rooms` keeps the rooms joined and `dispatch` routes what the link receives.
+
+mod client;
+mod dispatch;
+mod rooms;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tokio_xmpp::jid::BareJid;
+use tracing::Instrument;
+
+use crate::config::ConverjaConfig;
+use crate::converja::{Addresses, Event, QueueId, RoomName};
+use crate::pending::PendingTable;
+use crate::xmpp::{ConnectSettings, Link, LinkState, LinkStatus};
+
+pub use crate::converja::PlatformError;
+
+use dispatch::Dispatcher;
+
+/// Updates buffered per subscriber before a slow one starts losing them (and is told so).
+const UPDATE_BUFFER: usize = 16_384;
+
+/// An event together with the room it was published in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomEvent {
+    /// Where it was published.
+    pub room: RoomName,
+    /// Its id in that room.
+    pub id: u64,
+    /// The event.
+    pub event: Event,
+}
+
+/// What subscribers of the platform hear, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Update {
+    /// A platform event.
+    Event(RoomEvent),
+    /// The link is online again after an outage; state must be re-read.
+    LinkUp,
+    /// The link went down; events published meanwhile will be missed.
+    LinkDown,
+}
+
+/// Whether the bridge can serve agents: link online, base rooms joined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    /// The link is online.
+    pub online: bool,
+    /// Rooms that should be joined but are not.
+    pub missing: Vec<String>,
+}
+
+impl Readiness {
+    /// Ready to serve.
+    pub fn is_ready(&self) -> bool {
+        self.online && self.missing.is_empty()
+    }
+}
+
+struct Shared {
+    link: Link,
+    table: Arc<PendingTable>,
+    addresses: Addresses,
+    nickname: String,
+    timeout: Duration,
+    updates: broadcast::Sender<Update>,
+    /// Rooms readiness depends on: filis, catraquis and the followed queues.
+    base_rooms: Mutex<BTreeSet<BareJid>>,
+    /// Whether the queues to follow are known: until then filis and catraquis alone would
+    /// look ready, and the bridge would turn unready again as queue rooms are added.
+    /// A watch, so that waiting for readiness wakes on it as on link state changes.
+    queues_known: watch::Sender<bool>,
+    queue_names: Mutex<HashMap<QueueId, String>>,
+}
+
+/// The typed client of the Converja platform. Cheap to clone.
+#[derive(Clone)]
+pub struct Platform {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Platform")
+            .field("table", &self.shared.table)
+            .finish()
+    }
+}
+
+impl Platform {
+    /// Connects to XMPP and starts following the platform's rooms.
+    pub fn start(
+        settings: ConnectSettings,
+        nickname: String,
+        cfg: &ConverjaConfig,
+        tracker: &TaskTracker,
+        cancel: CancellationToken,
+    ) -> Platform {
+        let (link, inbound) = Link::spawn(settings, tracker, cancel.clone());
+        let addresses = Addresses::new(cfg.conference.clone());
+        let base: BTreeSet<BareJid> = [RoomName::Filis, RoomName::Catraquis]
+            .iter()
+            .map(|r| addresses.room(r).expect("fixed room names are valid JIDs"))
+            .collect();
+        let platform = Platform {
+            shared: Arc::new(Shared {
+                link,
+                table: PendingTable::new(cfg.max_pending),
+                addresses,
+                nickname,
+                timeout: cfg.request_timeout.0,
+                updates: broadcast::channel(UPDATE_BUFFER).0,
+                base_rooms: Mutex::new(base),
+                queues_known: watch::Sender::new(false),
+                queue_names: Mutex::new(HashMap::new()),
+            }),
+        };
+        let shared = &platform.shared;
+        let dispatcher = Dispatcher::new(
+            shared.table.clone(),
+            shared.addresses.clone(),
+            shared.nickname.clone(),
+            shared.updates.clone(),
+        );
+        tracker.spawn(
+            dispatcher
+                .run(inbound, cancel.clone())
+                .instrument(tracing::info_span!("platform_dispatch")),
+        );
+        let keeper = platform
+            .clone()
+            .keep_rooms(cfg.queues.clone(), cfg.queue_refresh.0, cancel);
+        tracker.spawn(keeper.instrument(tracing::info_span!("platform_rooms")));
+        platform
+    }
+
+    /// Subscribes to events and link changes from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Update> {
+        self.shared.updates.subscribe()
+    }
+
+    /// The link's state.
+    pub fn link_state(&self) -> tokio::sync::watch::Receiver<LinkState> {
+        self.shared.link.state()
+    }
+
+    /// The platform's addresses.
+    pub fn addresses(&self) -> &Addresses {
+        &self.shared.addresses
+    }
+
+    /// Requests waiting for an answer now.
+    pub fn pending(&self) -> usize {
+        self.shared.table.len()
+    }
+
+    /// Readiness: link online and every base room joined.
+    pub fn readiness(&self) -> Readiness {
+        let state = self.shared.link.state().borrow().clone();
+        let base = self
+            .shared
+            .base_rooms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut missing: Vec<String> = base
+            .iter()
+            .filter(|r| !state.joined.contains(*r))
+            .map(|r| r.to_string())
+            .collect();
+        if !*self.shared.queues_known.borrow() {
+            missing.push("the queue list (GET /queues)".into());
+        }
+        Readiness {
+            online: state.status == LinkStatus::Online,
+            missing,
+        }
+    }
+
+    /// Waits until [`readiness`](Self::readiness) says ready, or `limit` passes.
+    pub async fn wait_ready(&self, limit: Duration) -> bool {
+        let mut state = self.shared.link.state();
+        let mut known = self.shared.queues_known.subscribe();
+        let deadline = tokio::time::sleep(limit);
+        tokio::pin!(deadline);
+        loop {
+            if self.readiness().is_ready() {
+                return true;
+            }
+            tokio::select! {
+                changed = state.changed() => if changed.is_err() {
+                    // The link is gone; nothing will change any more.
+                    return self.readiness().is_ready();
+                },
+                // The sender lives as long as `self`, so this only ever reports a change.
+                _ = known.changed() => {}
+                _ = &mut deadline => return self.readiness().is_ready(),
+            }
+        }
+    }
+
+    /// The name of a queue from the last `GET /queues`, if known.
+    pub fn queue_name(&self, queue: QueueId) -> Option<String> {
+        self.shared
+            .queue_names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&queue)
+            .cloned()
+    }
+
+    /// The queues followed now.
+    pub fn followed_queues(&self) -> Vec<QueueId> {
+        let base = self
+            .shared
+            .base_rooms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        base.iter()
+            .filter_map(|r| match self.shared.addresses.room_of(r) {
+                Some(RoomName::Queue(q)) => Some(q),
+                _ => None,
+            })
+            .collect()
+    }
+}
