@@ -25,5 +25,3 @@ pub use response::{
 
 #[cfg(test)]
 mod api_examples;
-
-pub use crate::platform::PlatformError;
