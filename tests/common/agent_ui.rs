@@ -289,8 +289,13 @@ impl Puppet {
     }
 
     /// Asserts that `event` does not arrive on `id` within `wait`.
-    pub async fn expect_none(&mut self, id: &str, event: &str, wait: Duration) {
-        tokio::time::sleep(wait).await;
+    /// Asserts that `id` has not received `event`, after a round trip on the same socket: the
+    /// bridge answers a socket's events in order, so everything it emitted to that socket
+    /// before the answer has arrived by then.
+    pub async fn expect_none(&mut self, id: &str, event: &str) {
+        self.send(json!({"op": "emit", "id": id, "event": "BARRIER", "data": {}, "ack": true}))
+            .await;
+        self.expect(id, "ack:BARRIER").await;
         if let Some((_, data)) = self.take(id, &[event]) {
             panic!("socket {id} unexpectedly received {event}: {data}");
         }
