@@ -49,6 +49,7 @@ pub async fn serve(
         gateway_cancel.clone(),
     );
     core.start_clock();
+    tracker.spawn(telemetry::upkeep(gateway_cancel.clone()));
     tracker.spawn(bridge::follow_platform(
         core.clone(),
         platform.subscribe(),
@@ -73,11 +74,10 @@ pub async fn serve(
         .await?;
 
     gateway_cancel.cancel();
-    let deadline = tokio::time::Instant::now() + DRAIN_DEADLINE;
-    while platform.pending() > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    if platform.pending() > 0 {
+    if tokio::time::timeout(DRAIN_DEADLINE, platform.idle())
+        .await
+        .is_err()
+    {
         warn!(
             pending = platform.pending(),
             "requests still pending at the shutdown deadline"

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 use tokio_xmpp::jid::{FullJid, Jid};
 
 use crate::converja::ResponseMessage;
@@ -117,6 +117,8 @@ pub struct PendingTable {
     inner: Mutex<Inner>,
     capacity: usize,
     ids: IdSource,
+    /// Woken when the last request in flight is done, for shutdown to wait on.
+    emptied: Notify,
 }
 
 impl std::fmt::Debug for PendingTable {
@@ -159,6 +161,10 @@ impl Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         self.table.abandon(self.id);
+        // Every request ends with its ticket dropped, whoever removed its entry.
+        if self.table.is_empty() {
+            self.table.emptied.notify_waiters();
+        }
     }
 }
 
@@ -169,6 +175,7 @@ impl PendingTable {
             inner: Mutex::new(Inner::new()),
             capacity,
             ids: IdSource::default(),
+            emptied: Notify::new(),
         })
     }
 
@@ -186,6 +193,19 @@ impl PendingTable {
     /// Whether nothing is pending.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Returns once no request is pending.
+    pub async fn wait_empty(&self) {
+        loop {
+            let emptied = self.emptied.notified();
+            tokio::pin!(emptied);
+            emptied.as_mut().enable();
+            if self.is_empty() {
+                return;
+            }
+            emptied.await;
+        }
     }
 
     /// Registers a request to `occupant` under a fresh id.
@@ -407,6 +427,27 @@ mod tests {
             Disposition::Late
         );
         assert_eq!(table.fail_all("again"), 0);
+    }
+
+    #[tokio::test]
+    async fn waiting_for_an_empty_table_ends_with_the_last_request() {
+        let table = PendingTable::new(10);
+        let from: Jid = occupant(FILIS).into();
+        let first = table.register(occupant(FILIS)).unwrap();
+        let second = table.register(occupant(FILIS)).unwrap();
+        let waiter = tokio::spawn({
+            let table = table.clone();
+            async move { table.wait_empty().await }
+        });
+        table.resolve(&from, response(first.id()));
+        drop(first);
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "one request is still in flight");
+        drop(second);
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("woken by the last ticket")
+            .unwrap();
     }
 
     #[test]

@@ -48,6 +48,21 @@ pub fn prometheus() -> &'static metrics_exporter_prometheus::PrometheusHandle {
     })
 }
 
+/// How often histograms are drained into their summaries; without it they grow between
+/// scrapes, forever when nobody scrapes.
+const UPKEEP: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Keeps the Prometheus recorder's memory bounded until `cancel`.
+pub async fn upkeep(cancel: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(UPKEEP);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => prometheus().run_upkeep(),
+        }
+    }
+}
+
 /// The value of counter `name` with labels `labels` (as rendered, e.g. `outcome="ok"`; empty
 /// for none) in this process's recorder, 0 when absent. For tests and benchmarks.
 pub fn counter(name: &str, labels: &str) -> f64 {

@@ -136,9 +136,8 @@ impl<P: Platform, S: Sink> Agents<P, S> {
     /// Starts the clock: first-call delays, grace periods, unanswered calls, gauges.
     pub fn start_clock(self: &Arc<Self>) {
         let agents = self.clone();
-        self.tasks.spawn(
-            async move { agents.run_clock().await }.instrument(info_span!("agents_clock")),
-        );
+        self.tasks
+            .spawn(async move { agents.run_clock().await }.instrument(info_span!("agents_clock")));
     }
 
     /// Locks the state. Never held across an `.await`: every caller is synchronous.
@@ -152,7 +151,11 @@ impl<P: Platform, S: Sink> Agents<P, S> {
     }
 
     /// Handles a socket's events in order until it closes or the core stops.
-    pub async fn serve_socket(self: Arc<Self>, id: SocketId, mut inbox: mpsc::Receiver<Inbound<S::Ack>>) {
+    pub async fn serve_socket(
+        self: Arc<Self>,
+        id: SocketId,
+        mut inbox: mpsc::Receiver<Inbound<S::Ack>>,
+    ) {
         loop {
             let item = tokio::select! {
                 _ = self.cancel.cancelled() => break,
@@ -161,7 +164,9 @@ impl<P: Platform, S: Sink> Agents<P, S> {
             match item {
                 Some(Inbound::Event(event, ack)) => {
                     let span = info_span!("socket_event", socket = id.0, event = event.label());
-                    handlers::handle(&self, id, event, ack).instrument(span).await;
+                    handlers::handle(&self, id, event, ack)
+                        .instrument(span)
+                        .await;
                 }
                 Some(Inbound::Closed) | None => break,
             }
@@ -174,7 +179,10 @@ impl<P: Platform, S: Sink> Agents<P, S> {
     pub fn call_started(&self, start: &CallDidStart) {
         let info = self.new_call(start.queue, &start.origin, start.timestamp, start.callid);
         let mut state = self.state();
-        if state.registry.call_started(&start.destination, start.callid, info) {
+        if state
+            .registry
+            .call_started(&start.destination, start.callid, info)
+        {
             info!(agent = %start.destination, call = %start.callid, "call assigned");
             state.deliver_changed(&self.sink, now());
         }
@@ -194,13 +202,18 @@ impl<P: Platform, S: Sink> Agents<P, S> {
             return;
         }
         let agents = self.clone();
-        self.tasks.spawn(
-            async move { agents.reconcile().await }.instrument(info_span!("reconcile")),
-        );
+        self.tasks
+            .spawn(async move { agents.reconcile().await }.instrument(info_span!("reconcile")));
     }
 
     /// The NEW_CALL payload of a call that started at `timestamp` in `queue`.
-    fn new_call(&self, queue: QueueId, caller: &str, timestamp: Timestamp, call: CallId) -> NewCall {
+    fn new_call(
+        &self,
+        queue: QueueId,
+        caller: &str,
+        timestamp: Timestamp,
+        call: CallId,
+    ) -> NewCall {
         NewCall {
             call,
             media: self.settings.media.clone(),
@@ -216,7 +229,11 @@ impl<P: Platform, S: Sink> Agents<P, S> {
     /// Emits `event` to `socket` and answers the acknowledgement with the same payload.
     fn reply(&self, socket: SocketId, event: ServerEvent, ack: Option<S::Ack>) {
         if let Some(error) = event.error() {
-            let outcome = if error.is_failure() { "failed" } else { "refused" };
+            let outcome = if error.is_failure() {
+                "failed"
+            } else {
+                "refused"
+            };
             info!(event = event.name(), reason = error.reason(), %error, "event not done");
             metrics::counter!(telemetry::SOCKET_EVENTS, "event" => event.name(), "outcome" => outcome)
                 .increment(1);

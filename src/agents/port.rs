@@ -11,8 +11,10 @@ use crate::converja::{AgentId, PauseReason, PlatformError, QueueCalls, QueueId};
 /// The platform requests the agents core makes.
 pub trait Platform: Send + Sync + 'static {
     /// Proves that `agent` exists (`GET /agents/:id/status`), joining its room first.
-    fn check_agent(&self, agent: &AgentId)
-    -> impl Future<Output = Result<(), PlatformError>> + Send;
+    fn check_agent(
+        &self,
+        agent: &AgentId,
+    ) -> impl Future<Output = Result<(), PlatformError>> + Send;
     /// `DELETE /calls/active`: ends the agent's current call.
     fn end_active_call(
         &self,

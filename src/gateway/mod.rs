@@ -199,9 +199,7 @@ fn admit<P: agents::Platform>(
         let _ = inbox.tx.send(Inbound::Closed).await;
     });
     debug!(socket = id.0, ns = socket.ns(), transport = ?socket.transport_type(), "socket admitted");
-    admission
-        .core
-        .socket_opened(id, socket.clone(), proven);
+    admission.core.socket_opened(id, socket.clone(), proven);
     let core = admission.core.clone();
     admission.tracker.spawn(
         core.serve_socket(id, rx)
@@ -280,7 +278,11 @@ impl FromMessage<LocalAdapter> for Queued {
             inbox.tx.try_send(Inbound::Event(event, ack))
         {
             metrics::counter!(telemetry::SOCKET_EVENTS, "event" => event.label(), "outcome" => "overloaded").increment(1);
-            warn!(socket = inbox.id.0, event = event.label(), "event refused: the bridge is overloaded");
+            warn!(
+                socket = inbox.id.0,
+                event = event.label(),
+                "event refused: the bridge is overloaded"
+            );
             if let Some(ack) = ack {
                 let _ = ack.send(&AckReply::Refused(Refusal::Overloaded));
             }

@@ -154,7 +154,11 @@ mod tests {
             json!({"username": "x/y", "maxCalls": 1}),
             json!({"username": "a".repeat(65), "maxCalls": 1}),
         ] {
-            assert_eq!(connect(bad.clone()), Err(PayloadError::UsernameInvalid), "{bad}");
+            assert_eq!(
+                connect(bad.clone()),
+                Err(PayloadError::UsernameInvalid),
+                "{bad}"
+            );
         }
         assert_eq!(connect(json!("22010")), Err(PayloadError::LoginNotAnObject));
         assert_eq!(
@@ -194,11 +198,23 @@ mod tests {
     #[test]
     fn call_ids_are_strings_or_numbers() {
         let end = |data| parse("END_CALL", Some(data), 32);
-        assert_eq!(end(json!({"callId": "123"})), ClientEvent::EndCall(CallId(123)));
-        assert_eq!(end(json!({"callId": 123})), ClientEvent::EndCall(CallId(123)));
+        assert_eq!(
+            end(json!({"callId": "123"})),
+            ClientEvent::EndCall(CallId(123))
+        );
+        assert_eq!(
+            end(json!({"callId": 123})),
+            ClientEvent::EndCall(CallId(123))
+        );
         for (bad, error) in [
-            (json!({"callId": "abc"}), PayloadError::CallIdText("abc".into())),
-            (json!({"callId": -1}), PayloadError::CallIdNumber("-1".into())),
+            (
+                json!({"callId": "abc"}),
+                PayloadError::CallIdText("abc".into()),
+            ),
+            (
+                json!({"callId": -1}),
+                PayloadError::CallIdNumber("-1".into()),
+            ),
             (json!({"callId": [1]}), PayloadError::CallIdType),
             (json!({}), PayloadError::CallIdMissing),
         ] {
@@ -209,14 +225,21 @@ mod tests {
         }
         assert!(matches!(
             parse("END_CALL", None, 32),
-            ClientEvent::Invalid { error: PayloadError::CallMissing("END_CALL"), .. }
+            ClientEvent::Invalid {
+                error: PayloadError::CallMissing("END_CALL"),
+                ..
+            }
         ));
     }
 
     #[test]
     fn rejections_keep_the_reason_and_unknown_events_their_name() {
         assert_eq!(
-            parse("NEW_CALL_ERROR", Some(json!({"callId": 5, "error": "busy"})), 32),
+            parse(
+                "NEW_CALL_ERROR",
+                Some(json!({"callId": 5, "error": "busy"})),
+                32
+            ),
             ClientEvent::NewCallError {
                 call: CallId(5),
                 reason: "busy".into()
@@ -224,7 +247,10 @@ mod tests {
         );
         assert!(matches!(
             parse("NEW_CALL_ERROR", None, 32),
-            ClientEvent::Invalid { error: PayloadError::RejectionMissing, .. }
+            ClientEvent::Invalid {
+                error: PayloadError::RejectionMissing,
+                ..
+            }
         ));
         assert_eq!(
             parse("HELLO", Some(json!({})), 32),

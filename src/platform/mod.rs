@@ -165,6 +165,11 @@ impl Platform {
         self.shared.table.len()
     }
 
+    /// Returns once no request waits for an answer.
+    pub async fn idle(&self) {
+        self.shared.table.wait_empty().await;
+    }
+
     /// Readiness: link online and every base room joined.
     pub fn readiness(&self) -> Readiness {
         let state = self.shared.link.state().borrow().clone();

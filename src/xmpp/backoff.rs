@@ -1,5 +1,5 @@
-//! Capped exponential backoff with full jitter, so that many bridges restarted together do not
-//! reconnect in lockstep.
+//! Capped exponential backoff with equal jitter (half fixed, half random), so that many
+//! bridges restarted together do not reconnect in lockstep, while none retries at once.
 
 use std::time::Duration;
 

@@ -23,12 +23,14 @@ pub(super) async fn handle<P: Platform, S: Sink>(
         }
     };
     let result = match agent {
-        Ok(agent) => agents.platform.end_active_call(&agent).await.map_err(|error| {
-            Refusal::Platform {
+        Ok(agent) => agents
+            .platform
+            .end_active_call(&agent)
+            .await
+            .map_err(|error| Refusal::Platform {
                 subject: Subject::Call(call),
                 error,
-            }
-        }),
+            }),
         Err(refusal) => Err(refusal),
     };
     match result {

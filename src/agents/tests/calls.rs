@@ -38,7 +38,10 @@ async fn calls_beyond_capacity_wait_in_arrival_order_and_nothing_is_dropped() {
     bench.core.call_finished(CallId(1));
     let got = ui.take();
     assert_eq!(got[0], ended(1));
-    assert_eq!(got[1].1["callId"], "3", "the oldest waiting call takes the slot at once");
+    assert_eq!(
+        got[1].1["callId"], "3",
+        "the oldest waiting call takes the slot at once"
+    );
     bench.core.call_finished(CallId(2));
     bench.core.call_finished(CallId(3));
     assert_eq!(ui.new_calls(), vec!["4"]);
@@ -60,7 +63,12 @@ async fn ending_a_call_asks_the_platform_and_tells_every_socket_once() {
     assert_eq!(reply, json!({"callId": "5"}));
     assert_eq!(tab1.take(), vec![ended(5)]);
     assert_eq!(tab2.take(), vec![ended(5)]);
-    assert!(bench.platform.asked().contains(&Asked::EndActiveCall("22010".into())));
+    assert!(
+        bench
+            .platform
+            .asked()
+            .contains(&Asked::EndActiveCall("22010".into()))
+    );
     // The platform's own event follows: nobody hears of the call again.
     bench.core.call_finished(CallId(5));
     assert!(tab1.take().is_empty() && tab2.take().is_empty());
@@ -197,9 +205,17 @@ async fn a_rejected_call_frees_its_slot_and_is_never_offered_again() {
     bench.start_call("22010", 5);
     let mut tab2 = bench.login("22010", 1).await;
     after(SETTLE).await;
-    assert_eq!(tab2.new_calls(), vec!["6"], "never offered again, even on a new socket");
+    assert_eq!(
+        tab2.new_calls(),
+        vec!["6"],
+        "never offered again, even on a new socket"
+    );
     assert!(
-        bench.platform.asked().iter().all(|a| !matches!(a, Asked::EndActiveCall(_))),
+        bench
+            .platform
+            .asked()
+            .iter()
+            .all(|a| !matches!(a, Asked::EndActiveCall(_))),
         "on_call_error = none asks nothing"
     );
     bench.stop().await;

@@ -13,7 +13,10 @@ async fn a_login_asks_the_platform_and_echoes_the_applied_capacity_as_a_number()
     let reply = ui.send(connect("22010", 3)).await;
     assert_eq!(reply, json!({"username": "22010", "maxCalls": 3}));
     assert_eq!(ui.take(), vec![("USER_CONNECTED", reply)]);
-    assert_eq!(bench.platform.asked(), vec![Asked::CheckAgent("22010".into())]);
+    assert_eq!(
+        bench.platform.asked(),
+        vec![Asked::CheckAgent("22010".into())]
+    );
     bench.stop().await;
 }
 
@@ -38,7 +41,10 @@ async fn an_unknown_agent_is_refused_with_the_platforms_reason_and_its_room_left
     after(SETTLE).await;
     assert_eq!(
         bench.platform.asked(),
-        vec![Asked::CheckAgent("99999".into()), Asked::Leave("99999".into())]
+        vec![
+            Asked::CheckAgent("99999".into()),
+            Asked::Leave("99999".into())
+        ]
     );
     // Not logged in: an event that needs a session is refused.
     let reply = ui.send(ClientEvent::EndCall(CallId(1))).await;
@@ -77,7 +83,10 @@ async fn with_tokens_a_socket_logs_in_only_as_the_name_its_token_proves() {
     let ui = bench.open(Some("22010"));
     let reply = ui.send(connect("22011", 1)).await;
     assert_eq!(reply["error"], "this connection's token is not for 22011");
-    assert!(bench.platform.asked().is_empty(), "never reaches the platform");
+    assert!(
+        bench.platform.asked().is_empty(),
+        "never reaches the platform"
+    );
     let reply = ui.send(connect("22010", 1)).await;
     assert_eq!(reply, json!({"username": "22010", "maxCalls": 1}));
     bench.stop().await;
@@ -93,7 +102,11 @@ async fn a_repeated_login_on_the_same_socket_is_answered_again_without_new_calls
     let reply = ui.send(connect("22010", 2)).await;
     assert_eq!(reply, json!({"username": "22010", "maxCalls": 2}));
     after(SETTLE).await;
-    assert_eq!(ui.take(), vec![("USER_CONNECTED", reply)], "no NEW_CALL again");
+    assert_eq!(
+        ui.take(),
+        vec![("USER_CONNECTED", reply)],
+        "no NEW_CALL again"
+    );
     assert_eq!(
         bench.platform.asked(),
         vec![Asked::CheckAgent("22010".into())],
@@ -128,7 +141,10 @@ async fn a_socket_s_events_are_handled_in_the_order_sent() {
     let login = ui.send_later(connect("22010", 1)).await;
     let logout = ui.send_later(ClientEvent::UserDisconnect(None)).await;
     after(SETTLE).await;
-    assert!(ui.take().is_empty(), "nothing answered while the login is pending");
+    assert!(
+        ui.take().is_empty(),
+        "nothing answered while the login is pending"
+    );
     held.release(Ok(()));
     assert_eq!(login.await.unwrap()["maxCalls"], 1);
     assert_eq!(logout.await.unwrap(), json!({"username": "22010"}));

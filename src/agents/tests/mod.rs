@@ -350,7 +350,10 @@ impl Ui {
     /// fully handled, so it doubles as a barrier.
     pub(super) async fn send(&self, event: ClientEvent) -> Value {
         let (ack, answer) = oneshot::channel();
-        self.tx.send(Inbound::Event(event, Some(ack))).await.unwrap();
+        self.tx
+            .send(Inbound::Event(event, Some(ack)))
+            .await
+            .unwrap();
         tokio::time::timeout(Duration::from_secs(60), answer)
             .await
             .expect("the event is answered")
@@ -365,7 +368,10 @@ impl Ui {
     /// Sends `event` with an acknowledgement to be awaited later.
     pub(super) async fn send_later(&self, event: ClientEvent) -> oneshot::Receiver<Value> {
         let (ack, answer) = oneshot::channel();
-        self.tx.send(Inbound::Event(event, Some(ack))).await.unwrap();
+        self.tx
+            .send(Inbound::Event(event, Some(ack)))
+            .await
+            .unwrap();
         answer
     }
 

@@ -53,7 +53,9 @@ async fn an_unreadable_queue_is_retried_and_ends_nothing_meanwhile() {
             .count()
     };
     assert_eq!(reads(&bench.platform), 1);
-    bench.platform.set_queues(vec![(QueueId(7), Ok(vec![])), (QueueId(8), Ok(vec![]))]);
+    bench
+        .platform
+        .set_queues(vec![(QueueId(7), Ok(vec![])), (QueueId(8), Ok(vec![]))]);
     after(Duration::from_secs(1)).await;
     assert_eq!(reads(&bench.platform), 2, "retried after a second");
     assert_eq!(ui.take(), vec![ended(5)]);

@@ -8,7 +8,9 @@ use super::*;
 async fn logging_out_applies_on_disconnect_then_stops_delivering() {
     let mut bench = Bench::new();
     let mut ui = bench.login("22010", 1).await;
-    let reply = ui.send(ClientEvent::UserDisconnect(Some("22010".into()))).await;
+    let reply = ui
+        .send(ClientEvent::UserDisconnect(Some("22010".into())))
+        .await;
     assert_eq!(reply, json!({"username": "22010"}));
     assert_eq!(ui.take(), vec![("USER_DISCONNECTED", reply)]);
     assert_eq!(
@@ -79,9 +81,16 @@ async fn a_logout_names_the_socket_s_own_user_or_nobody() {
         json!({"username": "22010", "error": "not connected: send USER_CONNECT first"})
     );
     let ui = bench.login("22010", 1).await;
-    let reply = ui.send(ClientEvent::UserDisconnect(Some("22011".into()))).await;
+    let reply = ui
+        .send(ClientEvent::UserDisconnect(Some("22011".into())))
+        .await;
     assert_eq!(reply["error"], "this connection is logged in as 22010");
-    assert!(!bench.platform.asked().contains(&Asked::Logout("22010".into())));
+    assert!(
+        !bench
+            .platform
+            .asked()
+            .contains(&Asked::Logout("22010".into()))
+    );
     bench.stop().await;
 }
 
@@ -98,7 +107,10 @@ async fn a_lost_socket_keeps_its_session_for_the_grace_and_a_new_socket_gets_its
     assert_eq!(again.new_calls(), vec!["5", "6"]);
     after(Duration::from_secs(60)).await;
     assert!(
-        !bench.platform.asked().contains(&Asked::Logout("22010".into())),
+        !bench
+            .platform
+            .asked()
+            .contains(&Asked::Logout("22010".into())),
         "picked up in time: never logged out"
     );
     bench.stop().await;
@@ -110,7 +122,12 @@ async fn a_session_nobody_reclaims_is_ended_on_the_platform_after_the_grace() {
     let ui = bench.login("22010", 1).await;
     ui.close().await;
     after(Duration::from_millis(29_800)).await;
-    assert!(!bench.platform.asked().contains(&Asked::Logout("22010".into())));
+    assert!(
+        !bench
+            .platform
+            .asked()
+            .contains(&Asked::Logout("22010".into()))
+    );
     after(Duration::from_millis(400)).await;
     assert_eq!(
         bench.platform.asked()[1..],
@@ -118,7 +135,10 @@ async fn a_session_nobody_reclaims_is_ended_on_the_platform_after_the_grace() {
     );
     // The session is gone: a new login is a new session, checked with the platform again.
     bench.login("22010", 1).await;
-    assert_eq!(bench.platform.asked().last(), Some(&Asked::CheckAgent("22010".into())));
+    assert_eq!(
+        bench.platform.asked().last(),
+        Some(&Asked::CheckAgent("22010".into()))
+    );
     bench.stop().await;
 }
 
@@ -148,8 +168,15 @@ async fn every_socket_of_a_session_sees_its_calls_once() {
     assert_eq!(tab1.new_calls(), vec!["5"]);
     let mut tab2 = bench.login("22010", 2).await;
     after(SETTLE).await;
-    assert_eq!(tab2.new_calls(), vec!["5"], "a new socket receives the unfinished call");
-    assert!(tab1.take().is_empty(), "the first socket does not receive it twice");
+    assert_eq!(
+        tab2.new_calls(),
+        vec!["5"],
+        "a new socket receives the unfinished call"
+    );
+    assert!(
+        tab1.take().is_empty(),
+        "the first socket does not receive it twice"
+    );
     bench.core.call_finished(CallId(5));
     assert_eq!(tab1.take(), vec![ended(5)]);
     assert_eq!(tab2.take(), vec![ended(5)]);
