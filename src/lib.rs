@@ -1,18 +1,53 @@
 //! converja-bridge: lets socket.io agent UIs work against the Converja contact center
 //! platform, which speaks JSON over XMPP multi-user chat.
+//!
+//! # Layout
+//!
+//! ```text
+//!  agent UI ──socket.io──▶ gateway ──ClientEvent──▶ agents ──Platform port──▶ platform ──▶ xmpp ──▶ XMPP server
+//!           ◀─────────────         ◀──ServerEvent──  (core)  ◀──events───────            ◀──
+//! ```
+//!
+//! - [`converja`]: the platform's protocol as types (requests, responses, events, ids,
+//!   room addresses). No I/O.
+//! - [`agents`]: the core. Sessions, capacity, delivery, the reconnect grace, reconciliation,
+//!   and one handler per socket.io event. Knows neither socket.io nor XMPP: it talks to the
+//!   platform through the [`agents::Platform`] trait and to sockets through [`agents::Sink`].
+//! - [`gateway`]: socket.io. Admits sockets, parses each event once into an
+//!   [`agents::ClientEvent`], queues it to the socket's task, emits [`agents::ServerEvent`]s.
+//! - [`platform`]: the typed platform client over XMPP: requests matched to responses by
+//!   `to` in the pending table, room keeping and readiness, inbound dispatch of events.
+//! - [`xmpp`]: the XMPP link (TCP with STARTTLS, or BOSH), reconnection, room membership.
+//! - [`bridge`]: plugs the platform client into the core, and platform events into it.
+//! - [`app`]: the daemon (listener, HTTP endpoints in [`http`], shutdown order);
+//!   [`config`], [`telemetry`].
+//! - [`sim`]: the platform simulator (`converja-sim`), for tests, benchmarks and the demo.
+//!
+//! # The path of one request
+//!
+//! `END_CALL` from a UI: [`gateway`]'s `Queued` extractor parses it with
+//! [`gateway::payload::parse`] into [`agents::ClientEvent::EndCall`] and queues it;
+//! [`agents::Agents::serve_socket`] hands it to the `end_call` handler, which checks the
+//! session holds the call and calls [`agents::Platform::end_active_call`]; the platform client
+//! ([`platform::Platform::call`]) registers the request in the [`pending`] table and sends it
+//! as a chat message over the [`xmpp`] link. The answer comes back through
+//! `platform::dispatch`, which resolves the pending request; the handler then ends the call
+//! in the core, which emits `CALL_ENDED` through the [`gateway::SocketSink`].
 
 pub mod agents;
 pub mod app;
 pub mod bridge;
 pub mod config;
 pub mod converja;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod gateway;
 pub mod http;
 pub mod pending;
 pub mod platform;
+#[cfg(feature = "demo")]
 pub mod prosody;
-pub mod recent;
+mod recent;
 pub mod sim;
 pub mod telemetry;
 pub mod xmpp;

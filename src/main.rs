@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use converja_bridge::config::{Config, LogConfig};
-use converja_bridge::{app, demo, telemetry};
+use converja_bridge::{app, telemetry};
 
 /// Bridges socket.io agent UIs to the Converja contact center platform over XMPP.
 #[derive(Parser)]
@@ -73,9 +73,19 @@ fn main() -> ExitCode {
         }
         Command::Demo { port, bosh } => {
             telemetry::init_tracing(&LogConfig::default());
-            runtime(async move { demo::run(port, bosh, app::shutdown_on_signal()).await })
+            runtime(demo(port, bosh))
         }
     }
+}
+
+#[cfg(feature = "demo")]
+async fn demo(port: u16, bosh: bool) -> anyhow::Result<()> {
+    converja_bridge::demo::run(port, bosh, app::shutdown_on_signal()).await
+}
+
+#[cfg(not(feature = "demo"))]
+async fn demo(_port: u16, _bosh: bool) -> anyhow::Result<()> {
+    anyhow::bail!("this build has no demo: build with the `demo` feature (on by default)")
 }
 
 fn runtime(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {

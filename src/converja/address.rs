@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use tokio_xmpp::jid::{BareJid, FullJid};
+use jid::{BareJid, FullJid};
 
 use super::{AgentId, QueueId};
 
