@@ -18,7 +18,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use super::payload::{self, CallReply, ConnectReply, DisconnectReply, Login, event};
 use crate::agents::{NewCall, Notice, Registry, Rules, SocketId};
 use crate::config::{AgentsConfig, Config, OnCallError, OnDisconnect};
-use crate::converja::{AgentId, CallId, Event, PauseReason, QueueId, Timestamp};
+use crate::converja::{AgentId, CallId, Event, QueueId, Timestamp};
 use crate::platform::{Platform, PlatformError, Update};
 use crate::telemetry;
 
@@ -508,13 +508,12 @@ impl Hub {
         };
         let agent = session.agent.clone();
         let policy = self.rules.on_disconnect;
-        let reason = PauseReason(self.rules.pause_reason);
         let platform = self.platform.clone();
         let span = info_span!("end_session", %username, %agent, ?policy);
         self.spawn_op(span, async move {
             let result = match policy {
                 OnDisconnect::Logout => platform.logout(&agent).await,
-                OnDisconnect::Pause => platform.set_paused(&agent, Some(reason)).await,
+                OnDisconnect::Pause(reason) => platform.set_paused(&agent, Some(reason)).await,
                 OnDisconnect::None => Ok(()),
             };
             if result.is_ok() {
@@ -626,13 +625,12 @@ impl Hub {
             let _ = ack.send(&json!({ "callId": call.to_string() }));
         }
         let platform = self.platform.clone();
-        let policy = self.rules.on_call_error;
-        let transfer_to = self.rules.transfer_to.clone();
+        let policy = self.rules.on_call_error.clone();
         self.tracker.spawn(async move {
-            let result = match policy {
+            let result = match &policy {
                 OnCallError::None => return,
                 OnCallError::Hangup => platform.end_active_call(&agent).await,
-                OnCallError::Transfer => platform.transfer(&agent, &transfer_to).await,
+                OnCallError::Transfer(to) => platform.transfer(&agent, to).await,
             };
             if let Err(e) = result {
                 warn!(%agent, %call, ?policy, error = %e, "on_call_error action failed");
