@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::agent_ui::{Puppet, bridge, bridge_with, http_get};
 use common::{Via, agent, counter};
 use converja_bridge::config::{AuthConfig, OnCallError, OnDisconnect, Secret};
-use converja_bridge::converja::{Method, QueueId};
+use converja_bridge::converja::{Method, PauseReason, QueueId};
 use converja_bridge::gateway::mint_token;
 use converja_bridge::sim::{Fault, FaultRule};
 use converja_bridge::telemetry;
@@ -395,7 +395,7 @@ async fn a_lost_socket_keeps_its_session_for_the_grace_period_then_logs_out(via:
 async fn a_rejected_call_frees_its_slot_and_applies_on_call_error(via: Via) {
     let stack = bridge_with(via, |c| {
         c.agents.on_call_error = OnCallError::Hangup;
-        c.agents.on_disconnect = OnDisconnect::Pause;
+        c.agents.on_disconnect = OnDisconnect::Pause(PauseReason(1));
     })
     .await;
     let mut ui = Puppet::start(&stack.url).await;
@@ -668,8 +668,7 @@ async fn health_readiness_metrics_and_graceful_shutdown(via: Via) {
 
 async fn on_call_error_transfer_and_on_disconnect_none(via: Via) {
     let stack = bridge_with(via, |c| {
-        c.agents.on_call_error = OnCallError::Transfer;
-        c.agents.transfer_to = "11001".into();
+        c.agents.on_call_error = OnCallError::Transfer("11001".into());
         c.agents.on_disconnect = OnDisconnect::None;
     })
     .await;

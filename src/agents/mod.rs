@@ -38,7 +38,7 @@ pub use refusal::{PayloadError, Refusal, Subject};
 pub use registry::{AttachError, Registry, Rules};
 
 use crate::config::{Config, OnCallError, OnDisconnect};
-use crate::converja::{AgentId, CallDidStart, CallId, PauseReason, QueueId, Timestamp};
+use crate::converja::{AgentId, CallDidStart, CallId, QueueId, Timestamp};
 use crate::telemetry;
 use state::State;
 
@@ -49,12 +49,8 @@ pub struct Settings {
     pub rules: Rules,
     /// What ending a session does on the platform.
     pub on_disconnect: OnDisconnect,
-    /// The reason given with `OnDisconnect::Pause`.
-    pub pause_reason: PauseReason,
     /// What NEW_CALL_ERROR does on the platform.
     pub on_call_error: OnCallError,
-    /// Destination of `OnCallError::Transfer`.
-    pub transfer_to: String,
     /// The `media` field of NEW_CALL.
     pub media: String,
     /// Username -> agent id, for usernames that are not agent ids.
@@ -75,9 +71,7 @@ impl Settings {
                 reconnect_grace: a.reconnect_grace.0,
             },
             on_disconnect: a.on_disconnect,
-            pause_reason: PauseReason(a.pause_reason),
-            on_call_error: a.on_call_error,
-            transfer_to: a.transfer_to.clone(),
+            on_call_error: a.on_call_error.clone(),
             media: a.media.clone(),
             ids: a.ids.clone(),
             authenticated: config.auth.is_some(),
@@ -261,7 +255,7 @@ impl<P: Platform, S: Sink> Agents<P, S> {
     async fn end_on_platform(&self, agent: &AgentId) -> Result<(), crate::converja::PlatformError> {
         let result = match self.settings.on_disconnect {
             OnDisconnect::Logout => self.platform.logout(agent).await,
-            OnDisconnect::Pause => self.platform.pause(agent, self.settings.pause_reason).await,
+            OnDisconnect::Pause(reason) => self.platform.pause(agent, reason).await,
             OnDisconnect::None => Ok(()),
         };
         if result.is_ok() {
@@ -272,21 +266,16 @@ impl<P: Platform, S: Sink> Agents<P, S> {
 
     /// Applies `on_call_error` for a call the agent rejected, in the background.
     fn act_on_rejection(self: &Arc<Self>, agent: AgentId, call: CallId) {
-        let policy = self.settings.on_call_error;
+        let policy = self.settings.on_call_error.clone();
         if policy == OnCallError::None {
             return;
         }
         let agents = self.clone();
         self.tasks.spawn(async move {
-            let result = match policy {
+            let result = match &policy {
                 OnCallError::None => return,
                 OnCallError::Hangup => agents.platform.end_active_call(&agent).await,
-                OnCallError::Transfer => {
-                    agents
-                        .platform
-                        .transfer(&agent, &agents.settings.transfer_to)
-                        .await
-                }
+                OnCallError::Transfer(to) => agents.platform.transfer(&agent, to).await,
             };
             if let Err(e) = result {
                 warn!(%agent, %call, ?policy, error = %e, "on_call_error action failed");

@@ -26,7 +26,7 @@ use tokio_xmpp::xmlstream::{
 use tokio_xmpp::{Stanza, parsers::ns};
 
 use super::LinkError;
-use crate::config::{BoshUrl, Secret, TlsMode, Transport, XmppConfig};
+use crate::config::{Endpoint, Secret, TlsMode, XmppConfig};
 
 /// The transport under an XML stream, whatever it is (TCP, TLS, BOSH).
 pub type Io = Box<dyn AsyncReadAndWrite + Send + 'static>;
@@ -41,31 +41,6 @@ pub const TIMEOUTS: Timeouts = Timeouts {
     read_timeout: Duration::from_secs(60),
     response_timeout: Duration::from_secs(30),
 };
-
-/// Where the XMPP server is and how to reach it.
-#[derive(Clone, Debug)]
-pub enum Endpoint {
-    /// The client-to-server TCP port.
-    Tcp {
-        /// Host name or address.
-        host: String,
-        /// Port.
-        port: u16,
-        /// STARTTLS or plaintext.
-        tls: TlsMode,
-    },
-    /// An XMPP-over-BOSH HTTP endpoint.
-    Bosh(BoshUrl),
-}
-
-impl std::fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Endpoint::Tcp { host, port, .. } => write!(f, "{host}:{port}"),
-            Endpoint::Bosh(url) => write!(f, "{url}"),
-        }
-    }
-}
 
 /// Everything needed to (re)open the stream.
 #[derive(Clone, Debug)]
@@ -87,18 +62,10 @@ pub struct ConnectSettings {
 impl ConnectSettings {
     /// Settings from the `[xmpp]` section, with a resource unique to this process.
     pub fn from_config(cfg: &XmppConfig) -> Self {
-        let endpoint = match (cfg.transport, &cfg.bosh_url) {
-            (Transport::Bosh, Some(url)) => Endpoint::Bosh(url.clone()),
-            _ => Endpoint::Tcp {
-                host: cfg.host.clone(),
-                port: cfg.port,
-                tls: cfg.tls,
-            },
-        };
         Self {
             jid: cfg.jid.clone(),
             password: cfg.password.clone(),
-            endpoint,
+            endpoint: cfg.endpoint.clone(),
             ca_file: cfg.ca_file.clone(),
             connect_timeout: cfg.connect_timeout.0,
             resource: format!("{}-{:08x}", cfg.nickname, rand::random::<u32>()),

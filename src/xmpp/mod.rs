@@ -11,8 +11,10 @@ use std::collections::BTreeSet;
 
 use tokio_xmpp::jid::{BareJid, FullJid, Jid};
 
+/// The server endpoint is the configuration's own type: one description of it everywhere.
+pub use crate::config::Endpoint;
 pub use backoff::Backoff;
-pub use connect::{ConnectSettings, Endpoint, Io, Stream, TIMEOUTS, connect};
+pub use connect::{ConnectSettings, Io, Stream, TIMEOUTS, connect};
 pub use link::Link;
 
 /// Why the link could not do what was asked.

@@ -226,13 +226,12 @@ async fn a_rejected_call_is_hung_up_or_transferred_as_configured() {
     for (policy, expected) in [
         (OnCallError::Hangup, Asked::EndActiveCall("22010".into())),
         (
-            OnCallError::Transfer,
+            OnCallError::Transfer("4000".into()),
             Asked::Transfer("22010".into(), "4000".into()),
         ),
     ] {
         let mut bench = Bench::with(Settings {
             on_call_error: policy,
-            transfer_to: "4000".into(),
             ..settings()
         });
         let ui = bench.login("22010", 1).await;

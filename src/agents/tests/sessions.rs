@@ -26,8 +26,7 @@ async fn logging_out_applies_on_disconnect_then_stops_delivering() {
 #[tokio::test(start_paused = true)]
 async fn pause_and_none_policies_ask_for_a_pause_or_nothing() {
     let mut bench = Bench::with(Settings {
-        on_disconnect: OnDisconnect::Pause,
-        pause_reason: PauseReason(4),
+        on_disconnect: OnDisconnect::Pause(PauseReason(4)),
         ..settings()
     });
     let ui = bench.login("22010", 1).await;

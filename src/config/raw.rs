@@ -1,0 +1,195 @@
+//! The configuration file exactly as it is written: these structs fix the public keys, their
+//! defaults and the refusal of unknown keys. They serialize back too, so that the effective
+//! configuration prints as a file that loads again.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{HumanDuration, LogConfig, QueueSelection, Secret, TlsMode};
+use crate::converja::AgentId;
+
+/// How the bridge reaches the XMPP server, as `xmpp.transport` says it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// The client-to-server TCP port.
+    #[default]
+    Tcp,
+    /// XMPP over BOSH (XEP-0124/0206).
+    Bosh,
+}
+
+/// `agents.on_disconnect`; `pause` takes its reason from `agents.pause_reason`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum DisconnectPolicy {
+    /// `DELETE /session`.
+    #[default]
+    Logout,
+    /// `PUT /session/paused`.
+    Pause,
+    /// Leave the agent as it is.
+    None,
+}
+
+/// `agents.on_call_error`; `transfer` takes its destination from `agents.transfer_to`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum CallErrorPolicy {
+    /// Leave the call as it is.
+    #[default]
+    None,
+    /// `DELETE /calls/active`.
+    Hangup,
+    /// `PUT /calls/active/local`.
+    Transfer,
+}
+
+/// The whole file.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub(super) xmpp: RawXmpp,
+    #[serde(default)]
+    pub(super) converja: RawConverja,
+    #[serde(default)]
+    pub(super) socketio: RawSocketIo,
+    #[serde(default)]
+    pub(super) agents: RawAgents,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) auth: Option<RawAuth>,
+    #[serde(default)]
+    pub(super) log: LogConfig,
+}
+
+/// `[xmpp]`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawXmpp {
+    pub(super) jid: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) password: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) password_file: Option<PathBuf>,
+    #[serde(default)]
+    pub(super) transport: Transport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) host: Option<String>,
+    #[serde(default = "default_port")]
+    pub(super) port: u16,
+    #[serde(default)]
+    pub(super) tls: TlsMode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) ca_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) bosh_url: Option<String>,
+    #[serde(default = "default_nickname")]
+    pub(super) nickname: String,
+    #[serde(default = "default_connect_timeout")]
+    pub(super) connect_timeout: HumanDuration,
+}
+
+/// The default `xmpp.port`.
+pub(super) fn default_port() -> u16 {
+    5222
+}
+fn default_nickname() -> String {
+    "converja-bridge".into()
+}
+fn default_connect_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
+}
+
+/// `[converja]`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawConverja {
+    pub(super) conference: String,
+    pub(super) request_timeout: HumanDuration,
+    pub(super) queues: QueueSelection,
+    pub(super) queue_refresh: HumanDuration,
+    pub(super) max_pending: usize,
+}
+
+impl Default for RawConverja {
+    fn default() -> Self {
+        Self {
+            conference: "conference.platform.converja.com".into(),
+            request_timeout: HumanDuration(Duration::from_secs(10)),
+            queues: QueueSelection::default(),
+            queue_refresh: HumanDuration(Duration::from_secs(300)),
+            max_pending: 10_000,
+        }
+    }
+}
+
+/// `[socketio]`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawSocketIo {
+    pub(super) listen: String,
+    pub(super) paths: Vec<String>,
+    pub(super) cors_origins: Vec<String>,
+    pub(super) max_payload: usize,
+    pub(super) console: bool,
+}
+
+impl Default for RawSocketIo {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:3000".into(),
+            paths: vec!["/callcontrol".into(), "/socket.io".into()],
+            cors_origins: vec!["*".into()],
+            max_payload: 64 * 1024,
+            console: true,
+        }
+    }
+}
+
+/// `[agents]`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawAgents {
+    pub(super) max_calls_limit: u32,
+    pub(super) ack_timeout: HumanDuration,
+    pub(super) reconnect_grace: HumanDuration,
+    pub(super) on_disconnect: DisconnectPolicy,
+    pub(super) pause_reason: u32,
+    pub(super) on_call_error: CallErrorPolicy,
+    pub(super) transfer_to: String,
+    pub(super) redeliver_unanswered: bool,
+    pub(super) first_call_delay: HumanDuration,
+    pub(super) media: String,
+    pub(super) ids: BTreeMap<String, AgentId>,
+}
+
+/// The default `agents.pause_reason`.
+pub(super) const DEFAULT_PAUSE_REASON: u32 = 1;
+
+impl Default for RawAgents {
+    fn default() -> Self {
+        Self {
+            max_calls_limit: 32,
+            ack_timeout: HumanDuration(Duration::from_secs(15)),
+            reconnect_grace: HumanDuration(Duration::from_secs(30)),
+            on_disconnect: DisconnectPolicy::Logout,
+            pause_reason: DEFAULT_PAUSE_REASON,
+            on_call_error: CallErrorPolicy::None,
+            transfer_to: String::new(),
+            redeliver_unanswered: false,
+            first_call_delay: HumanDuration(Duration::from_millis(500)),
+            media: "CHAT".into(),
+            ids: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[auth]`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAuth {
+    pub(super) hmac_secret: Secret,
+}

@@ -1,0 +1,184 @@
+//! Room membership: joining, retrying, nickname conflicts, and the joined set published in
+//! the link state.
+
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tokio_xmpp::Stanza;
+use tokio_xmpp::jid::BareJid;
+use tokio_xmpp::parsers::muc::Muc;
+use tokio_xmpp::parsers::muc::muc::History;
+use tokio_xmpp::parsers::muc::user::{MucUser, Status};
+use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
+use tracing::{debug, info, warn};
+
+use super::super::{Backoff, Inbound, LinkError, Stream};
+use super::inbound::error_condition;
+use super::{LinkTask, write};
+use crate::telemetry;
+
+/// A room join unanswered for this long is sent again.
+const JOIN_ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
+/// Nickname conflicts tolerated per room before it counts as a join failure.
+const MAX_NICK_SUFFIX: u32 = 20;
+
+/// A room the link is in or is joining.
+pub(super) struct Room {
+    /// The nickname asked for in the configuration or by the caller.
+    base_nick: String,
+    /// The nickname in use (base plus a suffix after conflicts).
+    pub(super) nick: String,
+    /// Nickname conflicts met so far.
+    conflicts: u32,
+    /// The server confirmed the join on the current stream.
+    pub(super) joined: bool,
+    /// When the last join presence went out, while unanswered.
+    pub(super) join_sent: Option<Instant>,
+    /// When to try again after a join error.
+    pub(super) retry_at: Option<Instant>,
+    retry: Backoff,
+    /// Callers waiting for the join to succeed or fail.
+    pub(super) waiters: Vec<oneshot::Sender<Result<(), LinkError>>>,
+}
+
+impl Room {
+    pub(super) fn new(nick: String) -> Self {
+        Room {
+            base_nick: nick.clone(),
+            nick,
+            conflicts: 0,
+            joined: false,
+            join_sent: None,
+            retry_at: None,
+            retry: Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
+            waiters: Vec::new(),
+        }
+    }
+
+    pub(super) fn settle(&mut self, result: Result<(), LinkError>) {
+        for waiter in self.waiters.drain(..) {
+            let _ = waiter.send(result.clone());
+        }
+    }
+}
+
+impl LinkTask {
+    pub(super) async fn send_join(
+        &mut self,
+        stream: &mut Stream,
+        room: &BareJid,
+    ) -> Result<(), String> {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return Ok(());
+        };
+        let Ok(occupant) = room.with_resource_str(&r.nick) else {
+            let error = LinkError::Join {
+                room: room.to_string(),
+                condition: format!("invalid nickname `{}`", r.nick),
+            };
+            r.settle(Err(error));
+            self.rooms.remove(room);
+            return Ok(());
+        };
+        r.join_sent = Some(Instant::now());
+        r.retry_at = None;
+        debug!(%room, nick = %r.nick, "joining room");
+        // No history: old events replayed on join must not be acted on again.
+        let muc = Muc::new().with_history(History::new().with_maxstanzas(0));
+        let presence = Presence::available().with_to(occupant).with_payload(muc);
+        write(stream, Stanza::Presence(presence)).await
+    }
+
+    pub(super) async fn retry_joins(&mut self, stream: &mut Stream) -> Result<(), String> {
+        let now = Instant::now();
+        let due: Vec<BareJid> = self
+            .rooms
+            .iter()
+            .filter(|(_, r)| {
+                !r.joined
+                    && (r.retry_at.is_some_and(|t| t <= now)
+                        || r.join_sent
+                            .is_some_and(|t| now.duration_since(t) > JOIN_ANSWER_TIMEOUT))
+            })
+            .map(|(room, _)| room.clone())
+            .collect();
+        for room in due {
+            self.send_join(stream, &room).await?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn publish_joined(&mut self) {
+        let joined: std::collections::BTreeSet<BareJid> = self
+            .rooms
+            .iter()
+            .filter(|(_, r)| r.joined)
+            .map(|(room, _)| room.clone())
+            .collect();
+        metrics::gauge!(telemetry::ROOMS_JOINED).set(joined.len() as f64);
+        self.state.send_modify(|s| s.joined = joined);
+    }
+
+    pub(super) async fn on_presence(
+        &mut self,
+        presence: Presence,
+        stream: &mut Stream,
+    ) -> Result<(), String> {
+        let Some(from) = presence.from.clone().and_then(|j| j.try_into_full().ok()) else {
+            return Ok(());
+        };
+        let room = from.to_bare();
+        let Some(r) = self.rooms.get_mut(&room) else {
+            return Ok(());
+        };
+        let is_self = presence
+            .payloads
+            .iter()
+            .filter_map(|p| MucUser::try_from(p.clone()).ok())
+            .any(|x| x.status.contains(&Status::SelfPresence));
+        match presence.type_ {
+            PresenceType::Error => {
+                if from.resource().as_str() != r.nick {
+                    return Ok(());
+                }
+                let condition = error_condition(&presence.payloads)
+                    .unwrap_or_else(|| "undefined-condition".into());
+                r.join_sent = None;
+                if condition == "conflict" && r.conflicts < MAX_NICK_SUFFIX {
+                    r.conflicts += 1;
+                    r.nick = format!("{}-{}", r.base_nick, r.conflicts + 1);
+                    info!(%room, nick = %r.nick, "nickname taken; retrying with a suffix");
+                    return self.send_join(stream, &room).await;
+                }
+                let delay = r.retry.next_delay();
+                warn!(%room, %condition, retry_in = ?delay, "cannot join room");
+                metrics::counter!(telemetry::JOIN_FAILURES, "condition" => condition.clone())
+                    .increment(1);
+                r.retry_at = Some(Instant::now() + delay);
+                r.settle(Err(LinkError::Join {
+                    room: room.to_string(),
+                    condition,
+                }));
+            }
+            PresenceType::None if is_self => {
+                r.joined = true;
+                r.join_sent = None;
+                r.retry.reset();
+                r.settle(Ok(()));
+                debug!(%room, nick = %r.nick, "joined room");
+                self.outq.push_back(Inbound::Joined { room });
+                self.publish_joined();
+            }
+            PresenceType::Unavailable if is_self && r.joined => {
+                // Kicked, or the room went away: join again shortly.
+                warn!(%room, "removed from room; rejoining");
+                r.joined = false;
+                r.retry_at = Some(Instant::now() + r.retry.next_delay());
+                self.publish_joined();
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
