@@ -126,32 +126,14 @@ async fn platform_baseline(prosody: &LocalProsody, agents: u64) -> (f64, f64) {
     )
 }
 
-async fn run(agents: u64) {
-    let prosody = LocalProsody::start(
-        DOMAIN,
-        &[("bridge", "b"), ("platform", "p"), ("probe", "x")],
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let tracker = TaskTracker::new();
-    let cancel = CancellationToken::new();
-    let sim = sim::start(
-        prosody.account("platform", "p"),
-        prosody.conference.parse().expect("domain"),
-        scenario(agents),
-        &tracker,
-        cancel.clone(),
-    );
-    tokio::time::timeout(Duration::from_secs(300), sim.ready())
-        .await
-        .expect("the simulator joins its rooms");
-
+/// Starts the bridge binary against `prosody`; returns it and its socket.io port.
+fn start_bridge(prosody: &LocalProsody, dir: &Path) -> (Killed, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("port")
         .local_addr()
         .expect("addr")
         .port();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("bridge.toml");
+    let config = dir.join("bridge.toml");
     std::fs::write(
         &config,
         format!(
@@ -171,12 +153,14 @@ async fn run(agents: u64) {
             .spawn()
             .expect("bridge"),
     );
-    let pid = bridge.0.id();
     wait_ready(port);
-    let (idle_rss, _) = usage(pid);
+    (bridge, port)
+}
 
+/// The Node load generator with `agents` agent UIs logged in to the bridge on `port`.
+fn start_load(port: u16, agents: u64) -> Killed {
     let node_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
-    let mut load = Killed(
+    Killed(
         Command::new("node")
             .arg(node_dir.join("load.mjs"))
             .args([
@@ -188,7 +172,33 @@ async fn run(agents: u64) {
             .stdout(Stdio::piped())
             .spawn()
             .expect("node runs the load generator (npm ci --prefix tests/node)"),
+    )
+}
+
+async fn run(agents: u64) {
+    let prosody = LocalProsody::start(
+        DOMAIN,
+        &[("bridge", "b"), ("platform", "p"), ("probe", "x")],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let tracker = TaskTracker::new();
+    let cancel = CancellationToken::new();
+    let sim = sim::start(
+        prosody.account("platform", "p"),
+        prosody.conference.parse().expect("domain"),
+        scenario(agents),
+        &tracker,
+        cancel.clone(),
     );
+    tokio::time::timeout(Duration::from_secs(300), sim.ready())
+        .await
+        .expect("the simulator joins its rooms");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (bridge, port) = start_bridge(&prosody, dir.path());
+    let pid = bridge.0.id();
+    let (idle_rss, _) = usage(pid);
+
+    let mut load = start_load(port, agents);
     let mut stdin = load.0.stdin.take().expect("piped");
     let mut lines = BufReader::new(load.0.stdout.take().expect("piped")).lines();
     let ready: Value =

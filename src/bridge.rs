@@ -56,7 +56,7 @@ impl agents::Platform for Platform {
 }
 
 /// Feeds `core` with the platform's call events and link changes until `cancel`.
-pub async fn follow_platform<S: Sink>(
+pub(crate) async fn follow_platform<S: Sink>(
     core: Arc<Agents<Platform, S>>,
     mut updates: broadcast::Receiver<Update>,
     cancel: CancellationToken,

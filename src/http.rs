@@ -11,7 +11,7 @@ use crate::platform::Platform;
 use crate::telemetry;
 
 /// `/healthz`, `/readyz`, `/metrics`, and the console at `/` when `console` is on.
-pub fn routes(platform: Platform, console: bool) -> Router {
+pub(crate) fn routes(platform: Platform, console: bool) -> Router {
     let router = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))

@@ -34,16 +34,16 @@
 //! `platform::dispatch`, which resolves the pending request; the handler then ends the call
 //! in the core, which emits `CALL_ENDED` through the [`gateway::SocketSink`].
 
-pub mod agents;
+mod agents;
 pub mod app;
-pub mod bridge;
+mod bridge;
 pub mod config;
 pub mod converja;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod gateway;
-pub mod http;
-pub mod pending;
+mod http;
+mod pending;
 pub mod platform;
 #[cfg(feature = "demo")]
 pub mod prosody;

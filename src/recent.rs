@@ -5,7 +5,7 @@ use std::collections::{HashSet, VecDeque};
 
 /// The last `capacity` distinct ids, oldest forgotten first.
 #[derive(Debug)]
-pub struct RecentIds {
+pub(crate) struct RecentIds {
     order: VecDeque<u64>,
     set: HashSet<u64>,
     capacity: usize,
@@ -13,7 +13,7 @@ pub struct RecentIds {
 
 impl RecentIds {
     /// An empty set remembering at most `capacity` ids.
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         Self {
             order: VecDeque::new(),
             set: HashSet::new(),
@@ -22,7 +22,7 @@ impl RecentIds {
     }
 
     /// Records `id`; false if it was already there.
-    pub fn insert(&mut self, id: u64) -> bool {
+    pub(crate) fn insert(&mut self, id: u64) -> bool {
         if !self.set.insert(id) {
             return false;
         }
@@ -36,7 +36,7 @@ impl RecentIds {
     }
 
     /// Whether `id` is among the remembered ones.
-    pub fn contains(&self, id: u64) -> bool {
+    pub(crate) fn contains(&self, id: u64) -> bool {
         self.set.contains(&id)
     }
 }

@@ -18,11 +18,8 @@ use converja_bridge::sim::{Fault, FaultRule};
 use converja_bridge::telemetry::DROPPED;
 use converja_bridge::xmpp::{Endpoint, connect};
 
-async fn every_request_round_trips_to_the_simulator(via: Via) {
-    let s = stack(via).await;
-    let p = &s.platform;
-    let maria = agent("22010");
-
+/// `GET /queues`, `/queues/7/agents` and `/queues/7/supervisors` list the scenario's people.
+async fn directory_matches_the_scenario(p: &converja_bridge::platform::Platform) {
     let queues = p.queues().await.expect("GET /queues");
     assert_eq!(
         queues
@@ -45,6 +42,14 @@ async fn every_request_round_trips_to_the_simulator(via: Via) {
         .await
         .expect("GET /queues/7/supervisors");
     assert_eq!(sups[0].supervisor.as_str(), "9001");
+}
+
+async fn every_request_round_trips_to_the_simulator(via: Via) {
+    let s = stack(via).await;
+    let p = &s.platform;
+    let maria = agent("22010");
+
+    directory_matches_the_scenario(p).await;
     assert_eq!(
         p.agent_status(&maria).await.expect("status").name,
         AgentState::Idle

@@ -13,31 +13,31 @@ use crate::converja::CallId;
 pub struct SocketId(pub u64);
 
 /// Event names of the contract.
-pub mod name {
+pub(crate) mod name {
     /// UI: log in.
-    pub const USER_CONNECT: &str = "USER_CONNECT";
+    pub(crate) const USER_CONNECT: &str = "USER_CONNECT";
     /// Bridge: logged in.
-    pub const USER_CONNECTED: &str = "USER_CONNECTED";
+    pub(crate) const USER_CONNECTED: &str = "USER_CONNECTED";
     /// Bridge: login failed.
-    pub const USER_CONNECTION_ERROR: &str = "USER_CONNECTION_ERROR";
+    pub(crate) const USER_CONNECTION_ERROR: &str = "USER_CONNECTION_ERROR";
     /// UI: log out.
-    pub const USER_DISCONNECT: &str = "USER_DISCONNECT";
+    pub(crate) const USER_DISCONNECT: &str = "USER_DISCONNECT";
     /// Bridge: logged out.
-    pub const USER_DISCONNECTED: &str = "USER_DISCONNECTED";
+    pub(crate) const USER_DISCONNECTED: &str = "USER_DISCONNECTED";
     /// Bridge: logout failed.
-    pub const USER_DISCONNECTION_ERROR: &str = "USER_DISCONNECTION_ERROR";
+    pub(crate) const USER_DISCONNECTION_ERROR: &str = "USER_DISCONNECTION_ERROR";
     /// Bridge: a call for the agent.
-    pub const NEW_CALL: &str = "NEW_CALL";
+    pub(crate) const NEW_CALL: &str = "NEW_CALL";
     /// UI: the call was shown.
-    pub const NEW_CALL_ANSWERED: &str = "NEW_CALL_ANSWERED";
+    pub(crate) const NEW_CALL_ANSWERED: &str = "NEW_CALL_ANSWERED";
     /// UI: the call could not be taken.
-    pub const NEW_CALL_ERROR: &str = "NEW_CALL_ERROR";
+    pub(crate) const NEW_CALL_ERROR: &str = "NEW_CALL_ERROR";
     /// UI: hang up.
-    pub const END_CALL: &str = "END_CALL";
+    pub(crate) const END_CALL: &str = "END_CALL";
     /// Bridge: the call is over.
-    pub const CALL_ENDED: &str = "CALL_ENDED";
+    pub(crate) const CALL_ENDED: &str = "CALL_ENDED";
     /// Bridge: hanging up failed.
-    pub const END_CALL_ERROR: &str = "END_CALL_ERROR";
+    pub(crate) const END_CALL_ERROR: &str = "END_CALL_ERROR";
 }
 
 /// What the UI sent, kept only to be echoed back in an error reply.
@@ -232,7 +232,7 @@ impl ServerEvent {
 impl Serialize for ServerEvent {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            Self::NewCall(call) => return call.serialize(s),
+            Self::NewCall(call) => call.serialize(s),
             Self::UserConnected(login) => {
                 let mut m = s.serialize_map(Some(2))?;
                 m.serialize_entry("username", &login.username)?;

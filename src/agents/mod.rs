@@ -12,11 +12,11 @@
 //! each come in through their own method.
 
 mod clock;
-pub mod event;
+pub(crate) mod event;
 mod handlers;
-pub mod port;
+pub(crate) mod port;
 mod reconcile;
-pub mod refusal;
+pub(crate) mod refusal;
 mod registry;
 mod state;
 
@@ -32,10 +32,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-pub use event::{AckReply, ClientEvent, Login, NewCall, ServerEvent, SocketId};
-pub use port::{EmitError, Platform, Sink};
-pub use refusal::{PayloadError, Refusal, Subject};
-pub use registry::{AttachError, Registry, Rules};
+pub(crate) use event::{AckReply, ClientEvent, NewCall, ServerEvent, SocketId};
+pub(crate) use port::{EmitError, Platform, Sink};
+pub(crate) use refusal::Refusal;
+pub(crate) use registry::{Registry, Rules};
 
 use crate::config::{Config, OnCallError, OnDisconnect};
 use crate::converja::{AgentId, CallDidStart, CallId, QueueId, Timestamp};

@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 use super::{DOMAIN, PATIENCE, Via, scenario, start_sim};
 
 /// Prosody, the simulator and the whole bridge daemon.
-pub struct BridgeStack {
+pub(crate) struct BridgeStack {
     pub prosody: LocalProsody,
     pub sim: SimHandle,
     pub url: String,
@@ -38,7 +38,7 @@ impl Drop for BridgeStack {
 
 impl BridgeStack {
     /// Stops the bridge as SIGTERM would and returns what `serve` returned.
-    pub async fn shutdown(&mut self) -> anyhow::Result<()> {
+    pub(crate) async fn shutdown(&mut self) -> anyhow::Result<()> {
         self.shutdown.cancel();
         let server = self.server.take().expect("running");
         tokio::time::timeout(PATIENCE, server)
@@ -49,7 +49,11 @@ impl BridgeStack {
 }
 
 /// The bridge's config for this stack, test-friendly timings, adjusted by `tune`.
-pub fn bridge_config(via: Via, prosody: &LocalProsody, tune: impl FnOnce(&mut Config)) -> Config {
+pub(crate) fn bridge_config(
+    via: Via,
+    prosody: &LocalProsody,
+    tune: impl FnOnce(&mut Config),
+) -> Config {
     let transport = match via {
         Via::Tcp => "tcp",
         Via::Bosh => "bosh",
@@ -83,7 +87,7 @@ pub fn bridge_config(via: Via, prosody: &LocalProsody, tune: impl FnOnce(&mut Co
     config
 }
 
-pub async fn bridge_with(via: Via, tune: impl FnOnce(&mut Config)) -> BridgeStack {
+pub(crate) async fn bridge_with(via: Via, tune: impl FnOnce(&mut Config)) -> BridgeStack {
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
     let (prosody, sim) = start_sim(scenario(), &tracker, &cancel).await;
@@ -112,12 +116,12 @@ pub async fn bridge_with(via: Via, tune: impl FnOnce(&mut Config)) -> BridgeStac
     stack
 }
 
-pub async fn bridge(via: Via) -> BridgeStack {
+pub(crate) async fn bridge(via: Via) -> BridgeStack {
     bridge_with(via, |_| {}).await
 }
 
 /// A plain HTTP GET on loopback: (status, body); status 0 when nothing listens.
-pub async fn http_get(port: u16, path: &str) -> (u16, String) {
+pub(crate) async fn http_get(port: u16, path: &str) -> (u16, String) {
     let Ok(mut tcp) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
         return (0, String::new());
     };
@@ -138,7 +142,7 @@ pub async fn http_get(port: u16, path: &str) -> (u16, String) {
     (status, body)
 }
 
-pub async fn wait_ready(port: u16) {
+pub(crate) async fn wait_ready(port: u16) {
     tokio::time::timeout(PATIENCE, async {
         while http_get(port, "/readyz").await.0 != 200 {
             tokio::time::sleep(Duration::from_millis(25)).await;
@@ -149,7 +153,7 @@ pub async fn wait_ready(port: u16) {
 }
 
 /// Agent UIs: sockets of the reference socket.io client, addressed by a test-chosen id.
-pub struct Puppet {
+pub(crate) struct Puppet {
     _child: Child,
     stdin: ChildStdin,
     rx: mpsc::UnboundedReceiver<Value>,
@@ -158,7 +162,7 @@ pub struct Puppet {
 }
 
 impl Puppet {
-    pub async fn start(url: &str) -> Puppet {
+    pub(crate) async fn start(url: &str) -> Puppet {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
         assert!(
             dir.join("node_modules/socket.io-client").exists(),
@@ -194,7 +198,7 @@ impl Puppet {
         }
     }
 
-    pub async fn send(&mut self, cmd: Value) {
+    pub(crate) async fn send(&mut self, cmd: Value) {
         let line = format!("{cmd}\n");
         self.stdin
             .write_all(line.as_bytes())
@@ -203,7 +207,7 @@ impl Puppet {
     }
 
     /// Opens a socket and waits until it is connected.
-    pub async fn connect_with(
+    pub(crate) async fn connect_with(
         &mut self,
         id: &str,
         path: &str,
@@ -221,22 +225,22 @@ impl Puppet {
     }
 
     /// The default: path /callcontrol, namespace /, WebSocket.
-    pub async fn connect(&mut self, id: &str) {
+    pub(crate) async fn connect(&mut self, id: &str) {
         self.connect_with(id, "/callcontrol", "", &["websocket"], json!({}))
             .await;
     }
 
-    pub async fn emit(&mut self, id: &str, event: &str, data: Value) {
+    pub(crate) async fn emit(&mut self, id: &str, event: &str, data: Value) {
         self.send(json!({"op": "emit", "id": id, "event": event, "data": data}))
             .await;
     }
 
-    pub async fn emit_bare(&mut self, id: &str, event: &str) {
+    pub(crate) async fn emit_bare(&mut self, id: &str, event: &str) {
         self.send(json!({"op": "emit", "id": id, "event": event}))
             .await;
     }
 
-    pub async fn login(&mut self, id: &str, username: &str, max_calls: u32) {
+    pub(crate) async fn login(&mut self, id: &str, username: &str, max_calls: u32) {
         self.emit(
             id,
             "USER_CONNECT",
@@ -266,7 +270,7 @@ impl Puppet {
         ))
     }
 
-    pub async fn expect_any(&mut self, id: &str, events: &[&str]) -> (String, Value) {
+    pub(crate) async fn expect_any(&mut self, id: &str, events: &[&str]) -> (String, Value) {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             if let Some(found) = self.take(id, events) {
@@ -284,7 +288,7 @@ impl Puppet {
     }
 
     /// The next `event` on socket `id` not yet taken by an earlier expect.
-    pub async fn expect(&mut self, id: &str, event: &str) -> Value {
+    pub(crate) async fn expect(&mut self, id: &str, event: &str) -> Value {
         self.expect_any(id, &[event]).await.1
     }
 
@@ -292,7 +296,7 @@ impl Puppet {
     /// Asserts that `id` has not received `event`, after a round trip on the same socket: the
     /// bridge answers a socket's events in order, so everything it emitted to that socket
     /// before the answer has arrived by then.
-    pub async fn expect_none(&mut self, id: &str, event: &str) {
+    pub(crate) async fn expect_none(&mut self, id: &str, event: &str) {
         self.send(json!({"op": "emit", "id": id, "event": "BARRIER", "data": {}, "ack": true}))
             .await;
         self.expect(id, "ack:BARRIER").await;
@@ -302,7 +306,7 @@ impl Puppet {
     }
 
     /// Every event received on `id` so far.
-    pub fn events(&mut self, id: &str) -> Vec<String> {
+    pub(crate) fn events(&mut self, id: &str) -> Vec<String> {
         self.pull();
         self.log
             .iter()
@@ -312,7 +316,7 @@ impl Puppet {
     }
 
     /// How many `event`s `id` has received so far, taken or not.
-    pub fn count(&mut self, id: &str, event: &str) -> usize {
+    pub(crate) fn count(&mut self, id: &str, event: &str) -> usize {
         self.pull();
         self.log
             .iter()

@@ -3,7 +3,7 @@
 
 #![allow(dead_code, unused_macros)]
 
-pub mod agent_ui;
+pub(crate) mod agent_ui;
 
 use std::time::Duration;
 
@@ -18,13 +18,13 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub const DOMAIN: &str = "converja.test";
-pub const BRIDGE_NICK: &str = "converja-bridge";
+pub(crate) const DOMAIN: &str = "converja.test";
+pub(crate) const BRIDGE_NICK: &str = "converja-bridge";
 
 /// A wait in a test that should never come close to this.
-pub const PATIENCE: Duration = Duration::from_secs(20);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
 
-pub fn scenario() -> Scenario {
+pub(crate) fn scenario() -> Scenario {
     toml::from_str(
         r#"
         seed = 7
@@ -51,16 +51,16 @@ pub fn scenario() -> Scenario {
     .expect("the test scenario is valid")
 }
 
-pub fn agent(id: &str) -> AgentId {
+pub(crate) fn agent(id: &str) -> AgentId {
     AgentId::new(id)
 }
 
-pub fn settings(prosody: &LocalProsody, user: &str, password: &str) -> ConnectSettings {
+pub(crate) fn settings(prosody: &LocalProsody, user: &str, password: &str) -> ConnectSettings {
     prosody.account(user, password)
 }
 
 /// A loopback port nothing listens on (bound, read, released).
-pub fn unused_port() -> u16 {
+pub(crate) fn unused_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -69,7 +69,7 @@ pub fn unused_port() -> u16 {
 
 /// The transport of the bridge's own XMPP link in a test; the simulator always uses TCP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Via {
+pub(crate) enum Via {
     /// The client-to-server port.
     Tcp,
     /// Prosody's BOSH endpoint.
@@ -78,7 +78,12 @@ pub enum Via {
 
 impl Via {
     /// Connection settings for `user` over this transport.
-    pub fn account(self, prosody: &LocalProsody, user: &str, password: &str) -> ConnectSettings {
+    pub(crate) fn account(
+        self,
+        prosody: &LocalProsody,
+        user: &str,
+        password: &str,
+    ) -> ConnectSettings {
         match self {
             Via::Tcp => prosody.account(user, password),
             Via::Bosh => prosody.bosh_account(user, password),
@@ -108,7 +113,7 @@ macro_rules! over_tcp_and_bosh {
     };
 }
 
-pub fn converja(prosody: &LocalProsody, request_timeout: Duration) -> ConverjaConfig {
+pub(crate) fn converja(prosody: &LocalProsody, request_timeout: Duration) -> ConverjaConfig {
     ConverjaConfig {
         conference: prosody.conference.parse().expect("valid domain"),
         request_timeout: HumanDuration(request_timeout),
@@ -119,17 +124,17 @@ pub fn converja(prosody: &LocalProsody, request_timeout: Duration) -> ConverjaCo
 }
 
 /// The bridge's Prometheus recorder, so tests can read counters.
-pub fn metrics() -> &'static PrometheusHandle {
+pub(crate) fn metrics() -> &'static PrometheusHandle {
     converja_bridge::telemetry::prometheus()
 }
 
 /// The value of a counter line such as `name{label="value"}`, 0 when absent.
-pub fn counter(name: &str, label: &str) -> f64 {
+pub(crate) fn counter(name: &str, label: &str) -> f64 {
     converja_bridge::telemetry::counter(name, label)
 }
 
 /// The whole platform side: Prosody, simulator, and the bridge's platform client.
-pub struct Stack {
+pub(crate) struct Stack {
     pub prosody: LocalProsody,
     pub sim: SimHandle,
     pub platform: Platform,
@@ -144,7 +149,7 @@ impl Drop for Stack {
 }
 
 /// Starts Prosody (with bridge, platform and "other" accounts) and the simulator.
-pub async fn start_sim(
+pub(crate) async fn start_sim(
     scenario: Scenario,
     tracker: &TaskTracker,
     cancel: &CancellationToken,
@@ -174,7 +179,7 @@ pub async fn start_sim(
 }
 
 /// Starts everything and waits until the bridge's platform client is ready.
-pub async fn stack_with(
+pub(crate) async fn stack_with(
     via: Via,
     scenario: Scenario,
     request_timeout: Duration,
@@ -202,11 +207,11 @@ pub async fn stack_with(
     }
 }
 
-pub async fn stack(via: Via) -> Stack {
+pub(crate) async fn stack(via: Via) -> Stack {
     stack_with(via, scenario(), Duration::from_secs(5), 1000).await
 }
 
-pub async fn wait_ready(platform: &Platform) {
+pub(crate) async fn wait_ready(platform: &Platform) {
     assert!(
         platform.wait_ready(PATIENCE).await,
         "the platform client did not become ready: {:?}",
@@ -219,7 +224,7 @@ pub async fn wait_ready(platform: &Platform) {
 }
 
 /// Polls `check` until it holds; panics with `what` after [`PATIENCE`].
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
+pub(crate) async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -235,7 +240,7 @@ where
 }
 
 /// The next event from `updates` that `pick` accepts, within [`PATIENCE`].
-pub async fn next_update<T>(
+pub(crate) async fn next_update<T>(
     updates: &mut broadcast::Receiver<Update>,
     mut pick: impl FnMut(&Update) -> Option<T>,
 ) -> T {
@@ -259,7 +264,7 @@ pub async fn next_update<T>(
 /// A TCP proxy in front of an HTTP server that lets requests through but, for every
 /// `every`-th answer, closes the connection instead of delivering it: the server did the
 /// work, the client never heard back.
-pub struct AnswerDroppingProxy {
+pub(crate) struct AnswerDroppingProxy {
     pub port: u16,
     pub dropped: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     cancel: CancellationToken,
@@ -272,7 +277,7 @@ impl Drop for AnswerDroppingProxy {
 }
 
 impl AnswerDroppingProxy {
-    pub async fn start(upstream: u16, every: usize) -> AnswerDroppingProxy {
+    pub(crate) async fn start(upstream: u16, every: usize) -> AnswerDroppingProxy {
         use std::sync::Arc;
         use std::sync::atomic::{AtomicUsize, Ordering};
         use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -180,10 +180,13 @@ impl Platform for FakePlatform {
     }
 }
 
+/// Every emit so far: to which socket, which event, which payload.
+type Emitted = Arc<Mutex<Vec<(SocketId, &'static str, Value)>>>;
+
 /// A sink that records every emit, per socket, and can play a full socket buffer.
 #[derive(Clone, Default)]
 pub(super) struct Recorder {
-    emitted: Arc<Mutex<Vec<(SocketId, &'static str, Value)>>>,
+    emitted: Emitted,
     full: Arc<Mutex<HashSet<SocketId>>>,
 }
 

@@ -39,7 +39,7 @@ const PIPE_BUFFER: usize = 64 * 1024;
 
 /// Creates a BOSH session at `url` and returns the stream to log in over. The session task
 /// is spawned on `tracker` and ends when the stream is dropped or the session dies.
-pub async fn open(
+pub(super) async fn open(
     settings: &ConnectSettings,
     url: &BoshUrl,
     tracker: &TaskTracker,

@@ -22,13 +22,13 @@ const RECENT_CLOSED: usize = 4096;
 /// above every id its predecessor used unless that one sustained over a million requests a
 /// second. Microseconds stay below JSON's 2^53 until the year 2255.
 #[derive(Debug, Default)]
-pub struct IdSource {
+pub(crate) struct IdSource {
     last: AtomicU64,
 }
 
 impl IdSource {
     /// The next id: strictly greater than every id handed out before.
-    pub fn next(&self) -> u64 {
+    pub(crate) fn next(&self) -> u64 {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_micros() as u64)
@@ -45,7 +45,7 @@ impl IdSource {
 
 /// Why a pending request ended without a response.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// The XMPP server bounced the request stanza (e.g. the occupant is not in the room).
     Bounced(String),
     /// The XMPP link went down while the request was pending.
@@ -54,7 +54,7 @@ pub enum Failure {
 
 /// What became of a response handed to [`PendingTable::resolve`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Disposition {
+pub(crate) enum Disposition {
     /// It answered a pending request, from the right occupant.
     Accepted,
     /// It came from someone other than the occupant the request went to; the request stays
@@ -73,7 +73,7 @@ pub enum Disposition {
 
 impl Disposition {
     /// A stable label for logs and metrics.
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             Disposition::Accepted => "accepted",
             Disposition::Spoofed { .. } => "spoofed",
@@ -87,7 +87,7 @@ impl Disposition {
 /// The table is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the bridge is overloaded")]
-pub struct Overloaded;
+pub(crate) struct Overloaded;
 
 type Reply = oneshot::Sender<Result<ResponseMessage, Failure>>;
 
@@ -113,7 +113,7 @@ impl Inner {
 }
 
 /// The table of requests awaiting a response.
-pub struct PendingTable {
+pub(crate) struct PendingTable {
     inner: Mutex<Inner>,
     capacity: usize,
     ids: IdSource,
@@ -132,7 +132,7 @@ impl std::fmt::Debug for PendingTable {
 
 /// A registered request; dropping it (on timeout or cancellation) removes its entry.
 #[derive(Debug)]
-pub struct Ticket {
+pub(crate) struct Ticket {
     id: u64,
     table: Arc<PendingTable>,
     rx: Option<oneshot::Receiver<Result<ResponseMessage, Failure>>>,
@@ -140,12 +140,12 @@ pub struct Ticket {
 
 impl Ticket {
     /// The request id to send.
-    pub fn id(&self) -> u64 {
+    pub(crate) fn id(&self) -> u64 {
         self.id
     }
 
     /// Waits for the response or the failure. The caller applies the timeout.
-    pub async fn wait(&mut self) -> Result<ResponseMessage, Failure> {
+    pub(crate) async fn wait(&mut self) -> Result<ResponseMessage, Failure> {
         let rx = self
             .rx
             .as_mut()
@@ -170,7 +170,7 @@ impl Drop for Ticket {
 
 impl PendingTable {
     /// A table holding at most `capacity` requests at once.
-    pub fn new(capacity: usize) -> Arc<Self> {
+    pub(crate) fn new(capacity: usize) -> Arc<Self> {
         Arc::new(Self {
             inner: Mutex::new(Inner::new()),
             capacity,
@@ -186,17 +186,17 @@ impl PendingTable {
     }
 
     /// Requests pending now.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.lock().entries.len()
     }
 
     /// Whether nothing is pending.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Returns once no request is pending.
-    pub async fn wait_empty(&self) {
+    pub(crate) async fn wait_empty(&self) {
         loop {
             let emptied = self.emptied.notified();
             tokio::pin!(emptied);
@@ -209,7 +209,7 @@ impl PendingTable {
     }
 
     /// Registers a request to `occupant` under a fresh id.
-    pub fn register(self: &Arc<Self>, occupant: FullJid) -> Result<Ticket, Overloaded> {
+    pub(crate) fn register(self: &Arc<Self>, occupant: FullJid) -> Result<Ticket, Overloaded> {
         let (tx, rx) = oneshot::channel();
         let id = self.ids.next();
         {
@@ -233,7 +233,7 @@ impl PendingTable {
     }
 
     /// Matches a response received from `from` to its request.
-    pub fn resolve(&self, from: &Jid, response: ResponseMessage) -> Disposition {
+    pub(crate) fn resolve(&self, from: &Jid, response: ResponseMessage) -> Disposition {
         let mut inner = self.lock();
         let id = response.to;
         match inner.entries.get(&id) {
@@ -260,7 +260,7 @@ impl PendingTable {
 
     /// Fails request `id` because its stanza bounced; ignored unless the bounce comes from
     /// the occupant the request went to.
-    pub fn bounce(&self, id: u64, from: &Jid, reason: String) -> Disposition {
+    pub(crate) fn bounce(&self, id: u64, from: &Jid, reason: String) -> Disposition {
         let mut inner = self.lock();
         match inner.entries.get(&id) {
             Some(entry) if same_occupant(from, &entry.occupant) => {
@@ -281,7 +281,7 @@ impl PendingTable {
     }
 
     /// Fails every pending request at once; used when the link drops.
-    pub fn fail_all(&self, reason: &str) -> usize {
+    pub(crate) fn fail_all(&self, reason: &str) -> usize {
         let drained: Vec<(u64, Entry)> = {
             let mut inner = self.lock();
             let drained: Vec<_> = inner.entries.drain().collect();
@@ -310,199 +310,4 @@ fn same_occupant(from: &Jid, occupant: &FullJid) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn occupant(s: &str) -> FullJid {
-        s.parse().expect("valid full jid")
-    }
-
-    fn response(to: u64) -> ResponseMessage {
-        ResponseMessage {
-            id: 1,
-            to,
-            failure: false,
-            status: 200,
-            params: serde_json::json!({}),
-        }
-    }
-
-    const FILIS: &str = "filis@conf.test/filis";
-
-    #[tokio::test]
-    async fn answers_reach_their_own_request_in_any_order() {
-        let table = PendingTable::new(10);
-        let mut a = table.register(occupant(FILIS)).unwrap();
-        let mut b = table.register(occupant(FILIS)).unwrap();
-        let from: Jid = occupant(FILIS).into();
-        assert_eq!(
-            table.resolve(&from, response(b.id())),
-            Disposition::Accepted
-        );
-        assert_eq!(
-            table.resolve(&from, response(a.id())),
-            Disposition::Accepted
-        );
-        assert_eq!(a.wait().await.unwrap().to, a.id());
-        assert_eq!(b.wait().await.unwrap().to, b.id());
-        assert!(table.is_empty());
-    }
-
-    #[tokio::test]
-    async fn spoofed_answers_are_refused_and_the_real_one_still_lands() {
-        let table = PendingTable::new(10);
-        let mut t = table.register(occupant("agent.1@conf.test/1")).unwrap();
-        let other: Jid = occupant("agent.2@conf.test/2").into();
-        let bare: Jid = "agent.1@conf.test".parse().unwrap();
-        assert!(matches!(
-            table.resolve(&other, response(t.id())),
-            Disposition::Spoofed { .. }
-        ));
-        assert!(matches!(
-            table.resolve(&bare, response(t.id())),
-            Disposition::Spoofed { .. }
-        ));
-        let real: Jid = occupant("agent.1@conf.test/1").into();
-        assert_eq!(
-            table.resolve(&real, response(t.id())),
-            Disposition::Accepted
-        );
-        assert!(t.wait().await.is_ok());
-    }
-
-    #[tokio::test]
-    async fn duplicates_late_and_unknown_answers_are_told_apart() {
-        let table = PendingTable::new(10);
-        let from: Jid = occupant(FILIS).into();
-        let t = table.register(occupant(FILIS)).unwrap();
-        let id = t.id();
-        assert_eq!(table.resolve(&from, response(id)), Disposition::Accepted);
-        assert_eq!(table.resolve(&from, response(id)), Disposition::Duplicate);
-        let gave_up = table.register(occupant(FILIS)).unwrap();
-        let late_id = gave_up.id();
-        drop(gave_up);
-        assert_eq!(table.resolve(&from, response(late_id)), Disposition::Late);
-        assert_eq!(table.resolve(&from, response(12345)), Disposition::Unknown);
-        drop(t);
-    }
-
-    #[tokio::test]
-    async fn bounces_fail_the_request_at_once() {
-        let table = PendingTable::new(10);
-        let mut t = table.register(occupant("agent.9@conf.test/9")).unwrap();
-        let stranger: Jid = occupant("agent.8@conf.test/8").into();
-        assert!(matches!(
-            table.bounce(t.id(), &stranger, "x".into()),
-            Disposition::Spoofed { .. }
-        ));
-        let from: Jid = occupant("agent.9@conf.test/9").into();
-        assert_eq!(
-            table.bounce(t.id(), &from, "item-not-found".into()),
-            Disposition::Accepted
-        );
-        assert_eq!(
-            t.wait().await,
-            Err(Failure::Bounced("item-not-found".into()))
-        );
-    }
-
-    #[tokio::test]
-    async fn link_loss_fails_everything_pending() {
-        let table = PendingTable::new(10);
-        let mut tickets: Vec<_> = (0..5)
-            .map(|_| table.register(occupant(FILIS)).unwrap())
-            .collect();
-        assert_eq!(table.fail_all("connection reset"), 5);
-        for t in &mut tickets {
-            assert_eq!(
-                t.wait().await,
-                Err(Failure::LinkDown("connection reset".into()))
-            );
-        }
-        assert!(table.is_empty());
-        // An answer that crossed the outage is late, not unknown.
-        let from: Jid = occupant(FILIS).into();
-        assert_eq!(
-            table.resolve(&from, response(tickets[0].id())),
-            Disposition::Late
-        );
-        assert_eq!(table.fail_all("again"), 0);
-    }
-
-    #[tokio::test]
-    async fn waiting_for_an_empty_table_ends_with_the_last_request() {
-        let table = PendingTable::new(10);
-        let from: Jid = occupant(FILIS).into();
-        let first = table.register(occupant(FILIS)).unwrap();
-        let second = table.register(occupant(FILIS)).unwrap();
-        let waiter = tokio::spawn({
-            let table = table.clone();
-            async move { table.wait_empty().await }
-        });
-        table.resolve(&from, response(first.id()));
-        drop(first);
-        tokio::task::yield_now().await;
-        assert!(!waiter.is_finished(), "one request is still in flight");
-        drop(second);
-        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
-            .await
-            .expect("woken by the last ticket")
-            .unwrap();
-    }
-
-    #[test]
-    fn a_dropped_ticket_leaves_the_table() {
-        let table = PendingTable::new(10);
-        let from: Jid = occupant(FILIS).into();
-        let kept = table.register(occupant(FILIS)).unwrap();
-        let dropped = table.register(occupant(FILIS)).unwrap();
-        let id = dropped.id();
-        assert_eq!(table.len(), 2);
-        drop(dropped);
-        assert_eq!(table.len(), 1);
-        assert_eq!(table.resolve(&from, response(id)), Disposition::Late);
-        // Dropping a ticket whose answer arrived changes nothing: a repeat is a duplicate.
-        let kept_id = kept.id();
-        assert_eq!(
-            table.resolve(&from, response(kept_id)),
-            Disposition::Accepted
-        );
-        drop(kept);
-        assert!(table.is_empty());
-        assert_eq!(
-            table.resolve(&from, response(kept_id)),
-            Disposition::Duplicate
-        );
-    }
-
-    #[test]
-    fn the_table_is_bounded_and_frees_slots_on_drop() {
-        let table = PendingTable::new(2);
-        let a = table.register(occupant(FILIS)).unwrap();
-        let _b = table.register(occupant(FILIS)).unwrap();
-        assert_eq!(table.register(occupant(FILIS)).unwrap_err(), Overloaded);
-        drop(a);
-        assert!(table.register(occupant(FILIS)).is_ok());
-    }
-
-    #[test]
-    fn ids_increase_start_from_the_clock_and_fit_json() {
-        let before = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_micros() as u64;
-        let ids = IdSource::default();
-        let mut last = 0;
-        for _ in 0..10_000 {
-            let id = ids.next();
-            assert!(id > last);
-            last = id;
-        }
-        assert!(last >= before);
-        assert!(last < (1u64 << 53));
-        // A second source, as after a restart, starts above the first one's ids.
-        let restarted = IdSource::default();
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        assert!(restarted.next() > last);
-    }
-}
+mod tests;

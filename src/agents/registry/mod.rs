@@ -42,7 +42,7 @@ struct SocketView {
 
 /// One username connected through zero or more sockets.
 #[derive(Debug)]
-pub struct Session {
+pub(crate) struct Session {
     /// The agent UI's username.
     pub username: String,
     /// The platform's agent id.
@@ -62,27 +62,17 @@ impl Session {
     }
 
     /// Whether the session holds `call` (offered or waiting for a slot).
-    pub fn holds(&self, call: CallId) -> bool {
+    pub(crate) fn holds(&self, call: CallId) -> bool {
         self.calls.iter().any(|s| s.call == call)
     }
 
-    /// Calls offered to the UI now, oldest first.
-    pub fn offered_calls(&self) -> Vec<CallId> {
-        self.offered().map(|s| s.call).collect()
-    }
-
     /// Calls waiting for a free slot.
-    pub fn waiting_calls(&self) -> Vec<CallId> {
+    pub(crate) fn waiting_calls(&self) -> Vec<CallId> {
         self.calls
             .iter()
             .skip(self.max_calls as usize)
             .map(|s| s.call)
             .collect()
-    }
-
-    /// The session's sockets.
-    pub fn sockets(&self) -> Vec<SocketId> {
-        self.sockets.keys().copied().collect()
     }
 
     fn remember_ended(&mut self, call: CallId) {
@@ -109,7 +99,7 @@ pub enum AttachError {
 
 /// Something worth logging and counting that the registry noticed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Notice {
+pub(crate) enum Notice {
     /// A call was delivered `ack_timeout` ago and never answered.
     Unanswered {
         /// The session.
@@ -121,7 +111,7 @@ pub enum Notice {
 
 /// Every session, by username.
 #[derive(Debug)]
-pub struct Registry {
+pub(crate) struct Registry {
     rules: Rules,
     sessions: HashMap<String, Session>,
     by_agent: HashMap<AgentId, String>,
@@ -135,7 +125,7 @@ pub struct Registry {
 
 impl Registry {
     /// An empty registry.
-    pub fn new(rules: Rules) -> Self {
+    pub(crate) fn new(rules: Rules) -> Self {
         Registry {
             rules,
             sessions: HashMap::new(),
@@ -147,34 +137,34 @@ impl Registry {
     }
 
     /// The username a socket acts for.
-    pub fn username_of(&self, socket: SocketId) -> Option<&str> {
+    pub(crate) fn username_of(&self, socket: SocketId) -> Option<&str> {
         self.by_socket.get(&socket).map(String::as_str)
     }
 
     /// A session by username.
-    pub fn session(&self, username: &str) -> Option<&Session> {
+    pub(crate) fn session(&self, username: &str) -> Option<&Session> {
         self.sessions.get(username)
     }
 
     /// The session of the socket.
-    pub fn session_of(&self, socket: SocketId) -> Option<&Session> {
+    pub(crate) fn session_of(&self, socket: SocketId) -> Option<&Session> {
         self.by_socket
             .get(&socket)
             .and_then(|u| self.sessions.get(u))
     }
 
     /// The session for an agent id.
-    pub fn session_of_agent(&self, agent: &AgentId) -> Option<&Session> {
+    pub(crate) fn session_of_agent(&self, agent: &AgentId) -> Option<&Session> {
         self.by_agent.get(agent).and_then(|u| self.sessions.get(u))
     }
 
     /// All sessions.
-    pub fn sessions(&self) -> impl Iterator<Item = &Session> {
+    pub(crate) fn sessions(&self) -> impl Iterator<Item = &Session> {
         self.sessions.values()
     }
 
     /// Counts for metrics: (sessions, sockets, calls offered, calls waiting).
-    pub fn counts(&self) -> (usize, usize, usize, usize) {
+    pub(crate) fn counts(&self) -> (usize, usize, usize, usize) {
         let offered = self.sessions.values().map(|s| s.offered().count()).sum();
         let waiting = self
             .sessions
@@ -185,7 +175,7 @@ impl Registry {
     }
 
     /// Checks that `socket` may act for `username` as `agent`, before asking the platform.
-    pub fn can_attach(
+    pub(crate) fn can_attach(
         &self,
         socket: SocketId,
         username: &str,
@@ -209,7 +199,7 @@ impl Registry {
 
     /// Attaches `socket` to the session of `username`, creating it if needed. A socket already
     /// attached keeps what it has seen; a new socket will receive every unfinished call.
-    pub fn attach(
+    pub(crate) fn attach(
         &mut self,
         socket: SocketId,
         username: &str,
@@ -243,7 +233,7 @@ impl Registry {
     }
 
     /// The socket is gone without USER_DISCONNECT; its session waits for the grace period.
-    pub fn socket_closed(&mut self, socket: SocketId, now: Instant) {
+    pub(crate) fn socket_closed(&mut self, socket: SocketId, now: Instant) {
         let Some(username) = self.by_socket.remove(&socket) else {
             return;
         };
@@ -256,7 +246,7 @@ impl Registry {
     }
 
     /// Sessions whose last socket left more than the grace period ago.
-    pub fn expired(&self, now: Instant) -> Vec<String> {
+    pub(crate) fn expired(&self, now: Instant) -> Vec<String> {
         self.sessions
             .values()
             .filter(|s| {
@@ -268,7 +258,7 @@ impl Registry {
     }
 
     /// Ends a session: its sockets stop acting for it. Returns the sockets it had.
-    pub fn end_session(&mut self, username: &str) -> Vec<SocketId> {
+    pub(crate) fn end_session(&mut self, username: &str) -> Vec<SocketId> {
         let Some(session) = self.sessions.remove(username) else {
             return Vec::new();
         };
@@ -290,7 +280,7 @@ impl Registry {
     }
 
     /// The platform gave `agent` a call; false if no session wants it or it is known already.
-    pub fn call_started(&mut self, agent: &AgentId, call: CallId, info: NewCall) -> bool {
+    pub(crate) fn call_started(&mut self, agent: &AgentId, call: CallId, info: NewCall) -> bool {
         let Some(session) = self
             .by_agent
             .get(agent)
@@ -315,7 +305,7 @@ impl Registry {
 
     /// A call ended (on the platform, by END_CALL or by rejection). Returns the session's
     /// sockets to tell, or `None` if no session held it.
-    pub fn call_ended(&mut self, call: CallId) -> Option<(String, Vec<SocketId>)> {
+    pub(crate) fn call_ended(&mut self, call: CallId) -> Option<(String, Vec<SocketId>)> {
         let username = self.by_call.remove(&call)?;
         let session = self.sessions.get_mut(&username)?;
         session.calls.retain(|s| s.call != call);
@@ -331,7 +321,7 @@ impl Registry {
     }
 
     /// The UI confirmed a NEW_CALL; false if the socket's session does not hold it.
-    pub fn answered(&mut self, socket: SocketId, call: CallId) -> bool {
+    pub(crate) fn answered(&mut self, socket: SocketId, call: CallId) -> bool {
         let Some(session) = self
             .by_socket
             .get(&socket)
@@ -351,7 +341,7 @@ impl Registry {
     /// NEW_CALLs due now, per socket, over every session: offered calls the socket has not
     /// seen (once its first-call delay has passed), and unanswered ones again if redelivery
     /// is on. Run periodically, for the deliveries that wait on the clock.
-    pub fn due(&self, now: Instant) -> Vec<(SocketId, NewCall)> {
+    pub(crate) fn due(&self, now: Instant) -> Vec<(SocketId, NewCall)> {
         let mut out = Vec::new();
         for session in self.sessions.values() {
             self.session_due(session, now, &mut out);
@@ -360,7 +350,7 @@ impl Registry {
     }
 
     /// Like [`due`](Self::due), for the sessions changed since the last call only.
-    pub fn due_changed(&mut self, now: Instant) -> Vec<(SocketId, NewCall)> {
+    pub(crate) fn due_changed(&mut self, now: Instant) -> Vec<(SocketId, NewCall)> {
         let mut out = Vec::new();
         for username in std::mem::take(&mut self.changed) {
             if let Some(session) = self.sessions.get(&username) {
@@ -392,7 +382,7 @@ impl Registry {
     }
 
     /// Records that `call` reached `socket`.
-    pub fn delivered(&mut self, socket: SocketId, call: CallId, now: Instant) {
+    pub(crate) fn delivered(&mut self, socket: SocketId, call: CallId, now: Instant) {
         if let Some(view) = self
             .by_socket
             .get(&socket)
@@ -404,7 +394,7 @@ impl Registry {
     }
 
     /// Calls delivered `ack_timeout` ago and never answered, each reported once.
-    pub fn notices(&mut self, now: Instant) -> Vec<Notice> {
+    pub(crate) fn notices(&mut self, now: Instant) -> Vec<Notice> {
         let mut out = Vec::new();
         let timeout = self.rules.ack_timeout;
         for session in self.sessions.values_mut() {
@@ -438,246 +428,13 @@ impl Registry {
     }
 
     /// Every call held by any session, with its agent.
-    pub fn held_calls(&self) -> Vec<(AgentId, CallId)> {
+    pub(crate) fn held_calls(&self) -> Vec<(AgentId, CallId)> {
         self.sessions
             .values()
             .flat_map(|s| s.calls.iter().map(|c| (s.agent.clone(), c.call)))
             .collect()
     }
-
-    /// Agents with a session.
-    pub fn agents(&self) -> HashSet<AgentId> {
-        self.by_agent.keys().cloned().collect()
-    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rules() -> Rules {
-        Rules {
-            first_call_delay: Duration::from_millis(500),
-            ack_timeout: Duration::from_secs(15),
-            redeliver_unanswered: false,
-            reconnect_grace: Duration::from_secs(30),
-        }
-    }
-
-    fn info(call: u64) -> NewCall {
-        NewCall {
-            call: CallId(call),
-            media: "CHAT".into(),
-            start_date: "2016-07-13T13:58:51.721Z".into(),
-            service: "Financeiro".into(),
-            caller: "0800".into(),
-        }
-    }
-
-    fn due_ids(r: &Registry, now: Instant) -> Vec<(u64, String)> {
-        let mut v: Vec<(u64, String)> = r
-            .due(now)
-            .into_iter()
-            .map(|(s, c)| (s.0, c.call.to_string()))
-            .collect();
-        v.sort();
-        v
-    }
-
-    fn deliver_all(r: &mut Registry, now: Instant) -> usize {
-        let due = r.due(now);
-        for (s, c) in &due {
-            r.delivered(*s, c.call, now);
-        }
-        due.len()
-    }
-
-    const S1: SocketId = SocketId(1);
-    const S2: SocketId = SocketId(2);
-
-    #[test]
-    fn changed_sessions_alone_are_looked_at_after_a_change() {
-        let t0 = Instant::now();
-        let later = t0 + Duration::from_secs(1);
-        let mut r = Registry::new(Rules {
-            first_call_delay: Duration::ZERO,
-            ..rules()
-        });
-        let maria = AgentId::new("22010");
-        let joao = AgentId::new("22011");
-        r.attach(S1, "maria", &maria, 1, t0).unwrap();
-        r.attach(S2, "joao", &joao, 1, t0).unwrap();
-        assert!(r.due_changed(later).is_empty());
-        r.call_started(&joao, CallId(7), info(7));
-        let due: Vec<(u64, String)> = r
-            .due_changed(later)
-            .into_iter()
-            .map(|(s, c)| (s.0, c.call.to_string()))
-            .collect();
-        assert_eq!(due, vec![(2, "7".into())]);
-        assert!(r.due_changed(later).is_empty(), "nothing changed since");
-        assert_eq!(
-            due_ids(&r, later),
-            vec![(2, "7".into())],
-            "the periodic scan still sees it until delivered"
-        );
-    }
-
-    #[test]
-    fn first_calls_wait_for_the_listener_delay() {
-        let t0 = Instant::now();
-        let mut r = Registry::new(rules());
-        let maria = AgentId::new("22010");
-        r.attach(S1, "maria", &maria, 2, t0).unwrap();
-        assert!(r.call_started(&maria, CallId(1), info(1)));
-        assert!(due_ids(&r, t0 + Duration::from_millis(499)).is_empty());
-        assert_eq!(
-            due_ids(&r, t0 + Duration::from_millis(500)),
-            vec![(1, "1".into())]
-        );
-    }
-
-    #[test]
-    fn capacity_caps_offered_calls_and_the_backlog_keeps_arrival_order() {
-        let t0 = Instant::now();
-        let later = t0 + Duration::from_secs(1);
-        let mut r = Registry::new(rules());
-        let maria = AgentId::new("22010");
-        r.attach(S1, "maria", &maria, 2, t0).unwrap();
-        for c in 1..=4 {
-            r.call_started(&maria, CallId(c), info(c));
-        }
-        assert_eq!(due_ids(&r, later), vec![(1, "1".into()), (1, "2".into())]);
-        deliver_all(&mut r, later);
-        assert!(r.due(later).is_empty(), "delivered once per socket");
-        assert_eq!(
-            r.session("maria").unwrap().waiting_calls(),
-            vec![CallId(3), CallId(4)]
-        );
-        r.call_ended(CallId(1));
-        assert_eq!(
-            due_ids(&r, later),
-            vec![(1, "3".into())],
-            "the oldest waiting call takes the freed slot"
-        );
-    }
-
-    #[test]
-    fn a_new_socket_receives_every_unfinished_call_and_a_repeat_connect_nothing() {
-        let t0 = Instant::now();
-        let t1 = t0 + Duration::from_secs(1);
-        let mut r = Registry::new(rules());
-        let maria = AgentId::new("22010");
-        r.attach(S1, "maria", &maria, 3, t0).unwrap();
-        r.call_started(&maria, CallId(1), info(1));
-        r.call_started(&maria, CallId(2), info(2));
-        deliver_all(&mut r, t1);
-        r.attach(S1, "maria", &maria, 3, t1).unwrap();
-        assert!(
-            r.due(t1 + Duration::from_secs(5)).is_empty(),
-            "repeated USER_CONNECT re-delivers nothing"
-        );
-        r.attach(S2, "maria", &maria, 3, t1).unwrap();
-        let t2 = t1 + Duration::from_secs(1);
-        assert_eq!(due_ids(&r, t2), vec![(2, "1".into()), (2, "2".into())]);
-    }
-
-    #[test]
-    fn one_socket_one_username_and_one_username_per_agent() {
-        let t0 = Instant::now();
-        let mut r = Registry::new(rules());
-        r.attach(S1, "maria", &AgentId::new("22010"), 1, t0)
-            .unwrap();
-        assert_eq!(
-            r.attach(S1, "joao", &AgentId::new("22011"), 1, t0),
-            Err(AttachError::OtherUser("maria".into()))
-        );
-        assert!(matches!(
-            r.attach(S2, "impostor", &AgentId::new("22010"), 1, t0),
-            Err(AttachError::AgentTaken { .. })
-        ));
-    }
-
-    #[test]
-    fn a_lost_socket_keeps_the_session_for_the_grace_period() {
-        let t0 = Instant::now();
-        let mut r = Registry::new(rules());
-        let maria = AgentId::new("22010");
-        r.attach(S1, "maria", &maria, 1, t0).unwrap();
-        r.call_started(&maria, CallId(9), info(9));
-        r.socket_closed(S1, t0);
-        assert!(r.expired(t0 + Duration::from_secs(29)).is_empty());
-        r.attach(S2, "maria", &maria, 1, t0 + Duration::from_secs(29))
-            .unwrap();
-        assert!(
-            r.expired(t0 + Duration::from_secs(60)).is_empty(),
-            "picked up in time"
-        );
-        assert_eq!(
-            due_ids(&r, t0 + Duration::from_secs(30)),
-            vec![(2, "9".into())]
-        );
-        r.socket_closed(S2, t0 + Duration::from_secs(40));
-        assert_eq!(
-            r.expired(t0 + Duration::from_secs(70)),
-            vec!["maria".to_string()]
-        );
-        assert_eq!(r.end_session("maria"), Vec::<SocketId>::new());
-        assert!(r.session_of_agent(&maria).is_none());
-    }
-
-    #[test]
-    fn a_call_ends_once_and_is_not_offered_again() {
-        let t0 = Instant::now();
-        let mut r = Registry::new(rules());
-        let maria = AgentId::new("22010");
-        r.attach(S1, "maria", &maria, 1, t0).unwrap();
-        r.attach(S2, "maria", &maria, 1, t0).unwrap();
-        r.call_started(&maria, CallId(5), info(5));
-        assert_eq!(
-            r.call_ended(CallId(5)),
-            Some(("maria".into(), vec![S1, S2]))
-        );
-        assert_eq!(r.call_ended(CallId(5)), None, "CALL_ENDED once per call");
-        assert!(
-            !r.call_started(&maria, CallId(5), info(5)),
-            "an ended call is not offered again"
-        );
-    }
-
-    #[test]
-    fn unanswered_calls_are_reported_once_and_redelivered_only_when_asked() {
-        let t0 = Instant::now();
-        let mut r = Registry::new(rules());
-        let maria = AgentId::new("22010");
-        r.attach(S1, "maria", &maria, 1, t0).unwrap();
-        r.call_started(&maria, CallId(1), info(1));
-        let t1 = t0 + Duration::from_secs(1);
-        deliver_all(&mut r, t1);
-        let late = t1 + Duration::from_secs(16);
-        assert!(r.due(late).is_empty(), "no redelivery by default");
-        assert_eq!(
-            r.notices(late),
-            vec![Notice::Unanswered {
-                username: "maria".into(),
-                call: CallId(1)
-            }]
-        );
-        assert!(r.notices(late).is_empty(), "reported once");
-
-        let mut r = Registry::new(Rules {
-            redeliver_unanswered: true,
-            ..rules()
-        });
-        r.attach(S1, "maria", &maria, 1, t0).unwrap();
-        r.call_started(&maria, CallId(1), info(1));
-        deliver_all(&mut r, t1);
-        assert_eq!(due_ids(&r, late), vec![(1, "1".into())]);
-        assert!(r.answered(S1, CallId(1)));
-        assert!(
-            r.due(late).is_empty(),
-            "an answered call is not redelivered"
-        );
-        assert!(!r.answered(S1, CallId(77)));
-    }
-}
+mod tests;
