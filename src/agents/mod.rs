@@ -173,13 +173,16 @@ impl<P: Platform, S: Sink> Agents<P, S> {
     pub fn call_started(&self, start: &CallDidStart) {
         let info = self.new_call(start.queue, &start.origin, start.timestamp, start.callid);
         let mut state = self.state();
-        if state
-            .registry
-            .call_started(&start.destination, start.callid, info)
-        {
-            info!(agent = %start.destination, call = %start.callid, "call assigned");
-            state.deliver_changed(&self.sink, now());
+        let registry = &mut state.registry;
+        if !registry.call_started(&start.destination, start.callid, start.queue, info) {
+            return;
         }
+        if registry.session_of_agent(&start.destination).is_some() {
+            info!(agent = %start.destination, call = %start.callid, "call assigned");
+        } else {
+            debug!(agent = %start.destination, call = %start.callid, "call kept for the agent's next session");
+        }
+        state.deliver_changed(&self.sink, now());
     }
 
     /// The platform ended a call.
@@ -189,12 +192,10 @@ impl<P: Platform, S: Sink> Agents<P, S> {
         state.deliver_changed(&self.sink, now());
     }
 
-    /// The platform is reachable again after an outage, or events were missed: re-read what
-    /// the platform has and emit what the UIs missed.
+    /// The platform is reachable (at start, or again after an outage), or events were missed:
+    /// re-read every queue's active calls, emit what the UIs missed, and keep the calls of
+    /// agents without a session for when they connect.
     pub fn resync(self: &Arc<Self>) {
-        if self.state().registry.sessions().next().is_none() {
-            return;
-        }
         let agents = self.clone();
         self.tasks
             .spawn(async move { agents.reconcile().await }.instrument(info_span!("reconcile")));

@@ -1,5 +1,7 @@
-//! Catching up after an outage: re-read every followed queue's calls and emit the NEW_CALLs
-//! and CALL_ENDEDs the agent UIs missed, never one twice.
+//! Catching up with the platform: each followed queue's active calls are re-read and applied
+//! queue by queue, as each answers. What an event told us after a queue's read was sent is
+//! newer than that read, so the read never overrides it: a call that started since is not
+//! ended, a call that ended since is not brought back.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -7,91 +9,83 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use super::{Agents, NewCall, Platform, RECONCILE_PATIENCE, Sink, now};
-use crate::converja::{AgentId, CallId};
+use super::{Agents, Platform, RECONCILE_PATIENCE, Sink, now};
+use crate::converja::{CallId, QueueCalls, QueueId};
 
 /// Attempts while some queue cannot be read, and the pause between them.
 const RECONCILE_ATTEMPTS: u32 = 10;
 const RECONCILE_RETRY: Duration = Duration::from_secs(1);
 
-/// Every active call of the followed queues, and whether every queue could be read.
-struct Snapshot {
-    active: Vec<(AgentId, NewCall)>,
-    complete: bool,
-}
-
 impl<P: Platform, S: Sink> Agents<P, S> {
     pub(super) async fn reconcile(self: Arc<Self>) {
-        let mut attempt = 0;
-        let snapshot = loop {
-            attempt += 1;
-            // The platform's occupants rejoin their rooms after an outage too; until they
-            // do, requests bounce. Wait for our rooms, then retry a few times.
-            let read = async {
+        let work = async {
+            let mut queues = self.platform.followed_queues();
+            for attempt in 1..=RECONCILE_ATTEMPTS {
+                // The platform's occupants rejoin their rooms after an outage too; until
+                // they do, requests bounce. Wait for our rooms, then retry a few times.
                 self.platform.wait_ready(RECONCILE_PATIENCE).await;
-                self.read_active_calls().await
-            };
-            let snapshot = tokio::select! {
-                _ = self.cancel.cancelled() => return,
-                snapshot = read => snapshot,
-            };
-            if snapshot.complete || attempt >= RECONCILE_ATTEMPTS {
-                break snapshot;
+                queues = self.reconcile_queues(queues).await;
+                if queues.is_empty() {
+                    return;
+                }
+                if attempt < RECONCILE_ATTEMPTS {
+                    tokio::time::sleep(RECONCILE_RETRY).await;
+                }
             }
-            tokio::select! {
-                _ = self.cancel.cancelled() => return,
-                _ = tokio::time::sleep(RECONCILE_RETRY) => {}
-            }
+            warn!(?queues, "gave up re-reading these queues' calls");
         };
-        self.apply(snapshot);
+        tokio::select! {
+            _ = self.cancel.cancelled() => {}
+            _ = work => {}
+        }
     }
 
-    async fn read_active_calls(&self) -> Snapshot {
-        let mut snapshot = Snapshot {
-            active: Vec::new(),
-            complete: true,
-        };
-        for queue in self.platform.followed_queues() {
+    /// Reads and applies each queue; returns those that could not be read.
+    async fn reconcile_queues(&self, queues: Vec<QueueId>) -> Vec<QueueId> {
+        let mut failed = Vec::new();
+        for queue in queues {
+            let since = self.state().registry.seq();
             match self.platform.queue_calls(queue).await {
-                Ok(calls) => {
-                    for c in calls.calls.into_iter().filter(|c| c.is_active()) {
-                        let Some(agent) = c.callee.clone() else {
-                            continue;
-                        };
-                        let started = c.timestamps.answer.unwrap_or(c.timestamps.join);
-                        let info = self.new_call(queue, &c.caller, started, c.call);
-                        snapshot.active.push((agent, info));
-                    }
-                }
+                Ok(calls) => self.apply_queue(queue, calls, since),
                 Err(e) => {
                     warn!(%queue, error = %e, "cannot re-read the queue's calls");
-                    snapshot.complete = false;
+                    failed.push(queue);
                 }
             }
         }
-        snapshot
+        failed
     }
 
-    fn apply(&self, snapshot: Snapshot) {
-        let Snapshot { active, complete } = snapshot;
-        let live: HashSet<CallId> = active.iter().map(|(_, c)| c.call).collect();
+    /// Applies a read of `queue` sent when `since` events had been applied.
+    fn apply_queue(&self, queue: QueueId, read: QueueCalls, since: u64) {
+        let active: Vec<_> = read
+            .calls
+            .into_iter()
+            .filter(|c| c.is_active())
+            .filter_map(|c| {
+                let agent = c.callee.clone()?;
+                let started = c.timestamps.answer.unwrap_or(c.timestamps.join);
+                Some((agent, self.new_call(queue, &c.caller, started, c.call)))
+            })
+            .collect();
+        let live: HashSet<CallId> = active.iter().map(|(_, info)| info.call).collect();
         let mut state = self.state();
         let mut started = 0;
         for (agent, info) in active {
-            if state.registry.call_started(&agent, info.call, info) {
+            // Known calls, and calls an event has ended or the UI rejected, are left alone.
+            if state.registry.call_started(&agent, info.call, queue, info) {
                 started += 1;
             }
         }
         let mut ended = 0;
-        if complete {
-            for (_, call) in state.registry.held_calls() {
-                if !live.contains(&call) {
-                    state.end_call(&self.sink, call);
-                    ended += 1;
-                }
+        for (call, seq) in state.registry.calls_in_queue(queue) {
+            // A call the platform told us about after the read was sent is newer than it.
+            if !live.contains(&call) && seq <= since {
+                state.end_call(&self.sink, call);
+                ended += 1;
             }
         }
         state.deliver_changed(&self.sink, now());
-        info!(started, ended, complete, "reconciled with the platform");
+        info!(%queue, started, ended, "queue reconciled with the platform");
     }
 }

@@ -119,11 +119,12 @@ impl<T: Send + Sync + 'static> State<T> {
 
     /// Publishes the session, socket and call gauges.
     pub(super) fn publish_gauges(&self) {
-        let (sessions, sockets, offered, waiting) = self.registry.counts();
-        metrics::gauge!(telemetry::SESSIONS).set(sessions as f64);
+        let counts = self.registry.counts();
+        metrics::gauge!(telemetry::SESSIONS).set(counts.sessions as f64);
         metrics::gauge!(telemetry::SOCKETS).set(self.sockets.len() as f64);
-        metrics::gauge!(telemetry::SESSION_SOCKETS).set(sockets as f64);
-        metrics::gauge!(telemetry::CALLS, "state" => "offered").set(offered as f64);
-        metrics::gauge!(telemetry::CALLS, "state" => "waiting").set(waiting as f64);
+        metrics::gauge!(telemetry::SESSION_SOCKETS).set(counts.sockets as f64);
+        metrics::gauge!(telemetry::CALLS, "state" => "offered").set(counts.offered as f64);
+        metrics::gauge!(telemetry::CALLS, "state" => "waiting").set(counts.waiting as f64);
+        metrics::gauge!(telemetry::CALLS, "state" => "unclaimed").set(counts.unclaimed as f64);
     }
 }

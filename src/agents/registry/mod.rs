@@ -2,14 +2,16 @@
 //! session holds, and which NEW_CALLs each socket still has to see. Pure logic with an explicit
 //! clock, so every delivery rule is unit-tested without I/O or time.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::event::{NewCall, SocketId};
-use crate::converja::{AgentId, CallId};
+use crate::converja::{AgentId, CallId, QueueId};
+use crate::recent::RecentIds;
 
-/// Calls remembered as ended per session, so a late platform event does not end them twice.
-const ENDED_MEMORY: usize = 512;
+/// Calls remembered as ended (or rejected), so that a late event or an older snapshot does
+/// not bring them back: well above the calls a contact center ends between two outages.
+const ENDED_MEMORY: usize = 65_536;
 
 /// Delivery settings, from `[agents]`.
 #[derive(Debug, Clone)]
@@ -27,7 +29,10 @@ pub struct Rules {
 #[derive(Debug)]
 struct Slot {
     call: CallId,
+    queue: QueueId,
     info: NewCall,
+    /// The registry's event count when the platform last told us about this call.
+    seq: u64,
     answered: bool,
     unanswered_reported: bool,
 }
@@ -52,7 +57,6 @@ pub(crate) struct Session {
     sockets: BTreeMap<SocketId, SocketView>,
     /// Calls of the session in arrival order; the first `max_calls` are offered.
     calls: Vec<Slot>,
-    ended: VecDeque<CallId>,
     orphaned_since: Option<Instant>,
 }
 
@@ -67,19 +71,13 @@ impl Session {
     }
 
     /// Calls waiting for a free slot.
+    #[cfg(test)]
     pub(crate) fn waiting_calls(&self) -> Vec<CallId> {
         self.calls
             .iter()
             .skip(self.max_calls as usize)
             .map(|s| s.call)
             .collect()
-    }
-
-    fn remember_ended(&mut self, call: CallId) {
-        self.ended.push_back(call);
-        if self.ended.len() > ENDED_MEMORY {
-            self.ended.pop_front();
-        }
     }
 }
 
@@ -97,6 +95,21 @@ pub enum AttachError {
     },
 }
 
+/// Sizes for the gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Counts {
+    /// Sessions.
+    pub sessions: usize,
+    /// Sockets attached to a session.
+    pub sockets: usize,
+    /// Calls offered to UIs.
+    pub offered: usize,
+    /// Calls waiting for a free slot.
+    pub waiting: usize,
+    /// Active calls of agents without a session.
+    pub unclaimed: usize,
+}
+
 /// Something worth logging and counting that the registry noticed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Notice {
@@ -109,7 +122,7 @@ pub(crate) enum Notice {
     },
 }
 
-/// Every session, by username.
+/// Every session, by username, and every active call the platform told us about, by agent.
 #[derive(Debug)]
 pub(crate) struct Registry {
     rules: Rules,
@@ -119,8 +132,15 @@ pub(crate) struct Registry {
     /// Sessions changed since the last [`due_changed`](Self::due_changed), so that a change
     /// costs in proportion to what changed, not to the number of sessions.
     changed: HashSet<String>,
-    /// Which session holds each call.
-    by_call: HashMap<CallId, String>,
+    /// Whose each active call is.
+    by_call: HashMap<CallId, AgentId>,
+    /// Active calls of agents without a session: the platform counts them as the agent's, so
+    /// a session that starts later takes them.
+    unclaimed: HashMap<AgentId, Vec<Slot>>,
+    /// Calls that ended or were rejected.
+    ended: RecentIds,
+    /// Platform call events applied so far; orders snapshots against events.
+    seq: u64,
 }
 
 impl Registry {
@@ -133,6 +153,9 @@ impl Registry {
             by_socket: HashMap::new(),
             changed: HashSet::new(),
             by_call: HashMap::new(),
+            unclaimed: HashMap::new(),
+            ended: RecentIds::new(ENDED_MEMORY),
+            seq: 0,
         }
     }
 
@@ -158,20 +181,19 @@ impl Registry {
         self.by_agent.get(agent).and_then(|u| self.sessions.get(u))
     }
 
-    /// All sessions.
-    pub(crate) fn sessions(&self) -> impl Iterator<Item = &Session> {
-        self.sessions.values()
-    }
-
-    /// Counts for metrics: (sessions, sockets, calls offered, calls waiting).
-    pub(crate) fn counts(&self) -> (usize, usize, usize, usize) {
-        let offered = self.sessions.values().map(|s| s.offered().count()).sum();
-        let waiting = self
-            .sessions
-            .values()
-            .map(|s| s.waiting_calls().len())
-            .sum();
-        (self.sessions.len(), self.by_socket.len(), offered, waiting)
+    /// Counts for metrics.
+    pub(crate) fn counts(&self) -> Counts {
+        Counts {
+            sessions: self.sessions.len(),
+            sockets: self.by_socket.len(),
+            offered: self.sessions.values().map(|s| s.offered().count()).sum(),
+            waiting: self
+                .sessions
+                .values()
+                .map(|s| s.calls.len().saturating_sub(s.max_calls as usize))
+                .sum(),
+            unclaimed: self.unclaimed.values().map(Vec::len).sum(),
+        }
     }
 
     /// Checks that `socket` may act for `username` as `agent`, before asking the platform.
@@ -216,8 +238,8 @@ impl Registry {
                 agent: agent.clone(),
                 max_calls,
                 sockets: BTreeMap::new(),
-                calls: Vec::new(),
-                ended: VecDeque::new(),
+                // Calls the agent already had on the platform are the session's too.
+                calls: self.unclaimed.remove(agent).unwrap_or_default(),
                 orphaned_since: None,
             });
         session.max_calls = max_calls;
@@ -273,51 +295,97 @@ impl Registry {
         for s in &sockets {
             self.by_socket.remove(s);
         }
-        for slot in &session.calls {
-            self.by_call.remove(&slot.call);
+        // The platform still has the calls: a later session of the agent takes them.
+        if !session.calls.is_empty() {
+            self.unclaimed
+                .entry(session.agent.clone())
+                .or_default()
+                .extend(session.calls);
         }
         sockets
     }
 
-    /// The platform gave `agent` a call; false if no session wants it or it is known already.
-    pub(crate) fn call_started(&mut self, agent: &AgentId, call: CallId, info: NewCall) -> bool {
-        let Some(session) = self
+    /// The platform gave `agent` a call in `queue`; false if it is known already, or ended.
+    /// A call of an agent without a session waits for one.
+    pub(crate) fn call_started(
+        &mut self,
+        agent: &AgentId,
+        call: CallId,
+        queue: QueueId,
+        info: NewCall,
+    ) -> bool {
+        if self.by_call.contains_key(&call) || self.ended.contains(call.0) {
+            return false;
+        }
+        self.seq += 1;
+        let slot = Slot {
+            call,
+            queue,
+            info,
+            seq: self.seq,
+            answered: false,
+            unanswered_reported: false,
+        };
+        self.by_call.insert(call, agent.clone());
+        match self
             .by_agent
             .get(agent)
             .and_then(|u| self.sessions.get_mut(u))
-        else {
-            return false;
-        };
-        if session.holds(call) || session.ended.contains(&call) {
-            return false;
+        {
+            Some(session) => {
+                session.calls.push(slot);
+                self.changed.insert(session.username.clone());
+            }
+            None => self.unclaimed.entry(agent.clone()).or_default().push(slot),
         }
-        session.calls.push(Slot {
-            call,
-            info,
-            answered: false,
-            unanswered_reported: false,
-        });
-        let username = session.username.clone();
-        self.by_call.insert(call, username.clone());
-        self.changed.insert(username);
         true
     }
 
-    /// A call ended (on the platform, by END_CALL or by rejection). Returns the session's
-    /// sockets to tell, or `None` if no session held it.
+    /// A call ended (on the platform, by END_CALL or by rejection); it is never taken again.
+    /// Returns the session's sockets to tell, or `None` if no session held it.
     pub(crate) fn call_ended(&mut self, call: CallId) -> Option<(String, Vec<SocketId>)> {
-        let username = self.by_call.remove(&call)?;
-        let session = self.sessions.get_mut(&username)?;
+        self.seq += 1;
+        self.ended.insert(call.0);
+        let agent = self.by_call.remove(&call)?;
+        let Some(session) = self
+            .by_agent
+            .get(&agent)
+            .and_then(|u| self.sessions.get_mut(u))
+        else {
+            if let Some(calls) = self.unclaimed.get_mut(&agent) {
+                calls.retain(|s| s.call != call);
+                if calls.is_empty() {
+                    self.unclaimed.remove(&agent);
+                }
+            }
+            return None;
+        };
         session.calls.retain(|s| s.call != call);
         for view in session.sockets.values_mut() {
             view.delivered.remove(&call);
         }
-        session.remember_ended(call);
-        self.changed.insert(username);
+        self.changed.insert(session.username.clone());
         Some((
             session.username.clone(),
             session.sockets.keys().copied().collect(),
         ))
+    }
+
+    /// Platform call events applied so far.
+    pub(crate) fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The active calls of `queue` the registry holds, with the event count of each one's
+    /// last news.
+    pub(crate) fn calls_in_queue(&self, queue: QueueId) -> Vec<(CallId, u64)> {
+        self.sessions
+            .values()
+            .flat_map(|s| s.calls.iter())
+            .chain(self.unclaimed.values().flatten())
+            .filter(|slot| slot.queue == queue)
+            .map(|slot| (slot.call, slot.seq))
+            .collect()
     }
 
     /// The UI confirmed a NEW_CALL; false if the socket's session does not hold it.
@@ -425,14 +493,6 @@ impl Registry {
             }
         }
         out
-    }
-
-    /// Every call held by any session, with its agent.
-    pub(crate) fn held_calls(&self) -> Vec<(AgentId, CallId)> {
-        self.sessions
-            .values()
-            .flat_map(|s| s.calls.iter().map(|c| (s.agent.clone(), c.call)))
-            .collect()
     }
 }
 

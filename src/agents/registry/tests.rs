@@ -2,6 +2,8 @@
 
 use super::*;
 
+const Q: QueueId = QueueId(7);
+
 fn rules() -> Rules {
     Rules {
         first_call_delay: Duration::from_millis(500),
@@ -55,7 +57,7 @@ fn changed_sessions_alone_are_looked_at_after_a_change() {
     r.attach(S1, "maria", &maria, 1, t0).unwrap();
     r.attach(S2, "joao", &joao, 1, t0).unwrap();
     assert!(r.due_changed(later).is_empty());
-    r.call_started(&joao, CallId(7), info(7));
+    r.call_started(&joao, CallId(7), Q, info(7));
     let due: Vec<(u64, String)> = r
         .due_changed(later)
         .into_iter()
@@ -76,7 +78,7 @@ fn first_calls_wait_for_the_listener_delay() {
     let mut r = Registry::new(rules());
     let maria = AgentId::new("22010");
     r.attach(S1, "maria", &maria, 2, t0).unwrap();
-    assert!(r.call_started(&maria, CallId(1), info(1)));
+    assert!(r.call_started(&maria, CallId(1), Q, info(1)));
     assert!(due_ids(&r, t0 + Duration::from_millis(499)).is_empty());
     assert_eq!(
         due_ids(&r, t0 + Duration::from_millis(500)),
@@ -92,7 +94,7 @@ fn capacity_caps_offered_calls_and_the_backlog_keeps_arrival_order() {
     let maria = AgentId::new("22010");
     r.attach(S1, "maria", &maria, 2, t0).unwrap();
     for c in 1..=4 {
-        r.call_started(&maria, CallId(c), info(c));
+        r.call_started(&maria, CallId(c), Q, info(c));
     }
     assert_eq!(due_ids(&r, later), vec![(1, "1".into()), (1, "2".into())]);
     deliver_all(&mut r, later);
@@ -116,8 +118,8 @@ fn a_new_socket_receives_every_unfinished_call_and_a_repeat_connect_nothing() {
     let mut r = Registry::new(rules());
     let maria = AgentId::new("22010");
     r.attach(S1, "maria", &maria, 3, t0).unwrap();
-    r.call_started(&maria, CallId(1), info(1));
-    r.call_started(&maria, CallId(2), info(2));
+    r.call_started(&maria, CallId(1), Q, info(1));
+    r.call_started(&maria, CallId(2), Q, info(2));
     deliver_all(&mut r, t1);
     r.attach(S1, "maria", &maria, 3, t1).unwrap();
     assert!(
@@ -151,7 +153,7 @@ fn a_lost_socket_keeps_the_session_for_the_grace_period() {
     let mut r = Registry::new(rules());
     let maria = AgentId::new("22010");
     r.attach(S1, "maria", &maria, 1, t0).unwrap();
-    r.call_started(&maria, CallId(9), info(9));
+    r.call_started(&maria, CallId(9), Q, info(9));
     r.socket_closed(S1, t0);
     assert!(r.expired(t0 + Duration::from_secs(29)).is_empty());
     r.attach(S2, "maria", &maria, 1, t0 + Duration::from_secs(29))
@@ -180,14 +182,14 @@ fn a_call_ends_once_and_is_not_offered_again() {
     let maria = AgentId::new("22010");
     r.attach(S1, "maria", &maria, 1, t0).unwrap();
     r.attach(S2, "maria", &maria, 1, t0).unwrap();
-    r.call_started(&maria, CallId(5), info(5));
+    r.call_started(&maria, CallId(5), Q, info(5));
     assert_eq!(
         r.call_ended(CallId(5)),
         Some(("maria".into(), vec![S1, S2]))
     );
     assert_eq!(r.call_ended(CallId(5)), None, "CALL_ENDED once per call");
     assert!(
-        !r.call_started(&maria, CallId(5), info(5)),
+        !r.call_started(&maria, CallId(5), Q, info(5)),
         "an ended call is not offered again"
     );
 }
@@ -198,7 +200,7 @@ fn unanswered_calls_are_reported_once_and_redelivered_only_when_asked() {
     let mut r = Registry::new(rules());
     let maria = AgentId::new("22010");
     r.attach(S1, "maria", &maria, 1, t0).unwrap();
-    r.call_started(&maria, CallId(1), info(1));
+    r.call_started(&maria, CallId(1), Q, info(1));
     let t1 = t0 + Duration::from_secs(1);
     deliver_all(&mut r, t1);
     let late = t1 + Duration::from_secs(16);
@@ -217,7 +219,7 @@ fn unanswered_calls_are_reported_once_and_redelivered_only_when_asked() {
         ..rules()
     });
     r.attach(S1, "maria", &maria, 1, t0).unwrap();
-    r.call_started(&maria, CallId(1), info(1));
+    r.call_started(&maria, CallId(1), Q, info(1));
     deliver_all(&mut r, t1);
     assert_eq!(due_ids(&r, late), vec![(1, "1".into())]);
     assert!(r.answered(S1, CallId(1)));

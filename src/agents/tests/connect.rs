@@ -1,6 +1,6 @@
 //! USER_CONNECT: who may log in as whom, what the platform is asked, what the UI is told.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::*;
 use crate::agents::event::{ClientEventKind, Echo};
@@ -161,5 +161,28 @@ async fn unknown_events_are_answered_and_change_nothing() {
     assert_eq!(reply, json!({"error": "unknown event HELLO"}));
     assert!(ui.take().is_empty());
     assert!(bench.platform.asked().is_empty());
+    bench.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_assigned_while_the_login_is_in_flight_is_delivered_after_it() {
+    let mut bench = Bench::new();
+    let held = bench.platform.hold("check");
+    let mut ui = bench.open(None);
+    let login = ui.send_later(connect("22010", 1)).await;
+    after(Duration::from_millis(10)).await;
+    bench.start_call("22010", 5);
+    held.release(Ok(()));
+    assert_eq!(login.await.unwrap()["username"], "22010");
+    after(SETTLE).await;
+    let names: Vec<_> = ui
+        .take()
+        .into_iter()
+        .map(|(n, p)| (n, p["callId"].clone()))
+        .collect();
+    assert_eq!(
+        names,
+        vec![("USER_CONNECTED", Value::Null), ("NEW_CALL", json!("5"))]
+    );
     bench.stop().await;
 }

@@ -305,11 +305,16 @@ impl Bench {
 
 /// A `CallDidStart` of `call` for `agent` in queue 7.
 pub(super) fn started(agent: &str, call: u64) -> CallDidStart {
+    started_in(agent, call, QueueId(7))
+}
+
+/// A `CallDidStart` of `call` for `agent` in `queue`.
+pub(super) fn started_in(agent: &str, call: u64, queue: QueueId) -> CallDidStart {
     CallDidStart {
         callid: CallId(call),
         destination: AgentId::new(agent),
         origin: "01921215544".into(),
-        queue: QueueId(7),
+        queue,
         timestamp: Timestamp(1_468_418_331.721),
     }
 }
