@@ -252,8 +252,11 @@ impl<P: Platform, S: Sink> Agents<P, S> {
         }
     }
 
-    /// Applies `on_disconnect` on the platform for `agent`, then leaves its room.
+    /// Applies `on_disconnect` on the platform for `agent`, then leaves its room. A login of
+    /// the same agent meanwhile waits for it ([`Agents::ended`]), so that the leave cannot
+    /// land after the new session's join.
     async fn end_on_platform(&self, agent: &AgentId) -> Result<(), crate::converja::PlatformError> {
+        let _ending = state::Ending::begin(&self.state, agent);
         let result = match self.settings.on_disconnect {
             OnDisconnect::Logout => self.platform.logout(agent).await,
             OnDisconnect::Pause(reason) => self.platform.pause(agent, reason).await,
@@ -263,6 +266,16 @@ impl<P: Platform, S: Sink> Agents<P, S> {
             self.platform.leave_agent_room(agent).await;
         }
         result
+    }
+
+    /// Returns once no session end of `agent` is under way on the platform.
+    async fn ended(&self, agent: &AgentId) {
+        loop {
+            let Some(ending) = self.state().ending(agent) else {
+                return;
+            };
+            ending.cancelled().await;
+        }
     }
 
     /// Applies `on_call_error` for a call the agent rejected, in the background.

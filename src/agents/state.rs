@@ -2,14 +2,17 @@
 //! emits that must happen in the same critical section as the change they report.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
 
 use tracing::{debug, info, warn};
 
 use super::event::{ServerEvent, SocketId};
 use super::port::{EmitError, Sink};
 use super::registry::Registry;
-use crate::converja::CallId;
+use crate::converja::{AgentId, CallId};
 use crate::telemetry;
 
 /// One admitted socket.
@@ -23,6 +26,46 @@ struct SocketEntry<T> {
 pub(super) struct State<T> {
     pub(super) registry: Registry,
     sockets: HashMap<SocketId, SocketEntry<T>>,
+    /// Agents whose session end is under way on the platform; cancelled when it is done.
+    ending: HashMap<AgentId, CancellationToken>,
+}
+
+/// A session end under way on the platform, from [`Ending::begin`] until dropped (done,
+/// failed or cancelled alike).
+pub(super) struct Ending<'a, T> {
+    state: &'a Mutex<State<T>>,
+    agent: AgentId,
+    done: CancellationToken,
+}
+
+impl<'a, T> Ending<'a, T> {
+    pub(super) fn begin(state: &'a Mutex<State<T>>, agent: &AgentId) -> Self {
+        let done = CancellationToken::new();
+        lock(state).ending.insert(agent.clone(), done.clone());
+        Ending {
+            state,
+            agent: agent.clone(),
+            done,
+        }
+    }
+}
+
+impl<T> Drop for Ending<'_, T> {
+    fn drop(&mut self) {
+        let mut state = lock(self.state);
+        if state
+            .ending
+            .get(&self.agent)
+            .is_some_and(|t| t.is_cancelled() || *t == self.done)
+        {
+            state.ending.remove(&self.agent);
+        }
+        self.done.cancel();
+    }
+}
+
+fn lock<T>(state: &Mutex<State<T>>) -> std::sync::MutexGuard<'_, State<T>> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl<T: Send + Sync + 'static> State<T> {
@@ -30,7 +73,13 @@ impl<T: Send + Sync + 'static> State<T> {
         State {
             registry,
             sockets: HashMap::new(),
+            ending: HashMap::new(),
         }
+    }
+
+    /// The session end of `agent` under way, if any.
+    pub(super) fn ending(&self, agent: &AgentId) -> Option<CancellationToken> {
+        self.ending.get(agent).cloned()
     }
 
     pub(super) fn open_socket(&mut self, id: SocketId, handle: T, proven: Option<String>) {

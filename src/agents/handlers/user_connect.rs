@@ -21,7 +21,7 @@ pub(super) async fn handle<P: Platform, S: Sink>(
         Err(error) => Err(error),
         // A repeated USER_CONNECT on the same socket: same session, nothing re-delivered.
         Ok(Checked::Again) => attach(agents, socket, &login, &agent),
-        Ok(Checked::New) => match agents.platform.check_agent(&agent).await {
+        Ok(Checked::New) => match check_agent(agents, &agent).await {
             Ok(()) => attach(agents, socket, &login, &agent),
             Err(error) => {
                 agents.leave_if_unused(&agent);
@@ -43,6 +43,15 @@ pub(super) async fn handle<P: Platform, S: Sink>(
         },
     };
     agents.reply(socket, reply, ack);
+}
+
+/// Asks the platform about `agent`, once any end of its previous session is done there.
+async fn check_agent<P: Platform, S: Sink>(
+    agents: &Agents<P, S>,
+    agent: &AgentId,
+) -> Result<(), crate::converja::PlatformError> {
+    agents.ended(agent).await;
+    agents.platform.check_agent(agent).await
 }
 
 enum Checked {

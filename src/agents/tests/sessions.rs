@@ -181,3 +181,46 @@ async fn every_socket_of_a_session_sees_its_calls_once() {
     assert_eq!(tab2.take(), vec![ended(5)]);
     bench.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_login_at_the_very_end_of_the_grace_waits_for_the_old_session_s_end() {
+    let mut bench = Bench::new();
+    let ui = bench.login("22010", 1).await;
+    ui.close().await;
+    let logout = bench.platform.hold("logout");
+    // The grace runs out; its logout is with the platform when the UI comes back.
+    after(Duration::from_millis(30_100)).await;
+    assert_eq!(
+        bench.platform.asked().last(),
+        Some(&Asked::Logout("22010".into()))
+    );
+    let mut again = bench.open(None);
+    let login = again.send_later(connect("22010", 1)).await;
+    after(Duration::from_millis(100)).await;
+    assert_eq!(
+        bench.platform.asked().last(),
+        Some(&Asked::Logout("22010".into())),
+        "the new login waits for the old session's end"
+    );
+    logout.release(Ok(()));
+    assert_eq!(
+        login.await.unwrap(),
+        json!({"username": "22010", "maxCalls": 1})
+    );
+    assert_eq!(
+        bench.platform.asked()[1..],
+        [
+            Asked::Logout("22010".into()),
+            Asked::Leave("22010".into()),
+            Asked::CheckAgent("22010".into()),
+        ],
+        "the room is joined again after it was left, never before"
+    );
+    // The new session is whole: calls reach it, and it can log out.
+    bench.start_call("22010", 5);
+    after(SETTLE).await;
+    assert_eq!(again.new_calls(), vec!["5"]);
+    let reply = again.send(ClientEvent::UserDisconnect(None)).await;
+    assert_eq!(reply, json!({"username": "22010"}));
+    bench.stop().await;
+}
