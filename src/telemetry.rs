@@ -98,6 +98,8 @@ pub const UNKNOWN_EVENTS: &str = "converja_socket_unknown_events_total";
 pub const EMITS: &str = "converja_socket_emits_total";
 /// Sockets refused at connect, by `reason`.
 pub const SOCKETS_REFUSED: &str = "converja_sockets_refused_total";
+/// Sockets the bridge closed itself, by `reason`.
+pub const SOCKETS_DROPPED: &str = "converja_sockets_dropped_total";
 /// Connected sockets.
 pub const SOCKETS: &str = "converja_sockets";
 /// Sockets attached to a session.
@@ -132,6 +134,10 @@ pub fn describe() {
     describe_counter!(UNKNOWN_EVENTS, "socket.io events outside the contract");
     describe_counter!(EMITS, "Events emitted to agent UIs by event and outcome");
     describe_counter!(SOCKETS_REFUSED, "Sockets refused at connect, by reason");
+    describe_counter!(
+        SOCKETS_DROPPED,
+        "Sockets closed by the bridge, by reason (stalled: stopped reading)"
+    );
     describe_gauge!(SOCKETS, "Connected socket.io sockets");
     describe_gauge!(SESSION_SOCKETS, "Sockets logged in to an agent session");
     describe_gauge!(SESSIONS, "Agent sessions");

@@ -45,6 +45,7 @@ impl<P: Platform, S: Sink> Agents<P, S> {
                 warn!(%username, %call, "NEW_CALL not answered by the agent UI");
                 metrics::counter!(telemetry::UNANSWERED).increment(1);
             }
+            state.flush_backlogs(&self.sink);
             state.deliver_all(&self.sink, now);
             state.publish_gauges();
             expired

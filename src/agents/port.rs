@@ -69,4 +69,6 @@ pub trait Sink: Send + Sync + 'static {
     fn emit(&self, socket: &Self::Socket, event: &ServerEvent) -> Result<(), EmitError>;
     /// Answers an acknowledgement callback.
     fn ack(&self, ack: Self::Ack, reply: &AckReply);
+    /// Closes a socket the core gave up on; best effort.
+    fn disconnect(&self, socket: &Self::Socket);
 }

@@ -1,7 +1,7 @@
 //! What sits behind the core's lock: the session registry and a handle per socket, with the
 //! emits that must happen in the same critical section as the change they report.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -15,17 +15,26 @@ use super::registry::Registry;
 use crate::converja::{AgentId, CallId};
 use crate::telemetry;
 
+/// Events held, in order, for a socket whose buffer is full. A socket that falls further
+/// behind is dropped: its calls stay with its session for its next connection, and holding
+/// more would let one client that stopped reading pin the bridge's memory.
+const BACKLOG: usize = 64;
+
 /// One admitted socket.
 struct SocketEntry<T> {
     handle: T,
     /// The username its handshake token proves, when tokens are on.
     proven: Option<String>,
+    /// Events not yet accepted by the socket's buffer, oldest first.
+    backlog: VecDeque<ServerEvent>,
 }
 
 /// The core's mutable state.
 pub(super) struct State<T> {
     pub(super) registry: Registry,
     sockets: HashMap<SocketId, SocketEntry<T>>,
+    /// Sockets with a backlog, so that retrying costs in proportion to them alone.
+    backlogged: HashSet<SocketId>,
     /// Agents whose session end is under way on the platform; cancelled when it is done.
     ending: HashMap<AgentId, CancellationToken>,
 }
@@ -73,6 +82,7 @@ impl<T: Send + Sync + 'static> State<T> {
         State {
             registry,
             sockets: HashMap::new(),
+            backlogged: HashSet::new(),
             ending: HashMap::new(),
         }
     }
@@ -83,12 +93,20 @@ impl<T: Send + Sync + 'static> State<T> {
     }
 
     pub(super) fn open_socket(&mut self, id: SocketId, handle: T, proven: Option<String>) {
-        self.sockets.insert(id, SocketEntry { handle, proven });
+        self.sockets.insert(
+            id,
+            SocketEntry {
+                handle,
+                proven,
+                backlog: VecDeque::new(),
+            },
+        );
     }
 
     /// The socket is gone: its session, if any, starts its grace period.
     pub(super) fn close_socket(&mut self, id: SocketId, now: Instant) {
         self.sockets.remove(&id);
+        self.backlogged.remove(&id);
         self.registry.socket_closed(id, now);
     }
 
@@ -97,28 +115,84 @@ impl<T: Send + Sync + 'static> State<T> {
         self.sockets.get(&id).and_then(|s| s.proven.as_deref())
     }
 
-    /// Emits to one socket, counting the outcome.
+    /// Emits to one socket, in order: behind its backlog if it has one. Counts the outcome.
     pub(super) fn emit_to<S: Sink<Socket = T>>(
-        &self,
+        &mut self,
         sink: &S,
         id: SocketId,
         event: &ServerEvent,
     ) -> Result<(), EmitError> {
-        let result = match self.sockets.get(&id) {
-            Some(entry) => sink.emit(&entry.handle, event),
-            None => Err(EmitError::Closed),
-        };
-        let outcome = match result {
-            Ok(()) => "ok",
-            Err(EmitError::Full) => "full",
-            Err(EmitError::Closed) => "closed",
+        let outcome = match self.sockets.get_mut(&id) {
+            None => "closed",
+            Some(entry) => {
+                let sent = if entry.backlog.is_empty() {
+                    sink.emit(&entry.handle, event)
+                } else {
+                    Err(EmitError::Full)
+                };
+                match sent {
+                    Ok(()) => "ok",
+                    Err(EmitError::Closed) => "closed",
+                    Err(EmitError::Full) if entry.backlog.len() < BACKLOG => {
+                        entry.backlog.push_back(event.clone());
+                        self.backlogged.insert(id);
+                        "held"
+                    }
+                    Err(EmitError::Full) => "stalled",
+                }
+            }
         };
         metrics::counter!(telemetry::EMITS, "event" => event.name(), "outcome" => outcome)
             .increment(1);
-        if let Err(e) = result {
-            debug!(socket = id.0, event = event.name(), error = ?e, "event not delivered");
+        match outcome {
+            "ok" | "held" => Ok(()),
+            "stalled" => {
+                self.drop_stalled(sink, id);
+                Err(EmitError::Closed)
+            }
+            _ => {
+                debug!(
+                    socket = id.0,
+                    event = event.name(),
+                    "event for a closed socket"
+                );
+                Err(EmitError::Closed)
+            }
         }
-        result
+    }
+
+    /// Sends what the sockets' buffers now accept of their backlogs.
+    pub(super) fn flush_backlogs<S: Sink<Socket = T>>(&mut self, sink: &S) {
+        let sockets = &mut self.sockets;
+        self.backlogged.retain(|id| {
+            let Some(entry) = sockets.get_mut(id) else {
+                return false;
+            };
+            while let Some(event) = entry.backlog.front() {
+                match sink.emit(&entry.handle, event) {
+                    Ok(()) => {
+                        entry.backlog.pop_front();
+                    }
+                    Err(EmitError::Full) => return true,
+                    Err(EmitError::Closed) => entry.backlog.clear(),
+                }
+            }
+            false
+        });
+    }
+
+    /// Drops a socket that stopped reading: its session waits for the UI's next connection.
+    fn drop_stalled<S: Sink<Socket = T>>(&mut self, sink: &S, id: SocketId) {
+        warn!(
+            socket = id.0,
+            "socket dropped: it stopped reading; its calls wait for its next connection"
+        );
+        metrics::counter!(telemetry::SOCKETS_DROPPED, "reason" => "stalled").increment(1);
+        self.backlogged.remove(&id);
+        if let Some(entry) = self.sockets.remove(&id) {
+            sink.disconnect(&entry.handle);
+        }
+        self.registry.socket_closed(id, super::now());
     }
 
     /// Ends `call` in whichever session holds it and tells every socket of that session, once.
@@ -156,12 +230,8 @@ impl<T: Send + Sync + 'static> State<T> {
     ) {
         for (id, call) in due {
             let number = call.call;
-            match self.emit_to(sink, id, &ServerEvent::NewCall(call)) {
-                Ok(()) => self.registry.delivered(id, number, now),
-                Err(EmitError::Full) => {
-                    debug!(socket = id.0, call = %number, "socket buffer full; NEW_CALL retried");
-                }
-                Err(EmitError::Closed) => {}
+            if self.emit_to(sink, id, &ServerEvent::NewCall(call)).is_ok() {
+                self.registry.delivered(id, number, now);
             }
         }
     }

@@ -38,8 +38,10 @@ const INTERNAL_PATH: &str = "/socket.io";
 pub const NAMESPACES: [&str; 2] = ["/", "/callcontrol"];
 /// Events queued per socket while its previous event is handled; a UI sends a handful.
 const SOCKET_INBOX: usize = 256;
-/// Packets queued per socket; well above any burst of NEW_CALLs a UI can hold.
-const SOCKET_BUFFER: usize = 1024;
+/// Packets queued per socket: above any burst a UI that reads causes (at most
+/// `max_calls_limit` NEW_CALLs and a reply), small enough that one that stops reading holds
+/// little; the agents core holds a short backlog beyond it, then drops the socket.
+const SOCKET_BUFFER: usize = 64;
 
 /// The agents core as the gateway drives it.
 type Core<P> = Arc<Agents<P, SocketSink>>;

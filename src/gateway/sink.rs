@@ -26,4 +26,10 @@ impl Sink for SocketSink {
         // The UI may be gone; there is nobody else to tell.
         let _ = ack.send(reply);
     }
+
+    fn disconnect(&self, socket: &SocketRef) {
+        // With its buffer full the disconnect packet cannot be queued either; the transport
+        // then closes the socket when its pings go unanswered.
+        let _ = socket.clone().disconnect();
+    }
 }

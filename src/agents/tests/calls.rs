@@ -261,3 +261,58 @@ async fn a_full_socket_buffer_delays_a_new_call_instead_of_losing_it() {
     assert_eq!(ui.new_calls(), vec!["5"]);
     bench.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn events_for_a_socket_that_is_behind_are_held_in_order_not_lost() {
+    let mut bench = Bench::new();
+    let mut ui = bench.login("22010", 1).await;
+    bench.start_call("22010", 5);
+    after(SETTLE).await;
+    assert_eq!(ui.new_calls(), vec!["5"]);
+    ui.set_full(true);
+    bench.core.call_finished(CallId(5));
+    bench.start_call("22010", 6);
+    after(Duration::from_secs(1)).await;
+    assert!(ui.take().is_empty());
+    ui.set_full(false);
+    after(Duration::from_millis(100)).await;
+    let got: Vec<_> = ui
+        .take()
+        .into_iter()
+        .map(|(n, p)| (n, p["callId"].clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![("CALL_ENDED", json!("5")), ("NEW_CALL", json!("6"))]
+    );
+    assert!(!ui.dropped());
+    bench.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_socket_that_stopped_reading_is_dropped_and_its_calls_wait_for_the_next_one() {
+    let mut bench = Bench::with(Settings {
+        rules: Rules {
+            redeliver_unanswered: true,
+            ack_timeout: Duration::from_millis(100),
+            ..settings().rules
+        },
+        ..settings()
+    });
+    let mut ui = bench.login("22010", 1).await;
+    bench.start_call("22010", 5);
+    after(SETTLE).await;
+    assert_eq!(ui.new_calls(), vec!["5"]);
+    ui.set_full(true);
+    // Redelivery keeps producing events the socket never takes.
+    after(Duration::from_secs(20)).await;
+    assert!(ui.dropped(), "dropped once its backlog is full");
+    let mut again = bench.login("22010", 1).await;
+    after(SETTLE).await;
+    assert_eq!(
+        again.new_calls(),
+        vec!["5"],
+        "the call is safe for the next socket"
+    );
+    bench.stop().await;
+}

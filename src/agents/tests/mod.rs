@@ -188,6 +188,7 @@ type Emitted = Arc<Mutex<Vec<(SocketId, &'static str, Value)>>>;
 pub(super) struct Recorder {
     emitted: Emitted,
     full: Arc<Mutex<HashSet<SocketId>>>,
+    disconnected: Arc<Mutex<HashSet<SocketId>>>,
 }
 
 impl Sink for Recorder {
@@ -208,6 +209,10 @@ impl Sink for Recorder {
 
     fn ack(&self, ack: Self::Ack, reply: &AckReply) {
         let _ = ack.send(serde_json::to_value(reply).unwrap());
+    }
+
+    fn disconnect(&self, socket: &SocketId) {
+        self.disconnected.lock().unwrap().insert(*socket);
     }
 }
 
@@ -394,6 +399,11 @@ impl Ui {
         } else {
             set.remove(&self.id);
         }
+    }
+
+    /// Whether the core closed this socket.
+    pub(super) fn dropped(&self) -> bool {
+        self.sink.disconnected.lock().unwrap().contains(&self.id)
     }
 
     /// Events received since the last call.
