@@ -9,13 +9,23 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::agents::{self, Agents, Sink};
-use crate::converja::{AgentId, Event, PauseReason, PlatformError, QueueCalls, QueueId};
+use crate::converja::{
+    AgentId, AgentState, Event, PauseReason, PlatformError, QueueCalls, QueueId,
+};
 use crate::platform::{Platform, Update};
 
 impl agents::Platform for Platform {
     async fn check_agent(&self, agent: &AgentId) -> Result<(), PlatformError> {
         self.join_agent_room(agent).await?;
         self.agent_status(agent).await.map(drop)
+    }
+
+    async fn current_caller(&self, agent: &AgentId) -> Result<Option<String>, PlatformError> {
+        let status = self.agent_status(agent).await?;
+        Ok(match status.name {
+            AgentState::Busy => status.show,
+            _ => None,
+        })
     }
 
     async fn end_active_call(&self, agent: &AgentId) -> Result<(), PlatformError> {

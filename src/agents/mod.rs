@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -40,6 +40,8 @@ pub(crate) use registry::{Registry, Rules};
 use crate::config::{Config, OnCallError, OnDisconnect};
 use crate::converja::{AgentId, CallDidStart, CallId, QueueId, Timestamp};
 use crate::telemetry;
+use refusal::Subject;
+use registry::Among;
 use state::State;
 
 /// How the core behaves, from `[agents]` and `[auth]`.
@@ -103,6 +105,8 @@ pub struct Agents<P: Platform, S: Sink> {
     platform: P,
     sink: S,
     state: Mutex<State<S::Socket>>,
+    /// Woken whenever calls end, for handlers waiting on the platform's word.
+    call_ends: Notify,
     tasks: TaskTracker,
     cancel: CancellationToken,
 }
@@ -122,6 +126,7 @@ impl<P: Platform, S: Sink> Agents<P, S> {
             platform,
             sink,
             state: Mutex::new(State::new(registry)),
+            call_ends: Notify::new(),
             tasks,
             cancel,
         })
@@ -187,9 +192,54 @@ impl<P: Platform, S: Sink> Agents<P, S> {
 
     /// The platform ended a call.
     pub fn call_finished(&self, call: CallId) {
-        let mut state = self.state();
-        state.end_call(&self.sink, call);
-        state.deliver_changed(&self.sink, now());
+        {
+            let mut state = self.state();
+            state.end_call(&self.sink, call);
+            state.deliver_changed(&self.sink, now());
+        }
+        self.call_ends.notify_waiters();
+    }
+
+    /// Waits until `socket`'s session no longer holds `call`, at most `limit`; whether it
+    /// happened.
+    async fn call_gone(&self, socket: SocketId, call: CallId, limit: Duration) -> bool {
+        let wait = async {
+            loop {
+                let ended = self.call_ends.notified();
+                tokio::pin!(ended);
+                ended.as_mut().enable();
+                let held = self
+                    .state()
+                    .registry
+                    .session_of(socket)
+                    .is_some_and(|s| s.holds(call));
+                if !held {
+                    return;
+                }
+                ended.await;
+            }
+        };
+        tokio::time::timeout(limit, wait).await.is_ok()
+    }
+
+    /// With several calls held, makes sure `among.call` is the one the platform considers
+    /// current: the only one its call requests act on.
+    async fn confirm_current(&self, agent: &AgentId, among: &Among) -> Result<(), Refusal> {
+        if among.caller_shared {
+            return Err(Refusal::CurrentUnknown(among.call));
+        }
+        match self.platform.current_caller(agent).await {
+            Ok(Some(current)) if current == among.caller => Ok(()),
+            Ok(Some(current)) => Err(Refusal::NotCurrent {
+                call: among.call,
+                current,
+            }),
+            Ok(None) => Err(Refusal::CurrentUnknown(among.call)),
+            Err(error) => Err(Refusal::Platform {
+                subject: Subject::Call(among.call),
+                error,
+            }),
+        }
     }
 
     /// The platform is reachable (at start, or again after an outage), or events were missed:
@@ -278,14 +328,24 @@ impl<P: Platform, S: Sink> Agents<P, S> {
         }
     }
 
-    /// Applies `on_call_error` for a call the agent rejected, in the background.
-    fn act_on_rejection(self: &Arc<Self>, agent: AgentId, call: CallId) {
+    /// Applies `on_call_error` for a call the agent rejected, in the background. With other
+    /// calls held, only if the rejected call is the platform's current one: the platform's
+    /// hangup and transfer act on that one, and must never reach a call nobody named.
+    fn act_on_rejection(self: &Arc<Self>, agent: AgentId, among: Among) {
         let policy = self.settings.on_call_error.clone();
         if policy == OnCallError::None {
             return;
         }
         let agents = self.clone();
         self.tasks.spawn(async move {
+            let call = among.call;
+            if !among.alone
+                && let Err(why) = agents.confirm_current(&agent, &among).await
+            {
+                warn!(%agent, %call, ?policy, reason = %why, "on_call_error action skipped");
+                metrics::counter!(telemetry::SOCKET_EVENTS, "event" => "NEW_CALL_ERROR", "outcome" => "action_skipped").increment(1);
+                return;
+            }
             let result = match &policy {
                 OnCallError::None => return,
                 OnCallError::Hangup => agents.platform.end_active_call(&agent).await,

@@ -15,6 +15,12 @@ pub trait Platform: Send + Sync + 'static {
         &self,
         agent: &AgentId,
     ) -> impl Future<Output = Result<(), PlatformError>> + Send;
+    /// The caller of the agent's current call (`GET /agents/:id/status`, `show` while
+    /// busy); `None` when the agent is not busy.
+    fn current_caller(
+        &self,
+        agent: &AgentId,
+    ) -> impl Future<Output = Result<Option<String>, PlatformError>> + Send;
     /// `DELETE /calls/active`: ends the agent's current call.
     fn end_active_call(
         &self,

@@ -77,6 +77,25 @@ pub enum Refusal {
     /// NEW_CALL_ANSWERED for a call the socket's session does not hold.
     #[error("call {0} is not one of this connection's calls")]
     NotThisConnectionsCall(CallId),
+    /// With several calls held, the platform's current call (the only one it can end) is
+    /// another.
+    #[error(
+        "call {call} is not your current call on the platform, which ends only the current one (from {current}): end that call first"
+    )]
+    NotCurrent {
+        /// The call named.
+        call: CallId,
+        /// The caller of the platform's current call.
+        current: String,
+    },
+    /// With several calls held, the platform's status does not tell which is current.
+    #[error("the platform does not tell whether call {0} is your current call; nothing was ended")]
+    CurrentUnknown(CallId),
+    /// The platform accepted the hangup but no call end followed in time.
+    #[error(
+        "the platform accepted the hangup but has not said which call ended; your calls are being re-read"
+    )]
+    Unconfirmed(CallId),
     /// The platform request failed.
     #[error("{}", describe(subject, error))]
     Platform {
@@ -145,6 +164,9 @@ impl Refusal {
             Refusal::OtherUser(_) | Refusal::LoggedInAs(_) => "other_user",
             Refusal::AgentTaken { .. } => "agent_taken",
             Refusal::NotYourCall(_) | Refusal::NotThisConnectionsCall(_) => "unknown_call",
+            Refusal::NotCurrent { .. } => "not_current",
+            Refusal::CurrentUnknown(_) => "current_unknown",
+            Refusal::Unconfirmed(_) => "unconfirmed",
             Refusal::Platform { error, .. } => error.outcome(),
             Refusal::Overloaded => "overloaded",
             Refusal::UnknownEvent(_) => "unknown_event",
@@ -153,7 +175,7 @@ impl Refusal {
 
     /// Whether the platform was asked and failed, rather than the event refused outright.
     pub fn is_failure(&self) -> bool {
-        matches!(self, Refusal::Platform { .. })
+        matches!(self, Refusal::Platform { .. } | Refusal::Unconfirmed(_))
     }
 }
 

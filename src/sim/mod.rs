@@ -20,7 +20,7 @@ use tracing::{Instrument, debug, info, warn};
 
 pub use control::SimHandle;
 pub use faults::{Fault, FaultRule};
-pub use scenario::{AgentSpec, QueueSpec, Scenario, SupervisorSpec, Traffic};
+pub use scenario::{AgentSpec, CurrentCall, QueueSpec, Scenario, SupervisorSpec, Traffic};
 pub use world::{AgentModel, CallModel, CallPhase, Outcome, QueueModel, World, WorldError};
 
 use crate::converja::{

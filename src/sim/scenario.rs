@@ -25,6 +25,21 @@ pub struct Scenario {
     pub agents: Vec<AgentSpec>,
     /// Generated call traffic; absent means calls only start when a test starts them.
     pub traffic: Option<Traffic>,
+    /// Which of an agent's calls `DELETE /calls/active`, `PUT /calls/active/local` and the
+    /// status's `show` refer to when the agent has several: the API does not say.
+    #[serde(default)]
+    pub current_call: CurrentCall,
+}
+
+/// The platform's "current call" of an agent holding several.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CurrentCall {
+    /// The call answered last.
+    #[default]
+    Newest,
+    /// The call answered first.
+    Oldest,
 }
 
 /// One queue of the scenario.
@@ -136,6 +151,7 @@ impl Scenario {
     /// The world at the start of the run.
     pub fn world(&self, first_call: u64, now: Timestamp) -> World {
         let mut world = World::new(first_call);
+        world.current_call = self.current_call;
         for a in &self.agents {
             world.agents.insert(
                 a.id.clone(),

@@ -1,12 +1,23 @@
 //! `END_CALL {callId}`: `DELETE /calls/active` for the session's agent, then `CALL_ENDED` to
 //! every socket of the session, or `END_CALL_ERROR` to the asker.
+//!
+//! The platform's request names no call: it ends the agent's current one. With one call
+//! held that is the named call. With several, the platform is asked which is current first,
+//! and the call the platform then reports ended is the one the UIs are told about.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::warn;
 
 use crate::agents::event::{AckReply, Echo, ServerEvent, SocketId};
 use crate::agents::refusal::{Refusal, Subject};
+use crate::agents::registry::Among;
 use crate::agents::{Agents, Platform, Sink};
-use crate::converja::CallId;
+use crate::converja::{AgentId, CallId};
+
+/// How long the platform's `CallDidFinish` may follow its answer to the hangup.
+const FINISH_PATIENCE: Duration = Duration::from_secs(5);
 
 pub(super) async fn handle<P: Platform, S: Sink>(
     agents: &Arc<Agents<P, S>>,
@@ -14,30 +25,23 @@ pub(super) async fn handle<P: Platform, S: Sink>(
     call: CallId,
     ack: Option<S::Ack>,
 ) {
-    let agent = {
+    let target = {
         let state = agents.state();
         match state.registry.session_of(socket) {
             None => Err(Refusal::NotConnected),
-            Some(session) if !session.holds(call) => Err(Refusal::NotYourCall(call)),
-            Some(session) => Ok(session.agent.clone()),
+            Some(session) => match session.among(call) {
+                None => Err(Refusal::NotYourCall(call)),
+                Some(among) => Ok((session.agent.clone(), among)),
+            },
         }
     };
-    let result = match agent {
-        Ok(agent) => agents
-            .platform
-            .end_active_call(&agent)
-            .await
-            .map_err(|error| Refusal::Platform {
-                subject: Subject::Call(call),
-                error,
-            }),
+    let result = match target {
         Err(refusal) => Err(refusal),
+        Ok((agent, among)) if among.alone => end_only_call(agents, &agent, call).await,
+        Ok((agent, among)) => end_one_of_several(agents, socket, &agent, &among).await,
     };
     match result {
         Ok(()) => {
-            // CALL_ENDED goes to every socket once; if the platform's event came first, the
-            // asker still gets its acknowledgement.
-            agents.call_finished(call);
             if let Some(ack) = ack {
                 agents
                     .sink
@@ -49,4 +53,48 @@ pub(super) async fn handle<P: Platform, S: Sink>(
             agents.reply(socket, ServerEvent::EndCallError { call, error }, ack);
         }
     }
+}
+
+fn refused(call: CallId) -> impl FnOnce(crate::converja::PlatformError) -> Refusal {
+    move |error| Refusal::Platform {
+        subject: Subject::Call(call),
+        error,
+    }
+}
+
+async fn end_only_call<P: Platform, S: Sink>(
+    agents: &Agents<P, S>,
+    agent: &AgentId,
+    call: CallId,
+) -> Result<(), Refusal> {
+    agents
+        .platform
+        .end_active_call(agent)
+        .await
+        .map_err(refused(call))?;
+    // CALL_ENDED goes to every socket once; if the platform's event came first, the asker
+    // still gets its acknowledgement.
+    agents.call_finished(call);
+    Ok(())
+}
+
+async fn end_one_of_several<P: Platform, S: Sink>(
+    agents: &Arc<Agents<P, S>>,
+    socket: SocketId,
+    agent: &AgentId,
+    among: &Among,
+) -> Result<(), Refusal> {
+    agents.confirm_current(agent, among).await?;
+    agents
+        .platform
+        .end_active_call(agent)
+        .await
+        .map_err(refused(among.call))?;
+    // The platform's CallDidFinish says which call really ended; the UIs hear of that one.
+    if agents.call_gone(socket, among.call, FINISH_PATIENCE).await {
+        return Ok(());
+    }
+    warn!(%agent, call = %among.call, "hangup accepted but no call end followed; re-reading calls");
+    agents.resync();
+    Err(Refusal::Unconfirmed(among.call))
 }

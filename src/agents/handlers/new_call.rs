@@ -36,26 +36,28 @@ pub(super) fn rejected<P: Platform, S: Sink>(
     reason: &str,
     ack: Option<S::Ack>,
 ) {
-    let agent = {
+    let target = {
         let mut state = agents.state();
-        let agent = match state.registry.session_of(socket) {
+        let target = match state.registry.session_of(socket) {
             None => Err(Refusal::NotConnected),
-            Some(session) if !session.holds(call) => Err(Refusal::NotYourCall(call)),
-            Some(session) => Ok(session.agent.clone()),
+            Some(session) => match session.among(call) {
+                None => Err(Refusal::NotYourCall(call)),
+                Some(among) => Ok((session.agent.clone(), among)),
+            },
         };
-        if agent.is_ok() {
+        if target.is_ok() {
             state.registry.call_ended(call);
             state.deliver_changed(&agents.sink, now());
         }
-        agent
+        target
     };
-    match agent {
-        Ok(agent) => {
+    match target {
+        Ok((agent, among)) => {
             warn!(%agent, %call, %reason, "agent UI rejected a call");
             if let Some(ack) = ack {
                 agents.sink.ack(ack, &AckReply::Accepted(call));
             }
-            agents.act_on_rejection(agent, call);
+            agents.act_on_rejection(agent, among);
         }
         Err(refusal) => agents.refuse(ack, refusal),
     }

@@ -70,6 +70,25 @@ impl Session {
         self.calls.iter().any(|s| s.call == call)
     }
 
+    /// Where `call` stands among the session's calls, for finding out whether it is the
+    /// platform's current one; `None` if the session does not hold it.
+    pub(crate) fn among(&self, call: CallId) -> Option<Among> {
+        let caller = self
+            .calls
+            .iter()
+            .find(|s| s.call == call)?
+            .info
+            .caller
+            .clone();
+        let others: Vec<&Slot> = self.calls.iter().filter(|s| s.call != call).collect();
+        Some(Among {
+            call,
+            alone: others.is_empty(),
+            caller_shared: others.iter().any(|s| s.info.caller == caller),
+            caller,
+        })
+    }
+
     /// Calls waiting for a free slot.
     #[cfg(test)]
     pub(crate) fn waiting_calls(&self) -> Vec<CallId> {
@@ -79,6 +98,19 @@ impl Session {
             .map(|s| s.call)
             .collect()
     }
+}
+
+/// A call seen among the other calls of its session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Among {
+    /// The call.
+    pub call: CallId,
+    /// Whether it is the session's only call.
+    pub alone: bool,
+    /// Its caller's number.
+    pub caller: String,
+    /// Whether another call of the session has the same caller.
+    pub caller_shared: bool,
 }
 
 /// Why a socket may not act for a username.

@@ -17,7 +17,7 @@ async fn a_call_waits_for_the_first_call_delay_then_arrives_with_its_fields() {
         vec![(
             "NEW_CALL",
             json!({"callId": "5", "media": "CHAT", "startDate": "2016-07-13T13:58:51.721Z",
-                   "service": "Financeiro", "caller": "01921215544"})
+                   "service": "Financeiro", "caller": "01921210005"})
         )]
     );
     // Once the delay is over, calls go out as they arrive.

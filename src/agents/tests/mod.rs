@@ -8,6 +8,7 @@ mod calls;
 mod connect;
 mod outage;
 mod sessions;
+mod several;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -31,6 +32,7 @@ use crate::converja::{
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) enum Asked {
     CheckAgent(String),
+    CurrentCaller(String),
     EndActiveCall(String),
     Transfer(String, String),
     Logout(String),
@@ -43,6 +45,7 @@ impl Asked {
     fn kind(&self) -> &'static str {
         match self {
             Asked::CheckAgent(_) => "check",
+            Asked::CurrentCaller(_) => "status",
             Asked::EndActiveCall(_) => "end",
             Asked::Transfer(..) => "transfer",
             Asked::Logout(_) => "logout",
@@ -65,6 +68,8 @@ struct FakeState {
     asked: Vec<Asked>,
     scripts: HashMap<&'static str, VecDeque<Script>>,
     queues: Vec<(QueueId, Result<Vec<QueueCall>, PlatformError>)>,
+    /// The caller of each agent's current call, as the status shows it.
+    current: HashMap<String, String>,
 }
 
 /// A platform that answers every request with success unless told otherwise.
@@ -112,6 +117,15 @@ impl FakePlatform {
         Held(tx)
     }
 
+    /// The agent's current call on the platform, by caller.
+    pub(super) fn set_current(&self, agent: &str, call: Option<u64>) {
+        let mut state = self.lock();
+        match call {
+            Some(call) => state.current.insert(agent.to_owned(), caller(call)),
+            None => state.current.remove(agent),
+        };
+    }
+
     /// What `GET /queues/:id/calls` answers from now on, queue by queue.
     pub(super) fn set_queues(&self, queues: Vec<(QueueId, Result<Vec<QueueCall>, PlatformError>)>) {
         self.lock().queues = queues;
@@ -137,6 +151,10 @@ impl FakePlatform {
 impl Platform for FakePlatform {
     async fn check_agent(&self, agent: &AgentId) -> Result<(), PlatformError> {
         self.answer(Asked::CheckAgent(agent.to_string())).await
+    }
+    async fn current_caller(&self, agent: &AgentId) -> Result<Option<String>, PlatformError> {
+        self.answer(Asked::CurrentCaller(agent.to_string())).await?;
+        Ok(self.lock().current.get(agent.as_str()).cloned())
     }
     async fn end_active_call(&self, agent: &AgentId) -> Result<(), PlatformError> {
         self.answer(Asked::EndActiveCall(agent.to_string())).await
@@ -318,7 +336,7 @@ pub(super) fn started_in(agent: &str, call: u64, queue: QueueId) -> CallDidStart
     CallDidStart {
         callid: CallId(call),
         destination: AgentId::new(agent),
-        origin: "01921215544".into(),
+        origin: caller(call),
         queue,
         timestamp: Timestamp(1_468_418_331.721),
     }
@@ -329,7 +347,7 @@ pub(super) fn active(agent: &str, call: u64) -> QueueCall {
     QueueCall {
         call: CallId(call),
         callee: Some(AgentId::new(agent)),
-        caller: "01921215544".into(),
+        caller: caller(call),
         queue: QueueId(7),
         timestamps: CallTimestamps {
             answer: Some(Timestamp(1_468_418_331.721)),
@@ -338,6 +356,11 @@ pub(super) fn active(agent: &str, call: u64) -> QueueCall {
             miss: None,
         },
     }
+}
+
+/// The caller of test call `call`: each call has its own.
+pub(super) fn caller(call: u64) -> String {
+    format!("0192121{call:04}")
 }
 
 /// `USER_CONNECT` as parsed.

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use super::scenario::CurrentCall;
 use crate::converja::{
     AgentId, AgentState, AgentStatus, CallId, CallTimestamps, Event, PauseReason, QueueId,
     RoomName, Timestamp,
@@ -124,6 +125,8 @@ pub struct World {
     pub agents: BTreeMap<AgentId, AgentModel>,
     /// Calls by id, including finished ones.
     pub calls: BTreeMap<CallId, CallModel>,
+    /// Which call of several is the agent's current one.
+    pub current_call: CurrentCall,
     next_call: u64,
 }
 
@@ -160,10 +163,10 @@ impl World {
     /// The agent's status as `GET /agents/:id/status` reports it.
     pub fn status(&self, agent: &AgentId) -> Result<AgentStatus, WorldError> {
         let a = self.agent(agent)?;
-        let (name, show) = if let Some(call) = a.calls.last() {
+        let (name, show) = if let Some(call) = self.current_of(a) {
             (
                 AgentState::Busy,
-                self.calls.get(call).map(|c| c.caller.clone()),
+                self.calls.get(&call).map(|c| c.caller.clone()),
             )
         } else if let Some(reason) = a.paused {
             (AgentState::Paused, Some(reason.0.to_string()))
@@ -176,6 +179,14 @@ impl World {
             show,
             timestamp: a.since,
         })
+    }
+
+    /// The agent's current call, as the platform picks it among several.
+    pub(super) fn current_of(&self, a: &AgentModel) -> Option<CallId> {
+        match self.current_call {
+            CurrentCall::Newest => a.calls.last().copied(),
+            CurrentCall::Oldest => a.calls.first().copied(),
+        }
     }
 
     /// Whether `agent` can take another call now, holding at most `per_agent` at once.

@@ -77,13 +77,10 @@ impl World {
             .ok_or_else(|| (404, format!("queue {q} does not exist")))
     }
 
-    /// The call `agent` is on, the latest if several.
+    /// The call `agent` is on: its current one if several.
     fn active_call(&self, a: &AgentId) -> Result<CallId, Failure> {
-        self.agent(a)
-            .map_err(not_found)?
-            .calls
-            .last()
-            .copied()
+        let agent = self.agent(a).map_err(not_found)?;
+        self.current_of(agent)
             .ok_or_else(|| (404, format!("agent {a} has no active call")))
     }
 
