@@ -55,7 +55,7 @@ pub async fn serve(
         platform.subscribe(),
         gateway_cancel.clone(),
     ));
-    let (gateway, io) = gateway::start(&config, core, &tracker);
+    let (gateway, io) = gateway::start(&config, core);
     let router = gateway.router(http::routes(platform.clone(), config.socketio.console));
 
     let address = listener.local_addr()?;

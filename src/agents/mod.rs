@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -42,7 +42,7 @@ use crate::converja::{AgentId, CallDidStart, CallId, QueueId, Timestamp};
 use crate::telemetry;
 use refusal::Subject;
 use registry::Among;
-use state::State;
+use state::{Next, State};
 
 /// How the core behaves, from `[agents]` and `[auth]`.
 #[derive(Debug, Clone)]
@@ -104,7 +104,7 @@ pub struct Agents<P: Platform, S: Sink> {
     settings: Settings,
     platform: P,
     sink: S,
-    state: Mutex<State<S::Socket>>,
+    state: Mutex<State<S::Socket, S::Ack>>,
     /// Woken whenever calls end, for handlers waiting on the platform's word.
     call_ends: Notify,
     tasks: TaskTracker,
@@ -140,7 +140,7 @@ impl<P: Platform, S: Sink> Agents<P, S> {
     }
 
     /// Locks the state. Never held across an `.await`: every caller is synchronous.
-    fn state(&self) -> MutexGuard<'_, State<S::Socket>> {
+    fn state(&self) -> MutexGuard<'_, State<S::Socket, S::Ack>> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -149,29 +149,48 @@ impl<P: Platform, S: Sink> Agents<P, S> {
         self.state().open_socket(id, socket, proven);
     }
 
-    /// Handles a socket's events in order until it closes or the core stops.
-    pub async fn serve_socket(
-        self: Arc<Self>,
+    /// Takes what socket `id` sent, to be handled after everything it sent before. An event
+    /// that does not fit in the socket's inbox comes back, to be refused.
+    pub fn submit(
+        self: &Arc<Self>,
         id: SocketId,
-        mut inbox: mpsc::Receiver<Inbound<S::Ack>>,
-    ) {
+        item: Inbound<S::Ack>,
+    ) -> Result<(), (ClientEvent, Option<S::Ack>)> {
+        let start = match item {
+            Inbound::Event(event, ack) => self.state().queue_event(id, event, ack)?,
+            Inbound::Closed => self.state().queue_close(id),
+        };
+        if start {
+            let agents = self.clone();
+            self.tasks.spawn(
+                async move { agents.serve_socket(id).await }
+                    .instrument(info_span!("socket", id = id.0)),
+            );
+        }
+        Ok(())
+    }
+
+    /// Handles a socket's waiting events in order, then ends: a socket costs a task only
+    /// while it has something to handle.
+    async fn serve_socket(self: Arc<Self>, id: SocketId) {
         loop {
-            let item = tokio::select! {
-                _ = self.cancel.cancelled() => break,
-                item = inbox.recv() => item,
-            };
-            match item {
-                Some(Inbound::Event(event, ack)) => {
+            let next = self.state().next_event(id, now());
+            match next {
+                Next::Event(event, ack) => {
                     let span = info_span!("socket_event", socket = id.0, event = event.label());
-                    handlers::handle(&self, id, event, ack)
-                        .instrument(span)
-                        .await;
+                    let handled = handlers::handle(&self, id, event, ack).instrument(span);
+                    tokio::select! {
+                        _ = self.cancel.cancelled() => return,
+                        _ = handled => {}
+                    }
                 }
-                Some(Inbound::Closed) | None => break,
+                Next::Idle => return,
+                Next::Closed => {
+                    debug!(socket = id.0, "socket closed");
+                    return;
+                }
             }
         }
-        debug!(socket = id.0, "socket closed");
-        self.state().close_socket(id, now());
     }
 
     /// The platform assigned a call.

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use tracing::{debug, info, warn};
 
-use super::event::{ServerEvent, SocketId};
+use super::event::{ClientEvent, ServerEvent, SocketId};
 use super::port::{EmitError, Sink};
 use super::registry::Registry;
 use crate::converja::{AgentId, CallId};
@@ -20,19 +20,38 @@ use crate::telemetry;
 /// more would let one client that stopped reading pin the bridge's memory.
 const BACKLOG: usize = 64;
 
+/// Events a socket may have waiting while its previous one is handled; a UI sends a handful.
+pub(super) const INBOX: usize = 256;
+
 /// One admitted socket.
-struct SocketEntry<T> {
+struct SocketEntry<T, A> {
     handle: T,
     /// The username its handshake token proves, when tokens are on.
     proven: Option<String>,
     /// Events not yet accepted by the socket's buffer, oldest first.
     backlog: VecDeque<ServerEvent>,
+    /// Events the socket sent that wait for the one being handled, oldest first.
+    inbox: VecDeque<(ClientEvent, Option<A>)>,
+    /// Whether a task is handling the socket's events now.
+    serving: bool,
+    /// The socket is gone; it is forgotten once its inbox is empty.
+    closing: bool,
+}
+
+/// What a socket's task does next.
+pub(super) enum Next<A> {
+    /// Handle this event.
+    Event(ClientEvent, Option<A>),
+    /// Nothing waits: the task ends, and the next event starts a new one.
+    Idle,
+    /// The socket closed and everything it sent is handled.
+    Closed,
 }
 
 /// The core's mutable state.
-pub(super) struct State<T> {
+pub(super) struct State<T, A> {
     pub(super) registry: Registry,
-    sockets: HashMap<SocketId, SocketEntry<T>>,
+    sockets: HashMap<SocketId, SocketEntry<T, A>>,
     /// Sockets with a backlog, so that retrying costs in proportion to them alone.
     backlogged: HashSet<SocketId>,
     /// Agents whose session end is under way on the platform; cancelled when it is done.
@@ -41,14 +60,14 @@ pub(super) struct State<T> {
 
 /// A session end under way on the platform, from [`Ending::begin`] until dropped (done,
 /// failed or cancelled alike).
-pub(super) struct Ending<'a, T> {
-    state: &'a Mutex<State<T>>,
+pub(super) struct Ending<'a, T, A> {
+    state: &'a Mutex<State<T, A>>,
     agent: AgentId,
     done: CancellationToken,
 }
 
-impl<'a, T> Ending<'a, T> {
-    pub(super) fn begin(state: &'a Mutex<State<T>>, agent: &AgentId) -> Self {
+impl<'a, T, A> Ending<'a, T, A> {
+    pub(super) fn begin(state: &'a Mutex<State<T, A>>, agent: &AgentId) -> Self {
         let done = CancellationToken::new();
         lock(state).ending.insert(agent.clone(), done.clone());
         Ending {
@@ -59,7 +78,7 @@ impl<'a, T> Ending<'a, T> {
     }
 }
 
-impl<T> Drop for Ending<'_, T> {
+impl<T, A> Drop for Ending<'_, T, A> {
     fn drop(&mut self) {
         let mut state = lock(self.state);
         if state
@@ -73,11 +92,11 @@ impl<T> Drop for Ending<'_, T> {
     }
 }
 
-fn lock<T>(state: &Mutex<State<T>>) -> std::sync::MutexGuard<'_, State<T>> {
+fn lock<T, A>(state: &Mutex<State<T, A>>) -> std::sync::MutexGuard<'_, State<T, A>> {
     state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl<T: Send + Sync + 'static> State<T> {
+impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
     pub(super) fn new(registry: Registry) -> Self {
         State {
             registry,
@@ -99,12 +118,59 @@ impl<T: Send + Sync + 'static> State<T> {
                 handle,
                 proven,
                 backlog: VecDeque::new(),
+                inbox: VecDeque::new(),
+                serving: false,
+                closing: false,
             },
         );
     }
 
+    /// Queues an event of socket `id`; true if no task serves the socket yet and the caller
+    /// must start one. The event comes back when the inbox is full.
+    pub(super) fn queue_event(
+        &mut self,
+        id: SocketId,
+        event: ClientEvent,
+        ack: Option<A>,
+    ) -> Result<bool, (ClientEvent, Option<A>)> {
+        let Some(entry) = self.sockets.get_mut(&id) else {
+            return Ok(false);
+        };
+        if entry.inbox.len() >= INBOX {
+            return Err((event, ack));
+        }
+        entry.inbox.push_back((event, ack));
+        Ok(!std::mem::replace(&mut entry.serving, true))
+    }
+
+    /// Marks socket `id` closed, behind the events it sent; true if the caller must start a
+    /// task to finish it.
+    pub(super) fn queue_close(&mut self, id: SocketId) -> bool {
+        let Some(entry) = self.sockets.get_mut(&id) else {
+            return false;
+        };
+        entry.closing = true;
+        !std::mem::replace(&mut entry.serving, true)
+    }
+
+    /// What the task serving socket `id` does next.
+    pub(super) fn next_event(&mut self, id: SocketId, now: Instant) -> Next<A> {
+        let Some(entry) = self.sockets.get_mut(&id) else {
+            return Next::Idle;
+        };
+        if let Some((event, ack)) = entry.inbox.pop_front() {
+            return Next::Event(event, ack);
+        }
+        if entry.closing {
+            self.close_socket(id, now);
+            return Next::Closed;
+        }
+        entry.serving = false;
+        Next::Idle
+    }
+
     /// The socket is gone: its session, if any, starts its grace period.
-    pub(super) fn close_socket(&mut self, id: SocketId, now: Instant) {
+    fn close_socket(&mut self, id: SocketId, now: Instant) {
         self.sockets.remove(&id);
         self.backlogged.remove(&id);
         self.registry.socket_closed(id, now);

@@ -20,15 +20,13 @@ use socketioxide::adapter::LocalAdapter;
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::{ConnectHandler, FromMessage, FromMessageParts};
 use socketioxide::socket::{DisconnectReason, Socket};
-use tokio::sync::mpsc;
-use tokio_util::task::TaskTracker;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tracing::{Instrument, debug, warn};
+use tracing::{debug, warn};
 
 pub use auth::{mint_token, verify_token};
 pub use sink::SocketSink;
 
-use crate::agents::{self, AckReply, Agents, Inbound, Refusal, SocketId};
+use crate::agents::{self, AckReply, Agents, ClientEvent, Inbound, Refusal, SocketId};
 use crate::config::{Config, Secret};
 use crate::telemetry;
 
@@ -36,8 +34,6 @@ use crate::telemetry;
 const INTERNAL_PATH: &str = "/socket.io";
 /// Namespaces that behave the same.
 pub const NAMESPACES: [&str; 2] = ["/", "/callcontrol"];
-/// Events queued per socket while its previous event is handled; a UI sends a handful.
-const SOCKET_INBOX: usize = 256;
 /// Packets queued per socket: above any burst a UI that reads causes (at most
 /// `max_calls_limit` NEW_CALLs and a reply), small enough that one that stops reading holds
 /// little; the agents core holds a short backlog beyond it, then drops the socket.
@@ -46,18 +42,23 @@ const SOCKET_BUFFER: usize = 64;
 /// The agents core as the gateway drives it.
 type Core<P> = Arc<Agents<P, SocketSink>>;
 
+/// Hands what a socket sent to the agents core; an event that does not fit comes back.
+type Submit = dyn Fn(SocketId, Inbound<AckSender>) -> Result<(), (ClientEvent, Option<AckSender>)>
+    + Send
+    + Sync;
+
 /// Where a socket's events go, stored in the socket's extensions when it is admitted.
 #[derive(Clone)]
 struct Inbox {
     id: SocketId,
-    tx: mpsc::Sender<Inbound<AckSender>>,
+    submit: Arc<Submit>,
     max_calls_limit: u32,
 }
 
 /// What every admitted socket needs at connect time.
 struct Admission<P: agents::Platform> {
     core: Core<P>,
-    tracker: TaskTracker,
+    submit: Arc<Submit>,
     next_id: AtomicU64,
     secret: Option<Secret>,
     origins: Vec<String>,
@@ -71,13 +72,8 @@ pub struct Gateway {
     cors: CorsLayer,
 }
 
-/// Builds the socket.io server in front of `core`; each admitted socket gets a task on
-/// `tracker`.
-pub fn start<P: agents::Platform>(
-    config: &Config,
-    core: Core<P>,
-    tracker: &TaskTracker,
-) -> (Gateway, SocketIo) {
+/// Builds the socket.io server in front of `core`.
+pub fn start<P: agents::Platform>(config: &Config, core: Core<P>) -> (Gateway, SocketIo) {
     let (layer, io) = SocketIo::builder()
         .req_path(INTERNAL_PATH)
         .max_payload(config.socketio.max_payload as u64)
@@ -85,9 +81,13 @@ pub fn start<P: agents::Platform>(
         .ws_max_frame_size(config.socketio.max_payload)
         .max_buffer_size(SOCKET_BUFFER)
         .build_layer();
+    let submit: Arc<Submit> = {
+        let core = core.clone();
+        Arc::new(move |id, item| core.submit(id, item))
+    };
     let admission = Arc::new(Admission {
         core,
-        tracker: tracker.clone(),
+        submit,
         next_id: AtomicU64::new(1),
         secret: config.auth.as_ref().map(|a| a.hmac_secret.clone()),
         origins: config.socketio.cors_origins.clone(),
@@ -186,27 +186,20 @@ fn admit<P: agents::Platform>(
     check_origin(admission, socket)?;
     let proven = check_token(admission, auth.as_ref())?;
     let id = SocketId(admission.next_id.fetch_add(1, Ordering::Relaxed));
-    let (tx, rx) = mpsc::channel(SOCKET_INBOX);
     let inbox = Inbox {
         id,
-        tx,
+        submit: admission.submit.clone(),
         max_calls_limit: admission.max_calls_limit,
     };
+    admission.core.socket_opened(id, socket.clone(), proven);
     socket.extensions.insert(inbox.clone());
     socket.on_fallback(async |_: Queued| {});
     socket.on_disconnect(async move |_: SocketRef, reason: DisconnectReason| {
         debug!(socket = id.0, %reason, "socket disconnected");
-        // Waits for room in the inbox: a close must never be lost, or the session would
-        // outlive its sockets forever.
-        let _ = inbox.tx.send(Inbound::Closed).await;
+        // A close always fits: it is a mark behind the socket's events, not an event.
+        let _ = (inbox.submit)(id, Inbound::Closed);
     });
     debug!(socket = id.0, ns = socket.ns(), transport = ?socket.transport_type(), "socket admitted");
-    admission.core.socket_opened(id, socket.clone(), proven);
-    let core = admission.core.clone();
-    admission.tracker.spawn(
-        core.serve_socket(id, rx)
-            .instrument(tracing::info_span!("socket", id = id.0)),
-    );
     Ok(())
 }
 
@@ -276,9 +269,7 @@ impl FromMessage<LocalAdapter> for Queued {
             .ok()
             .and_then(|TryData(data)| data.ok());
         let event = payload::parse(&name, data, inbox.max_calls_limit);
-        if let Err(mpsc::error::TrySendError::Full(Inbound::Event(event, ack))) =
-            inbox.tx.try_send(Inbound::Event(event, ack))
-        {
+        if let Err((event, ack)) = (inbox.submit)(inbox.id, Inbound::Event(event, ack)) {
             metrics::counter!(telemetry::SOCKET_EVENTS, "event" => event.label(), "outcome" => "overloaded").increment(1);
             warn!(
                 socket = inbox.id.0,

@@ -186,3 +186,34 @@ async fn a_call_assigned_while_the_login_is_in_flight_is_delivered_after_it() {
     );
     bench.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_socket_that_floods_the_bridge_gets_its_excess_events_back_to_refuse() {
+    let mut bench = Bench::new();
+    let held = bench.platform.hold("check");
+    let ui = bench.open(None);
+    ui.send_only(connect("22010", 1)).await;
+    after(Duration::from_millis(10)).await;
+    let mut refused = 0;
+    for _ in 0..300 {
+        if bench
+            .core
+            .submit(
+                ui.id,
+                Inbound::Event(ClientEvent::Unknown("X".into()), None),
+            )
+            .is_err()
+        {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 300 - crate::agents::state::INBOX);
+    held.release(Ok(()));
+    after(Duration::from_millis(10)).await;
+    // What was taken is handled, and the socket is served again.
+    assert_eq!(
+        ui.send(ClientEvent::Unknown("LAST".into())).await["error"],
+        "unknown event LAST"
+    );
+    bench.stop().await;
+}

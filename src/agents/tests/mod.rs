@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -293,12 +293,10 @@ impl Bench {
     pub(super) fn open(&mut self, proven: Option<&str>) -> Ui {
         let id = SocketId(self.next_socket);
         self.next_socket += 1;
-        let (tx, rx) = mpsc::channel(64);
         self.core.socket_opened(id, id, proven.map(str::to_owned));
-        self.tasks.spawn(self.core.clone().serve_socket(id, rx));
         Ui {
             id,
-            tx,
+            core: self.core.clone(),
             sink: self.sink.clone(),
             seen: 0,
         }
@@ -374,7 +372,7 @@ pub(super) fn connect(username: &str, max_calls: u32) -> ClientEvent {
 /// One agent UI's socket.
 pub(super) struct Ui {
     pub(super) id: SocketId,
-    tx: mpsc::Sender<Inbound<oneshot::Sender<Value>>>,
+    core: Arc<Agents<FakePlatform, Recorder>>,
     sink: Recorder,
     seen: usize,
 }
@@ -383,11 +381,7 @@ impl Ui {
     /// Sends `event` with an acknowledgement and waits for it: once it returns, the event is
     /// fully handled, so it doubles as a barrier.
     pub(super) async fn send(&self, event: ClientEvent) -> Value {
-        let (ack, answer) = oneshot::channel();
-        self.tx
-            .send(Inbound::Event(event, Some(ack)))
-            .await
-            .unwrap();
+        let answer = self.send_later(event).await;
         tokio::time::timeout(Duration::from_secs(60), answer)
             .await
             .expect("the event is answered")
@@ -396,22 +390,26 @@ impl Ui {
 
     /// Sends `event` without an acknowledgement; returns at once.
     pub(super) async fn send_only(&self, event: ClientEvent) {
-        self.tx.send(Inbound::Event(event, None)).await.unwrap();
+        self.submit(Inbound::Event(event, None));
+    }
+
+    fn submit(&self, item: Inbound<oneshot::Sender<Value>>) {
+        assert!(
+            self.core.submit(self.id, item).is_ok(),
+            "the inbox has room"
+        );
     }
 
     /// Sends `event` with an acknowledgement to be awaited later.
     pub(super) async fn send_later(&self, event: ClientEvent) -> oneshot::Receiver<Value> {
         let (ack, answer) = oneshot::channel();
-        self.tx
-            .send(Inbound::Event(event, Some(ack)))
-            .await
-            .unwrap();
+        self.submit(Inbound::Event(event, Some(ack)));
         answer
     }
 
     /// The socket closes.
     pub(super) async fn close(&self) {
-        self.tx.send(Inbound::Closed).await.unwrap();
+        self.submit(Inbound::Closed);
     }
 
     /// Plays a socket whose buffer is full (or not).
