@@ -425,11 +425,22 @@ async fn a_rejected_call_frees_its_slot_and_applies_on_call_error(via: Via) {
         ui.expect("a", "NEW_CALL").await["callId"],
         second.to_string()
     );
-    common::eventually("on_call_error = hangup reached the platform", || async {
-        requests_to(&stack, Method::Delete, "/calls/active").await > 0
-    })
-    .await;
     ui.expect_none("a", "NEW_CALL").await;
+    // The platform's current call is the newest, not the rejected one: hanging up would end
+    // the call the agent just received, so the bridge leaves both alone.
+    common::eventually(
+        "the bridge asked the platform which call is current",
+        || async { requests_to(&stack, Method::Get, "/agents/22010/status").await >= 2 },
+    )
+    .await;
+    assert_eq!(
+        requests_to(&stack, Method::Delete, "/calls/active").await,
+        0
+    );
+    assert_eq!(
+        stack.sim.world().await.agents[&agent("22010")].calls,
+        vec![first, second]
+    );
     // on_disconnect = pause.
     ui.emit_bare("a", "USER_DISCONNECT").await;
     ui.expect("a", "USER_DISCONNECTED").await;

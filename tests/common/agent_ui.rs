@@ -88,9 +88,18 @@ pub(crate) fn bridge_config(
 }
 
 pub(crate) async fn bridge_with(via: Via, tune: impl FnOnce(&mut Config)) -> BridgeStack {
+    bridge_on(via, scenario(), tune).await
+}
+
+/// The bridge in front of a simulator playing `scenario`.
+pub(crate) async fn bridge_on(
+    via: Via,
+    scenario: converja_bridge::sim::Scenario,
+    tune: impl FnOnce(&mut Config),
+) -> BridgeStack {
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
-    let (prosody, sim) = start_sim(scenario(), &tracker, &cancel).await;
+    let (prosody, sim) = start_sim(scenario, &tracker, &cancel).await;
     let config = bridge_config(via, &prosody, tune);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
