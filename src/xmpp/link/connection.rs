@@ -23,6 +23,11 @@ const WRITE_BATCH: usize = 64;
 /// First reconnection delay and its cap.
 const RECONNECT_BASE: Duration = Duration::from_millis(250);
 const RECONNECT_CAP: Duration = Duration::from_secs(30);
+/// A server that was up this recently is most likely restarting: it is tried at least every
+/// [`RECENT_CAP`], so the bridge is back within a second or two of it, not after a long
+/// backoff built up during a short outage.
+const RECENTLY_UP: Duration = Duration::from_secs(60);
+const RECENT_CAP: Duration = Duration::from_secs(1);
 
 /// What woke the online loop.
 enum Wake {
@@ -41,6 +46,7 @@ impl LinkTask {
     /// Connects and reconnects until cancelled, then fails whatever still waits.
     pub(super) async fn run(mut self) {
         let mut backoff = Backoff::new(RECONNECT_BASE, RECONNECT_CAP);
+        let mut last_online: Option<tokio::time::Instant> = None;
         loop {
             self.state
                 .send_modify(|s| s.status = LinkStatus::Connecting);
@@ -55,6 +61,7 @@ impl LinkTask {
                     metrics::counter!(telemetry::CONNECTS, "result" => "ok").increment(1);
                     backoff.reset();
                     let reason = self.online(stream, bound).await;
+                    last_online = Some(tokio::time::Instant::now());
                     if self.cancel.is_cancelled() {
                         break;
                     }
@@ -75,7 +82,12 @@ impl LinkTask {
                     });
                 }
             }
-            let delay = backoff.next_delay();
+            let recently_up = last_online.is_some_and(|t| t.elapsed() < RECENTLY_UP);
+            let delay = if recently_up {
+                backoff.next_delay().min(RECENT_CAP)
+            } else {
+                backoff.next_delay()
+            };
             debug!(?delay, "waiting before the next connection attempt");
             if self
                 .serve_offline(tokio::time::sleep(delay))
