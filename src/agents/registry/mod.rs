@@ -376,7 +376,8 @@ impl Registry {
     }
 
     /// A call ended (on the platform, by END_CALL or by rejection); it is never taken again.
-    /// Returns the session's sockets to tell, or `None` if no session held it.
+    /// Returns the session and those of its sockets that were sent the call (a socket never
+    /// hears of the end of a call it was not shown), or `None` if no session held it.
     pub(crate) fn call_ended(&mut self, call: CallId) -> Option<(String, Vec<SocketId>)> {
         self.seq += 1;
         self.ended.insert(call.0);
@@ -395,14 +396,13 @@ impl Registry {
             return None;
         };
         session.calls.retain(|s| s.call != call);
-        for view in session.sockets.values_mut() {
-            view.delivered.remove(&call);
-        }
+        let shown = session
+            .sockets
+            .iter_mut()
+            .filter_map(|(id, view)| view.delivered.remove(&call).map(|_| *id))
+            .collect();
         self.changed.insert(session.username.clone());
-        Some((
-            session.username.clone(),
-            session.sockets.keys().copied().collect(),
-        ))
+        Some((session.username.clone(), shown))
     }
 
     /// Platform call events applied so far.

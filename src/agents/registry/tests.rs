@@ -183,9 +183,11 @@ fn a_call_ends_once_and_is_not_offered_again() {
     r.attach(S1, "maria", &maria, 1, t0).unwrap();
     r.attach(S2, "maria", &maria, 1, t0).unwrap();
     r.call_started(&maria, CallId(5), Q, info(5));
+    r.delivered(S1, CallId(5), t0);
     assert_eq!(
         r.call_ended(CallId(5)),
-        Some(("maria".into(), vec![S1, S2]))
+        Some(("maria".into(), vec![S1])),
+        "only the socket that was shown the call hears of its end"
     );
     assert_eq!(r.call_ended(CallId(5)), None, "CALL_ENDED once per call");
     assert!(

@@ -316,3 +316,19 @@ async fn a_socket_that_stopped_reading_is_dropped_and_its_calls_wait_for_the_nex
     );
     bench.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_socket_never_hears_of_the_end_of_a_call_it_was_not_shown() {
+    let mut bench = Bench::new();
+    let mut tab1 = bench.login("22010", 1).await;
+    bench.start_call("22010", 5);
+    after(SETTLE).await;
+    assert_eq!(tab1.new_calls(), vec!["5"]);
+    // A second tab logs in; the call ends during its first-call delay.
+    let mut tab2 = bench.login("22010", 1).await;
+    bench.core.call_finished(CallId(5));
+    after(SETTLE).await;
+    assert_eq!(tab1.take(), vec![ended(5)]);
+    assert!(tab2.take().is_empty(), "neither NEW_CALL nor CALL_ENDED");
+    bench.stop().await;
+}
