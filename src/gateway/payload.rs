@@ -257,4 +257,81 @@ mod tests {
             ClientEvent::Unknown("HELLO".into())
         );
     }
+
+    mod properties {
+        use proptest::prelude::*;
+        use serde_json::{Map, Value};
+
+        use super::super::parse;
+        use crate::agents::event::{ClientEvent, ClientEventKind};
+
+        /// Any JSON value, nested a few levels, with long strings and odd numbers.
+        fn json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_map(Value::from),
+                any::<u64>().prop_map(Value::from),
+                ".{0,80}".prop_map(Value::String),
+                "[0-9 ]{0,25}".prop_map(Value::String),
+            ];
+            leaf.prop_recursive(4, 64, 8, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                    prop::collection::vec(
+                        (
+                            prop_oneof![
+                                Just("username".to_owned()),
+                                Just("userName".to_owned()),
+                                Just("maxCalls".to_owned()),
+                                Just("callId".to_owned()),
+                                Just("error".to_owned()),
+                                ".{0,12}",
+                            ],
+                            inner
+                        ),
+                        0..6
+                    )
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
+                ]
+            })
+        }
+
+        fn name() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("USER_CONNECT".to_owned()),
+                Just("USER_DISCONNECT".to_owned()),
+                Just("END_CALL".to_owned()),
+                Just("NEW_CALL_ANSWERED".to_owned()),
+                Just("NEW_CALL_ERROR".to_owned()),
+                ".{0,30}",
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// Whatever a client sends, parsing answers: a contract event of the kind named,
+            /// the same kind refused with a reason, or an unknown event, never a panic.
+            #[test]
+            fn every_payload_parses_to_its_own_kind_or_a_reason(
+                name in name(),
+                data in prop::option::of(json()),
+                limit in 1u32..64,
+            ) {
+                let event = parse(&name, data, limit);
+                match ClientEventKind::from_name(&name) {
+                    None => prop_assert_eq!(event, ClientEvent::Unknown(name)),
+                    Some(kind) => {
+                        prop_assert_eq!(event.label(), kind.name());
+                        if let ClientEvent::UserConnect(login) = &event {
+                            prop_assert!((1..=limit).contains(&login.max_calls));
+                            prop_assert!(crate::config::valid_nickname(&login.username));
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

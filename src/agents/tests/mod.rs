@@ -7,6 +7,7 @@
 mod calls;
 mod connect;
 mod outage;
+mod properties;
 mod sessions;
 mod several;
 
@@ -425,6 +426,22 @@ impl Ui {
     /// Whether the core closed this socket.
     pub(super) fn dropped(&self) -> bool {
         self.sink.disconnected.lock().unwrap().contains(&self.id)
+    }
+
+    /// How many events this socket has received so far.
+    pub(super) fn log_len(&self) -> usize {
+        self.log_since(0).len()
+    }
+
+    /// Every event this socket received from position `mark` on.
+    pub(super) fn log_since(&self, mark: usize) -> Vec<(&'static str, Value)> {
+        let emitted = self.sink.emitted.lock().unwrap();
+        emitted
+            .iter()
+            .filter(|(s, _, _)| *s == self.id)
+            .skip(mark)
+            .map(|(_, name, payload)| (*name, payload.clone()))
+            .collect()
     }
 
     /// Events received since the last call.
