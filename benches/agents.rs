@@ -8,87 +8,22 @@
 //! `npm ci --prefix tests/node`.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use converja_bridge::config::{ConverjaConfig, HumanDuration, QueueSelection};
 use converja_bridge::converja::{AgentId, QueueId};
 use converja_bridge::platform::Platform;
 use converja_bridge::prosody::LocalProsody;
-use converja_bridge::sim::{self, Scenario};
+use converja_bridge::sim;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+mod common;
+
+use common::{FIRST_AGENT, Killed, scenario, start_bridge, start_node, usage};
+
 const DOMAIN: &str = "agents.bench";
-const FIRST_AGENT: u64 = 30_000;
-
-fn scenario(agents: u64) -> Scenario {
-    let ids: Vec<String> = (0..agents)
-        .map(|i| format!("\"{}\"", FIRST_AGENT + i))
-        .collect();
-    let mut text = format!(
-        "seed = 1\n[[queues]]\nid = 7\nname = \"Financeiro\"\nagents = [{}]\n",
-        ids.join(",")
-    );
-    for i in 0..agents {
-        text.push_str(&format!(
-            "[[agents]]\nid = \"{}\"\nname = \"Agent {i}\"\n",
-            FIRST_AGENT + i
-        ));
-    }
-    toml::from_str(&text).expect("generated scenario")
-}
-
-/// Resident memory (bytes) and CPU time (clock ticks) of a process.
-fn usage(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss_kb: u64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = fields
-        .get(11)
-        .and_then(|u| u.parse::<u64>().ok())
-        .unwrap_or(0)
-        + fields
-            .get(12)
-            .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or(0);
-    (rss_kb * 1024, ticks)
-}
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_ready(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(mut tcp) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            let _ = tcp.write_all(b"GET /readyz HTTP/1.0\r\n\r\n");
-            let mut text = String::new();
-            let _ = std::io::Read::read_to_string(&mut tcp, &mut text);
-            if text.starts_with("HTTP/1.1 200") || text.starts_with("HTTP/1.0 200") {
-                return;
-            }
-        }
-        assert!(Instant::now() < deadline, "the bridge did not become ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 async fn platform_baseline(prosody: &LocalProsody, agents: u64) -> (f64, f64) {
     let tracker = TaskTracker::new();
@@ -126,52 +61,15 @@ async fn platform_baseline(prosody: &LocalProsody, agents: u64) -> (f64, f64) {
     )
 }
 
-/// Starts the bridge binary against `prosody`; returns it and its socket.io port.
-fn start_bridge(prosody: &LocalProsody, dir: &Path) -> (Killed, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let config = dir.join("bridge.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[xmpp]\njid = \"bridge@{DOMAIN}\"\npassword = \"b\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
-             [converja]\nconference = \"{}\"\nrequest_timeout = \"60s\"\nqueues = [7]\n\
-             [socketio]\nlisten = \"127.0.0.1:{port}\"\n[agents]\nfirst_call_delay = \"0ms\"\nmax_calls_limit = 8\n[log]\nlevel = \"warn\"\n",
-            prosody.c2s_port, prosody.conference
-        ),
-    )
-    .expect("config");
-    let bridge = Killed(
-        Command::new(env!("CARGO_BIN_EXE_converja-bridge"))
-            .args(["run", "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("bridge"),
-    );
-    wait_ready(port);
-    (bridge, port)
-}
-
 /// The Node load generator with `agents` agent UIs logged in to the bridge on `port`.
 fn start_load(port: u16, agents: u64) -> Killed {
-    let node_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
-    Killed(
-        Command::new("node")
-            .arg(node_dir.join("load.mjs"))
-            .args([
-                format!("http://127.0.0.1:{port}"),
-                agents.to_string(),
-                FIRST_AGENT.to_string(),
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("node runs the load generator (npm ci --prefix tests/node)"),
+    start_node(
+        "load.mjs",
+        &[
+            format!("http://127.0.0.1:{port}"),
+            agents.to_string(),
+            FIRST_AGENT.to_string(),
+        ],
     )
 }
 
@@ -194,7 +92,7 @@ async fn run(agents: u64) {
         .await
         .expect("the simulator joins its rooms");
     let dir = tempfile::tempdir().expect("tempdir");
-    let (bridge, port) = start_bridge(&prosody, dir.path());
+    let (bridge, port) = start_bridge(&prosody, dir.path(), "");
     let pid = bridge.0.id();
     let (idle_rss, _) = usage(pid);
 

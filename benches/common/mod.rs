@@ -1,0 +1,137 @@
+//! What the benchmarks and the fault runner share: a scenario of N agents, the bridge binary
+//! started against a private Prosody, the Node agent UIs, and process measurements.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use converja_bridge::prosody::LocalProsody;
+use converja_bridge::sim::Scenario;
+
+/// The first agent id of a generated scenario.
+pub(crate) const FIRST_AGENT: u64 = 30_000;
+
+/// `agents` agents, all in queue 7.
+pub(crate) fn scenario(agents: u64) -> Scenario {
+    let ids: Vec<String> = (0..agents)
+        .map(|i| format!("\"{}\"", FIRST_AGENT + i))
+        .collect();
+    let mut text = format!(
+        "seed = 1\n[[queues]]\nid = 7\nname = \"Financeiro\"\nagents = [{}]\n",
+        ids.join(",")
+    );
+    for i in 0..agents {
+        text.push_str(&format!(
+            "[[agents]]\nid = \"{}\"\nname = \"Agent {i}\"\n",
+            FIRST_AGENT + i
+        ));
+    }
+    toml::from_str(&text).expect("generated scenario")
+}
+
+/// Resident memory (bytes) and CPU time (clock ticks) of a process.
+pub(crate) fn usage(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss_kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = fields
+        .get(11)
+        .and_then(|u| u.parse::<u64>().ok())
+        .unwrap_or(0)
+        + fields
+            .get(12)
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0);
+    (rss_kb * 1024, ticks)
+}
+
+/// A child process killed when dropped.
+pub(crate) struct Killed(pub(crate) Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Whether the bridge on `port` answers `/readyz` with 200.
+pub(crate) fn is_ready(port: u16) -> bool {
+    let Ok(mut tcp) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = tcp.write_all(b"GET /readyz HTTP/1.0\r\n\r\n");
+    let mut text = String::new();
+    let _ = std::io::Read::read_to_string(&mut tcp, &mut text);
+    text.starts_with("HTTP/1.1 200") || text.starts_with("HTTP/1.0 200")
+}
+
+/// Waits until the bridge on `port` is ready; how long that took.
+pub(crate) fn wait_ready(port: u16) -> Duration {
+    let started = Instant::now();
+    while !is_ready(port) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the bridge did not become ready"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    started.elapsed()
+}
+
+/// Starts the bridge binary against `prosody`, with `extra` lines in `[agents]`; returns it
+/// and its socket.io port.
+pub(crate) fn start_bridge(prosody: &LocalProsody, dir: &Path, extra: &str) -> (Killed, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let config = dir.join("bridge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[xmpp]\njid = \"bridge@{}\"\npassword = \"b\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
+             [converja]\nconference = \"{}\"\nrequest_timeout = \"60s\"\nqueues = [7]\n\
+             [socketio]\nlisten = \"127.0.0.1:{port}\"\n[agents]\nfirst_call_delay = \"0ms\"\nmax_calls_limit = 8\n{extra}[log]\nlevel = \"warn\"\n",
+            prosody.domain, prosody.c2s_port, prosody.conference
+        ),
+    )
+    .expect("config");
+    let bridge = Killed(
+        Command::new(env!("CARGO_BIN_EXE_converja-bridge"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("bridge"),
+    );
+    wait_ready(port);
+    (bridge, port)
+}
+
+/// A Node script of tests/node with `args`, its stdin and stdout piped.
+pub(crate) fn start_node(script: &str, args: &[String]) -> Killed {
+    let node_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
+    Killed(
+        Command::new("node")
+            .arg(node_dir.join(script))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("node runs the agent UIs (npm ci --prefix tests/node)"),
+    )
+}

@@ -1,0 +1,316 @@
+//! Fault runner: the release bridge binary, a real Prosody, the simulator and Node agent UIs,
+//! put through what production does to them. Each case prints its figures.
+//!
+//! - `xmpp-kill`: agents hold calls while the simulator starts and ends calls; Prosody is
+//!   SIGKILLed and restarted at random moments. After each recovery: time from Prosody
+//!   accepting again to `/readyz` 200, and whether every agent's UI shows exactly the calls
+//!   the platform has for it (with no NEW_CALL twice and no CALL_ENDED for a call not shown).
+//! - `churn`: connect / `USER_CONNECT` / disconnect cycles, every other one left to expire
+//!   through the reconnect grace; sessions, sockets, pending requests, rooms and RSS before
+//!   and after.
+//!
+//! Run: `cargo bench --bench faults` (options: `-- --agents 200 --kills 4 --churn 2000
+//! --seed 1`). Needs Prosody and `npm ci --prefix tests/node`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Lines, Write};
+use std::process::{ChildStdin, ChildStdout};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{FIRST_AGENT, Killed, scenario, start_bridge, start_node, usage, wait_ready};
+use converja_bridge::converja::{AgentId, QueueId};
+use converja_bridge::prosody::LocalProsody;
+use converja_bridge::sim::{self, SimHandle};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+const DOMAIN: &str = "faults.bench";
+
+/// How long a recovered bridge may take to show every UI what the platform has.
+const SETTLE_LIMIT: Duration = Duration::from_secs(30);
+
+/// A small deterministic generator: same seed, same run.
+struct Dice(u64);
+
+impl Dice {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n.max(1)
+    }
+}
+
+/// The Node agent UIs and their pipes.
+struct Uis {
+    _child: Killed,
+    stdin: ChildStdin,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl Uis {
+    fn start(args: &[String]) -> Uis {
+        let mut child = start_node("faults.mjs", args);
+        let stdin = child.0.stdin.take().expect("piped");
+        let lines = BufReader::new(child.0.stdout.take().expect("piped")).lines();
+        Uis {
+            _child: child,
+            stdin,
+            lines,
+        }
+    }
+
+    fn read(&mut self) -> Value {
+        let line = self.lines.next().expect("a line").expect("readable");
+        serde_json::from_str(&line).expect("json")
+    }
+
+    /// Each agent's shown calls, and the contract errors seen so far.
+    fn view(&mut self) -> (BTreeMap<String, Vec<String>>, Value) {
+        writeln!(self.stdin, "view").expect("ask");
+        let v = self.read();
+        let view = serde_json::from_value(v["view"].clone()).expect("a map");
+        (view, v["firstError"].clone())
+    }
+}
+
+/// What the platform has: each agent's active calls.
+async fn platform_view(sim: &SimHandle) -> BTreeMap<String, Vec<String>> {
+    sim.world()
+        .await
+        .agents
+        .into_iter()
+        .map(|(id, a)| {
+            let mut calls: Vec<String> = a.calls.iter().map(|c| c.to_string()).collect();
+            calls.sort();
+            (id.to_string(), calls)
+        })
+        .collect()
+}
+
+/// Starts and ends calls at random until `stop`; failures while the server is down are
+/// expected and ignored.
+async fn traffic(
+    sim: SimHandle,
+    agents: u64,
+    seed: u64,
+    pause: Arc<AtomicBool>,
+    stop: CancellationToken,
+) {
+    let mut dice = Dice(seed);
+    while !stop.is_cancelled() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        if pause.load(Ordering::Relaxed) {
+            continue;
+        }
+        let agent = AgentId::new((FIRST_AGENT + dice.below(agents)).to_string());
+        let world = sim.world().await;
+        let held = world
+            .agents
+            .get(&agent)
+            .map(|a| a.calls.clone())
+            .unwrap_or_default();
+        if held.len() < 3 && dice.below(2) == 0 {
+            let _ = sim.start_call(QueueId(7), &agent, "0800").await;
+        } else if let Some(call) = held.get(dice.below(held.len() as u64) as usize) {
+            let _ = sim.finish_call(*call).await;
+        }
+    }
+}
+
+/// Waits until every UI shows what the platform has; how long it took, or the mismatches.
+async fn settle(uis: &mut Uis, sim: &SimHandle) -> Result<Duration, String> {
+    let started = Instant::now();
+    loop {
+        let platform = platform_view(sim).await;
+        let (ui, error) = uis.view();
+        if !error.is_null() {
+            return Err(format!("contract error seen by a UI: {error}"));
+        }
+        let wrong: Vec<String> = ui
+            .iter()
+            .filter(|(agent, calls)| {
+                platform
+                    .get(*agent)
+                    .map_or(!calls.is_empty(), |p| p != *calls)
+            })
+            .map(|(agent, calls)| {
+                format!("{agent}: UI {calls:?} platform {:?}", platform.get(agent))
+            })
+            .collect();
+        if wrong.is_empty() {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > SETTLE_LIMIT {
+            return Err(format!("{} agents differ, e.g. {}", wrong.len(), wrong[0]));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn xmpp_kill(agents: u64, kills: u32, seed: u64) {
+    let mut prosody = LocalProsody::start(DOMAIN, &[("bridge", "b"), ("platform", "p")])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let tracker = TaskTracker::new();
+    let cancel = CancellationToken::new();
+    let sim = sim::start(
+        prosody.account("platform", "p"),
+        prosody.conference.parse().expect("domain"),
+        scenario(agents),
+        &tracker,
+        cancel.clone(),
+    );
+    sim.ready().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (bridge, port) = start_bridge(&prosody, dir.path(), "reconnect_grace = \"600s\"\n");
+    let mut uis = Uis::start(&[
+        "agents".into(),
+        format!("http://127.0.0.1:{port}"),
+        agents.to_string(),
+        FIRST_AGENT.to_string(),
+    ]);
+    assert_eq!(uis.read()["errors"], 0, "every agent logs in");
+    let pause = Arc::new(AtomicBool::new(false));
+    tracker.spawn(traffic(
+        sim.clone(),
+        agents,
+        seed,
+        pause.clone(),
+        cancel.clone(),
+    ));
+    let mut dice = Dice(seed ^ 0x5eed);
+    let mut ready_after = Vec::new();
+    let mut failures = 0;
+    for kill in 1..=kills {
+        tokio::time::sleep(Duration::from_millis(500 + dice.below(2000))).await;
+        prosody.kill();
+        tokio::time::sleep(Duration::from_millis(200 + dice.below(1500))).await;
+        prosody.restart().expect("Prosody restarts");
+        let ready = tokio::task::spawn_blocking(move || wait_ready(port))
+            .await
+            .expect("joined");
+        ready_after.push(ready);
+        pause.store(true, Ordering::Relaxed);
+        sim.ready().await;
+        match settle(&mut uis, &sim).await {
+            Ok(took) => println!(
+                "  kill {kill}: /readyz 200 {:>5} ms after Prosody accepted again; every UI equal to the platform {:>5} ms later",
+                ready.as_millis(),
+                took.as_millis()
+            ),
+            Err(e) => {
+                failures += 1;
+                println!(
+                    "  kill {kill}: /readyz after {} ms; UIs NOT equal to the platform: {e}",
+                    ready.as_millis()
+                );
+            }
+        }
+        pause.store(false, Ordering::Relaxed);
+    }
+    cancel.cancel();
+    let worst = ready_after.iter().max().copied().unwrap_or_default();
+    println!(
+        "xmpp-kill: {agents} agents, {kills} SIGKILLs of Prosody: worst accept→/readyz {} ms (target ≤ 2000); recoveries with a UI differing from the platform: {failures}; bridge alive: {}",
+        worst.as_millis(),
+        usage(bridge.0.id()).0 > 0
+    );
+}
+
+/// A gauge or counter of the bridge's `/metrics`, summed over its label sets.
+fn metric(port: u16, name: &str) -> f64 {
+    let Ok(mut tcp) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return f64::NAN;
+    };
+    let _ = tcp.write_all(b"GET /metrics HTTP/1.0\r\n\r\n");
+    let mut text = String::new();
+    let _ = std::io::Read::read_to_string(&mut tcp, &mut text);
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+async fn churn(cycles: u64) {
+    let agents = 100;
+    let prosody = LocalProsody::start(DOMAIN, &[("bridge", "b"), ("platform", "p")])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let tracker = TaskTracker::new();
+    let cancel = CancellationToken::new();
+    let sim = sim::start(
+        prosody.account("platform", "p"),
+        prosody.conference.parse().expect("domain"),
+        scenario(agents),
+        &tracker,
+        cancel.clone(),
+    );
+    sim.ready().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (bridge, port) = start_bridge(&prosody, dir.path(), "reconnect_grace = \"1s\"\n");
+    let pid = bridge.0.id();
+    let gauges = [
+        "converja_sessions",
+        "converja_sockets",
+        "converja_pending_requests",
+        "converja_xmpp_rooms_joined",
+    ];
+    let before: Vec<f64> = gauges.iter().map(|g| metric(port, g)).collect();
+    let (rss_before, _) = usage(pid);
+    let started = Instant::now();
+    let mut uis = Uis::start(&[
+        "churn".into(),
+        format!("http://127.0.0.1:{port}"),
+        cycles.to_string(),
+        FIRST_AGENT.to_string(),
+    ]);
+    let done = uis.read();
+    let took = started.elapsed();
+    // Past the grace and a clock tick or two, every session should be gone.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after: Vec<f64> = gauges.iter().map(|g| metric(port, g)).collect();
+    let (rss_after, _) = usage(pid);
+    println!(
+        "churn: {} cycles in {:.1} s, errors {} ({}); {}; RSS {:.1} MiB before, {:.1} MiB after",
+        done["cycles"],
+        took.as_secs_f64(),
+        done["errors"],
+        done["firstError"],
+        gauges
+            .iter()
+            .zip(before.iter().zip(&after))
+            .map(|(g, (b, a))| format!("{g} {b}→{a}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        rss_before as f64 / 1048576.0,
+        rss_after as f64 / 1048576.0,
+    );
+    cancel.cancel();
+}
+
+fn arg(args: &[String], name: &str, default: u64) -> u64 {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let agents = arg(&args, "--agents", 200);
+    let kills = arg(&args, "--kills", 4) as u32;
+    let cycles = arg(&args, "--churn", 2000);
+    let seed = arg(&args, "--seed", 1);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(xmpp_kill(agents, kills, seed));
+    rt.block_on(churn(cycles));
+}
