@@ -82,7 +82,7 @@ pub(crate) async fn follow_platform<S: Sink>(
                 Event::CallDidFinish(finish) => core.call_finished(finish.callid),
                 _ => {}
             },
-            Ok(Update::LinkUp) => core.resync(),
+            Ok(Update::LinkUp | Update::Rejoined) => core.resync(),
             Ok(Update::LinkDown) => {}
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 warn!(missed, "platform events missed; reconciling");

@@ -20,6 +20,8 @@ pub const LINK_UP: &str = "converja_xmpp_link_up";
 pub const CONNECTS: &str = "converja_xmpp_connect_attempts_total";
 /// Rooms joined now.
 pub const ROOMS_JOINED: &str = "converja_xmpp_rooms_joined";
+/// Times the bridge found itself removed from a room it had joined.
+pub const ROOM_REMOVALS: &str = "converja_xmpp_room_removals_total";
 /// Room join failures, by `condition`.
 pub const JOIN_FAILURES: &str = "converja_xmpp_join_failures_total";
 /// BOSH HTTP requests, by `outcome`: `ok`, `retransmitted`, `failed`.
@@ -125,6 +127,10 @@ pub fn describe() {
     describe_gauge!(LINK_UP, "1 when the XMPP link is online, else 0");
     describe_counter!(CONNECTS, "XMPP connection attempts by result");
     describe_gauge!(ROOMS_JOINED, "MUC rooms joined now");
+    describe_counter!(
+        ROOM_REMOVALS,
+        "Removals from a joined room (kick, room destroyed); each is followed by a rejoin"
+    );
     describe_counter!(JOIN_FAILURES, "MUC room join failures by error condition");
     describe_counter!(
         BOSH_REQUESTS,

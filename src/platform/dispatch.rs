@@ -1,12 +1,12 @@
 //! Routing what the link receives: responses and bounces to the pending table, room events to
 //! subscribers once each, link changes to subscribers and the pending requests they doom.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
-use tokio_xmpp::jid::Jid;
+use tokio_xmpp::jid::{BareJid, Jid};
 use tracing::{debug, info, warn};
 
 use super::{RoomEvent, Update};
@@ -27,6 +27,9 @@ pub(super) struct Dispatcher {
     nickname: String,
     updates: broadcast::Sender<Update>,
     seen: HashMap<RoomName, RecentIds>,
+    /// Rooms joined since the link came online: joining one of them again means the bridge
+    /// was removed from it meanwhile, and missed what was published there.
+    joined: HashSet<BareJid>,
 }
 
 fn dropped(reason: &'static str) {
@@ -47,6 +50,7 @@ impl Dispatcher {
             nickname,
             updates,
             seen: HashMap::new(),
+            joined: HashSet::new(),
         }
     }
 
@@ -71,6 +75,8 @@ impl Dispatcher {
     pub(super) fn handle(&mut self, item: Inbound) {
         match item {
             Inbound::Online { .. } => {
+                // Every room is joined again after a reconnect; LinkUp covers them all.
+                self.joined.clear();
                 let _ = self.updates.send(Update::LinkUp);
             }
             Inbound::Offline { reason } => {
@@ -81,7 +87,12 @@ impl Dispatcher {
                 metrics::gauge!(telemetry::PENDING).set(0.0);
                 let _ = self.updates.send(Update::LinkDown);
             }
-            Inbound::Joined { .. } => {}
+            Inbound::Joined { room } => {
+                if !self.joined.insert(room.clone()) {
+                    info!(%room, "room joined again after a removal; re-reading calls");
+                    let _ = self.updates.send(Update::Rejoined);
+                }
+            }
             Inbound::Message(msg) => {
                 let InboundMessage {
                     from,

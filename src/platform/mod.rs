@@ -50,6 +50,9 @@ pub enum Update {
     LinkUp,
     /// The link went down; events published meanwhile will be missed.
     LinkDown,
+    /// A room the bridge had been removed from is joined again; what was published there
+    /// meanwhile was missed.
+    Rejoined,
 }
 
 /// Whether the bridge can serve agents: link online, base rooms joined.

@@ -344,3 +344,31 @@ fn coming_online_tells_subscribers() {
     assert_eq!(h.next_update(), Some(Update::LinkUp));
     assert_eq!(h.next_update(), None);
 }
+
+#[test]
+fn a_room_joined_again_without_a_reconnect_asks_for_a_re_read() {
+    let mut h = Harness::new();
+    let online = || Inbound::Online {
+        bound: full("bridge@platform.test/res"),
+    };
+    let joined = |room: &str| Inbound::Joined {
+        room: room.parse().unwrap(),
+    };
+    h.feed(online());
+    assert_eq!(h.next_update(), Some(Update::LinkUp));
+    h.feed(joined("queue.7@conference.platform.test"));
+    h.feed(joined("agent.22010@conference.platform.test"));
+    assert_eq!(h.next_update(), None, "first joins are not removals");
+    // Kicked from queue.7 and back in it: what was published there meanwhile was missed.
+    h.feed(joined("queue.7@conference.platform.test"));
+    assert_eq!(h.next_update(), Some(Update::Rejoined));
+    // After a reconnect every room is joined again; the LinkUp covers them.
+    h.feed(Inbound::Offline {
+        reason: "lost".into(),
+    });
+    assert_eq!(h.next_update(), Some(Update::LinkDown));
+    h.feed(online());
+    assert_eq!(h.next_update(), Some(Update::LinkUp));
+    h.feed(joined("queue.7@conference.platform.test"));
+    assert_eq!(h.next_update(), None);
+}

@@ -173,6 +173,7 @@ impl LinkTask {
             PresenceType::Unavailable if is_self && r.joined => {
                 // Kicked, or the room went away: join again shortly.
                 warn!(%room, "removed from room; rejoining");
+                metrics::counter!(telemetry::ROOM_REMOVALS).increment(1);
                 r.joined = false;
                 r.retry_at = Some(Instant::now() + r.retry.next_delay());
                 self.publish_joined();
