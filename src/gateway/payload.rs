@@ -12,7 +12,7 @@ use crate::converja::CallId;
 /// Parses event `name` with payload `data` (`None` when the UI sent none).
 pub fn parse(name: &str, data: Option<Value>, max_calls_limit: u32) -> ClientEvent {
     let Some(kind) = ClientEventKind::from_name(name) else {
-        return ClientEvent::Unknown(name.to_owned());
+        return ClientEvent::Unknown(clip(name));
     };
     let parsed = match kind {
         ClientEventKind::UserConnect => {
@@ -28,8 +28,33 @@ pub fn parse(name: &str, data: Option<Value>, max_calls_limit: u32) -> ClientEve
     parsed.unwrap_or_else(|error| ClientEvent::Invalid {
         kind,
         error,
-        echo: Echo(data.unwrap_or(Value::Null)),
+        echo: echo(data.as_ref()),
     })
+}
+
+/// Longest text kept from what a client sent, for logs and echoes: a client that sends
+/// megabytes of garbage gets a short answer, and its queued events stay small.
+const CLIP: usize = 128;
+
+fn clip(text: &str) -> String {
+    match text.char_indices().nth(CLIP) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+/// The fields an error reply echoes, clipped: scalars as sent, anything else as null.
+fn echo(data: Option<&Value>) -> Echo {
+    let mut kept = serde_json::Map::new();
+    for key in ["username", "maxCalls", "callId"] {
+        let value = match data.and_then(|d| d.get(key)) {
+            Some(Value::String(s)) => Value::String(clip(s)),
+            Some(v @ (Value::Number(_) | Value::Bool(_))) => v.clone(),
+            _ => continue,
+        };
+        kept.insert(key.to_owned(), value);
+    }
+    Echo(Value::Object(kept))
 }
 
 fn field<'a>(data: &'a Value, name: &str) -> &'a Value {
@@ -76,8 +101,8 @@ fn logout(data: Option<&Value>) -> Option<String> {
 fn rejection(data: Option<&Value>) -> Result<ClientEvent, PayloadError> {
     let data = data.ok_or(PayloadError::RejectionMissing)?;
     let reason = match data.get("error") {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
+        Some(Value::String(s)) => clip(s),
+        Some(other) => clip(&other.to_string()),
         None => String::new(),
     };
     Ok(ClientEvent::NewCallError {
@@ -169,15 +194,30 @@ mod tests {
 
     #[test]
     fn a_bad_payload_is_echoed_back() {
-        let sent = json!({"username": "a@b", "maxCalls": 1});
+        let sent = json!({"username": "a@b", "maxCalls": 1, "extra": [1, 2]});
         assert_eq!(
-            parse("USER_CONNECT", Some(sent.clone()), 32),
+            parse("USER_CONNECT", Some(sent), 32),
             ClientEvent::Invalid {
                 kind: ClientEventKind::UserConnect,
                 error: PayloadError::UsernameInvalid,
-                echo: Echo(sent),
+                echo: Echo(json!({"username": "a@b", "maxCalls": 1})),
             }
         );
+        // A huge value comes back clipped, so that replies and queued events stay small.
+        let huge = "x".repeat(60_000);
+        let ClientEvent::Invalid { echo, .. } = parse(
+            "USER_CONNECT",
+            Some(json!({"username": huge, "maxCalls": {"deep": [huge]}})),
+            32,
+        ) else {
+            panic!("refused");
+        };
+        assert_eq!(echo.0["username"].as_str().unwrap().chars().count(), 129);
+        assert!(echo.0.get("maxCalls").is_none());
+        match parse(&huge, None, 32) {
+            ClientEvent::Unknown(name) => assert!(name.len() < 200),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
