@@ -9,8 +9,13 @@
 //!   through the reconnect grace; sessions, sockets, pending requests, rooms and RSS before
 //!   and after.
 //!
+//! - `fuzz`: sockets, half of them logged in as other agents, send random events (wrong
+//!   types, missing and extra fields, huge strings, deep nesting, binary attachments,
+//!   unknown names, with and without acknowledgements, aimed at a victim's call ids) while
+//!   the victim agent takes and loses calls; then one frame above the transport limit.
+//!
 //! Run: `cargo bench --bench faults` (options: `-- --agents 200 --kills 4 --churn 2000
-//! --seed 1`). Needs Prosody and `npm ci --prefix tests/node`.
+//! --fuzz 20000 --seed 1`). Needs Prosody and `npm ci --prefix tests/node`.
 
 mod common;
 
@@ -155,20 +160,10 @@ async fn settle(uis: &mut Uis, sim: &SimHandle) -> Result<Duration, String> {
 }
 
 async fn xmpp_kill(agents: u64, kills: u32, seed: u64) {
-    let mut prosody = LocalProsody::start(DOMAIN, &[("bridge", "b"), ("platform", "p")])
-        .unwrap_or_else(|e| panic!("{e}"));
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
-    let sim = sim::start(
-        prosody.account("platform", "p"),
-        prosody.conference.parse().expect("domain"),
-        scenario(agents),
-        &tracker,
-        cancel.clone(),
-    );
-    sim.ready().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (bridge, port) = start_bridge(&prosody, dir.path(), "reconnect_grace = \"600s\"\n");
+    let (mut prosody, sim, bridge, port, _dir) =
+        stack(agents, "reconnect_grace = \"600s\"\n", &tracker, &cancel).await;
     let mut uis = Uis::start(&[
         "agents".into(),
         format!("http://127.0.0.1:{port}"),
@@ -238,21 +233,10 @@ fn metric(port: u16, name: &str) -> f64 {
 }
 
 async fn churn(cycles: u64) {
-    let agents = 100;
-    let prosody = LocalProsody::start(DOMAIN, &[("bridge", "b"), ("platform", "p")])
-        .unwrap_or_else(|e| panic!("{e}"));
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
-    let sim = sim::start(
-        prosody.account("platform", "p"),
-        prosody.conference.parse().expect("domain"),
-        scenario(agents),
-        &tracker,
-        cancel.clone(),
-    );
-    sim.ready().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (bridge, port) = start_bridge(&prosody, dir.path(), "reconnect_grace = \"1s\"\n");
+    let (_prosody, _sim, bridge, port, _dir) =
+        stack(100, "reconnect_grace = \"1s\"\n", &tracker, &cancel).await;
     let pid = bridge.0.id();
     let gauges = [
         "converja_sessions",
@@ -293,6 +277,88 @@ async fn churn(cycles: u64) {
     cancel.cancel();
 }
 
+/// Starts Prosody, the simulator with `agents` agents and the bridge binary.
+async fn stack(
+    agents: u64,
+    extra: &str,
+    tracker: &TaskTracker,
+    cancel: &CancellationToken,
+) -> (LocalProsody, SimHandle, Killed, u16, tempfile::TempDir) {
+    let prosody = LocalProsody::start(DOMAIN, &[("bridge", "b"), ("platform", "p")])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let sim = sim::start(
+        prosody.account("platform", "p"),
+        prosody.conference.parse().expect("domain"),
+        scenario(agents),
+        tracker,
+        cancel.clone(),
+    );
+    sim.ready().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (bridge, port) = start_bridge(&prosody, dir.path(), extra);
+    (prosody, sim, bridge, port, dir)
+}
+
+async fn fuzz(events: u64) {
+    let tracker = TaskTracker::new();
+    let cancel = CancellationToken::new();
+    let (_prosody, sim, bridge, port, _dir) = stack(12, "", &tracker, &cancel).await;
+    let url = format!("http://127.0.0.1:{port}");
+    let victim = AgentId::new(FIRST_AGENT.to_string());
+    let mut ui = Uis::start(&[
+        "agents".into(),
+        url.clone(),
+        "1".into(),
+        FIRST_AGENT.to_string(),
+    ]);
+    assert_eq!(ui.read()["errors"], 0);
+    let kept = sim
+        .start_call(QueueId(7), &victim, "0800")
+        .await
+        .expect("a call");
+    let mut fuzzer = Uis::start(&[
+        "fuzz".into(),
+        url,
+        events.to_string(),
+        FIRST_AGENT.to_string(),
+    ]);
+    assert_eq!(fuzzer.read()["event"], "ready");
+    writeln!(fuzzer.stdin, "calls {kept},{}", kept.0 + 1).expect("aim");
+    writeln!(fuzzer.stdin, "go").expect("go");
+    let started = Instant::now();
+    // The victim keeps working while the fuzzing runs: calls come and go on its screen.
+    let mut round_trips = 0;
+    let mut failures = 0;
+    let fuzzed = loop {
+        let call = sim
+            .start_call(QueueId(7), &victim, "0800")
+            .await
+            .expect("a call");
+        failures += usize::from(settle(&mut ui, &sim).await.is_err());
+        sim.finish_call(call).await.expect("ends");
+        failures += usize::from(settle(&mut ui, &sim).await.is_err());
+        round_trips += 1;
+        if let Ok(Some(_)) = fuzzer._child.0.try_wait() {
+            break fuzzer.read();
+        }
+    };
+    let still = sim.world().await.agents[&victim].calls.contains(&kept);
+    println!(
+        "fuzz: {} events in {:.1} s ({} acknowledged, {} acknowledgements missing, {} socket drops); frame above the limit: {}; victim round trips during it {round_trips} (failures {failures}); victim's call untouched by others: {still}; bridge alive: {}",
+        fuzzed["sent"],
+        started.elapsed().as_secs_f64(),
+        fuzzed["acks"],
+        fuzzed["ackTimeouts"],
+        fuzzed["disconnects"],
+        fuzzed["oversized"],
+        usage(bridge.0.id()).0 > 0,
+    );
+    if fuzzed["ackTimeouts"] != 0 {
+        println!("  unanswered, e.g.: {}", fuzzed["missing"]);
+    }
+    cancel.cancel();
+}
+
 fn arg(args: &[String], name: &str, default: u64) -> u64 {
     args.iter()
         .position(|a| a == name)
@@ -307,10 +373,12 @@ fn main() {
     let kills = arg(&args, "--kills", 4) as u32;
     let cycles = arg(&args, "--churn", 2000);
     let seed = arg(&args, "--seed", 1);
+    let events = arg(&args, "--fuzz", 20_000);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     rt.block_on(xmpp_kill(agents, kills, seed));
     rt.block_on(churn(cycles));
+    rt.block_on(fuzz(events));
 }

@@ -34,10 +34,12 @@ use crate::telemetry;
 const INTERNAL_PATH: &str = "/socket.io";
 /// Namespaces that behave the same.
 pub const NAMESPACES: [&str; 2] = ["/", "/callcontrol"];
-/// Packets queued per socket: above any burst a UI that reads causes (at most
-/// `max_calls_limit` NEW_CALLs and a reply), small enough that one that stops reading holds
-/// little; the agents core holds a short backlog beyond it, then drops the socket.
-const SOCKET_BUFFER: usize = 64;
+/// Packets queued per socket: room for the answers to a client that sends a few hundred
+/// events before it reads (acknowledgements cannot wait elsewhere: socketioxide consumes an
+/// acknowledgement that finds the buffer full), small enough that a socket that stops
+/// reading holds little (events are short: what clients sent is clipped before it is
+/// echoed). Past it, the agents core holds a short backlog, then drops the socket.
+const SOCKET_BUFFER: usize = 512;
 
 /// The agents core as the gateway drives it.
 type Core<P> = Arc<Agents<P, SocketSink>>;

@@ -4,7 +4,10 @@
 use socketioxide::extract::{AckSender, SocketRef};
 use socketioxide::{SendError, SocketError};
 
+use tracing::warn;
+
 use crate::agents::{AckReply, EmitError, ServerEvent, Sink};
+use crate::telemetry;
 
 /// Emits to socket.io sockets.
 #[derive(Debug, Clone, Copy, Default)]
@@ -23,8 +26,16 @@ impl Sink for SocketSink {
     }
 
     fn ack(&self, ack: AckSender, reply: &AckReply) {
-        // The UI may be gone; there is nobody else to tell.
-        let _ = ack.send(reply);
+        let outcome = match ack.send(reply) {
+            Ok(()) => "ok",
+            Err(SendError::Socket(SocketError::InternalChannelFull)) => {
+                // socketioxide consumes the acknowledgement: it cannot wait for room.
+                warn!("acknowledgement lost: the client sent far more than it reads");
+                "full"
+            }
+            Err(_) => "closed",
+        };
+        metrics::counter!(telemetry::EMITS, "event" => "ack", "outcome" => outcome).increment(1);
     }
 
     fn disconnect(&self, socket: &SocketRef) {

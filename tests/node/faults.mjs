@@ -3,6 +3,9 @@
 //                                                stdin "view" prints {agent: [callIds]}.
 //   node faults.mjs churn URL CYCLES FIRST_ID   connect, USER_CONNECT, then USER_DISCONNECT
 //                                                or just close (every other cycle), N times.
+//   node faults.mjs fuzz URL EVENTS FIRST_ID     10 sockets (half logged in as agents FIRST+1..)
+//                                                send EVENTS random events; stdin "calls a,b"
+//                                                names calls to aim at; prints a summary.
 import { io } from "socket.io-client";
 import readline from "node:readline";
 
@@ -65,4 +68,70 @@ if (mode === "agents") {
   }
   say({ event: "done", cycles: done, errors: errors.length, firstError: errors[0] ?? null });
   process.exit(0);
+}
+
+if (mode === "fuzz") {
+  let seed = 12345;
+  const rnd = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+  const names = ["USER_CONNECT", "USER_DISCONNECT", "END_CALL", "NEW_CALL_ANSWERED", "NEW_CALL_ERROR", "HELLO", "", "NEW_CALL", "CALL_ENDED", "x".repeat(300)];
+  let targets = ["1"];
+  const value = (depth) => {
+    switch (rnd(12)) {
+      case 0: return null;
+      case 1: return rnd(2) === 0;
+      case 2: return rnd(1e6) - 5e5;
+      case 3: return 1e308 * (rnd(2) ? 1 : -1);
+      case 4: return "x".repeat(rnd(3) === 0 ? 20000 : rnd(40));
+      case 5: return String(targets[rnd(targets.length)]);
+      case 6: return Number(targets[rnd(targets.length)]);
+      case 7: return depth > 0 ? Array.from({ length: rnd(4) }, () => value(depth - 1)) : [];
+      case 8: return Buffer.from("binary attachment");
+      case 9: return String(firstId + rnd(12));
+      case 10: { let v = {}; let d = v; for (let i = 0; i < 40; i++) { d.n = {}; d = d.n; } return v; }
+      default: return depth > 0 ? payload(depth - 1) : {};
+    }
+  };
+  const keys = ["username", "userName", "maxCalls", "callId", "error", "extra", "__proto__"];
+  const payload = (depth) => Object.fromEntries(Array.from({ length: rnd(4) }, () => [keys[rnd(keys.length)], value(depth)]));
+  const sockets = [];
+  for (let i = 0; i < 10; i++) {
+    const socket = io(url, { path: "/callcontrol", transports: ["websocket"], reconnection: true, forceNew: true, timeout: 60000 });
+    await new Promise((resolve) => { socket.on("connect", resolve); socket.on("connect_error", resolve); });
+    if (i % 2 === 0) socket.emit("USER_CONNECT", { username: String(firstId + 1 + i), maxCalls: 4 });
+    sockets.push(socket);
+  }
+  let acks = 0, sent = 0, disconnects = 0, ackTimeouts = 0;
+  const missing = [];
+  for (const s of sockets) s.on("disconnect", () => disconnects++);
+  const rl = readline.createInterface({ input: process.stdin });
+  rl.on("line", async (line) => {
+    if (line.startsWith("calls ")) targets = line.slice(6).split(",").filter(Boolean);
+    if (line !== "go") return;
+    const pending = [];
+    for (let i = 0; i < count; i++) {
+      const socket = sockets[rnd(sockets.length)];
+      const name = names[rnd(names.length)];
+      const args = rnd(5) === 0 ? [] : [rnd(4) === 0 ? value(3) : payload(3)];
+      sent++;
+      if (rnd(2) === 0) {
+        pending.push(socket.timeout(20000).emitWithAck(name, ...args).then(() => acks++, () => {
+          ackTimeouts++;
+          if (missing.length < 5) missing.push(`${name.slice(0, 20)} ${JSON.stringify(args).slice(0, 120)} connected=${socket.connected}`);
+        }));
+      } else {
+        socket.emit(name, ...args);
+      }
+      if (i % 200 === 0) await new Promise((r) => setImmediate(r));
+    }
+    await Promise.all(pending);
+    // One frame above the transport limit: the bridge closes that socket, nothing else.
+    const big = io(url, { path: "/callcontrol", transports: ["websocket"], reconnection: false, forceNew: true });
+    await new Promise((resolve) => big.on("connect", resolve));
+    const closed = new Promise((resolve) => big.on("disconnect", (reason) => resolve(reason)));
+    big.emit("USER_CONNECT", { username: "x".repeat(200000), maxCalls: 1 });
+    const reason = await Promise.race([closed, new Promise((r) => setTimeout(() => r("still open"), 5000))]);
+    say({ event: "fuzzed", sent, acks, ackTimeouts, disconnects, oversized: reason, missing });
+    process.exit(0);
+  });
+  say({ event: "ready" });
 }
