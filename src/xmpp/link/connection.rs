@@ -216,7 +216,10 @@ impl LinkTask {
                     return "shutting down".into();
                 }
                 Wake::Command(cmd) => self.commands_online(cmd, &mut stream).await,
-                Wake::Tick => self.retry_joins(&mut stream).await,
+                Wake::Tick => match self.retry_joins(&mut stream).await {
+                    Ok(()) => self.self_ping(&mut stream).await,
+                    Err(e) => Err(e),
+                },
                 Wake::Read(item) => match *item {
                     Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::Stanza(stanza)))) => {
                         self.on_stanza(stanza, &mut stream).await

@@ -9,6 +9,7 @@ use tokio_xmpp::parsers::ns;
 use tracing::debug;
 
 use super::super::{Inbound, InboundMessage, MessageKind, Stream};
+use super::rooms::SELF_PING_ID;
 use super::{LinkTask, write};
 use crate::telemetry;
 
@@ -55,6 +56,15 @@ impl LinkTask {
                 };
                 write(stream, Stanza::Iq(reply)).await
             }
+            Stanza::Iq(Iq::Result { id, .. }) if id.starts_with(SELF_PING_ID) => {
+                self.on_self_ping_answer(&id, None);
+                Ok(())
+            }
+            Stanza::Iq(Iq::Error { id, error, .. }) if id.starts_with(SELF_PING_ID) => {
+                let condition = format!("{:?}", error.defined_condition);
+                self.on_self_ping_answer(&id, Some(kebab(&condition).as_str()));
+                Ok(())
+            }
             Stanza::Iq(_) => Ok(()),
         }
     }
@@ -96,4 +106,34 @@ pub(super) fn error_condition(payloads: &[Element]) -> Option<String> {
         .children()
         .find(|c| c.ns() == ns::XMPP_STANZAS && c.name() != "text")
         .map(|c| c.name().to_owned())
+}
+
+/// `NotAcceptable` as the wire writes it: `not-acceptable`.
+fn kebab(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push('-');
+        }
+        out.extend(c.to_lowercase());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_xmpp::parsers::stanza_error::DefinedCondition;
+
+    use super::kebab;
+
+    #[test]
+    fn error_conditions_read_as_on_the_wire() {
+        let wire = |c: DefinedCondition| kebab(&format!("{c:?}"));
+        assert_eq!(wire(DefinedCondition::NotAcceptable), "not-acceptable");
+        assert_eq!(wire(DefinedCondition::ItemNotFound), "item-not-found");
+        assert_eq!(
+            wire(DefinedCondition::ServiceUnavailable),
+            "service-unavailable"
+        );
+    }
 }

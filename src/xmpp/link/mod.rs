@@ -69,6 +69,7 @@ impl Link {
             inbound: inbound_tx,
             outq: VecDeque::new(),
             rooms: BTreeMap::new(),
+            pings_sent: 0,
             state: state_tx,
             cancel,
             tracker: tracker.clone(),
@@ -145,6 +146,8 @@ struct LinkTask {
     inbound: mpsc::Sender<Inbound>,
     outq: VecDeque<Inbound>,
     rooms: BTreeMap<BareJid, Room>,
+    /// Self-pings sent on this link, numbering their ids.
+    pings_sent: u64,
     state: watch::Sender<LinkState>,
     cancel: CancellationToken,
     /// Where transport tasks (a BOSH session) are spawned, to be joined at shutdown.

@@ -7,9 +7,11 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_xmpp::Stanza;
 use tokio_xmpp::jid::BareJid;
+use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::parsers::muc::Muc;
 use tokio_xmpp::parsers::muc::muc::History;
 use tokio_xmpp::parsers::muc::user::{MucUser, Status};
+use tokio_xmpp::parsers::ping::Ping;
 use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
 use tracing::{debug, info, warn};
 
@@ -22,6 +24,14 @@ use crate::telemetry;
 const JOIN_ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
 /// Nickname conflicts tolerated per room before it counts as a join failure.
 const MAX_NICK_SUFFIX: u32 = 20;
+/// How often the bridge checks that it is still in each room (XEP-0410 self-ping): a
+/// server may drop an occupant without telling it (a MUC component restarted under a live
+/// stream), and events published there would be missed in silence.
+const SELF_PING_EVERY: Duration = Duration::from_secs(120);
+/// A self-ping unanswered this long tells nothing; the next one is sent on schedule.
+const SELF_PING_PATIENCE: Duration = Duration::from_secs(60);
+/// Prefix of self-ping request ids, to recognise their answers.
+pub(super) const SELF_PING_ID: &str = "self-ping-";
 
 /// A room the link is in or is joining.
 pub(super) struct Room {
@@ -38,6 +48,10 @@ pub(super) struct Room {
     /// When to try again after a join error.
     pub(super) retry_at: Option<Instant>,
     retry: Backoff,
+    /// When to check next that the room still has us.
+    next_ping: Option<Instant>,
+    /// The self-ping in flight, with when it went out.
+    ping_out: Option<(String, Instant)>,
     /// Callers waiting for the join to succeed or fail.
     pub(super) waiters: Vec<oneshot::Sender<Result<(), LinkError>>>,
 }
@@ -52,6 +66,8 @@ impl Room {
             join_sent: None,
             retry_at: None,
             retry: Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
+            next_ping: None,
+            ping_out: None,
             waiters: Vec::new(),
         }
     }
@@ -109,6 +125,66 @@ impl LinkTask {
         Ok(())
     }
 
+    /// The room no longer has us: join it again shortly.
+    fn removed(&mut self, room: &BareJid) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        metrics::counter!(telemetry::ROOM_REMOVALS).increment(1);
+        r.joined = false;
+        r.ping_out = None;
+        r.retry_at = Some(Instant::now() + r.retry.next_delay());
+        self.publish_joined();
+    }
+
+    /// Sends the self-pings that are due.
+    pub(super) async fn self_ping(&mut self, stream: &mut Stream) -> Result<(), String> {
+        let now = Instant::now();
+        let mut due = Vec::new();
+        for (room, r) in &mut self.rooms {
+            if r.ping_out
+                .as_ref()
+                .is_some_and(|(_, t)| now.duration_since(*t) > SELF_PING_PATIENCE)
+            {
+                r.ping_out = None;
+            }
+            if r.joined && r.ping_out.is_none() && r.next_ping.is_some_and(|t| t <= now) {
+                self.pings_sent += 1;
+                let id = format!("{SELF_PING_ID}{}", self.pings_sent);
+                r.ping_out = Some((id.clone(), now));
+                r.next_ping = Some(now + SELF_PING_EVERY);
+                let occupant = room.with_resource_str(&r.nick).map_err(|e| e.to_string())?;
+                due.push((occupant, id));
+            }
+        }
+        for (occupant, id) in due {
+            let ping = Iq::from_get(id, Ping).with_to(occupant.into());
+            write(stream, Stanza::Iq(ping)).await?;
+        }
+        Ok(())
+    }
+
+    /// The answer to a self-ping: an error saying we are not an occupant means removal.
+    pub(super) fn on_self_ping_answer(&mut self, id: &str, error: Option<&str>) {
+        let Some(room) = self
+            .rooms
+            .iter()
+            .find(|(_, r)| r.ping_out.as_ref().is_some_and(|(sent, _)| sent == id))
+            .map(|(room, _)| room.clone())
+        else {
+            return;
+        };
+        if let Some(r) = self.rooms.get_mut(&room) {
+            r.ping_out = None;
+        }
+        // XEP-0410: not-acceptable (not an occupant) and item-not-found (no such room) mean
+        // we are out; any other error only says the ping itself is not supported.
+        if matches!(error, Some("not-acceptable" | "item-not-found")) {
+            warn!(%room, "no longer in the room, unannounced; rejoining");
+            self.removed(&room);
+        }
+    }
+
     pub(super) fn publish_joined(&mut self) {
         let joined: std::collections::BTreeSet<BareJid> = self
             .rooms
@@ -164,6 +240,9 @@ impl LinkTask {
             PresenceType::None if is_self => {
                 r.joined = true;
                 r.join_sent = None;
+                // Spread the checks so that thousands of rooms are not pinged at once.
+                let spread = SELF_PING_EVERY.mul_f64(rand::random::<f64>() / 4.0);
+                r.next_ping = Some(Instant::now() + SELF_PING_EVERY + spread);
                 r.retry.reset();
                 r.settle(Ok(()));
                 debug!(%room, nick = %r.nick, "joined room");
@@ -173,10 +252,7 @@ impl LinkTask {
             PresenceType::Unavailable if is_self && r.joined => {
                 // Kicked, or the room went away: join again shortly.
                 warn!(%room, "removed from room; rejoining");
-                metrics::counter!(telemetry::ROOM_REMOVALS).increment(1);
-                r.joined = false;
-                r.retry_at = Some(Instant::now() + r.retry.next_delay());
-                self.publish_joined();
+                self.removed(&room);
             }
             _ => {}
         }
