@@ -14,8 +14,11 @@
 //!   unknown names, with and without acknowledgements, aimed at a victim's call ids) while
 //!   the victim agent takes and loses calls; then one frame above the transport limit.
 //!
+//! - `soak` (with `--soak SECONDS`): agents hold calls while the simulator starts and ends
+//!   up to 100 calls a second; the bridge's RSS is sampled every 10 s and its trend printed.
+//!
 //! Run: `cargo bench --bench faults` (options: `-- --agents 200 --kills 4 --churn 2000
-//! --fuzz 20000 --seed 1`). Needs Prosody and `npm ci --prefix tests/node`.
+//! --fuzz 20000 --soak 600 --seed 1`). Needs Prosody and `npm ci --prefix tests/node`.
 
 mod common;
 
@@ -359,6 +362,47 @@ async fn fuzz(events: u64) {
     cancel.cancel();
 }
 
+async fn soak(agents: u64, seconds: u64, seed: u64) {
+    let tracker = TaskTracker::new();
+    let cancel = CancellationToken::new();
+    let (_prosody, sim, bridge, port, _dir) = stack(agents, "", &tracker, &cancel).await;
+    let mut uis = Uis::start(&[
+        "agents".into(),
+        format!("http://127.0.0.1:{port}"),
+        agents.to_string(),
+        FIRST_AGENT.to_string(),
+    ]);
+    assert_eq!(uis.read()["errors"], 0, "every agent logs in");
+    let pause = Arc::new(AtomicBool::new(false));
+    tracker.spawn(traffic(sim.clone(), agents, seed, pause, cancel.clone()));
+    let started = Instant::now();
+    let mut samples: Vec<(f64, f64)> = Vec::new();
+    while started.elapsed() < Duration::from_secs(seconds) {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let rss = usage(bridge.0.id()).0 as f64 / 1024.0;
+        samples.push((started.elapsed().as_secs_f64() / 60.0, rss));
+    }
+    // Least-squares slope of RSS over time, in KiB per minute.
+    let n = samples.len() as f64;
+    let (mx, my) = samples
+        .iter()
+        .fold((0.0, 0.0), |(x, y), (a, b)| (x + a / n, y + b / n));
+    let (sxy, sxx) = samples.iter().fold((0.0, 0.0), |(xy, xx), (x, y)| {
+        (xy + (x - mx) * (y - my), xx + (x - mx) * (x - mx))
+    });
+    let (_, error) = uis.view();
+    println!(
+        "soak: {agents} agents, {seconds} s of traffic; RSS samples (KiB): {}; slope {:.1} KiB/min; UI contract errors: {error}",
+        samples
+            .iter()
+            .map(|(_, r)| format!("{r:.0}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        if sxx > 0.0 { sxy / sxx } else { 0.0 },
+    );
+    cancel.cancel();
+}
+
 fn arg(args: &[String], name: &str, default: u64) -> u64 {
     args.iter()
         .position(|a| a == name)
@@ -374,6 +418,7 @@ fn main() {
     let cycles = arg(&args, "--churn", 2000);
     let seed = arg(&args, "--seed", 1);
     let events = arg(&args, "--fuzz", 20_000);
+    let soak_seconds = arg(&args, "--soak", 0);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -381,4 +426,7 @@ fn main() {
     rt.block_on(xmpp_kill(agents, kills, seed));
     rt.block_on(churn(cycles));
     rt.block_on(fuzz(events));
+    if soak_seconds > 0 {
+        rt.block_on(soak(agents, soak_seconds, seed));
+    }
 }
