@@ -74,6 +74,18 @@ impl Uis {
         }
     }
 
+    /// `agents` agent UIs logged in to the bridge on `port`, keeping what they are shown.
+    fn agents(port: u16, agents: u64) -> Uis {
+        let mut uis = Uis::start(&[
+            "agents".into(),
+            format!("http://127.0.0.1:{port}"),
+            agents.to_string(),
+            FIRST_AGENT.to_string(),
+        ]);
+        assert_eq!(uis.read()["errors"], 0, "every agent logs in");
+        uis
+    }
+
     fn read(&mut self) -> Value {
         let line = self.lines.next().expect("a line").expect("readable");
         serde_json::from_str(&line).expect("json")
@@ -167,13 +179,7 @@ async fn xmpp_kill(agents: u64, kills: u32, seed: u64) {
     let cancel = CancellationToken::new();
     let (mut prosody, sim, bridge, port, _dir) =
         stack(agents, "reconnect_grace = \"600s\"\n", &tracker, &cancel).await;
-    let mut uis = Uis::start(&[
-        "agents".into(),
-        format!("http://127.0.0.1:{port}"),
-        agents.to_string(),
-        FIRST_AGENT.to_string(),
-    ]);
-    assert_eq!(uis.read()["errors"], 0, "every agent logs in");
+    let mut uis = Uis::agents(port, agents);
     let pause = Arc::new(AtomicBool::new(false));
     tracker.spawn(traffic(
         sim.clone(),
@@ -366,13 +372,7 @@ async fn soak(agents: u64, seconds: u64, seed: u64) {
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
     let (_prosody, sim, bridge, port, _dir) = stack(agents, "", &tracker, &cancel).await;
-    let mut uis = Uis::start(&[
-        "agents".into(),
-        format!("http://127.0.0.1:{port}"),
-        agents.to_string(),
-        FIRST_AGENT.to_string(),
-    ]);
-    assert_eq!(uis.read()["errors"], 0, "every agent logs in");
+    let mut uis = Uis::agents(port, agents);
     let pause = Arc::new(AtomicBool::new(false));
     tracker.spawn(traffic(sim.clone(), agents, seed, pause, cancel.clone()));
     let started = Instant::now();

@@ -73,8 +73,8 @@ async fn each_queue_is_applied_as_it_answers_and_an_unreadable_one_is_retried() 
     bench.stop().await;
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_call_that_started_after_its_queue_was_read_is_not_ended_by_the_read() {
+/// Agent 22010 holding call 5, and a read of queue 7 (listing call 5) held on its way.
+async fn reading_queue_7_with_call_5() -> (Bench, Ui, Held) {
     let mut bench = Bench::new();
     let mut ui = bench.login("22010", 3).await;
     bench.start_call("22010", 5);
@@ -86,6 +86,12 @@ async fn a_call_that_started_after_its_queue_was_read_is_not_ended_by_the_read()
     let read = bench.platform.hold("queue_calls");
     bench.core.resync();
     after(Duration::from_millis(10)).await;
+    (bench, ui, read)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_that_started_after_its_queue_was_read_is_not_ended_by_the_read() {
+    let (bench, mut ui, read) = reading_queue_7_with_call_5().await;
     // The read is on its way; meanwhile the platform assigns call 6.
     bench.start_call("22010", 6);
     assert_eq!(ui.new_calls(), vec!["6"]);
@@ -100,17 +106,7 @@ async fn a_call_that_started_after_its_queue_was_read_is_not_ended_by_the_read()
 
 #[tokio::test(start_paused = true)]
 async fn a_call_that_ended_during_a_read_is_not_brought_back_by_it() {
-    let mut bench = Bench::new();
-    let mut ui = bench.login("22010", 3).await;
-    bench.start_call("22010", 5);
-    after(SETTLE).await;
-    assert_eq!(ui.new_calls(), vec!["5"]);
-    bench
-        .platform
-        .set_queues(vec![(QueueId(7), Ok(vec![active("22010", 5)]))]);
-    let read = bench.platform.hold("queue_calls");
-    bench.core.resync();
-    after(Duration::from_millis(10)).await;
+    let (bench, mut ui, read) = reading_queue_7_with_call_5().await;
     bench.core.call_finished(CallId(5));
     assert_eq!(ui.take(), vec![ended(5)]);
     read.release(Ok(()));
