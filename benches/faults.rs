@@ -312,22 +312,15 @@ async fn fuzz(events: u64) {
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
     let (_prosody, sim, bridge, port, _dir) = stack(12, "", &tracker, &cancel).await;
-    let url = format!("http://127.0.0.1:{port}");
     let victim = AgentId::new(FIRST_AGENT.to_string());
-    let mut ui = Uis::start(&[
-        "agents".into(),
-        url.clone(),
-        "1".into(),
-        FIRST_AGENT.to_string(),
-    ]);
-    assert_eq!(ui.read()["errors"], 0);
+    let mut ui = Uis::agents(port, 1);
     let kept = sim
         .start_call(QueueId(7), &victim, "0800")
         .await
         .expect("a call");
     let mut fuzzer = Uis::start(&[
         "fuzz".into(),
-        url,
+        format!("http://127.0.0.1:{port}"),
         events.to_string(),
         FIRST_AGENT.to_string(),
     ]);
