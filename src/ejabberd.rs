@@ -363,15 +363,15 @@ impl LocalEjabberd {
     /// port makes ejabberd give up and exit, which is noticed here too.
     fn wait_listening(&mut self) -> anyhow::Result<()> {
         let started = Instant::now();
-        let listening = |port: u16, module: &str| {
-            format!("Start accepting TCP connections at 127.0.0.1:{port} for {module}")
+        let listening = |transport: &str, port: u16, module: &str| {
+            format!("Start accepting {transport} connections at 127.0.0.1:{port} for {module}")
         };
         let mut listeners = vec![
-            listening(self.c2s_port, "ejabberd_c2s"),
-            listening(self.http_port, "ejabberd_http"),
+            listening("TCP", self.c2s_port, "ejabberd_c2s"),
+            listening("TCP", self.http_port, "ejabberd_http"),
         ];
         if self.certificate().exists() {
-            listeners.push(listening(self.https_port, "ejabberd_http"));
+            listeners.push(listening("TLS", self.https_port, "ejabberd_http"));
         }
         loop {
             let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
