@@ -411,7 +411,10 @@ impl LocalEjabberd {
         if accounts.is_empty() {
             return Ok(());
         }
-        let mut erl = self.erl();
+        // A bare node: it only calls the server, so it needs none of ejabberd's code (whose
+        // library directory is slow to scan at boot).
+        let mut erl = Command::new(&install().expect("checked at start").erl);
+        erl.stdin(Stdio::null());
         let name = format!("ctl-{:08x}@localhost", rand::random::<u32>());
         erl.args(["-sname", &name, "-hidden", "-noinput"]);
         self.distribution(&mut erl);
