@@ -30,6 +30,16 @@ need_prosody() {
   fi
 }
 
+# ejabberd is the second XMPP server, started privately on loopback by tests/ejabberd_harness.rs.
+need_ejabberd() {
+  if ! command -v ejabberdctl >/dev/null && [ ! -x /usr/sbin/ejabberdctl ]; then
+    echo "installing ejabberd (XMPP server)..." >&2
+    apt_install ejabberd
+    # Debian's package starts a system-wide server; ours run erl directly with their own
+    # config, spool, node name and ports.
+  fi
+}
+
 # The reference socket.io client (socket.io-client 4.x) drives the end-to-end tests.
 need_node_clients() {
   if ! command -v npm >/dev/null; then

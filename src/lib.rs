@@ -41,6 +41,8 @@ pub mod config;
 pub mod converja;
 #[cfg(feature = "demo")]
 pub mod demo;
+#[cfg(feature = "demo")]
+pub mod ejabberd;
 pub mod gateway;
 mod http;
 mod pending;

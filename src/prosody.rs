@@ -43,7 +43,8 @@ pub fn installed() -> bool {
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join("prosody").is_file()))
 }
 
-fn free_port() -> anyhow::Result<u16> {
+/// A loopback port free right now (bound, read, released).
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
         .local_addr()?
         .port())
@@ -123,35 +124,7 @@ impl LocalProsody {
 
     fn make_certificate(&self) -> anyhow::Result<()> {
         let key = self.dir.path().join(format!("{}.key", self.domain));
-        let status = Command::new("openssl")
-            .args([
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-            ])
-            .arg(format!("/CN={}", self.domain))
-            .arg("-addext")
-            .arg(format!(
-                "subjectAltName=DNS:{},DNS:{},IP:127.0.0.1",
-                self.domain, self.conference
-            ))
-            // A leaf certificate trusted directly: rustls refuses a CA certificate as a leaf.
-            .args([
-                "-addext",
-                "basicConstraints=critical,CA:FALSE",
-                "-addext",
-                "extendedKeyUsage=serverAuth",
-            ])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(self.certificate())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .context("openssl is needed to make a test certificate")?;
-        if !status.success() {
-            bail!("openssl could not make a certificate");
-        }
-        Ok(())
+        make_certificate(&[&self.domain, &self.conference], &key, &self.certificate())
     }
 
     fn write_config(&self, tls: bool) -> anyhow::Result<()> {
@@ -392,6 +365,41 @@ Component {conference} "muc"
             ..self.account(user, password)
         }
     }
+}
+
+/// Makes a self-signed leaf certificate (`crt`, PEM) and its key (`key`) for `names`, the
+/// first one its subject, all of them and 127.0.0.1 its alternative names.
+pub(crate) fn make_certificate(names: &[&str], key: &Path, crt: &Path) -> anyhow::Result<()> {
+    let alt: Vec<String> = names.iter().map(|n| format!("DNS:{n}")).collect();
+    let status = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+        ])
+        .arg(format!(
+            "/CN={}",
+            names.first().copied().unwrap_or("localhost")
+        ))
+        .arg("-addext")
+        .arg(format!("subjectAltName={},IP:127.0.0.1", alt.join(",")))
+        // A leaf certificate trusted directly: rustls refuses a CA certificate as a leaf.
+        .args([
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-addext",
+            "extendedKeyUsage=serverAuth",
+        ])
+        .arg("-keyout")
+        .arg(key)
+        .arg("-out")
+        .arg(crt)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .context("openssl is needed to make a test certificate")?;
+    if !status.success() {
+        bail!("openssl could not make a certificate");
+    }
+    Ok(())
 }
 
 fn is_root() -> bool {
