@@ -33,6 +33,15 @@ const INBOUND_HIGH_WATER: usize = 1024 * 1024;
 /// Stanza bytes waiting for a request, past which the stream above is not read: its writes
 /// then wait, which pushes back on the link instead of growing this queue.
 const OUTGOING_HIGH_WATER: usize = 1024 * 1024;
+/// How long after a request that is still unanswered the next one may follow. Requests
+/// travel on separate connections, so one sent right after another can reach the server
+/// first. Servers must put them back in `rid` order, but ejabberd (23.01 to this day) then
+/// leaves the later one unprocessed while it holds the earlier, so stanzas sent just after a
+/// poll would wait up to `wait` for it to be answered.
+const ORDER_GUARD: Duration = Duration::from_millis(10);
+/// After an answer, how long the next empty poll waits for the stream above to answer in
+/// turn, so that its reply rides in the request that becomes the poll.
+const POLL_DEFER: Duration = Duration::from_millis(10);
 /// How long the session waits for the answer to its `terminate`.
 const TERMINATE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -67,6 +76,8 @@ pub(super) struct Session {
     received: BTreeMap<u64, Element>,
     /// Earliest time for the next empty request when the server does not hold polls.
     poll_not_before: Instant,
+    /// When the last request's body was handed to its connection.
+    last_sent: Option<Instant>,
 }
 
 /// The outcome of one request after its retransmissions.
@@ -94,6 +105,7 @@ impl Session {
             inbound: Vec::new(),
             received: BTreeMap::new(),
             poll_not_before: Instant::now(),
+            last_sent: None,
         }
     }
 
@@ -131,6 +143,7 @@ impl Session {
                 sending = self.issue(&mut in_flight);
             }
             let idle_poll_due = self.unanswered.is_empty() && sending.is_none();
+            let guarded = sending.is_none().then(|| self.guarded_until()).flatten();
             tokio::select! {
                 read = from_above.read(&mut buf), if self.queued < OUTGOING_HIGH_WATER => match read {
                     Ok(0) | Err(_) => break Ending::Closed,
@@ -159,7 +172,11 @@ impl Session {
                     Ok(n) => { self.inbound.drain(..n); }
                     Err(_) => break Ending::Closed,
                 },
-                _ = wait_sent(&mut sending) => sending = None,
+                _ = wait_sent(&mut sending) => {
+                    sending = None;
+                    self.last_sent = Some(Instant::now());
+                }
+                _ = tokio::time::sleep_until(guarded.unwrap_or_else(Instant::now)), if guarded.is_some() => {}
                 _ = tokio::time::sleep_until(self.poll_not_before), if idle_poll_due && self.poll_not_before > Instant::now() => {}
             }
         };
@@ -227,6 +244,9 @@ impl Session {
         {
             return None;
         }
+        if self.guarded_until().is_some() {
+            return None;
+        }
         let has_payload = self.restart || !self.queue.is_empty();
         let poll_due = self.unanswered.is_empty()
             && self.inbound.len() < INBOUND_HIGH_WATER
@@ -258,6 +278,17 @@ impl Session {
         Some(sent_rx)
     }
 
+    /// Until when queued stanzas wait for the request before them to reach the server first
+    /// ([`ORDER_GUARD`]); `None` when they need not wait.
+    fn guarded_until(&self) -> Option<Instant> {
+        let has_payload = self.restart || !self.queue.is_empty();
+        if self.unanswered.is_empty() || !has_payload {
+            return None;
+        }
+        let until = self.last_sent? + ORDER_GUARD;
+        (until > Instant::now()).then_some(until)
+    }
+
     /// A body carrying as many queued stanzas as fit, typed `kind` if given.
     fn payload_body(&mut self, rid: u64, kind: Option<&str>) -> Vec<u8> {
         let type_attr = kind.map(|k| format!(" type='{k}'")).unwrap_or_default();
@@ -283,6 +314,7 @@ impl Session {
 
     /// Takes the answer to `rid` and passes answers on in `rid` order (XEP-0124 §9.1).
     fn settle(&mut self, rid: u64, body: Element) -> Result<(), String> {
+        self.poll_not_before = self.poll_not_before.max(Instant::now() + POLL_DEFER);
         self.received.insert(rid, body);
         while let Some(body) = self.received.remove(&self.next_to_deliver) {
             self.next_to_deliver += 1;
@@ -426,6 +458,34 @@ mod tests {
             "rid 13 once 11 is answered"
         );
         assert_eq!(s.unanswered.iter().copied().collect::<Vec<_>>(), vec![13]);
+    }
+
+    #[test]
+    fn stanzas_do_not_follow_an_unanswered_request_too_closely() {
+        let mut s = session();
+        let mut in_flight = InFlight::new();
+        s.enqueue(b"<presence xmlns='jabber:client'/>".to_vec());
+        assert!(
+            s.issue(&mut in_flight).is_some(),
+            "nothing before: sent at once"
+        );
+        s.last_sent = Some(Instant::now());
+        s.enqueue(b"<presence xmlns='jabber:client'/>".to_vec());
+        assert!(s.guarded_until().is_some());
+        assert!(
+            s.issue(&mut in_flight).is_none(),
+            "rid 11 was sent just now"
+        );
+        s.last_sent = Some(Instant::now() - ORDER_GUARD * 2);
+        assert!(
+            s.issue(&mut in_flight).is_some(),
+            "rid 11 has had time to arrive"
+        );
+        // Once the request before is answered, the server has seen it: no wait.
+        s.unanswered.clear();
+        s.last_sent = Some(Instant::now());
+        s.enqueue(b"<presence xmlns='jabber:client'/>".to_vec());
+        assert!(s.guarded_until().is_none());
     }
 
     #[test]
