@@ -59,7 +59,7 @@ pub(crate) async fn capacity_holds_calls_back_in_arrival_order(via: Via) {
         .unwrap();
     let third = stack
         .sim
-        .start_call(QueueId(8), &agent("22010"), "3")
+        .start_call(QueueId(7), &agent("22010"), "3")
         .await
         .unwrap();
     assert_eq!(
@@ -243,7 +243,7 @@ pub(crate) async fn calls_missed_during_an_outage_are_delivered_after_it(via: Vi
         .await
         .unwrap();
     ui.expect("a", "NEW_CALL").await;
-    stack.prosody.kill();
+    stack.xmpp.kill();
     // While the XMPP server is down, one call ends and another starts on the platform.
     stack.sim.finish_call(ended).await.unwrap();
     let started = stack
@@ -251,7 +251,7 @@ pub(crate) async fn calls_missed_during_an_outage_are_delivered_after_it(via: Vi
         .start_call(QueueId(8), &agent("22010"), "2")
         .await
         .unwrap();
-    stack.prosody.restart().expect("prosody restarts");
+    stack.xmpp.restart().expect("prosody restarts");
     assert_eq!(
         ui.expect("a", "CALL_ENDED").await["callId"],
         ended.to_string()

@@ -136,7 +136,7 @@ pub(crate) async fn health_readiness_metrics_and_graceful_shutdown(via: Via) {
     let (status, body) = http_get(stack.port, "/metrics").await;
     assert_eq!(status, 200);
     assert!(body.contains("converja_xmpp_link_up"), "{body}");
-    stack.prosody.kill();
+    stack.xmpp.kill();
     tokio::time::timeout(common::PATIENCE, async {
         while http_get(stack.port, "/readyz").await.0 != 503 {
             tokio::time::sleep(Duration::from_millis(20)).await;

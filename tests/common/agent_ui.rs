@@ -6,7 +6,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use converja_bridge::config::Config;
-use converja_bridge::prosody::LocalProsody;
+
+use super::server::Server;
 use converja_bridge::sim::SimHandle;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -19,7 +20,7 @@ use super::{DOMAIN, PATIENCE, Via, scenario, start_sim};
 
 /// Prosody, the simulator and the whole bridge daemon.
 pub(crate) struct BridgeStack {
-    pub prosody: LocalProsody,
+    pub xmpp: Server,
     pub sim: SimHandle,
     pub url: String,
     pub port: u16,
@@ -49,11 +50,7 @@ impl BridgeStack {
 }
 
 /// The bridge's config for this stack, test-friendly timings, adjusted by `tune`.
-pub(crate) fn bridge_config(
-    via: Via,
-    prosody: &LocalProsody,
-    tune: impl FnOnce(&mut Config),
-) -> Config {
+pub(crate) fn bridge_config(via: Via, xmpp: &Server, tune: impl FnOnce(&mut Config)) -> Config {
     let transport = match via {
         Via::Tcp => "tcp",
         Via::Bosh => "bosh",
@@ -78,9 +75,9 @@ pub(crate) fn bridge_config(
         reconnect_grace = "2s"
         ack_timeout = "1s"
         "#,
-        port = prosody.c2s_port,
-        bosh_url = prosody.bosh_url(),
-        conference = prosody.conference,
+        port = xmpp.c2s_port,
+        bosh_url = xmpp.bosh_url(),
+        conference = xmpp.conference,
     );
     let mut config = Config::from_toml(&text).expect("the test config is valid");
     tune(&mut config);
@@ -99,8 +96,8 @@ pub(crate) async fn bridge_on(
 ) -> BridgeStack {
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
-    let (prosody, sim) = start_sim(scenario, &tracker, &cancel).await;
-    let config = bridge_config(via, &prosody, tune);
+    let (xmpp, sim) = start_sim(scenario, &tracker, &cancel).await;
+    let config = bridge_config(via, &xmpp, tune);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a free port");
@@ -112,7 +109,7 @@ pub(crate) async fn bridge_on(
         shutdown.clone(),
     ));
     let stack = BridgeStack {
-        prosody,
+        xmpp,
         sim,
         url: format!("http://127.0.0.1:{port}"),
         port,

@@ -4,16 +4,17 @@
 #![allow(dead_code, unused_macros)]
 
 pub(crate) mod agent_ui;
+pub(crate) mod server;
 
 use std::time::Duration;
 
 use converja_bridge::config::{ConverjaConfig, HumanDuration, QueueSelection};
 use converja_bridge::converja::AgentId;
 use converja_bridge::platform::{Platform, Update};
-use converja_bridge::prosody::LocalProsody;
 use converja_bridge::sim::{self, Scenario, SimHandle};
 use converja_bridge::xmpp::ConnectSettings;
 use metrics_exporter_prometheus::PrometheusHandle;
+use server::Server;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -55,8 +56,8 @@ pub(crate) fn agent(id: &str) -> AgentId {
     AgentId::new(id)
 }
 
-pub(crate) fn settings(prosody: &LocalProsody, user: &str, password: &str) -> ConnectSettings {
-    prosody.account(user, password)
+pub(crate) fn settings(xmpp: &Server, user: &str, password: &str) -> ConnectSettings {
+    xmpp.account(user, password)
 }
 
 /// A loopback port nothing listens on (bound, read, released).
@@ -78,15 +79,10 @@ pub(crate) enum Via {
 
 impl Via {
     /// Connection settings for `user` over this transport.
-    pub(crate) fn account(
-        self,
-        prosody: &LocalProsody,
-        user: &str,
-        password: &str,
-    ) -> ConnectSettings {
+    pub(crate) fn account(self, xmpp: &Server, user: &str, password: &str) -> ConnectSettings {
         match self {
-            Via::Tcp => prosody.account(user, password),
-            Via::Bosh => prosody.bosh_account(user, password),
+            Via::Tcp => xmpp.account(user, password),
+            Via::Bosh => xmpp.bosh_account(user, password),
         }
     }
 }
@@ -113,9 +109,9 @@ macro_rules! over_tcp_and_bosh {
     };
 }
 
-pub(crate) fn converja(prosody: &LocalProsody, request_timeout: Duration) -> ConverjaConfig {
+pub(crate) fn converja(xmpp: &Server, request_timeout: Duration) -> ConverjaConfig {
     ConverjaConfig {
-        conference: prosody.conference.parse().expect("valid domain"),
+        conference: xmpp.conference.parse().expect("valid domain"),
         request_timeout: HumanDuration(request_timeout),
         queues: QueueSelection::default(),
         queue_refresh: HumanDuration(Duration::from_secs(300)),
@@ -135,7 +131,7 @@ pub(crate) fn counter(name: &str, label: &str) -> f64 {
 
 /// The whole platform side: Prosody, simulator, and the bridge's platform client.
 pub(crate) struct Stack {
-    pub prosody: LocalProsody,
+    pub xmpp: Server,
     pub sim: SimHandle,
     pub platform: Platform,
     pub tracker: TaskTracker,
@@ -153,9 +149,9 @@ pub(crate) async fn start_sim(
     scenario: Scenario,
     tracker: &TaskTracker,
     cancel: &CancellationToken,
-) -> (LocalProsody, SimHandle) {
+) -> (Server, SimHandle) {
     metrics();
-    let prosody = LocalProsody::start(
+    let xmpp = Server::start(
         DOMAIN,
         &[
             ("bridge", "bridge-pw"),
@@ -164,9 +160,9 @@ pub(crate) async fn start_sim(
         ],
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let conference = prosody.conference.parse().expect("valid domain");
+    let conference = xmpp.conference.parse().expect("valid domain");
     let sim = sim::start(
-        settings(&prosody, "platform", "platform-pw"),
+        settings(&xmpp, "platform", "platform-pw"),
         conference,
         scenario,
         tracker,
@@ -175,7 +171,7 @@ pub(crate) async fn start_sim(
     tokio::time::timeout(PATIENCE, sim.ready())
         .await
         .expect("the simulator joins its rooms");
-    (prosody, sim)
+    (xmpp, sim)
 }
 
 /// Starts everything and waits until the bridge's platform client is ready.
@@ -187,11 +183,11 @@ pub(crate) async fn stack_with(
 ) -> Stack {
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
-    let (prosody, sim) = start_sim(scenario, &tracker, &cancel).await;
-    let mut cfg = converja(&prosody, request_timeout);
+    let (xmpp, sim) = start_sim(scenario, &tracker, &cancel).await;
+    let mut cfg = converja(&xmpp, request_timeout);
     cfg.max_pending = max_pending;
     let platform = Platform::start(
-        via.account(&prosody, "bridge", "bridge-pw"),
+        via.account(&xmpp, "bridge", "bridge-pw"),
         BRIDGE_NICK.into(),
         &cfg,
         &tracker,
@@ -199,7 +195,7 @@ pub(crate) async fn stack_with(
     );
     wait_ready(&platform).await;
     Stack {
-        prosody,
+        xmpp,
         sim,
         platform,
         tracker,

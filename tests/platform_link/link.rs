@@ -25,7 +25,7 @@ pub(crate) async fn link_loss_fails_pending_requests_and_the_link_recovers(via: 
     .await;
     let mut updates = s.platform.subscribe();
     let started = Instant::now();
-    s.prosody.kill();
+    s.xmpp.kill();
     let err = tokio::time::timeout(Duration::from_secs(5), pending)
         .await
         .expect("fails at once")
@@ -38,7 +38,7 @@ pub(crate) async fn link_loss_fails_pending_requests_and_the_link_recovers(via: 
     let err = s.platform.queues().await.unwrap_err();
     assert!(matches!(err, PlatformError::LinkDown(_)), "{err}");
 
-    s.prosody.restart().expect("prosody restarts");
+    s.xmpp.restart().expect("prosody restarts");
     next_update(&mut updates, |u| (*u == Update::LinkUp).then_some(())).await;
     tokio::time::timeout(PATIENCE, s.sim.ready())
         .await
@@ -167,7 +167,7 @@ pub(crate) async fn tls_with_a_trusted_certificate_connects_and_an_untrusted_one
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let tracker = tokio_util::task::TaskTracker::new();
-    let mut trusted = settings(&prosody, "bridge", "bridge-pw");
+    let mut trusted = prosody.account("bridge", "bridge-pw");
     trusted.endpoint = match via {
         Via::Tcp => Endpoint::Tcp {
             host: "127.0.0.1".into(),
@@ -231,7 +231,7 @@ pub(crate) async fn a_server_restarted_under_load_recovers(via: Via) {
         s.sim.requests().await.len() > 200
     })
     .await;
-    s.prosody.restart().expect("prosody restarts");
+    s.xmpp.restart().expect("prosody restarts");
     next_update(&mut updates, |u| (*u == Update::LinkDown).then_some(())).await;
     next_update(&mut updates, |u| (*u == Update::LinkUp).then_some(())).await;
     tokio::time::timeout(PATIENCE, s.sim.ready())
@@ -273,15 +273,21 @@ pub(crate) async fn a_server_restarted_under_load_recovers(via: Via) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 pub(crate) async fn the_bosh_session_is_terminated_on_shutdown() {
     let s = stack(Via::Bosh).await;
-    let log = s.prosody.log_path();
-    let closed = |text: &str| text.matches("BOSH client disconnected").count();
+    let log = s.xmpp.log_path();
+    // How each server logs the end of a BOSH session.
+    let line = if s.xmpp.is_ejabberd() {
+        "Closing c2s session"
+    } else {
+        "BOSH client disconnected"
+    };
+    let closed = |text: &str| text.matches(line).count();
     let before = closed(&std::fs::read_to_string(&log).unwrap());
     s.cancel.cancel();
     s.tracker.close();
     tokio::time::timeout(PATIENCE, s.tracker.wait())
         .await
         .expect("the link and its BOSH session stop");
-    eventually("Prosody saw the session end", || async {
+    eventually("the server saw the session end", || async {
         closed(&std::fs::read_to_string(&log).unwrap()) > before
     })
     .await;
