@@ -14,11 +14,15 @@
 //!   unknown names, with and without acknowledgements, aimed at a victim's call ids) while
 //!   the victim agent takes and loses calls; then one frame above the transport limit.
 //!
+//! - `platform`: the bridge's platform client sends `--requests` requests to a simulator
+//!   that, for 10% of the agents each, answers late (past the timeout), out of order, twice,
+//!   never, after a malformed body, or after a forged answer from another occupant. Every
+//!   request must end exactly once, with its own answer or a timeout, none with another's.
 //! - `soak` (with `--soak SECONDS`): agents hold calls while the simulator starts and ends
 //!   up to 100 calls a second; the bridge's RSS is sampled every 10 s and its trend printed.
 //!
 //! Run: `cargo bench --bench faults` (options: `-- --agents 200 --kills 4 --churn 2000
-//! --fuzz 20000 --soak 600 --seed 1`). Needs Prosody and `npm ci --prefix tests/node`.
+//! --fuzz 20000 --requests 20000 --soak 600 --seed 1`). Needs Prosody and `npm ci --prefix tests/node`.
 
 mod common;
 
@@ -30,9 +34,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{FIRST_AGENT, Killed, scenario, start_bridge, start_node, usage, wait_ready};
+use converja_bridge::config::{ConverjaConfig, HumanDuration, QueueSelection};
 use converja_bridge::converja::{AgentId, QueueId};
+use converja_bridge::platform::Platform;
 use converja_bridge::prosody::LocalProsody;
-use converja_bridge::sim::{self, SimHandle};
+use converja_bridge::sim::{self, Fault, FaultRule, SimHandle};
+use futures::StreamExt;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -361,6 +368,122 @@ async fn fuzz(events: u64) {
     cancel.cancel();
 }
 
+/// The fault each tenth of the agents' requests meets, by agent-id prefix.
+fn platform_faults() -> Vec<(&'static str, Fault)> {
+    let late = Fault {
+        delay: Some(Duration::from_secs(5)),
+        ..Fault::default()
+    };
+    let kinds: [(&str, fn(&mut Fault)); 6] = [
+        ("reorder", |f| f.reorder = true),
+        ("duplicate", |f| f.duplicate = true),
+        ("drop", |f| f.drop = true),
+        ("malformed", |f| f.malformed = true),
+        ("spoof", |f| f.spoof_first = true),
+        ("late", |_| {}),
+    ];
+    kinds
+        .into_iter()
+        .map(|(name, set)| {
+            let mut fault = if name == "late" {
+                late.clone()
+            } else {
+                Fault::default()
+            };
+            set(&mut fault);
+            (name, fault)
+        })
+        .collect()
+}
+
+async fn misbehaving_platform(requests: u64) {
+    let prosody = LocalProsody::start(DOMAIN, &[("platform", "p"), ("probe", "x")])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let tracker = TaskTracker::new();
+    let cancel = CancellationToken::new();
+    let sim = sim::start(
+        prosody.account("platform", "p"),
+        prosody.conference.parse().expect("domain"),
+        scenario(100),
+        &tracker,
+        cancel.clone(),
+    );
+    sim.ready().await;
+    // Agents 300x0..300x9 of each tenth x meet fault x; x = 6..9 are answered normally.
+    let faults = platform_faults();
+    let rules = faults
+        .iter()
+        .enumerate()
+        .map(|(tenth, (_, fault))| {
+            FaultRule::new(
+                &format!("/agents/{}{tenth}", FIRST_AGENT / 100),
+                fault.clone(),
+            )
+        })
+        .collect();
+    sim.set_faults(rules).await;
+    let cfg = ConverjaConfig {
+        conference: prosody.conference.parse().expect("domain"),
+        request_timeout: HumanDuration(Duration::from_secs(3)),
+        queues: QueueSelection::List(vec![QueueId(7)]),
+        queue_refresh: HumanDuration(Duration::from_secs(3600)),
+        max_pending: 100_000,
+    };
+    let platform = Platform::start(
+        prosody.account("probe", "x"),
+        "probe".into(),
+        &cfg,
+        &tracker,
+        cancel.clone(),
+    );
+    platform.wait_ready(Duration::from_secs(60)).await;
+    let started = Instant::now();
+    let outcomes: Vec<(u64, Result<AgentId, String>)> = futures::stream::iter(0..requests)
+        .map(|i| {
+            let platform = platform.clone();
+            async move {
+                let agent = AgentId::new((FIRST_AGENT + i % 100).to_string());
+                let answer = platform.agent_status(&agent).await;
+                (
+                    i % 100,
+                    answer.map(|s| s.agent).map_err(|e| e.outcome().to_owned()),
+                )
+            }
+        })
+        .buffer_unordered(500)
+        .collect()
+        .await;
+    let mut wrong = 0;
+    let mut unexpected = 0;
+    let mut by_fault: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for (n, outcome) in &outcomes {
+        let fault = faults
+            .get((n / 10) as usize)
+            .map_or("none", |(name, _)| *name);
+        let expect_answer = !matches!(fault, "drop" | "late");
+        let entry = by_fault.entry(fault).or_default();
+        match outcome {
+            Ok(agent) if agent.as_str() != (FIRST_AGENT + n).to_string() => wrong += 1,
+            Ok(_) => entry.0 += 1,
+            Err(e) if e == "timeout" && !expect_answer => entry.1 += 1,
+            Err(_) => unexpected += 1,
+        }
+    }
+    println!(
+        "platform: {} requests in {:.1} s, each ended once ({} results); answers given to the wrong request: {wrong}; unexpected outcomes: {unexpected}; still pending: {}; answered/timed out by fault: {}",
+        requests,
+        started.elapsed().as_secs_f64(),
+        outcomes.len(),
+        platform.pending(),
+        by_fault
+            .iter()
+            .map(|(f, (ok, timeout))| format!("{f} {ok}/{timeout}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    cancel.cancel();
+}
+
 async fn soak(agents: u64, seconds: u64, seed: u64) {
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
@@ -412,6 +535,7 @@ fn main() {
     let seed = arg(&args, "--seed", 1);
     let events = arg(&args, "--fuzz", 20_000);
     let soak_seconds = arg(&args, "--soak", 0);
+    let requests = arg(&args, "--requests", 20_000);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -419,6 +543,7 @@ fn main() {
     rt.block_on(xmpp_kill(agents, kills, seed));
     rt.block_on(churn(cycles));
     rt.block_on(fuzz(events));
+    rt.block_on(misbehaving_platform(requests));
     if soak_seconds > 0 {
         rt.block_on(soak(agents, soak_seconds, seed));
     }
