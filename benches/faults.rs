@@ -370,30 +370,52 @@ async fn fuzz(events: u64) {
 
 /// The fault each tenth of the agents' requests meets, by agent-id prefix.
 fn platform_faults() -> Vec<(&'static str, Fault)> {
-    let late = Fault {
-        delay: Some(Duration::from_secs(5)),
-        ..Fault::default()
-    };
-    let kinds: [(&str, fn(&mut Fault)); 6] = [
-        ("reorder", |f| f.reorder = true),
-        ("duplicate", |f| f.duplicate = true),
-        ("drop", |f| f.drop = true),
-        ("malformed", |f| f.malformed = true),
-        ("spoof", |f| f.spoof_first = true),
-        ("late", |_| {}),
-    ];
-    kinds
-        .into_iter()
-        .map(|(name, set)| {
-            let mut fault = if name == "late" {
-                late.clone()
-            } else {
-                Fault::default()
-            };
-            set(&mut fault);
-            (name, fault)
-        })
-        .collect()
+    let fault = Fault::default;
+    vec![
+        (
+            "reorder",
+            Fault {
+                reorder: true,
+                ..fault()
+            },
+        ),
+        (
+            "duplicate",
+            Fault {
+                duplicate: true,
+                ..fault()
+            },
+        ),
+        (
+            "drop",
+            Fault {
+                drop: true,
+                ..fault()
+            },
+        ),
+        (
+            "malformed",
+            Fault {
+                malformed: true,
+                ..fault()
+            },
+        ),
+        (
+            "spoof",
+            Fault {
+                spoof_first: true,
+                ..fault()
+            },
+        ),
+        // Past the request timeout.
+        (
+            "late",
+            Fault {
+                delay: Some(Duration::from_secs(5)),
+                ..fault()
+            },
+        ),
+    ]
 }
 
 async fn misbehaving_platform(requests: u64) {
