@@ -418,6 +418,31 @@ fn platform_faults() -> Vec<(&'static str, Fault)> {
     ]
 }
 
+/// Per outcome: answered with another request's answer, ended unexpectedly, and per fault
+/// how many were answered and how many timed out.
+fn tally(
+    outcomes: &[(u64, Result<AgentId, String>)],
+    faults: &[(&'static str, Fault)],
+) -> (u64, u64, BTreeMap<&'static str, (u64, u64)>) {
+    let mut wrong = 0;
+    let mut unexpected = 0;
+    let mut by_fault: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for (n, outcome) in outcomes {
+        let fault = faults
+            .get((n / 10) as usize)
+            .map_or("none", |(name, _)| *name);
+        let expect_answer = !matches!(fault, "drop" | "late");
+        let entry = by_fault.entry(fault).or_default();
+        match outcome {
+            Ok(agent) if agent.as_str() != (FIRST_AGENT + n).to_string() => wrong += 1,
+            Ok(_) => entry.0 += 1,
+            Err(e) if e == "timeout" && !expect_answer => entry.1 += 1,
+            Err(_) => unexpected += 1,
+        }
+    }
+    (wrong, unexpected, by_fault)
+}
+
 async fn misbehaving_platform(requests: u64) {
     let prosody = LocalProsody::start(DOMAIN, &[("platform", "p"), ("probe", "x")])
         .unwrap_or_else(|e| panic!("{e}"));
@@ -475,22 +500,7 @@ async fn misbehaving_platform(requests: u64) {
         .buffer_unordered(500)
         .collect()
         .await;
-    let mut wrong = 0;
-    let mut unexpected = 0;
-    let mut by_fault: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-    for (n, outcome) in &outcomes {
-        let fault = faults
-            .get((n / 10) as usize)
-            .map_or("none", |(name, _)| *name);
-        let expect_answer = !matches!(fault, "drop" | "late");
-        let entry = by_fault.entry(fault).or_default();
-        match outcome {
-            Ok(agent) if agent.as_str() != (FIRST_AGENT + n).to_string() => wrong += 1,
-            Ok(_) => entry.0 += 1,
-            Err(e) if e == "timeout" && !expect_answer => entry.1 += 1,
-            Err(_) => unexpected += 1,
-        }
-    }
+    let (wrong, unexpected, by_fault) = tally(&outcomes, &faults);
     println!(
         "platform: {} requests in {:.1} s, each ended once ({} results); answers given to the wrong request: {wrong}; unexpected outcomes: {unexpected}; still pending: {}; answered/timed out by fault: {}",
         requests,
