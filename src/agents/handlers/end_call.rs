@@ -25,16 +25,7 @@ pub(super) async fn handle<P: Platform, S: Sink>(
     call: CallId,
     ack: Option<S::Ack>,
 ) {
-    let target = {
-        let state = agents.state();
-        match state.registry.session_of(socket) {
-            None => Err(Refusal::NotConnected),
-            Some(session) => match session.among(call) {
-                None => Err(Refusal::NotYourCall(call)),
-                Some(among) => Ok((session.agent.clone(), among)),
-            },
-        }
-    };
+    let target = super::held_call(&agents.state().registry, socket, call);
     let result = match target {
         Err(refusal) => Err(refusal),
         Ok((agent, among)) if among.alone => end_only_call(agents, &agent, call).await,

@@ -12,7 +12,9 @@ use tracing::warn;
 
 use super::event::{ClientEvent, ClientEventKind, Echo, ServerEvent, SocketId};
 use super::refusal::Refusal;
+use super::registry::{Among, Registry};
 use super::{Agents, Platform, Sink};
+use crate::converja::{AgentId, CallId};
 use crate::telemetry;
 
 /// Handles one event of `socket`; returns once it is fully done, reply sent.
@@ -47,6 +49,18 @@ pub(super) async fn handle<P: Platform, S: Sink>(
             }
         }
     }
+}
+
+/// The agent of `socket`'s session and where `call` stands among its calls, or why the
+/// socket may not act on that call.
+fn held_call(
+    registry: &Registry,
+    socket: SocketId,
+    call: CallId,
+) -> Result<(AgentId, Among), Refusal> {
+    let session = registry.session_of(socket).ok_or(Refusal::NotConnected)?;
+    let among = session.among(call).ok_or(Refusal::NotYourCall(call))?;
+    Ok((session.agent.clone(), among))
 }
 
 /// Answers an event whose payload did not parse with its own error event, if it has one.

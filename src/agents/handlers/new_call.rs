@@ -38,13 +38,7 @@ pub(super) fn rejected<P: Platform, S: Sink>(
 ) {
     let target = {
         let mut state = agents.state();
-        let target = match state.registry.session_of(socket) {
-            None => Err(Refusal::NotConnected),
-            Some(session) => match session.among(call) {
-                None => Err(Refusal::NotYourCall(call)),
-                Some(among) => Ok((session.agent.clone(), among)),
-            },
-        };
+        let target = super::held_call(&state.registry, socket, call);
         if target.is_ok() {
             state.registry.call_ended(call);
             state.deliver_changed(&agents.sink, now());
