@@ -45,6 +45,8 @@ pub mod demo;
 pub mod ejabberd;
 pub mod gateway;
 mod http;
+#[cfg(feature = "demo")]
+mod loopback;
 mod pending;
 pub mod platform;
 #[cfg(feature = "demo")]

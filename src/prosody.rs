@@ -3,12 +3,13 @@
 //! Stopped (and its files removed) when dropped.
 
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+
+use crate::loopback::{self, free_port, make_certificate};
 
 /// How long Prosody may take to accept connections after start.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -41,13 +42,6 @@ pub struct LocalProsody {
 pub fn installed() -> bool {
     std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join("prosody").is_file()))
-}
-
-/// A loopback port free right now (bound, read, released).
-pub(crate) fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
 }
 
 /// Prosody's file-name escaping for hosts and users in its data directory.
@@ -284,41 +278,17 @@ Component {conference} "muc"
             read(&self.dir.path().join("stderr.log")),
             read(&self.log_path())
         );
-        text.lines()
-            .rev()
-            .take(20)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect::<Vec<_>>()
-            .join("\n")
+        loopback::last_lines(&text, 20)
     }
 
     /// Kills the server abruptly (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        loopback::kill(&mut self.child);
     }
 
     /// Stops the server gracefully (SIGTERM), waiting up to 5 s before killing it.
     pub fn stop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    self.child = None;
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        self.kill();
+        loopback::stop(&mut self.child, Duration::from_secs(5));
     }
 
     /// Starts the server again on the same ports and data after [`kill`](Self::kill) or
@@ -330,20 +300,7 @@ Component {conference} "muc"
 
     /// Connection settings for `user` on this server: loopback, plaintext.
     pub fn account(&self, user: &str, password: &str) -> crate::xmpp::ConnectSettings {
-        crate::xmpp::ConnectSettings {
-            jid: format!("{user}@{}", self.domain)
-                .parse()
-                .expect("the domain and user names used here are valid JIDs"),
-            password: crate::config::Secret::new(password),
-            endpoint: crate::xmpp::Endpoint::Tcp {
-                host: "127.0.0.1".into(),
-                port: self.c2s_port,
-                tls: crate::config::TlsMode::None,
-            },
-            ca_file: None,
-            connect_timeout: Duration::from_secs(5),
-            resource: format!("{user}-{}", std::process::id()),
-        }
+        loopback::account(&self.domain, self.c2s_port, user, password)
     }
 
     /// The BOSH endpoint.
@@ -358,48 +315,8 @@ Component {conference} "muc"
 
     /// Like [`account`](Self::account), over BOSH at [`bosh_url`](Self::bosh_url).
     pub fn bosh_account(&self, user: &str, password: &str) -> crate::xmpp::ConnectSettings {
-        let url = crate::config::BoshUrl::parse(&self.bosh_url())
-            .expect("the loopback BOSH URL is valid");
-        crate::xmpp::ConnectSettings {
-            endpoint: crate::xmpp::Endpoint::Bosh(url),
-            ..self.account(user, password)
-        }
+        loopback::over_bosh(self.account(user, password), &self.bosh_url())
     }
-}
-
-/// Makes a self-signed leaf certificate (`crt`, PEM) and its key (`key`) for `names`, the
-/// first one its subject, all of them and 127.0.0.1 its alternative names.
-pub(crate) fn make_certificate(names: &[&str], key: &Path, crt: &Path) -> anyhow::Result<()> {
-    let alt: Vec<String> = names.iter().map(|n| format!("DNS:{n}")).collect();
-    let status = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-        ])
-        .arg(format!(
-            "/CN={}",
-            names.first().copied().unwrap_or("localhost")
-        ))
-        .arg("-addext")
-        .arg(format!("subjectAltName={},IP:127.0.0.1", alt.join(",")))
-        // A leaf certificate trusted directly: rustls refuses a CA certificate as a leaf.
-        .args([
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-            "-addext",
-            "extendedKeyUsage=serverAuth",
-        ])
-        .arg("-keyout")
-        .arg(key)
-        .arg("-out")
-        .arg(crt)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .context("openssl is needed to make a test certificate")?;
-    if !status.success() {
-        bail!("openssl could not make a certificate");
-    }
-    Ok(())
 }
 
 fn is_root() -> bool {

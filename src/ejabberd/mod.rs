@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::prosody::{free_port, make_certificate};
+use crate::loopback::{self, free_port, make_certificate};
 
 /// How long ejabberd may take to listen on its ports after start; it takes 1 to 3 s alone.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -321,42 +321,18 @@ impl LocalEjabberd {
             read(&self.logs().join("console.log")),
             read(&self.logs().join("error.log"))
         );
-        text.lines()
-            .rev()
-            .take(30)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect::<Vec<_>>()
-            .join("\n")
+        loopback::last_lines(&text, 30)
     }
 
     /// Kills the server abruptly (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        loopback::kill(&mut self.child);
     }
 
     /// Stops the server gracefully (SIGTERM, which Erlang turns into `init:stop()`), waiting
     /// up to 10 s before killing it.
     pub fn stop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    self.child = None;
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        self.kill();
+        loopback::stop(&mut self.child, Duration::from_secs(10));
     }
 
     /// Starts the server again on the same ports, node and spool (so the same accounts)
@@ -368,20 +344,7 @@ impl LocalEjabberd {
 
     /// Connection settings for `user` on this server: loopback, plaintext.
     pub fn account(&self, user: &str, password: &str) -> crate::xmpp::ConnectSettings {
-        crate::xmpp::ConnectSettings {
-            jid: format!("{user}@{}", self.domain)
-                .parse()
-                .expect("the domain and user names used here are valid JIDs"),
-            password: crate::config::Secret::new(password),
-            endpoint: crate::xmpp::Endpoint::Tcp {
-                host: "127.0.0.1".into(),
-                port: self.c2s_port,
-                tls: crate::config::TlsMode::None,
-            },
-            ca_file: None,
-            connect_timeout: Duration::from_secs(5),
-            resource: format!("{user}-{}", std::process::id()),
-        }
+        loopback::account(&self.domain, self.c2s_port, user, password)
     }
 
     /// The BOSH endpoint.
@@ -396,12 +359,7 @@ impl LocalEjabberd {
 
     /// Like [`account`](Self::account), over BOSH at [`bosh_url`](Self::bosh_url).
     pub fn bosh_account(&self, user: &str, password: &str) -> crate::xmpp::ConnectSettings {
-        let url = crate::config::BoshUrl::parse(&self.bosh_url())
-            .expect("the loopback BOSH URL is valid");
-        crate::xmpp::ConnectSettings {
-            endpoint: crate::xmpp::Endpoint::Bosh(url),
-            ..self.account(user, password)
-        }
+        loopback::over_bosh(self.account(user, password), &self.bosh_url())
     }
 }
 

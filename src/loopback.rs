@@ -1,0 +1,126 @@
+//! What the private Prosody and the private ejabberd share: free loopback ports, a test
+//! certificate, stopping their process, and connection settings for their accounts.
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::config::{BoshUrl, Secret, TlsMode};
+use crate::xmpp::{ConnectSettings, Endpoint};
+
+/// A loopback port free right now (bound, read, released).
+pub(crate) fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}
+
+/// Makes a self-signed leaf certificate (`crt`, PEM) and its key (`key`) for `names`, the
+/// first one its subject, all of them and 127.0.0.1 its alternative names.
+pub(crate) fn make_certificate(names: &[&str], key: &Path, crt: &Path) -> anyhow::Result<()> {
+    let alt: Vec<String> = names.iter().map(|n| format!("DNS:{n}")).collect();
+    let status = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+        ])
+        .arg(format!(
+            "/CN={}",
+            names.first().copied().unwrap_or("localhost")
+        ))
+        .arg("-addext")
+        .arg(format!("subjectAltName={},IP:127.0.0.1", alt.join(",")))
+        // A leaf certificate trusted directly: rustls refuses a CA certificate as a leaf.
+        .args([
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-addext",
+            "extendedKeyUsage=serverAuth",
+        ])
+        .arg("-keyout")
+        .arg(key)
+        .arg("-out")
+        .arg(crt)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .context("openssl is needed to make a test certificate")?;
+    if !status.success() {
+        bail!("openssl could not make a certificate");
+    }
+    Ok(())
+}
+
+/// Kills the server abruptly (SIGKILL), as a crash would.
+pub(crate) fn kill(child: &mut Option<Child>) {
+    if let Some(mut child) = child.take() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// Stops the server with SIGTERM, killing it if it has not exited within `grace`.
+pub(crate) fn stop(child: &mut Option<Child>, grace: Duration) {
+    if let Some(running) = child {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(running.id().to_string())
+            .status();
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = running.try_wait() {
+                *child = None;
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    kill(child);
+}
+
+/// Connection settings for `user` of `domain` on a loopback client port, plaintext.
+pub(crate) fn account(domain: &str, c2s_port: u16, user: &str, password: &str) -> ConnectSettings {
+    ConnectSettings {
+        jid: format!("{user}@{domain}")
+            .parse()
+            .expect("the domain and user names used here are valid JIDs"),
+        password: Secret::new(password),
+        endpoint: Endpoint::Tcp {
+            host: "127.0.0.1".into(),
+            port: c2s_port,
+            tls: TlsMode::None,
+        },
+        ca_file: None,
+        connect_timeout: Duration::from_secs(5),
+        resource: format!("{user}-{}", std::process::id()),
+    }
+}
+
+/// `account` over BOSH at `url` instead.
+pub(crate) fn over_bosh(account: ConnectSettings, url: &str) -> ConnectSettings {
+    let url = BoshUrl::parse(url).expect("the loopback BOSH URL is valid");
+    ConnectSettings {
+        endpoint: Endpoint::Bosh(url),
+        ..account
+    }
+}
+
+/// The last `n` lines of `text`, for a failure message.
+pub(crate) fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_lines;
+
+    #[test]
+    fn the_last_lines_keep_their_order() {
+        assert_eq!(last_lines("a\nb\nc\nd", 2), "c\nd");
+        assert_eq!(last_lines("a\nb", 5), "a\nb");
+        assert_eq!(last_lines("", 3), "");
+    }
+}
