@@ -10,9 +10,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::time::{Duration, Instant};
 
-use converja_bridge::config::{ConverjaConfig, HumanDuration, QueueSelection};
 use converja_bridge::converja::{AgentId, QueueId};
-use converja_bridge::platform::Platform;
 use converja_bridge::prosody::LocalProsody;
 use converja_bridge::sim;
 use serde_json::Value;
@@ -21,28 +19,14 @@ use tokio_util::task::TaskTracker;
 
 mod common;
 
-use common::{FIRST_AGENT, Killed, scenario, start_bridge, start_node, usage};
+use common::{FIRST_AGENT, Killed, probe_platform, scenario, start_bridge, start_node, usage};
 
 const DOMAIN: &str = "agents.bench";
 
 async fn platform_baseline(prosody: &LocalProsody, agents: u64) -> (f64, f64) {
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
-    let cfg = ConverjaConfig {
-        conference: prosody.conference.parse().expect("domain"),
-        request_timeout: HumanDuration(Duration::from_secs(30)),
-        queues: QueueSelection::List(vec![QueueId(7)]),
-        queue_refresh: HumanDuration(Duration::from_secs(3600)),
-        max_pending: 100_000,
-    };
-    let platform = Platform::start(
-        prosody.account("probe", "x"),
-        "probe".into(),
-        &cfg,
-        &tracker,
-        cancel.clone(),
-    );
-    platform.wait_ready(Duration::from_secs(60)).await;
+    let platform = probe_platform(prosody, Duration::from_secs(30), &tracker, &cancel).await;
     let mut latencies = Vec::new();
     for i in 0..2000u64 {
         let agent = AgentId::new((FIRST_AGENT + i % agents).to_string());

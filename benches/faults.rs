@@ -33,10 +33,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{FIRST_AGENT, Killed, scenario, start_bridge, start_node, usage, wait_ready};
-use converja_bridge::config::{ConverjaConfig, HumanDuration, QueueSelection};
+use common::{
+    FIRST_AGENT, Killed, probe_platform, scenario, start_bridge, start_node, usage, wait_ready,
+};
 use converja_bridge::converja::{AgentId, QueueId};
-use converja_bridge::platform::Platform;
 use converja_bridge::prosody::LocalProsody;
 use converja_bridge::sim::{self, Fault, FaultRule, SimHandle};
 use futures::StreamExt;
@@ -469,21 +469,7 @@ async fn misbehaving_platform(requests: u64) {
         })
         .collect();
     sim.set_faults(rules).await;
-    let cfg = ConverjaConfig {
-        conference: prosody.conference.parse().expect("domain"),
-        request_timeout: HumanDuration(Duration::from_secs(3)),
-        queues: QueueSelection::List(vec![QueueId(7)]),
-        queue_refresh: HumanDuration(Duration::from_secs(3600)),
-        max_pending: 100_000,
-    };
-    let platform = Platform::start(
-        prosody.account("probe", "x"),
-        "probe".into(),
-        &cfg,
-        &tracker,
-        cancel.clone(),
-    );
-    platform.wait_ready(Duration::from_secs(60)).await;
+    let platform = probe_platform(&prosody, Duration::from_secs(3), &tracker, &cancel).await;
     let started = Instant::now();
     let outcomes: Vec<(u64, Result<AgentId, String>)> = futures::stream::iter(0..requests)
         .map(|i| {

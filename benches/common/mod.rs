@@ -8,8 +8,13 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use converja_bridge::config::{ConverjaConfig, HumanDuration, QueueSelection};
+use converja_bridge::converja::QueueId;
+use converja_bridge::platform::Platform;
 use converja_bridge::prosody::LocalProsody;
 use converja_bridge::sim::Scenario;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// The first agent id of a generated scenario.
 pub(crate) const FIRST_AGENT: u64 = 30_000;
@@ -134,4 +139,30 @@ pub(crate) fn start_node(script: &str, args: &[String]) -> Killed {
             .spawn()
             .expect("node runs the agent UIs (npm ci --prefix tests/node)"),
     )
+}
+
+/// The bridge's platform client as the `probe` account of `prosody`, following queue 7, with
+/// requests timing out after `timeout`; returns once it is ready.
+pub(crate) async fn probe_platform(
+    prosody: &LocalProsody,
+    timeout: Duration,
+    tracker: &TaskTracker,
+    cancel: &CancellationToken,
+) -> Platform {
+    let cfg = ConverjaConfig {
+        conference: prosody.conference.parse().expect("domain"),
+        request_timeout: HumanDuration(timeout),
+        queues: QueueSelection::List(vec![QueueId(7)]),
+        queue_refresh: HumanDuration(Duration::from_secs(3600)),
+        max_pending: 100_000,
+    };
+    let platform = Platform::start(
+        prosody.account("probe", "x"),
+        "probe".into(),
+        &cfg,
+        tracker,
+        cancel.clone(),
+    );
+    platform.wait_ready(Duration::from_secs(60)).await;
+    platform
 }
