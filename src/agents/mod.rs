@@ -392,6 +392,3 @@ impl<P: Platform, S: Sink> Agents<P, S> {
 fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
 }
-
-/// How long to wait for the platform's rooms before re-reading calls after an outage.
-const RECONCILE_PATIENCE: Duration = Duration::from_secs(30);

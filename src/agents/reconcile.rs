@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use super::{Agents, Platform, RECONCILE_PATIENCE, Sink, now};
+use super::{Agents, Platform, Sink, now};
 use crate::converja::{CallId, QueueCalls, QueueId};
 
+/// How long to wait for the platform's rooms before re-reading calls after an outage.
+const RECONCILE_PATIENCE: Duration = Duration::from_secs(30);
 /// Attempts while some queue cannot be read, and the pause between them.
 const RECONCILE_ATTEMPTS: u32 = 10;
 const RECONCILE_RETRY: Duration = Duration::from_secs(1);

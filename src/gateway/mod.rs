@@ -26,7 +26,7 @@ use tracing::{debug, warn};
 pub use auth::{mint_token, verify_token};
 pub use sink::SocketSink;
 
-use crate::agents::{self, AckReply, Agents, ClientEvent, Inbound, Refusal, SocketId};
+use crate::agents::{self, AckReply, Agents, ClientEvent, Inbound, Refusal, Sink, SocketId};
 use crate::config::{Config, Secret};
 use crate::telemetry;
 
@@ -279,7 +279,7 @@ impl FromMessage<LocalAdapter> for Queued {
                 "event refused: the bridge is overloaded"
             );
             if let Some(ack) = ack {
-                let _ = ack.send(&AckReply::Refused(Refusal::Overloaded));
+                SocketSink.ack(ack, &AckReply::Refused(Refusal::Overloaded));
             }
         }
         Ok(Queued)
