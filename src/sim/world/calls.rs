@@ -49,13 +49,7 @@ impl World {
         agent: &AgentId,
         now: Timestamp,
     ) -> Result<Vec<(RoomName, Event)>, WorldError> {
-        let c = self
-            .calls
-            .get(&call)
-            .ok_or_else(|| WorldError(format!("call {call} does not exist")))?;
-        if c.phase() != CallPhase::Ringing {
-            return Err(WorldError(format!("call {call} is not ringing")));
-        }
+        let c = self.call_in(call, CallPhase::Ringing)?;
         let (queue, caller) = (c.queue, c.caller.clone());
         let a = self.agent_mut(agent)?;
         a.calls.push(call);
@@ -79,13 +73,7 @@ impl World {
         call: CallId,
         now: Timestamp,
     ) -> Result<Vec<(RoomName, Event)>, WorldError> {
-        let c = self
-            .calls
-            .get_mut(&call)
-            .ok_or_else(|| WorldError(format!("call {call} does not exist")))?;
-        if c.phase() != CallPhase::Active {
-            return Err(WorldError(format!("call {call} is not active")));
-        }
+        let c = self.call_in(call, CallPhase::Active)?;
         c.timestamps.hangup = Some(now);
         let answered = c.timestamps.answer.unwrap_or(now);
         let agent = c.callee.clone().expect("an active call has a callee");
@@ -111,13 +99,7 @@ impl World {
         call: CallId,
         now: Timestamp,
     ) -> Result<Vec<(RoomName, Event)>, WorldError> {
-        let c = self
-            .calls
-            .get_mut(&call)
-            .ok_or_else(|| WorldError(format!("call {call} does not exist")))?;
-        if c.phase() != CallPhase::Ringing {
-            return Err(WorldError(format!("call {call} is not ringing")));
-        }
+        let c = self.call_in(call, CallPhase::Ringing)?;
         c.timestamps.miss = Some(now);
         let event = Event::CallMissed(CallMissed {
             callid: call,
@@ -127,5 +109,22 @@ impl World {
             timestamp: now,
         });
         Ok(vec![(RoomName::Queue(c.queue), event)])
+    }
+
+    /// `call`, if it is in `phase`.
+    fn call_in(&mut self, call: CallId, phase: CallPhase) -> Result<&mut CallModel, WorldError> {
+        let c = self
+            .calls
+            .get_mut(&call)
+            .ok_or_else(|| WorldError(format!("call {call} does not exist")))?;
+        if c.phase() != phase {
+            let what = match phase {
+                CallPhase::Ringing => "ringing",
+                CallPhase::Active => "active",
+                CallPhase::Over => "over",
+            };
+            return Err(WorldError(format!("call {call} is not {what}")));
+        }
+        Ok(c)
     }
 }
