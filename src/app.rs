@@ -16,7 +16,8 @@ use crate::platform::Platform;
 use crate::xmpp::ConnectSettings;
 use crate::{bridge, gateway, http, telemetry};
 
-/// How long shutdown waits for requests already sent to the platform.
+/// How long shutdown waits for the agent events already taken, and then for requests
+/// already sent to the platform.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Runs the bridge on `listener` until `shutdown` is cancelled, then drains and returns.
@@ -55,7 +56,7 @@ pub async fn serve(
         platform.subscribe(),
         gateway_cancel.clone(),
     ));
-    let (gateway, io) = gateway::start(&config, core);
+    let (gateway, io) = gateway::start(&config, core.clone());
     let router = gateway.router(http::routes(platform.clone(), config.socketio.console));
 
     let address = listener.local_addr()?;
@@ -68,7 +69,13 @@ pub async fn serve(
     axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             stop.cancelled().await;
-            info!("shutting down: no new sockets");
+            info!("shutting down: refusing new events, finishing the ones taken");
+            if tokio::time::timeout(DRAIN_DEADLINE, core.drain())
+                .await
+                .is_err()
+            {
+                warn!("agent events still being handled at the shutdown deadline");
+            }
             io.close().await;
         })
         .await?;

@@ -107,6 +107,8 @@ pub struct Agents<P: Platform, S: Sink> {
     state: Mutex<State<S::Socket, S::Ack>>,
     /// Woken whenever calls end, for handlers waiting on the platform's word.
     call_ends: Notify,
+    /// Woken whenever a socket's task runs out of events, for [`Agents::drain`].
+    socket_idle: Notify,
     tasks: TaskTracker,
     cancel: CancellationToken,
 }
@@ -127,6 +129,7 @@ impl<P: Platform, S: Sink> Agents<P, S> {
             sink,
             state: Mutex::new(State::new(registry)),
             call_ends: Notify::new(),
+            socket_idle: Notify::new(),
             tasks,
             cancel,
         })
@@ -150,15 +153,18 @@ impl<P: Platform, S: Sink> Agents<P, S> {
     }
 
     /// Takes what socket `id` sent, to be handled after everything it sent before. An event
-    /// that does not fit in the socket's inbox comes back, to be refused.
-    pub fn submit(
-        self: &Arc<Self>,
-        id: SocketId,
-        item: Inbound<S::Ack>,
-    ) -> Result<(), (ClientEvent, Option<S::Ack>)> {
-        let start = match item {
-            Inbound::Event(event, ack) => self.state().queue_event(id, event, ack)?,
-            Inbound::Closed => self.state().queue_close(id),
+    /// that does not fit in the socket's inbox, or comes during shutdown, is refused at once.
+    pub fn submit(self: &Arc<Self>, id: SocketId, item: Inbound<S::Ack>) {
+        let queued = match item {
+            Inbound::Event(event, ack) => self.state().queue_event(id, event, ack),
+            Inbound::Closed => Ok(self.state().queue_close(id)),
+        };
+        let start = match queued {
+            Ok(start) => start,
+            Err(turned) => {
+                let (event, ack, refusal) = *turned;
+                return handlers::turn_away(self, id, event, ack, refusal);
+            }
         };
         if start {
             let agents = self.clone();
@@ -167,7 +173,6 @@ impl<P: Platform, S: Sink> Agents<P, S> {
                     .instrument(info_span!("socket", id = id.0)),
             );
         }
-        Ok(())
     }
 
     /// Handles a socket's waiting events in order, then ends: a socket costs a task only
@@ -184,12 +189,28 @@ impl<P: Platform, S: Sink> Agents<P, S> {
                         _ = handled => {}
                     }
                 }
-                Next::Idle => return,
+                Next::Idle => break,
                 Next::Closed => {
                     debug!(socket = id.0, "socket closed");
-                    return;
+                    break;
                 }
             }
+        }
+        self.socket_idle.notify_waiters();
+    }
+
+    /// Shutdown: refuses every event from now on and waits until the events already taken
+    /// are handled, so a UI hears how its last requests ended before its socket closes.
+    /// The caller bounds the wait.
+    pub async fn drain(&self) {
+        loop {
+            let idle = self.socket_idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if !self.state().drain() {
+                return;
+            }
+            idle.await;
         }
     }
 

@@ -107,6 +107,9 @@ pub enum Refusal {
     /// The bridge is at its limits.
     #[error("the bridge is overloaded")]
     Overloaded,
+    /// The bridge is stopping; another instance, or this one restarted, takes over.
+    #[error("the bridge is restarting; try again in a moment")]
+    ShuttingDown,
     /// An event outside the contract.
     #[error("unknown event {0}")]
     UnknownEvent(String),
@@ -169,6 +172,7 @@ impl Refusal {
             Refusal::Unconfirmed(_) => "unconfirmed",
             Refusal::Platform { error, .. } => error.outcome(),
             Refusal::Overloaded => "overloaded",
+            Refusal::ShuttingDown => "shutting_down",
             Refusal::UnknownEvent(_) => "unknown_event",
         }
     }

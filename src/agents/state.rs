@@ -11,6 +11,7 @@ use tracing::{debug, info, warn};
 
 use super::event::{ClientEvent, ServerEvent, SocketId};
 use super::port::{EmitError, Sink};
+use super::refusal::Refusal;
 use super::registry::Registry;
 use crate::converja::{AgentId, CallId};
 use crate::telemetry;
@@ -56,7 +57,12 @@ pub(super) struct State<T, A> {
     backlogged: HashSet<SocketId>,
     /// Agents whose session end is under way on the platform; cancelled when it is done.
     ending: HashMap<AgentId, CancellationToken>,
+    /// The bridge is shutting down: events are refused, the ones taken are finished.
+    draining: bool,
 }
+
+/// An event the core did not take, with its acknowledgement and why.
+pub(super) type Turned<A> = (ClientEvent, Option<A>, Refusal);
 
 /// A session end under way on the platform, from [`Ending::begin`] until dropped (done,
 /// failed or cancelled alike).
@@ -103,6 +109,7 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
             sockets: HashMap::new(),
             backlogged: HashSet::new(),
             ending: HashMap::new(),
+            draining: false,
         }
     }
 
@@ -126,21 +133,31 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
     }
 
     /// Queues an event of socket `id`; true if no task serves the socket yet and the caller
-    /// must start one. The event comes back when the inbox is full.
+    /// must start one. The event comes back when the inbox is full or the bridge is
+    /// shutting down.
     pub(super) fn queue_event(
         &mut self,
         id: SocketId,
         event: ClientEvent,
         ack: Option<A>,
-    ) -> Result<bool, (ClientEvent, Option<A>)> {
+    ) -> Result<bool, Box<Turned<A>>> {
+        if self.draining {
+            return Err(Box::new((event, ack, Refusal::ShuttingDown)));
+        }
         let Some(entry) = self.sockets.get_mut(&id) else {
             return Ok(false);
         };
         if entry.inbox.len() >= INBOX {
-            return Err((event, ack));
+            return Err(Box::new((event, ack, Refusal::Overloaded)));
         }
         entry.inbox.push_back((event, ack));
         Ok(!std::mem::replace(&mut entry.serving, true))
+    }
+
+    /// From now on events are refused; whether some socket still has events being handled.
+    pub(super) fn drain(&mut self) -> bool {
+        self.draining = true;
+        self.sockets.values().any(|s| s.serving)
     }
 
     /// Marks socket `id` closed, behind the events it sent; true if the caller must start a

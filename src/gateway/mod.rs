@@ -26,7 +26,7 @@ use tracing::{debug, warn};
 pub use auth::{mint_token, verify_token};
 pub use sink::SocketSink;
 
-use crate::agents::{self, AckReply, Agents, ClientEvent, Inbound, Refusal, Sink, SocketId};
+use crate::agents::{self, Agents, Inbound, SocketId};
 use crate::config::{Config, Secret};
 use crate::telemetry;
 
@@ -45,9 +45,7 @@ const SOCKET_BUFFER: usize = 512;
 type Core<P> = Arc<Agents<P, SocketSink>>;
 
 /// Hands what a socket sent to the agents core; an event that does not fit comes back.
-type Submit = dyn Fn(SocketId, Inbound<AckSender>) -> Result<(), (ClientEvent, Option<AckSender>)>
-    + Send
-    + Sync;
+type Submit = dyn Fn(SocketId, Inbound<AckSender>) + Send + Sync;
 
 /// Where a socket's events go, stored in the socket's extensions when it is admitted.
 #[derive(Clone)]
@@ -199,7 +197,7 @@ fn admit<P: agents::Platform>(
     socket.on_disconnect(async move |_: SocketRef, reason: DisconnectReason| {
         debug!(socket = id.0, %reason, "socket disconnected");
         // A close always fits: it is a mark behind the socket's events, not an event.
-        let _ = (inbox.submit)(id, Inbound::Closed);
+        (inbox.submit)(id, Inbound::Closed);
     });
     debug!(socket = id.0, ns = socket.ns(), transport = ?socket.transport_type(), "socket admitted");
     Ok(())
@@ -271,17 +269,7 @@ impl FromMessage<LocalAdapter> for Queued {
             .ok()
             .and_then(|TryData(data)| data.ok());
         let event = payload::parse(&name, data, inbox.max_calls_limit);
-        if let Err((event, ack)) = (inbox.submit)(inbox.id, Inbound::Event(event, ack)) {
-            metrics::counter!(telemetry::SOCKET_EVENTS, "event" => event.label(), "outcome" => "overloaded").increment(1);
-            warn!(
-                socket = inbox.id.0,
-                event = event.label(),
-                "event refused: the bridge is overloaded"
-            );
-            if let Some(ack) = ack {
-                SocketSink.ack(ack, &AckReply::Refused(Refusal::Overloaded));
-            }
-        }
+        (inbox.submit)(inbox.id, Inbound::Event(event, ack));
         Ok(Queued)
     }
 }

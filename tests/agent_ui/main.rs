@@ -64,5 +64,6 @@ over_tcp_and_bosh!(
     origins_outside_the_list_are_refused_even_over_websocket,
     calls_missed_during_an_outage_are_delivered_after_it,
     health_readiness_metrics_and_graceful_shutdown,
+    shutdown_answers_the_requests_in_flight_before_closing,
     on_call_error_transfer_and_on_disconnect_none,
 );

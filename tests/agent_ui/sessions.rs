@@ -151,3 +151,57 @@ pub(crate) async fn health_readiness_metrics_and_graceful_shutdown(via: Via) {
     );
     stack.shutdown().await.expect("a clean shutdown");
 }
+
+pub(crate) async fn shutdown_answers_the_requests_in_flight_before_closing(via: Via) {
+    let mut stack = bridge(via).await;
+    let mut ui = Puppet::start(&stack.url).await;
+    ui.connect("a").await;
+    ui.login("a", "22010", 1).await;
+    let call = stack
+        .sim
+        .start_call(QueueId(7), &agent("22010"), "1")
+        .await
+        .unwrap();
+    ui.expect("a", "NEW_CALL").await;
+    stack
+        .sim
+        .set_faults(vec![FaultRule::new(
+            "/calls/active",
+            Fault {
+                delay: Some(Duration::from_secs(1)),
+                ..Fault::default()
+            },
+        )])
+        .await;
+    let id = call.to_string();
+    ui.send(
+        json!({"op": "emit", "id": "a", "event": "END_CALL", "data": {"callId": id}, "ack": true}),
+    )
+    .await;
+    tokio::time::timeout(common::PATIENCE, async {
+        while requests_to(&stack, Method::Delete, "/calls/active").await == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the hangup reaches the platform");
+    let asked = std::time::Instant::now();
+    stack.shutdown().await.expect("a clean shutdown");
+    assert!(
+        asked.elapsed() < 2 * converja_bridge::app::DRAIN_DEADLINE,
+        "stopped within its deadlines"
+    );
+    assert_eq!(ui.expect("a", "ack:END_CALL").await, json!({"callId": id}));
+    ui.expect("a", "disconnect").await;
+    let seen = ui.events("a");
+    let position = |what: &str| seen.iter().position(|e| e.starts_with(what));
+    assert!(
+        position("\"ack:END_CALL\"") < position("\"disconnect\""),
+        "the answer came before the socket closed: {seen:?}"
+    );
+    assert!(
+        stack.sim.world().await.agents[&agent("22010")]
+            .calls
+            .is_empty()
+    );
+}

@@ -39,11 +39,20 @@ pub(super) async fn handle<P: Platform, S: Sink>(
                     .ack(ack, &AckReply::Event(ServerEvent::CallEnded(call)));
             }
         }
-        Err(error) => {
-            let call = Echo(serde_json::Value::String(call.to_string()));
-            agents.reply(socket, ServerEvent::EndCallError { call, error }, ack);
-        }
+        Err(error) => refuse(agents, socket, call, error, ack),
     }
+}
+
+/// Answers END_CALL for `call` with END_CALL_ERROR.
+pub(super) fn refuse<P: Platform, S: Sink>(
+    agents: &Agents<P, S>,
+    socket: SocketId,
+    call: CallId,
+    error: Refusal,
+    ack: Option<S::Ack>,
+) {
+    let call = Echo(serde_json::Value::String(call.to_string()));
+    agents.reply(socket, ServerEvent::EndCallError { call, error }, ack);
 }
 
 fn refused(call: CallId) -> impl FnOnce(crate::converja::PlatformError) -> Refusal {

@@ -51,6 +51,40 @@ pub(super) async fn handle<P: Platform, S: Sink>(
     }
 }
 
+/// Answers an event the core did not take (shutdown, a full inbox) as its handler answers
+/// a refusal, so a UI that passed no acknowledgement hears it too.
+pub(super) fn turn_away<P: Platform, S: Sink>(
+    agents: &Agents<P, S>,
+    socket: SocketId,
+    event: ClientEvent,
+    ack: Option<S::Ack>,
+    error: Refusal,
+) {
+    match event {
+        ClientEvent::UserConnect(login) => {
+            let echo = user_connect::echo(&login);
+            agents.reply(
+                socket,
+                ServerEvent::UserConnectionError { echo, error },
+                ack,
+            );
+        }
+        ClientEvent::UserDisconnect(named) => {
+            let username = named.unwrap_or_default();
+            agents.reply(
+                socket,
+                ServerEvent::UserDisconnectionError { username, error },
+                ack,
+            );
+        }
+        ClientEvent::EndCall(call) => end_call::refuse(agents, socket, call, error, ack),
+        ClientEvent::Invalid { kind, echo, .. } => invalid(agents, socket, kind, error, echo, ack),
+        ClientEvent::NewCallAnswered(_)
+        | ClientEvent::NewCallError { .. }
+        | ClientEvent::Unknown(_) => agents.refuse(ack, error),
+    }
+}
+
 /// The agent of `socket`'s session and where `call` stands among its calls, or why the
 /// socket may not act on that call.
 fn held_call(

@@ -92,6 +92,6 @@ fn attach<P: Platform, S: Sink>(
     Ok(())
 }
 
-fn echo(login: &Login) -> Echo {
+pub(super) fn echo(login: &Login) -> Echo {
     Echo(serde_json::json!({"username": login.username, "maxCalls": login.max_calls}))
 }

@@ -188,25 +188,21 @@ async fn a_call_assigned_while_the_login_is_in_flight_is_delivered_after_it() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_socket_that_floods_the_bridge_gets_its_excess_events_back_to_refuse() {
+async fn a_socket_that_floods_the_bridge_gets_its_excess_events_refused_at_once() {
     let mut bench = Bench::new();
     let held = bench.platform.hold("check");
     let ui = bench.open(None);
     ui.send_only(connect("22010", 1)).await;
     after(Duration::from_millis(10)).await;
-    let mut refused = 0;
+    let mut answers = Vec::new();
     for _ in 0..300 {
-        if bench
-            .core
-            .submit(
-                ui.id,
-                Inbound::Event(ClientEvent::Unknown("X".into()), None),
-            )
-            .is_err()
-        {
-            refused += 1;
-        }
+        answers.push(ui.send_later(ClientEvent::Unknown("X".into())).await);
     }
+    let refused = answers
+        .iter_mut()
+        .filter_map(|a| a.try_recv().ok())
+        .inspect(|reply| assert_eq!(reply["error"], "the bridge is overloaded"))
+        .count();
     assert_eq!(refused, 300 - crate::agents::state::INBOX);
     held.release(Ok(()));
     after(Duration::from_millis(10)).await;
@@ -215,5 +211,37 @@ async fn a_socket_that_floods_the_bridge_gets_its_excess_events_back_to_refuse()
         ui.send(ClientEvent::Unknown("LAST".into())).await["error"],
         "unknown event LAST"
     );
+    bench.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_finishes_the_events_taken_and_refuses_new_ones() {
+    let mut bench = Bench::new();
+    let mut ui = bench.login("22010", 1).await;
+    bench.start_call("22010", 5);
+    after(SETTLE).await;
+    ui.new_calls();
+    let held = bench.platform.hold("end");
+    let in_flight = ui.send_later(ClientEvent::EndCall(CallId(5))).await;
+    after(Duration::from_millis(10)).await;
+    let core = bench.core.clone();
+    let drained = tokio::spawn(async move { core.drain().await });
+    after(Duration::from_millis(10)).await;
+    assert!(!drained.is_finished(), "an END_CALL is still in flight");
+    // Without an acknowledgement the refusal comes as the event's own error event.
+    ui.send_only(ClientEvent::EndCall(CallId(5))).await;
+    assert_eq!(
+        ui.take(),
+        vec![(
+            "END_CALL_ERROR",
+            json!({"callId": "5", "error": "the bridge is restarting; try again in a moment"})
+        )]
+    );
+    held.release(Ok(()));
+    bench.core.call_finished(CallId(5));
+    assert_eq!(in_flight.await.unwrap(), json!({"callId": "5"}));
+    drained
+        .await
+        .expect("the drain ends once the END_CALL is answered");
     bench.stop().await;
 }
