@@ -327,18 +327,26 @@ impl<P: Platform, S: Sink> Agents<P, S> {
             warn!(socket = socket.0, event = event.name(), error = ?e, "reply not delivered");
         }
         if let Some(ack) = ack {
-            self.sink.ack(ack, &AckReply::Event(event));
+            self.answer(socket, ack, &AckReply::Event(event));
         }
     }
 
     /// Refuses an event that has no error event of its own: logged, counted, and told to the
     /// acknowledgement callback if there is one.
-    fn refuse(&self, ack: Option<S::Ack>, error: Refusal) {
+    fn refuse(&self, socket: SocketId, ack: Option<S::Ack>, error: Refusal) {
         warn!(reason = error.reason(), %error, "event refused");
         metrics::counter!(telemetry::SOCKET_EVENTS, "event" => error.reason(), "outcome" => "refused")
             .increment(1);
         if let Some(ack) = ack {
-            self.sink.ack(ack, &AckReply::Refused(error));
+            self.answer(socket, ack, &AckReply::Refused(error));
+        }
+    }
+
+    /// Answers an acknowledgement of `socket`. An answer its buffer cannot take is lost, so
+    /// the socket is dropped rather than kept alive missing a reply.
+    fn answer(&self, socket: SocketId, ack: S::Ack, reply: &AckReply) {
+        if let Err(EmitError::Full) = self.sink.ack(ack, reply) {
+            self.state().drop_stalled(&self.sink, socket);
         }
     }
 

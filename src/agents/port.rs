@@ -73,8 +73,9 @@ pub trait Sink: Send + Sync + 'static {
 
     /// Queues `event` for `socket` without waiting.
     fn emit(&self, socket: &Self::Socket, event: &ServerEvent) -> Result<(), EmitError>;
-    /// Answers an acknowledgement callback.
-    fn ack(&self, ack: Self::Ack, reply: &AckReply);
+    /// Answers an acknowledgement callback. An answer that finds the buffer full is lost
+    /// (it cannot wait), so the core drops that socket.
+    fn ack(&self, ack: Self::Ack, reply: &AckReply) -> Result<(), EmitError>;
     /// Closes a socket the core gave up on; best effort.
     fn disconnect(&self, socket: &Self::Socket);
 }

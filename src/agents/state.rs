@@ -265,7 +265,7 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
     }
 
     /// Drops a socket that stopped reading: its session waits for the UI's next connection.
-    fn drop_stalled<S: Sink<Socket = T>>(&mut self, sink: &S, id: SocketId) {
+    pub(super) fn drop_stalled<S: Sink<Socket = T>>(&mut self, sink: &S, id: SocketId) {
         warn!(
             socket = id.0,
             "socket dropped: it stopped reading; its calls wait for its next connection"

@@ -25,17 +25,18 @@ impl Sink for SocketSink {
         }
     }
 
-    fn ack(&self, ack: AckSender, reply: &AckReply) {
-        let outcome = match ack.send(reply) {
-            Ok(()) => "ok",
+    fn ack(&self, ack: AckSender, reply: &AckReply) -> Result<(), EmitError> {
+        let (outcome, result) = match ack.send(reply) {
+            Ok(()) => ("ok", Ok(())),
             Err(SendError::Socket(SocketError::InternalChannelFull)) => {
                 // socketioxide consumes the acknowledgement: it cannot wait for room.
                 warn!("acknowledgement lost: the client sent far more than it reads");
-                "full"
+                ("full", Err(EmitError::Full))
             }
-            Err(_) => "closed",
+            Err(_) => ("closed", Err(EmitError::Closed)),
         };
         metrics::counter!(telemetry::EMITS, "event" => "ack", "outcome" => outcome).increment(1);
+        result
     }
 
     fn disconnect(&self, socket: &SocketRef) {

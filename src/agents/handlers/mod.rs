@@ -43,9 +43,8 @@ pub(super) async fn handle<P: Platform, S: Sink>(
             warn!(%name, "unknown socket.io event ignored");
             metrics::counter!(telemetry::UNKNOWN_EVENTS).increment(1);
             if let Some(ack) = ack {
-                agents
-                    .sink
-                    .ack(ack, &super::AckReply::Refused(Refusal::UnknownEvent(name)));
+                let refusal = super::AckReply::Refused(Refusal::UnknownEvent(name));
+                agents.answer(socket, ack, &refusal);
             }
         }
     }
@@ -81,7 +80,7 @@ pub(super) fn turn_away<P: Platform, S: Sink>(
         ClientEvent::Invalid { kind, echo, .. } => invalid(agents, socket, kind, error, echo, ack),
         ClientEvent::NewCallAnswered(_)
         | ClientEvent::NewCallError { .. }
-        | ClientEvent::Unknown(_) => agents.refuse(ack, error),
+        | ClientEvent::Unknown(_) => agents.refuse(socket, ack, error),
     }
 }
 
@@ -117,7 +116,7 @@ fn invalid<P: Platform, S: Sink>(
             error,
         },
         ClientEventKind::NewCallAnswered | ClientEventKind::NewCallError => {
-            return agents.refuse(ack, error);
+            return agents.refuse(socket, ack, error);
         }
     };
     agents.reply(socket, reply, ack);

@@ -20,10 +20,10 @@ pub(super) fn answered<P: Platform, S: Sink>(
     if agents.state().registry.answered(socket, call) {
         debug!(%call, "call answered");
         if let Some(ack) = ack {
-            agents.sink.ack(ack, &AckReply::Accepted(call));
+            agents.answer(socket, ack, &AckReply::Accepted(call));
         }
     } else {
-        agents.refuse(ack, Refusal::NotThisConnectionsCall(call));
+        agents.refuse(socket, ack, Refusal::NotThisConnectionsCall(call));
     }
 }
 
@@ -49,10 +49,10 @@ pub(super) fn rejected<P: Platform, S: Sink>(
         Ok((agent, among)) => {
             warn!(%agent, %call, %reason, "agent UI rejected a call");
             if let Some(ack) = ack {
-                agents.sink.ack(ack, &AckReply::Accepted(call));
+                agents.answer(socket, ack, &AckReply::Accepted(call));
             }
             agents.act_on_rejection(agent, among);
         }
-        Err(refusal) => agents.refuse(ack, refusal),
+        Err(refusal) => agents.refuse(socket, ack, refusal),
     }
 }

@@ -318,6 +318,29 @@ async fn a_socket_that_stopped_reading_is_dropped_and_its_calls_wait_for_the_nex
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_socket_whose_buffer_cannot_take_an_answer_is_dropped_not_left_missing_it() {
+    let mut bench = Bench::new();
+    let mut ui = bench.login("22010", 1).await;
+    bench.start_call("22010", 5);
+    after(SETTLE).await;
+    assert_eq!(ui.new_calls(), vec!["5"]);
+    ui.set_full(true);
+    // An acknowledgement cannot wait in the backlog the way an emit does.
+    let answer = ui.send_later(ClientEvent::NewCallAnswered(CallId(5))).await;
+    after(Duration::from_millis(10)).await;
+    assert!(answer.await.is_err(), "the answer is lost");
+    assert!(ui.dropped(), "so the socket is dropped");
+    let mut again = bench.login("22010", 1).await;
+    after(SETTLE).await;
+    assert_eq!(
+        again.new_calls(),
+        vec!["5"],
+        "the call is safe for the next socket"
+    );
+    bench.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_socket_never_hears_of_the_end_of_a_call_it_was_not_shown() {
     let mut bench = Bench::new();
     let mut tab1 = bench.login("22010", 1).await;

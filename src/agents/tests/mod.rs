@@ -210,9 +210,16 @@ pub(super) struct Recorder {
     disconnected: Arc<Mutex<HashSet<SocketId>>>,
 }
 
+/// An acknowledgement callback, with the socket it came from so that a full buffer can be
+/// played for it too.
+pub(super) struct TestAck {
+    socket: SocketId,
+    answer: oneshot::Sender<Value>,
+}
+
 impl Sink for Recorder {
     type Socket = SocketId;
-    type Ack = oneshot::Sender<Value>;
+    type Ack = TestAck;
 
     fn emit(&self, socket: &SocketId, event: &ServerEvent) -> Result<(), EmitError> {
         if self.full.lock().unwrap().contains(socket) {
@@ -226,8 +233,12 @@ impl Sink for Recorder {
         Ok(())
     }
 
-    fn ack(&self, ack: Self::Ack, reply: &AckReply) {
-        let _ = ack.send(serde_json::to_value(reply).unwrap());
+    fn ack(&self, ack: Self::Ack, reply: &AckReply) -> Result<(), EmitError> {
+        if self.full.lock().unwrap().contains(&ack.socket) {
+            return Err(EmitError::Full);
+        }
+        let _ = ack.answer.send(serde_json::to_value(reply).unwrap());
+        Ok(())
     }
 
     fn disconnect(&self, socket: &SocketId) {
@@ -394,13 +405,17 @@ impl Ui {
         self.submit(Inbound::Event(event, None));
     }
 
-    fn submit(&self, item: Inbound<oneshot::Sender<Value>>) {
+    fn submit(&self, item: Inbound<TestAck>) {
         self.core.submit(self.id, item);
     }
 
     /// Sends `event` with an acknowledgement to be awaited later.
     pub(super) async fn send_later(&self, event: ClientEvent) -> oneshot::Receiver<Value> {
-        let (ack, answer) = oneshot::channel();
+        let (tx, answer) = oneshot::channel();
+        let ack = TestAck {
+            socket: self.id,
+            answer: tx,
+        };
         self.submit(Inbound::Event(event, Some(ack)));
         answer
     }
