@@ -46,6 +46,7 @@ impl<P: Platform, S: Sink> Agents<P, S> {
                 metrics::counter!(telemetry::UNANSWERED).increment(1);
             }
             state.flush_backlogs(&self.sink);
+            state.retry_closes(&self.sink);
             state.deliver_all(&self.sink, now);
             state.publish_gauges();
             expired

@@ -76,6 +76,7 @@ pub trait Sink: Send + Sync + 'static {
     /// Answers an acknowledgement callback. An answer that finds the buffer full is lost
     /// (it cannot wait), so the core drops that socket.
     fn ack(&self, ack: Self::Ack, reply: &AckReply) -> Result<(), EmitError>;
-    /// Closes a socket the core gave up on; best effort.
-    fn disconnect(&self, socket: &Self::Socket);
+    /// Closes a socket the core gave up on; false when it cannot be closed yet (not even a
+    /// disconnect packet fits in its buffer), and the core tries again later.
+    fn disconnect(&self, socket: &Self::Socket) -> bool;
 }

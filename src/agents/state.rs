@@ -59,6 +59,8 @@ pub(super) struct State<T, A> {
     ending: HashMap<AgentId, CancellationToken>,
     /// The bridge is shutting down: events are refused, the ones taken are finished.
     draining: bool,
+    /// Dropped sockets whose close could not be queued yet, tried again on every tick.
+    unclosed: Vec<T>,
 }
 
 /// An event the core did not take, with its acknowledgement and why.
@@ -110,6 +112,7 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
             backlogged: HashSet::new(),
             ending: HashMap::new(),
             draining: false,
+            unclosed: Vec::new(),
         }
     }
 
@@ -264,6 +267,11 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
         });
     }
 
+    /// Closes the dropped sockets whose close did not fit in their buffer before.
+    pub(super) fn retry_closes<S: Sink<Socket = T>>(&mut self, sink: &S) {
+        self.unclosed.retain(|handle| !sink.disconnect(handle));
+    }
+
     /// Drops a socket that stopped reading: its session waits for the UI's next connection.
     pub(super) fn drop_stalled<S: Sink<Socket = T>>(&mut self, sink: &S, id: SocketId) {
         warn!(
@@ -272,8 +280,10 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
         );
         metrics::counter!(telemetry::SOCKETS_DROPPED, "reason" => "stalled").increment(1);
         self.backlogged.remove(&id);
-        if let Some(entry) = self.sockets.remove(&id) {
-            sink.disconnect(&entry.handle);
+        if let Some(entry) = self.sockets.remove(&id)
+            && !sink.disconnect(&entry.handle)
+        {
+            self.unclosed.push(entry.handle);
         }
         self.registry.socket_closed(id, super::now());
     }

@@ -39,9 +39,13 @@ impl Sink for SocketSink {
         result
     }
 
-    fn disconnect(&self, socket: &SocketRef) {
-        // With its buffer full the disconnect packet cannot be queued either; the transport
-        // then closes the socket when its pings go unanswered.
-        let _ = socket.clone().disconnect();
+    fn disconnect(&self, socket: &SocketRef) -> bool {
+        // socketioxide closes a socket only once its disconnect packet is queued; with the
+        // buffer full, a client that resumes reading would otherwise find a live socket
+        // the core has forgotten.
+        !matches!(
+            socket.clone().disconnect(),
+            Err(SocketError::InternalChannelFull)
+        )
     }
 }

@@ -330,6 +330,10 @@ async fn a_socket_whose_buffer_cannot_take_an_answer_is_dropped_not_left_missing
     after(Duration::from_millis(10)).await;
     assert!(answer.await.is_err(), "the answer is lost");
     assert!(ui.dropped(), "so the socket is dropped");
+    assert!(!ui.closed(), "not even the close fits in the buffer");
+    ui.set_full(false);
+    after(Duration::from_millis(200)).await;
+    assert!(ui.closed(), "the close goes out once it fits");
     let mut again = bench.login("22010", 1).await;
     after(SETTLE).await;
     assert_eq!(

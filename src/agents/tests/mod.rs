@@ -208,6 +208,7 @@ pub(super) struct Recorder {
     emitted: Emitted,
     full: Arc<Mutex<HashSet<SocketId>>>,
     disconnected: Arc<Mutex<HashSet<SocketId>>>,
+    closed: Arc<Mutex<HashSet<SocketId>>>,
 }
 
 /// An acknowledgement callback, with the socket it came from so that a full buffer can be
@@ -241,8 +242,13 @@ impl Sink for Recorder {
         Ok(())
     }
 
-    fn disconnect(&self, socket: &SocketId) {
+    fn disconnect(&self, socket: &SocketId) -> bool {
         self.disconnected.lock().unwrap().insert(*socket);
+        if self.full.lock().unwrap().contains(socket) {
+            return false;
+        }
+        self.closed.lock().unwrap().insert(*socket);
+        true
     }
 }
 
@@ -435,9 +441,14 @@ impl Ui {
         }
     }
 
-    /// Whether the core closed this socket.
+    /// Whether the core gave up on this socket.
     pub(super) fn dropped(&self) -> bool {
         self.sink.disconnected.lock().unwrap().contains(&self.id)
+    }
+
+    /// Whether the socket's close got through (not while its buffer is full).
+    pub(super) fn closed(&self) -> bool {
+        self.sink.closed.lock().unwrap().contains(&self.id)
     }
 
     /// How many events this socket has received so far.
