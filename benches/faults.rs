@@ -33,6 +33,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::raw_socket::RawSocket;
 use common::{
     FIRST_AGENT, Killed, probe_platform, scenario, start_bridge, start_node, usage, wait_ready,
 };
@@ -71,7 +72,11 @@ struct Uis {
 
 impl Uis {
     fn start(args: &[String]) -> Uis {
-        let mut child = start_node("faults.mjs", args);
+        Uis::script("faults.mjs", args)
+    }
+
+    fn script(script: &str, args: &[String]) -> Uis {
+        let mut child = start_node(script, args);
         let stdin = child.0.stdin.take().expect("piped");
         let lines = BufReader::new(child.0.stdout.take().expect("piped")).lines();
         Uis {
@@ -502,6 +507,207 @@ async fn misbehaving_platform(requests: u64) {
     cancel.cancel();
 }
 
+/// Acknowledged END_CALLs each stalled socket sends before it stops reading.
+const FLOOD: u64 = 1000;
+
+/// `rounds` rounds of one call per healthy agent, each ended by its UI at once (load.mjs);
+/// the UIs' report on those rounds alone.
+async fn healthy_rounds(sim: &SimHandle, load: &mut Uis, agents: u64, rounds: u64) -> Value {
+    writeln!(load.stdin, "reset").expect("reset");
+    let started = Instant::now();
+    for round in 1..=rounds {
+        for i in 0..agents {
+            let agent = AgentId::new((FIRST_AGENT + i).to_string());
+            sim.start_call(QueueId(7), &agent, "0800")
+                .await
+                .expect("call starts");
+        }
+        loop {
+            writeln!(load.stdin, "report").expect("ask");
+            let report = load.read();
+            if report["ended"].as_u64() >= Some(round * agents) {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(300),
+                "healthy agents stuck: {report}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    writeln!(load.stdin, "report").expect("ask");
+    load.read()
+}
+
+/// How a stalled socket ended once it read again.
+#[derive(Default)]
+struct Resumed {
+    complete: u64,
+    dropped: u64,
+    missing: u64,
+}
+
+/// What one wave of stalled sockets did to the bridge.
+struct Wave {
+    /// The healthy agents' report during the wave.
+    healthy: Value,
+    sent: u64,
+    rss_before: u64,
+    rss_peak: u64,
+    rss_after: u64,
+    resumed: Resumed,
+    dropped: f64,
+}
+
+async fn stalled(stallers: u64, healthy: u64, rounds: u64) {
+    let tracker = TaskTracker::new();
+    let cancel = CancellationToken::new();
+    let (_prosody, sim, bridge, port, _dir) =
+        stack(healthy + stallers, "", &tracker, &cancel).await;
+    let pid = bridge.0.id();
+    let mut load = Uis::script(
+        "load.mjs",
+        &[
+            format!("http://127.0.0.1:{port}"),
+            healthy.to_string(),
+            FIRST_AGENT.to_string(),
+        ],
+    );
+    assert_eq!(load.read()["errors"], 0, "every healthy agent logs in");
+    let alone = healthy_rounds(&sim, &mut load, healthy, rounds).await;
+    let ms = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    // Twice: memory that a second wave does not add to is reused, not leaked.
+    for wave in 1..=2 {
+        let w = stall_wave(port, pid, &sim, &mut load, healthy, stallers, rounds).await;
+        println!(
+            "stalled, wave {wave}: {stallers} sockets stop reading after sending {FLOOD} acknowledged events each ({} sent) while {healthy} agents work ({rounds} rounds): healthy END_CALL→CALL_ENDED p50/p99 {:.2}/{:.2} ms alone, {:.2}/{:.2} ms with them (p99 {:.2}x, target ≤ 2x); bridge RSS {:.1} MiB with them logged in, peak {:.1} MiB ({:.0} KiB per stalled socket, target ≤ 256), {:.1} MiB after they closed; once reading again {} got every answer, {} found their socket dropped by the bridge (counted so far: {}), {} live but missing answers (target 0); healthy errors {}",
+            w.sent,
+            ms(&alone, "p50"),
+            ms(&alone, "p99"),
+            ms(&w.healthy, "p50"),
+            ms(&w.healthy, "p99"),
+            ms(&w.healthy, "p99") / ms(&alone, "p99"),
+            w.rss_before as f64 / 1048576.0,
+            w.rss_peak as f64 / 1048576.0,
+            w.rss_peak.saturating_sub(w.rss_before) as f64 / 1024.0 / stallers as f64,
+            w.rss_after as f64 / 1048576.0,
+            w.resumed.complete,
+            w.resumed.dropped,
+            w.dropped,
+            w.resumed.missing,
+            w.healthy["errors"],
+        );
+    }
+    cancel.cancel();
+}
+
+/// `stallers` sockets log in, flood and stop reading while the healthy agents work; then
+/// they read again (each must get every answer or find itself dropped) and close.
+async fn stall_wave(
+    port: u16,
+    pid: u32,
+    sim: &SimHandle,
+    load: &mut Uis,
+    healthy: u64,
+    stallers: u64,
+    rounds: u64,
+) -> Wave {
+    let mut sockets = Vec::new();
+    for i in 0..stallers {
+        let mut socket = RawSocket::connect(port, 4096).await.expect("connects");
+        let login = format!(
+            r#"42["USER_CONNECT",{{"username":"{}","maxCalls":1}}]"#,
+            FIRST_AGENT + healthy + i
+        );
+        socket.send(&login).await.expect("sends");
+        socket
+            .read_until(|t| t.starts_with(r#"42["USER_CONNECTED""#))
+            .await
+            .expect("logs in");
+        sockets.push(socket);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_before = usage(pid).0;
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(rss_before));
+    let sampling = CancellationToken::new();
+    let sampler = tokio::spawn({
+        let (peak, sampling) = (peak.clone(), sampling.clone());
+        async move {
+            while !sampling.is_cancelled() {
+                peak.fetch_max(usage(pid).0, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    });
+    // Acknowledged END_CALLs with long call ids (echoed clipped in the error), never read.
+    let call_id = "9".repeat(500);
+    let floods: Vec<_> = sockets
+        .into_iter()
+        .map(|mut socket| {
+            let call_id = call_id.clone();
+            tokio::spawn(async move {
+                let mut sent = 0;
+                let _ = tokio::time::timeout(Duration::from_secs(60), async {
+                    for k in 0..FLOOD {
+                        let packet = format!(r#"42{k}["END_CALL",{{"callId":"{call_id}"}}]"#);
+                        if socket.send(&packet).await.is_err() {
+                            break;
+                        }
+                        sent += 1;
+                    }
+                })
+                .await;
+                (socket, sent)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let during = healthy_rounds(sim, load, healthy, rounds).await;
+    let mut sent_total = 0;
+    let mut readers = Vec::new();
+    for flood in floods {
+        let (mut socket, sent) = flood.await.expect("joined");
+        sent_total += sent;
+        readers.push(tokio::spawn(async move {
+            // Every answer, or the bridge's close ("41", or the connection itself).
+            let mut answers = 0;
+            while answers < sent {
+                let next = socket.read_until(|t| t.starts_with("43") || t.starts_with("41"));
+                match tokio::time::timeout(Duration::from_secs(10), next).await {
+                    Ok(Ok(t)) if t.starts_with("43") => answers += 1,
+                    Ok(_) => return (1, 0),
+                    Err(_) => return (0, 1),
+                }
+            }
+            (0, 0)
+        }));
+    }
+    sampling.cancel();
+    let _ = sampler.await;
+    let mut resumed = Resumed::default();
+    for reader in readers {
+        match reader.await.expect("joined") {
+            (1, _) => resumed.dropped += 1,
+            (_, 1) => resumed.missing += 1,
+            _ => resumed.complete += 1,
+        }
+    }
+    let settled = Instant::now();
+    while metric(port, "converja_sockets") > healthy as f64 && settled.elapsed() < SETTLE_LIMIT {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    Wave {
+        healthy: during,
+        sent: sent_total,
+        rss_before,
+        rss_peak: peak.load(Ordering::Relaxed),
+        rss_after: usage(pid).0,
+        resumed,
+        dropped: metric(port, "converja_sockets_dropped_total"),
+    }
+}
+
 async fn soak(agents: u64, seconds: u64, seed: u64) {
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
@@ -554,15 +760,33 @@ fn main() {
     let events = arg(&args, "--fuzz", 20_000);
     let soak_seconds = arg(&args, "--soak", 0);
     let requests = arg(&args, "--requests", 20_000);
+    let stallers = arg(&args, "--stalled", 100);
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let runs = |case: &str| only.as_deref().is_none_or(|o| o == case);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(xmpp_kill(agents, kills, seed));
-    rt.block_on(churn(cycles));
-    rt.block_on(fuzz(events));
-    rt.block_on(misbehaving_platform(requests));
-    if soak_seconds > 0 {
+    if runs("xmpp-kill") {
+        rt.block_on(xmpp_kill(agents, kills, seed));
+    }
+    if runs("churn") {
+        rt.block_on(churn(cycles));
+    }
+    if runs("fuzz") {
+        rt.block_on(fuzz(events));
+    }
+    if runs("platform") {
+        rt.block_on(misbehaving_platform(requests));
+    }
+    if runs("stalled") {
+        rt.block_on(stalled(stallers, 20, 20));
+    }
+    if soak_seconds > 0 && runs("soak") {
         rt.block_on(soak(agents, soak_seconds, seed));
     }
 }

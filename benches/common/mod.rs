@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod raw_socket;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -34,12 +34,13 @@ use crate::telemetry;
 const INTERNAL_PATH: &str = "/socket.io";
 /// Namespaces that behave the same.
 pub const NAMESPACES: [&str; 2] = ["/", "/callcontrol"];
-/// Packets queued per socket: room for the answers to a client that sends a few hundred
-/// events before it reads (acknowledgements cannot wait elsewhere: socketioxide consumes an
-/// acknowledgement that finds the buffer full), small enough that a socket that stops
-/// reading holds little (events are short: what clients sent is clipped before it is
-/// echoed). Past it, the agents core holds a short backlog, then drops the socket.
-const SOCKET_BUFFER: usize = 512;
+/// Packets queued per socket: room for the answers to a client that sends a burst of
+/// events before it reads (an acknowledgement that finds the buffer full drops the socket:
+/// socketioxide consumes it, it cannot wait). Small, because a socket that stops reading
+/// holds this many packets plus the WebSocket's own write buffer (about 128 KiB): measured
+/// at about 230 KiB per stalled socket in all (`cargo bench --bench faults -- --only
+/// stalled`). Past it, the agents core holds a short backlog of events, then drops the socket.
+const SOCKET_BUFFER: usize = 128;
 
 /// The agents core as the gateway drives it.
 type Core<P> = Arc<Agents<P, SocketSink>>;

@@ -1,5 +1,6 @@
 // Load generator for the agents benchmark: N agent UIs on one socket.io-client each. Logs
-// them all in, answers every NEW_CALL with END_CALL at once, and reports timings on stdin EOF.
+// them all in, answers every NEW_CALL with END_CALL at once; stdin "report" prints timings,
+// "reset" forgets them.
 import { io } from "socket.io-client";
 import readline from "node:readline";
 
@@ -45,6 +46,9 @@ readline.createInterface({ input: process.stdin }).on("line", (line) => {
   if (line === "report") {
     say({ event: "report", newCalls: newCalls.length, firstNewCall: Math.min(...newCalls), lastNewCall: Math.max(...newCalls), now: now(),
           ended: endLatency.length, p50: pct(endLatency, 0.5), p99: pct(endLatency, 0.99), errors: errors.length, firstError: errors[0] ?? null });
+  } else if (line === "reset") {
+    newCalls.length = 0;
+    endLatency.length = 0;
   } else if (line === "exit") {
     process.exit(0);
   }
