@@ -601,6 +601,50 @@ async fn stalled(stallers: u64, healthy: u64, rounds: u64) {
     cancel.cancel();
 }
 
+/// A bare socket logged in as `agent`.
+async fn raw_login(port: u16, agent: u64) -> RawSocket {
+    let mut socket = RawSocket::connect(port, 4096).await.expect("connects");
+    let login = format!(r#"42["USER_CONNECT",{{"username":"{agent}","maxCalls":1}}]"#);
+    socket.send(&login).await.expect("sends");
+    socket
+        .read_until(|t| t.starts_with(r#"42["USER_CONNECTED""#))
+        .await
+        .expect("logs in");
+    socket
+}
+
+/// The stalled sockets read again: each must get every answer or find itself dropped.
+async fn resume(floods: Vec<tokio::task::JoinHandle<(RawSocket, u64)>>) -> (Resumed, u64) {
+    let mut sent_total = 0;
+    let mut readers = Vec::new();
+    for flood in floods {
+        let (mut socket, sent) = flood.await.expect("joined");
+        sent_total += sent;
+        readers.push(tokio::spawn(async move {
+            // Every answer, or the bridge's close ("41", or the connection itself).
+            let mut answers = 0;
+            while answers < sent {
+                let next = socket.read_until(|t| t.starts_with("43") || t.starts_with("41"));
+                match tokio::time::timeout(Duration::from_secs(10), next).await {
+                    Ok(Ok(t)) if t.starts_with("43") => answers += 1,
+                    Ok(_) => return (1, 0),
+                    Err(_) => return (0, 1),
+                }
+            }
+            (0, 0)
+        }));
+    }
+    let mut resumed = Resumed::default();
+    for reader in readers {
+        match reader.await.expect("joined") {
+            (1, _) => resumed.dropped += 1,
+            (_, 1) => resumed.missing += 1,
+            _ => resumed.complete += 1,
+        }
+    }
+    (resumed, sent_total)
+}
+
 /// `stallers` sockets log in, flood and stop reading while the healthy agents work; then
 /// they read again (each must get every answer or find itself dropped) and close.
 async fn stall_wave(
@@ -614,17 +658,7 @@ async fn stall_wave(
 ) -> Wave {
     let mut sockets = Vec::new();
     for i in 0..stallers {
-        let mut socket = RawSocket::connect(port, 4096).await.expect("connects");
-        let login = format!(
-            r#"42["USER_CONNECT",{{"username":"{}","maxCalls":1}}]"#,
-            FIRST_AGENT + healthy + i
-        );
-        socket.send(&login).await.expect("sends");
-        socket
-            .read_until(|t| t.starts_with(r#"42["USER_CONNECTED""#))
-            .await
-            .expect("logs in");
-        sockets.push(socket);
+        sockets.push(raw_login(port, FIRST_AGENT + healthy + i).await);
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_before = usage(pid).0;
@@ -663,35 +697,9 @@ async fn stall_wave(
         .collect();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let during = healthy_rounds(sim, load, healthy, rounds).await;
-    let mut sent_total = 0;
-    let mut readers = Vec::new();
-    for flood in floods {
-        let (mut socket, sent) = flood.await.expect("joined");
-        sent_total += sent;
-        readers.push(tokio::spawn(async move {
-            // Every answer, or the bridge's close ("41", or the connection itself).
-            let mut answers = 0;
-            while answers < sent {
-                let next = socket.read_until(|t| t.starts_with("43") || t.starts_with("41"));
-                match tokio::time::timeout(Duration::from_secs(10), next).await {
-                    Ok(Ok(t)) if t.starts_with("43") => answers += 1,
-                    Ok(_) => return (1, 0),
-                    Err(_) => return (0, 1),
-                }
-            }
-            (0, 0)
-        }));
-    }
+    let (resumed, sent_total) = resume(floods).await;
     sampling.cancel();
     let _ = sampler.await;
-    let mut resumed = Resumed::default();
-    for reader in readers {
-        match reader.await.expect("joined") {
-            (1, _) => resumed.dropped += 1,
-            (_, 1) => resumed.missing += 1,
-            _ => resumed.complete += 1,
-        }
-    }
     let settled = Instant::now();
     while metric(port, "converja_sockets") > healthy as f64 && settled.elapsed() < SETTLE_LIMIT {
         tokio::time::sleep(Duration::from_millis(100)).await;
