@@ -95,6 +95,7 @@ pub(crate) fn account(domain: &str, c2s_port: u16, user: &str, password: &str) -
         ca_file: None,
         connect_timeout: Duration::from_secs(5),
         resource: format!("{user}-{}", std::process::id()),
+        self_ping_every: Duration::from_secs(120),
     }
 }
 

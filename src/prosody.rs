@@ -147,7 +147,9 @@ component_ports = {{ }}
 -- Requests and responses are small; Nagle would add ~40 ms per hop.
 network_settings = {{ nagle = false }}
 -- No mod_limits: its default throttles a client to a few kB/s.
-modules_enabled = {{ "saslauth", "disco", "ping", "bosh", "posix"{tls_module} }}
+-- admin_shell: tests remove an occupant from a room without telling it.
+modules_enabled = {{ "saslauth", "disco", "ping", "bosh", "posix", "admin_shell"{tls_module} }}
+admin_socket = {admin}
 modules_disabled = {{ "s2s", "offline" }}
 authentication = "internal_plain"
 -- Accounts come from files written up front; everything else (MUC rooms above all) stays
@@ -173,6 +175,7 @@ Component {conference} "muc"
     muc_room_cache_size = 1000000
 "#,
             pid = lua_string(&dir.join("prosody.pid").to_string_lossy()),
+            admin = lua_string(&dir.join("admin.sock").to_string_lossy()),
             data = lua_string(&dir.join("data").to_string_lossy()),
             log = lua_string(&self.log_path().to_string_lossy()),
             c2s = self.c2s_port,
@@ -279,6 +282,38 @@ Component {conference} "muc"
             read(&self.log_path())
         );
         loopback::last_lines(&text, 20)
+    }
+
+    /// Removes the occupant `nick` from `room` (a local part of the MUC component) without a
+    /// word to anyone, as a server that lost its MUC state under a live stream does: the
+    /// occupant finds out only by asking (XEP-0410 self-ping).
+    pub fn remove_silently(&self, room: &str, nick: &str) -> anyhow::Result<()> {
+        let room = format!("{room}@{}", self.conference);
+        let lua = format!(
+            ">local r = prosody.hosts[{conf}].modules.muc.get_room_from_jid({room}); \
+             if not r then return nil, 'no such room' end; \
+             local o = r:get_occupant_by_nick({occupant}); \
+             if not o then return nil, 'no such occupant' end; \
+             o.role = nil; r:save_occupant(o); return true, 'removed'",
+            conf = lua_string(&self.conference),
+            room = lua_string(&room),
+            occupant = lua_string(&format!("{room}/{nick}")),
+        );
+        let out = Command::new("prosodyctl")
+            .arg("--config")
+            .arg(self.config_path())
+            .arg("shell")
+            .arg(lua)
+            .output()
+            .context(INSTALL_HINT)?;
+        if !out.status.success() {
+            bail!(
+                "prosodyctl shell failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
     }
 
     /// Kills the server abruptly (SIGKILL), as a crash would.

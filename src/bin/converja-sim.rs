@@ -71,6 +71,7 @@ fn main() -> ExitCode {
         ca_file: None,
         connect_timeout: Duration::from_secs(10),
         resource: format!("converja-sim-{}", std::process::id()),
+        self_ping_every: Duration::from_secs(120),
     };
     let Ok(rt) = tokio::runtime::Runtime::new() else {
         eprintln!("error: cannot start the runtime");

@@ -143,6 +143,7 @@ fn written_xmpp(x: &XmppConfig) -> RawXmpp {
         bosh_url,
         nickname: x.nickname.clone(),
         connect_timeout: x.connect_timeout,
+        self_ping_interval: x.self_ping_interval,
     }
 }
 

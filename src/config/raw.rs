@@ -90,6 +90,8 @@ pub(super) struct RawXmpp {
     pub(super) nickname: String,
     #[serde(default = "default_connect_timeout")]
     pub(super) connect_timeout: HumanDuration,
+    #[serde(default = "default_self_ping_interval")]
+    pub(super) self_ping_interval: HumanDuration,
 }
 
 /// The default `xmpp.port`.
@@ -101,6 +103,9 @@ fn default_nickname() -> String {
 }
 fn default_connect_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(10))
+}
+fn default_self_ping_interval() -> HumanDuration {
+    HumanDuration(Duration::from_secs(120))
 }
 
 /// `[converja]`.

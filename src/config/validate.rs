@@ -100,6 +100,7 @@ impl RawXmpp {
             ca_file: self.ca_file,
             nickname: self.nickname,
             connect_timeout: self.connect_timeout,
+            self_ping_interval: self.self_ping_interval,
         })
     }
 }

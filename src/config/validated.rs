@@ -294,6 +294,8 @@ pub struct XmppConfig {
     pub nickname: String,
     /// How long one connection attempt may take.
     pub connect_timeout: HumanDuration,
+    /// How often the bridge checks it is still in each room (XEP-0410 self-ping).
+    pub self_ping_interval: HumanDuration,
 }
 
 /// Where the platform lives and how requests to it are handled.

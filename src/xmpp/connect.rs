@@ -57,6 +57,8 @@ pub struct ConnectSettings {
     pub connect_timeout: Duration,
     /// Resource to ask the server for.
     pub resource: String,
+    /// How often to check, per room, that the server still has us in it.
+    pub self_ping_every: Duration,
 }
 
 impl ConnectSettings {
@@ -69,6 +71,7 @@ impl ConnectSettings {
             ca_file: cfg.ca_file.clone(),
             connect_timeout: cfg.connect_timeout.0,
             resource: format!("{}-{:08x}", cfg.nickname, rand::random::<u32>()),
+            self_ping_every: cfg.self_ping_interval.0,
         }
     }
 }

@@ -95,6 +95,17 @@ impl Server {
         each!(self, s => s.log_path())
     }
 
+    /// Removes occupant `nick` from `room` without telling anyone. Prosody only: ejabberd has
+    /// no command that does it.
+    pub(crate) fn remove_silently(&self, room: &str, nick: &str) -> anyhow::Result<()> {
+        match &self.kind {
+            Kind::Prosody(p) => p.remove_silently(room, nick),
+            Kind::Ejabberd(_) => anyhow::bail!(
+                "ejabberd cannot remove an occupant silently; run this test against Prosody"
+            ),
+        }
+    }
+
     /// SIGKILL, as a crash.
     pub(crate) fn kill(&mut self) {
         match &mut self.kind {

@@ -14,6 +14,7 @@ fn session() -> Session {
         ca_file: None,
         connect_timeout: Duration::from_secs(1),
         resource: "r".into(),
+        self_ping_every: Duration::from_secs(120),
     };
     let params = SessionParams {
         sid: "s1".into(),

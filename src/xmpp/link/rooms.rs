@@ -24,10 +24,6 @@ use crate::telemetry;
 const JOIN_ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
 /// Nickname conflicts tolerated per room before it counts as a join failure.
 const MAX_NICK_SUFFIX: u32 = 20;
-/// How often the bridge checks that it is still in each room (XEP-0410 self-ping): a
-/// server may drop an occupant without telling it (a MUC component restarted under a live
-/// stream), and events published there would be missed in silence.
-const SELF_PING_EVERY: Duration = Duration::from_secs(120);
 /// A self-ping unanswered this long tells nothing; the next one is sent on schedule.
 const SELF_PING_PATIENCE: Duration = Duration::from_secs(60);
 /// Prefix of self-ping request ids, to recognise their answers.
@@ -152,7 +148,7 @@ impl LinkTask {
                 self.pings_sent += 1;
                 let id = format!("{SELF_PING_ID}{}", self.pings_sent);
                 r.ping_out = Some((id.clone(), now));
-                r.next_ping = Some(now + SELF_PING_EVERY);
+                r.next_ping = Some(now + self.settings.self_ping_every);
                 let occupant = room.with_resource_str(&r.nick).map_err(|e| e.to_string())?;
                 due.push((occupant, id));
             }
@@ -241,8 +237,11 @@ impl LinkTask {
                 r.joined = true;
                 r.join_sent = None;
                 // Spread the checks so that thousands of rooms are not pinged at once.
-                let spread = SELF_PING_EVERY.mul_f64(rand::random::<f64>() / 4.0);
-                r.next_ping = Some(Instant::now() + SELF_PING_EVERY + spread);
+                // A server may drop an occupant without telling it (a MUC component restarted
+                // under a live stream); events published there would be missed in silence.
+                let every = self.settings.self_ping_every;
+                let spread = every.mul_f64(rand::random::<f64>() / 4.0);
+                r.next_ping = Some(Instant::now() + every + spread);
                 r.retry.reset();
                 r.settle(Ok(()));
                 debug!(%room, nick = %r.nick, "joined room");
