@@ -1,6 +1,6 @@
 // Load generator for the agents benchmark: N agent UIs on one socket.io-client each. Logs
-// them all in, answers every NEW_CALL with END_CALL at once; stdin "report" prints timings,
-// "reset" forgets them.
+// them all in, answers every NEW_CALL with END_CALL at once; stdin "report" prints timings
+// and the END_CALLs still unanswered, "reset" forgets them.
 import { io } from "socket.io-client";
 import readline from "node:readline";
 
@@ -11,6 +11,9 @@ let connected = 0;
 const newCalls = [];
 const endLatency = [];
 const errors = [];
+let endErrors = 0;
+let disconnected = 0;
+const unanswered = new Set();
 
 function agent(i) {
   return new Promise((resolve) => {
@@ -24,13 +27,20 @@ function agent(i) {
     socket.on("NEW_CALL", (d) => {
       newCalls.push(now());
       sent.set(d.callId, now());
+      unanswered.add(`${username}/${d.callId}`);
       socket.emit("END_CALL", { callId: d.callId });
     });
     socket.on("CALL_ENDED", (d) => {
       const t = sent.get(d.callId);
       if (t !== undefined) { endLatency.push(now() - t); sent.delete(d.callId); }
+      unanswered.delete(`${username}/${d.callId}`);
     });
-    socket.on("END_CALL_ERROR", (d) => errors.push(d.error));
+    socket.on("END_CALL_ERROR", (d) => {
+      endErrors += 1;
+      errors.push(d.error);
+      unanswered.delete(`${username}/${d.callId}`);
+    });
+    socket.on("disconnect", () => { disconnected += 1; });
   });
 }
 
@@ -45,10 +55,12 @@ const pct = (xs, q) => { const s = [...xs].sort((a, b) => a - b); return s.lengt
 readline.createInterface({ input: process.stdin }).on("line", (line) => {
   if (line === "report") {
     say({ event: "report", newCalls: newCalls.length, firstNewCall: Math.min(...newCalls), lastNewCall: Math.max(...newCalls), now: now(),
-          ended: endLatency.length, p50: pct(endLatency, 0.5), p99: pct(endLatency, 0.99), errors: errors.length, firstError: errors[0] ?? null });
+          ended: endLatency.length, endErrors, unanswered: unanswered.size, disconnected, p50: pct(endLatency, 0.5), p99: pct(endLatency, 0.99), errors: errors.length, firstError: errors[0] ?? null });
   } else if (line === "reset") {
     newCalls.length = 0;
     endLatency.length = 0;
+    endErrors = 0;
+    errors.length = 0;
   } else if (line === "exit") {
     process.exit(0);
   }
