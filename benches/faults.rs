@@ -18,6 +18,10 @@
 //!   that, for 10% of the agents each, answers late (past the timeout), out of order, twice,
 //!   never, after a malformed body, or after a forged answer from another occupant. Every
 //!   request must end exactly once, with its own answer or a timeout, none with another's.
+//! - `shutdown`: agents end each call the moment it arrives while the platform takes 500 ms
+//!   to answer each hangup; the bridge gets SIGTERM with those requests in flight. Figures:
+//!   exit status and time, END_CALLs answered (ended or refused) against those left without
+//!   an answer when the socket closed, and the UIs against the platform.
 //! - `soak` (with `--soak SECONDS`): agents hold calls while the simulator starts and ends
 //!   up to 100 calls a second; the bridge's RSS is sampled every 10 s and its trend printed.
 //!
@@ -231,10 +235,23 @@ async fn xmpp_kill(agents: u64, kills: u32, seed: u64) {
         pause.store(false, Ordering::Relaxed);
     }
     cancel.cancel();
+    // Every request the bridge sent has ended once the traffic stops and the timeout passes:
+    // with an answer, a failure or a timeout, each counted by outcome; none still waiting.
+    let quiet = Instant::now();
+    while metric(port, "converja_pending_requests") > 0.0 && quiet.elapsed() < SETTLE_LIMIT * 3 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let outcomes = metric_by(port, "converja_requests_total", "outcome");
     let worst = ready_after.iter().max().copied().unwrap_or_default();
     println!(
-        "xmpp-kill: {agents} agents, {kills} SIGKILLs of Prosody: worst accept→/readyz {} ms (target ≤ 2000); recoveries with a UI differing from the platform: {failures}; bridge alive: {}",
+        "xmpp-kill: {agents} agents, {kills} SIGKILLs of Prosody: worst accept→/readyz {} ms (target ≤ 2000); recoveries with a UI differing from the platform: {failures}; platform requests by outcome {}; still pending {} (target 0); bridge alive: {}",
         worst.as_millis(),
+        outcomes
+            .iter()
+            .map(|(o, n)| format!("{o} {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        metric(port, "converja_pending_requests"),
         usage(bridge.0.id()).0 > 0
     );
 }
@@ -251,6 +268,30 @@ fn metric(port: u16, name: &str) -> f64 {
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
         .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
         .sum()
+}
+
+/// A counter of the bridge's `/metrics` summed by the value of one of its labels.
+fn metric_by(port: u16, name: &str, label: &str) -> BTreeMap<String, f64> {
+    let Ok(mut tcp) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return BTreeMap::new();
+    };
+    let _ = tcp.write_all(b"GET /metrics HTTP/1.0\r\n\r\n");
+    let mut text = String::new();
+    let _ = std::io::Read::read_to_string(&mut tcp, &mut text);
+    let key = format!("{label}=\"");
+    let mut sums = BTreeMap::new();
+    for line in text.lines().filter(|l| l.starts_with(&format!("{name}{{"))) {
+        let Some((labels, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Some(at) = labels.find(&key) else {
+            continue;
+        };
+        let rest = &labels[at + key.len()..];
+        let label_value = rest.split('"').next().unwrap_or_default().to_string();
+        *sums.entry(label_value).or_insert(0.0) += value.parse::<f64>().unwrap_or(f64::NAN);
+    }
+    sums
 }
 
 async fn churn(cycles: u64) {
@@ -716,6 +757,92 @@ async fn stall_wave(
     }
 }
 
+/// Sends SIGTERM to `child` and waits for it to exit: its status and how long it took.
+fn terminate(child: &mut std::process::Child) -> (std::process::ExitStatus, Duration) {
+    let signalled = Instant::now();
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    loop {
+        if let Some(status) = child.try_wait().expect("waitable") {
+            return (status, signalled.elapsed());
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(60),
+            "the bridge did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+async fn shutdown(agents: u64) {
+    let tracker = TaskTracker::new();
+    let cancel = CancellationToken::new();
+    let (_prosody, sim, mut bridge, port, _dir) = stack(agents, "", &tracker, &cancel).await;
+    let mut load = Uis::script(
+        "load.mjs",
+        &[
+            format!("http://127.0.0.1:{port}"),
+            agents.to_string(),
+            FIRST_AGENT.to_string(),
+        ],
+    );
+    assert_eq!(load.read()["errors"], 0, "every agent logs in");
+    sim.set_faults(vec![FaultRule::new(
+        "/calls/active",
+        Fault {
+            delay: Some(Duration::from_millis(500)),
+            ..Fault::default()
+        },
+    )])
+    .await;
+    // Calls keep arriving, so END_CALLs are in flight and arriving when the signal lands.
+    let pacer = tracker.spawn({
+        let (sim, cancel) = (sim.clone(), cancel.clone());
+        async move {
+            let mut next = 0;
+            while !cancel.is_cancelled() {
+                let agent = AgentId::new((FIRST_AGENT + next % agents).to_string());
+                let _ = sim.start_call(QueueId(7), &agent, "0800").await;
+                next += 1;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    });
+    let loading = Instant::now();
+    while metric(port, "converja_pending_requests") < (agents / 4) as f64 {
+        assert!(loading.elapsed() < SETTLE_LIMIT, "requests never piled up");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let in_flight = metric(port, "converja_pending_requests");
+    let (status, took) = terminate(&mut bridge.0);
+    cancel.cancel();
+    let _ = pacer.await;
+    // Every socket has seen its close once the UIs report them all disconnected.
+    let exited = Instant::now();
+    let report = loop {
+        writeln!(load.stdin, "report").expect("ask");
+        let report = load.read();
+        if report["disconnected"].as_u64() >= Some(agents) {
+            break report;
+        }
+        assert!(
+            exited.elapsed() < SETTLE_LIMIT,
+            "sockets still open: {report}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    println!(
+        "shutdown: SIGTERM with {in_flight} platform requests in flight ({agents} agents ending calls, hangups answered after 500 ms): exit {status} after {} ms; END_CALLs ended {}, refused {} (first refusal: {}), left without an answer {} (target 0)",
+        took.as_millis(),
+        report["ended"],
+        report["endErrors"],
+        report["firstError"],
+        report["unanswered"],
+    );
+}
+
 async fn soak(agents: u64, seconds: u64, seed: u64) {
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
@@ -793,6 +920,9 @@ fn main() {
     }
     if runs("stalled") {
         rt.block_on(stalled(stallers, 20, 20));
+    }
+    if runs("shutdown") {
+        rt.block_on(shutdown(agents));
     }
     if soak_seconds > 0 && runs("soak") {
         rt.block_on(soak(agents, soak_seconds, seed));
