@@ -21,20 +21,25 @@ const RECONCILE_RETRY: Duration = Duration::from_secs(1);
 impl<P: Platform, S: Sink> Agents<P, S> {
     pub(super) async fn reconcile(self: Arc<Self>) {
         let work = async {
-            let mut queues = self.platform.followed_queues();
+            let mut queues: Option<Vec<QueueId>> = None;
             for attempt in 1..=RECONCILE_ATTEMPTS {
                 // The platform's occupants rejoin their rooms after an outage too; until
                 // they do, requests bounce. Wait for our rooms, then retry a few times.
                 self.platform.wait_ready(RECONCILE_PATIENCE).await;
-                queues = self.reconcile_queues(queues).await;
-                if queues.is_empty() {
+                // At start the queue list is known only once ready.
+                let pending = queues
+                    .take()
+                    .unwrap_or_else(|| self.platform.followed_queues());
+                let failed = self.reconcile_queues(pending).await;
+                if failed.is_empty() {
                     return;
                 }
+                queues = Some(failed);
                 if attempt < RECONCILE_ATTEMPTS {
                     tokio::time::sleep(RECONCILE_RETRY).await;
                 }
             }
-            warn!(?queues, "gave up re-reading these queues' calls");
+            warn!(queues = ?queues.unwrap_or_default(), "gave up re-reading these queues' calls");
         };
         tokio::select! {
             _ = self.cancel.cancelled() => {}
