@@ -62,7 +62,11 @@ pub struct ConnectSettings {
 }
 
 impl ConnectSettings {
-    /// Settings from the `[xmpp]` section, with a resource unique to this process.
+    /// Settings from the `[xmpp]` section. The resource is the nickname, the same for every
+    /// process of this bridge: a restarted process (or the standby taking over) binds the
+    /// same full JID, so the server closes the predecessor's stream (also one it keeps
+    /// hibernating after a crash) and its room occupants go with it, instead of lingering
+    /// and receiving what the platform sends to them.
     pub fn from_config(cfg: &XmppConfig) -> Self {
         Self {
             jid: cfg.jid.clone(),
@@ -70,7 +74,7 @@ impl ConnectSettings {
             endpoint: cfg.endpoint.clone(),
             ca_file: cfg.ca_file.clone(),
             connect_timeout: cfg.connect_timeout.0,
-            resource: format!("{}-{:08x}", cfg.nickname, rand::random::<u32>()),
+            resource: cfg.nickname.clone(),
             self_ping_every: cfg.self_ping_interval.0,
         }
     }
