@@ -40,6 +40,16 @@ need_ejabberd() {
   fi
 }
 
+# PostgreSQL holds the session store of a pair of bridges; the tests start it privately
+# (initdb in a temporary directory, a free loopback port).
+need_postgres() {
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then
+    echo "installing postgresql (session store of a pair)..." >&2
+    apt_install postgresql
+    # Debian's package may start a system-wide cluster; ours use their own directory and port.
+  fi
+}
+
 # The reference socket.io client (socket.io-client 4.x) drives the end-to-end tests.
 need_node_clients() {
   if ! command -v npm >/dev/null; then

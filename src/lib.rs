@@ -19,6 +19,8 @@
 //!   `to` in the pending table, room keeping and readiness, inbound dispatch of events.
 //! - [`xmpp`]: the XMPP link (TCP with STARTTLS, or BOSH), reconnection, room membership.
 //! - [`bridge`]: plugs the platform client into the core, and platform events into it.
+//! - [`store`]: what survives a restart (sessions, rejected calls, the request-id mark),
+//!   in SQLite or PostgreSQL, written off the call path through a journal.
 //! - [`app`]: the daemon (listener, HTTP endpoints in [`http`], shutdown order);
 //!   [`config`], [`telemetry`].
 //! - [`sim`]: the platform simulator (`converja-sim`), for tests, benchmarks and the demo.
@@ -50,8 +52,11 @@ mod loopback;
 mod pending;
 pub mod platform;
 #[cfg(feature = "demo")]
+pub mod postgres;
+#[cfg(feature = "demo")]
 pub mod prosody;
 mod recent;
 pub mod sim;
+pub mod store;
 pub mod telemetry;
 pub mod xmpp;

@@ -53,6 +53,15 @@ pub(crate) fn make_certificate(names: &[&str], key: &Path, crt: &Path) -> anyhow
     Ok(())
 }
 
+/// Whether this process runs as root, where some servers need telling (or another user).
+pub(crate) fn is_root() -> bool {
+    // `id -u` avoids unsafe libc calls.
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
 /// Kills the server abruptly (SIGKILL), as a crash would.
 pub(crate) fn kill(child: &mut Option<Child>) {
     if let Some(mut child) = child.take() {

@@ -124,7 +124,7 @@ impl LocalProsody {
     fn write_config(&self, tls: bool) -> anyhow::Result<()> {
         let dir = self.dir.path();
         let mut cfg = String::new();
-        let root = if std::env::var("USER").as_deref() == Ok("root") || is_root() {
+        let root = if std::env::var("USER").as_deref() == Ok("root") || loopback::is_root() {
             "true"
         } else {
             "false"
@@ -352,14 +352,6 @@ Component {conference} "muc"
     pub fn bosh_account(&self, user: &str, password: &str) -> crate::xmpp::ConnectSettings {
         loopback::over_bosh(self.account(user, password), &self.bosh_url())
     }
-}
-
-fn is_root() -> bool {
-    // `id -u` avoids unsafe libc calls; the result only picks a config flag.
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 impl Drop for LocalProsody {

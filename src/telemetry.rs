@@ -113,6 +113,12 @@ pub const CALLS: &str = "converja_calls";
 /// NEW_CALLs never answered within `agents.ack_timeout`.
 pub const UNANSWERED: &str = "converja_calls_unanswered_total";
 
+/// Session store transactions by `outcome` (ok, failed, closed).
+pub const STORE_WRITES: &str = "converja_store_writes_total";
+/// Stored sessions a restart brought back, by what became of them (`reclaimed` by their UI,
+/// `expired` after the reconnect grace).
+pub const RESTORED_SESSIONS: &str = "converja_restored_sessions_total";
+
 /// Registers help texts for every metric, once at start.
 pub fn describe() {
     describe_counter!(REQUESTS, "Platform requests by kind and outcome");
@@ -151,6 +157,11 @@ pub fn describe() {
     describe_counter!(
         UNANSWERED,
         "NEW_CALLs not answered within agents.ack_timeout"
+    );
+    describe_counter!(STORE_WRITES, "Session store transactions by outcome");
+    describe_counter!(
+        RESTORED_SESSIONS,
+        "Sessions restored at start, by outcome (restored, reclaimed, expired)"
     );
 }
 

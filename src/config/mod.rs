@@ -20,12 +20,12 @@ pub use validate::valid_nickname;
 pub use validated::{
     AgentsConfig, AllQueues, AuthConfig, BoshUrl, Config, ConverjaConfig, Endpoint, HumanDuration,
     LogConfig, LogFormat, OnCallError, OnDisconnect, QueueSelection, Secret, SocketIoConfig,
-    TlsMode, XmppConfig,
+    StoreConfig, TlsMode, XmppConfig,
 };
 
 use raw::{
     CallErrorPolicy, DEFAULT_PAUSE_REASON, DisconnectPolicy, RawAgents, RawAuth, RawConfig,
-    RawConverja, RawSocketIo, RawXmpp, default_port,
+    RawConverja, RawSocketIo, RawStore, RawXmpp, StoreBackend, default_port,
 };
 
 /// Prefix of the environment variables that override the file.
@@ -84,6 +84,16 @@ impl Config {
     }
 }
 
+fn written_store(store: &StoreConfig) -> RawStore {
+    let mut raw = RawStore::default();
+    match store {
+        StoreConfig::Sqlite(path) => raw.path = path.clone(),
+        StoreConfig::Postgres(url) => raw.url = Some(url.clone()),
+        StoreConfig::None => raw.backend = Some(StoreBackend::None),
+    }
+    raw
+}
+
 /// The file that would load as `c`; secrets stay wrapped, so they serialize masked.
 fn written(c: &Config) -> RawConfig {
     RawConfig {
@@ -106,6 +116,7 @@ fn written(c: &Config) -> RawConfig {
         auth: c.auth.as_ref().map(|a| RawAuth {
             hmac_secret: a.hmac_secret.clone(),
         }),
+        store: written_store(&c.store),
         log: c.log.clone(),
     }
 }

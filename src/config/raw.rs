@@ -62,6 +62,8 @@ pub(super) struct RawConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) auth: Option<RawAuth>,
     #[serde(default)]
+    pub(super) store: RawStore,
+    #[serde(default)]
     pub(super) log: LogConfig,
 }
 
@@ -188,6 +190,42 @@ impl Default for RawAgents {
             first_call_delay: HumanDuration(Duration::from_millis(500)),
             media: "CHAT".into(),
             ids: BTreeMap::new(),
+        }
+    }
+}
+
+/// `store.backend`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum StoreBackend {
+    /// A SQLite file at `store.path`.
+    Sqlite,
+    /// The PostgreSQL database at `store.url`.
+    Postgres,
+    /// Nothing stored: sessions die with the process.
+    None,
+}
+
+/// `[store]`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawStore {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) backend: Option<StoreBackend>,
+    pub(super) path: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) url: Option<Secret>,
+}
+
+/// Where the container image keeps its volume.
+pub(super) const DEFAULT_STORE_PATH: &str = "/var/lib/converja-bridge/sessions.db";
+
+impl Default for RawStore {
+    fn default() -> Self {
+        Self {
+            backend: None,
+            path: PathBuf::from(DEFAULT_STORE_PATH),
+            url: None,
         }
     }
 }

@@ -6,12 +6,12 @@ use std::time::Duration;
 use tokio_xmpp::jid::BareJid;
 
 use super::raw::{
-    CallErrorPolicy, DisconnectPolicy, RawAgents, RawConfig, RawConverja, RawSocketIo, RawXmpp,
-    Transport,
+    CallErrorPolicy, DisconnectPolicy, RawAgents, RawConfig, RawConverja, RawSocketIo, RawStore,
+    RawXmpp, StoreBackend, Transport,
 };
 use super::{
     AgentsConfig, AuthConfig, BoshUrl, Config, ConfigError, ConverjaConfig, Endpoint, OnCallError,
-    OnDisconnect, QueueSelection, Secret, SocketIoConfig, TlsMode, XmppConfig,
+    OnDisconnect, QueueSelection, Secret, SocketIoConfig, StoreConfig, TlsMode, XmppConfig,
 };
 use crate::converja::PauseReason;
 
@@ -34,6 +34,7 @@ impl RawConfig {
             }),
             None => None,
         };
+        let store = self.store.validate()?;
         if let Err(e) = self.log.level.parse::<tracing_subscriber::EnvFilter>() {
             return Err(ConfigError::key("log.level", e));
         }
@@ -43,8 +44,49 @@ impl RawConfig {
             socketio,
             agents,
             auth,
+            store,
             log: self.log,
         })
+    }
+}
+
+impl RawStore {
+    fn validate(self) -> Result<StoreConfig, ConfigError> {
+        let backend = self.backend.unwrap_or(if self.url.is_some() {
+            StoreBackend::Postgres
+        } else {
+            StoreBackend::Sqlite
+        });
+        match (backend, self.url) {
+            (StoreBackend::Postgres, None) => Err(ConfigError::key(
+                "store.url",
+                "required when store.backend = \"postgres\"",
+            )),
+            (StoreBackend::Postgres, Some(url)) => {
+                if url.expose().starts_with("postgres://")
+                    || url.expose().starts_with("postgresql://")
+                {
+                    Ok(StoreConfig::Postgres(url))
+                } else {
+                    Err(ConfigError::key(
+                        "store.url",
+                        "must be a postgres:// URL (a single bridge uses store.path)",
+                    ))
+                }
+            }
+            (_, Some(_)) => Err(ConfigError::key(
+                "store.url",
+                "is only for store.backend = \"postgres\"",
+            )),
+            (StoreBackend::Sqlite, None) if self.path.as_os_str().is_empty() => {
+                Err(ConfigError::key(
+                    "store.path",
+                    "must name a file (or set store.backend = \"none\")",
+                ))
+            }
+            (StoreBackend::Sqlite, None) => Ok(StoreConfig::Sqlite(self.path)),
+            (StoreBackend::None, None) => Ok(StoreConfig::None),
+        }
     }
 }
 
@@ -365,6 +407,32 @@ mod tests {
         assert_eq!(c.agents.on_disconnect, OnDisconnect::Logout);
         assert_eq!(c.agents.on_call_error, OnCallError::None);
         assert!(c.auth.is_none());
+        assert_eq!(
+            c.store,
+            StoreConfig::Sqlite("/var/lib/converja-bridge/sessions.db".into())
+        );
+    }
+
+    #[test]
+    fn the_store_is_a_file_a_database_or_nothing() {
+        let store = |section: &str| {
+            Config::from_toml(&format!("{MINIMAL}\n[store]\n{section}\n")).map(|c| c.store)
+        };
+        let valid = |section: &str| store(section).expect(section);
+        assert_eq!(
+            valid("path = \"/data/s.db\""),
+            StoreConfig::Sqlite("/data/s.db".into())
+        );
+        assert_eq!(
+            valid("url = \"postgres://b:pw@db/converja\""),
+            StoreConfig::Postgres(Secret::new("postgres://b:pw@db/converja"))
+        );
+        assert_eq!(valid("backend = \"none\""), StoreConfig::None);
+        let refused = |section: &str| store(section).expect_err(section).to_string();
+        assert!(refused("backend = \"postgres\"").contains("store.url"));
+        assert!(refused("url = \"mysql://db\"").contains("postgres://"));
+        assert!(refused("backend = \"sqlite\"\nurl = \"postgres://db\"").contains("only for"));
+        assert!(refused("path = \"\"").contains("store.path"));
     }
 
     #[test]

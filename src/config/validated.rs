@@ -275,8 +275,21 @@ pub struct Config {
     pub agents: AgentsConfig,
     /// Optional handshake authentication.
     pub auth: Option<AuthConfig>,
+    /// Where sessions survive a restart.
+    pub store: StoreConfig,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// Where sessions survive a restart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// A SQLite file, for a single bridge.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database (`postgres://...`), which a pair of bridges can share.
+    Postgres(Secret),
+    /// Nothing stored: sessions die with the process.
+    None,
 }
 
 /// How to reach and log in to the XMPP server.

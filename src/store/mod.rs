@@ -1,0 +1,155 @@
+//! What the bridge remembers across its own restarts: only what the platform cannot tell it
+//! again. The sessions agents opened through the bridge (username, agent, `maxCalls`, the
+//! identity the handshake proved, since when their last socket is gone), the calls agents
+//! rejected (never offered again), and the request-id high-water mark. Active calls are not
+//! stored: after a restart they are re-read from the platform, which is their authority.
+//!
+//! The core never waits on the store for a call. It records changes in a [`Journal`]; one
+//! writer task ([`Journal::open`]) applies them to a [`Store`] in batches. Only the changes a
+//! UI is told about (a login, a logout, a rejection) are awaited before the reply, so that a
+//! crash after the reply loses nothing the UI was told.
+
+mod journal;
+#[cfg(test)]
+pub(crate) mod memory;
+mod sql;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::future::BoxFuture;
+
+pub use journal::Journal;
+pub use sql::SqlStore;
+
+use crate::config::StoreConfig;
+use crate::converja::{AgentId, CallId};
+
+/// A session as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSession {
+    /// The agent UI's username.
+    pub username: String,
+    /// The platform's agent id.
+    pub agent: AgentId,
+    /// Calls held at once.
+    pub max_calls: u32,
+    /// The username the socket's handshake token proved, when tokens are on.
+    pub proven: Option<String>,
+    /// When the session's last socket left; `None` while a socket was attached.
+    pub orphaned_at: Option<SystemTime>,
+}
+
+/// Everything stored, as read at start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Saved {
+    /// Sessions, by username order.
+    pub sessions: Vec<StoredSession>,
+    /// Calls agents rejected, recent first.
+    pub rejected: Vec<CallId>,
+    /// The highest request id a previous process recorded as handed out.
+    pub request_high_water: u64,
+}
+
+/// One change to what is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A session started, or a socket joined it again: stored as it is now.
+    Session(StoredSession),
+    /// The session's last socket left at that time.
+    Orphaned {
+        /// The session.
+        username: String,
+        /// When.
+        at: SystemTime,
+    },
+    /// The session ended: nobody waits for it any more.
+    Ended(String),
+    /// The agent rejected the call: it must never be offered again.
+    Rejected {
+        /// The call.
+        call: CallId,
+        /// When.
+        at: SystemTime,
+    },
+    /// Request ids up to this one may have been handed out.
+    RequestHighWater(u64),
+}
+
+/// Why the store could not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened or migrated.
+    #[error("cannot open the session store {location}: {reason}")]
+    Open {
+        /// The file or server, without credentials.
+        location: String,
+        /// Why.
+        reason: String,
+    },
+    /// A read or a write failed.
+    #[error("session store {action} failed: {reason}")]
+    Query {
+        /// What was attempted.
+        action: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The writer stopped (shutdown).
+    #[error("the session store is closed")]
+    Closed,
+}
+
+/// A place sessions survive the process: SQLite or PostgreSQL ([`SqlStore`]).
+pub trait Store: Send + Sync + 'static {
+    /// Everything stored.
+    fn load(&self) -> BoxFuture<'_, Result<Saved, StoreError>>;
+    /// Applies `changes` in order, all or none.
+    fn apply<'a>(&'a self, changes: &'a [Change]) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Where the data lives, for logs (never a password).
+    fn location(&self) -> String;
+}
+
+/// Opens the store `config` names; `None` when nothing is to be stored.
+pub async fn open(config: &StoreConfig) -> Result<Option<Arc<dyn Store>>, StoreError> {
+    Ok(match config {
+        StoreConfig::Sqlite(path) => Some(Arc::new(SqlStore::sqlite(path).await?)),
+        StoreConfig::Postgres(url) => Some(Arc::new(SqlStore::postgres(url.expose()).await?)),
+        StoreConfig::None => None,
+    })
+}
+
+/// How far above a predecessor's last recorded request id a new process starts. The mark is
+/// recorded every [`HIGH_WATER_EVERY`] and ids follow the clock's microseconds, so a
+/// predecessor killed just before its next record used ids below mark + 10 s unless it sent
+/// ten million requests a second.
+const HIGH_WATER_MARGIN: u64 = 10_000_000;
+
+/// How often the request-id high-water mark is recorded.
+pub const HIGH_WATER_EVERY: Duration = Duration::from_secs(1);
+
+impl Saved {
+    /// Every request id a predecessor may have sent is at or below this one.
+    pub fn request_ids_used(&self) -> u64 {
+        if self.request_high_water == 0 {
+            0
+        } else {
+            self.request_high_water.saturating_add(HIGH_WATER_MARGIN)
+        }
+    }
+}
+
+/// How long a rejected call is remembered: far longer than any call lasts.
+pub const REJECTED_MEMORY: Duration = Duration::from_secs(24 * 3600);
+
+/// Milliseconds since the Unix epoch, as stored.
+fn to_millis(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The time a stored millisecond count stands for.
+fn from_millis(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
