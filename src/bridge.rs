@@ -13,6 +13,7 @@ use crate::converja::{
     AgentId, AgentState, Event, PauseReason, PlatformError, QueueCalls, QueueId,
 };
 use crate::platform::{Platform, Update};
+use crate::store::{self, Change, Journal};
 
 impl agents::Platform for Platform {
     async fn check_agent(&self, agent: &AgentId) -> Result<(), PlatformError> {
@@ -62,6 +63,28 @@ impl agents::Platform for Platform {
 
     async fn wait_ready(&self, limit: Duration) -> bool {
         Platform::wait_ready(self, limit).await
+    }
+}
+
+/// Records the request-id high-water mark every [`store::HIGH_WATER_EVERY`] until
+/// `cancel`, so that a successor never reuses an id (shutdown records the last one).
+pub(crate) async fn record_request_ids(
+    platform: Platform,
+    journal: Journal,
+    cancel: CancellationToken,
+) {
+    let mut recorded = 0;
+    let mut tick = tokio::time::interval(store::HIGH_WATER_EVERY);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        };
+        let last = platform.last_request_id();
+        if last > recorded {
+            journal.note(Change::RequestHighWater(last));
+            recorded = last;
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::app;
-use crate::config::Config;
+use crate::config::{Config, StoreConfig};
 use crate::prosody::LocalProsody;
 use crate::sim::{self, Scenario};
 
@@ -52,7 +52,8 @@ pub async fn run(port: u16, bosh: bool, shutdown: CancellationToken) -> anyhow::
         .await
         .context("the simulator did not join its rooms")?;
 
-    let config = Config::from_toml(&format!(
+    let store = tempfile::tempdir().context("a temporary directory for the session store")?;
+    let mut config = Config::from_toml(&format!(
         r#"
         [xmpp]
         jid = "bridge@{DOMAIN}"
@@ -74,10 +75,23 @@ pub async fn run(port: u16, bosh: bool, shutdown: CancellationToken) -> anyhow::
         bosh_url = prosody.bosh_url(),
         conference = prosody.conference,
     ))?;
+    // Sessions survive a restart of the bridge, not of the demo.
+    config.store = StoreConfig::Sqlite(store.path().join("sessions.db"));
     let xmpp = match bosh {
         true => prosody.bosh_url(),
         false => format!("127.0.0.1:{}", prosody.c2s_port),
     };
+    print_banner(port, &xmpp, &agents);
+    let result = app::serve(config, listener, shutdown).await;
+    sim_cancel.cancel();
+    tracker.close();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
+    drop(prosody);
+    result
+}
+
+/// What the user can open and try.
+fn print_banner(port: u16, xmpp: &str, agents: &[String]) {
     println!();
     println!("  converja-bridge demo is running.");
     println!();
@@ -94,10 +108,4 @@ pub async fn run(port: u16, bosh: bool, shutdown: CancellationToken) -> anyhow::
     println!();
     println!("  Press Ctrl-C to stop.");
     println!();
-    let result = app::serve(config, listener, shutdown).await;
-    sim_cancel.cancel();
-    tracker.close();
-    let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
-    drop(prosody);
-    result
 }

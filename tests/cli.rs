@@ -93,8 +93,11 @@ async fn the_daemon_runs_and_exits_cleanly_on_sigterm() {
     std::fs::write(
         &file,
         format!(
-            "[xmpp]\njid = \"bridge@{}\"\npassword = \"bridge-pw\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n[converja]\nconference = \"{}\"\nqueues = [7]\n[socketio]\nlisten = \"127.0.0.1:{port}\"\n",
-            prosody.domain, prosody.c2s_port, prosody.conference
+            "[xmpp]\njid = \"bridge@{}\"\npassword = \"bridge-pw\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n[converja]\nconference = \"{}\"\nqueues = [7]\n[socketio]\nlisten = \"127.0.0.1:{port}\"\n[store]\npath = \"{}\"\n",
+            prosody.domain,
+            prosody.c2s_port,
+            prosody.conference,
+            dir.path().join("sessions.db").display()
         ),
     )
     .unwrap();

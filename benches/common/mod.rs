@@ -111,8 +111,12 @@ pub(crate) fn start_bridge(prosody: &LocalProsody, dir: &Path, extra: &str) -> (
         format!(
             "[xmpp]\njid = \"bridge@{}\"\npassword = \"b\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
              [converja]\nconference = \"{}\"\nrequest_timeout = \"60s\"\nqueues = [7]\n\
-             [socketio]\nlisten = \"127.0.0.1:{port}\"\n[agents]\nfirst_call_delay = \"0ms\"\nmax_calls_limit = 8\n{extra}[log]\nlevel = \"warn\"\n",
-            prosody.domain, prosody.c2s_port, prosody.conference
+             [socketio]\nlisten = \"127.0.0.1:{port}\"\n[agents]\nfirst_call_delay = \"0ms\"\nmax_calls_limit = 8\n{extra}[log]\nlevel = \"warn\"\n\
+             [store]\npath = \"{}\"\n",
+            prosody.domain,
+            prosody.c2s_port,
+            prosody.conference,
+            dir.join("sessions.db").display()
         ),
     )
     .expect("config");

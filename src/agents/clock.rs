@@ -8,6 +8,7 @@ use tracing::{info, warn};
 
 use super::registry::Notice;
 use super::{Agents, Platform, Sink, now};
+use crate::store::Change;
 use crate::telemetry;
 
 /// How often the clock looks; the resolution of `first_call_delay` and `reconnect_grace`.
@@ -34,9 +35,15 @@ impl<P: Platform, S: Sink> Agents<P, S> {
                 .expired(now)
                 .into_iter()
                 .filter_map(|username| {
-                    let agent = state.registry.session(&username)?.agent.clone();
+                    let session = state.registry.session(&username)?;
+                    let (agent, restored) = (session.agent.clone(), session.restored);
                     // No more deliveries while the platform action runs.
                     state.registry.end_session(&username);
+                    state.journal.note(Change::Ended(username.clone()));
+                    if restored {
+                        metrics::counter!(telemetry::RESTORED_SESSIONS, "outcome" => "expired")
+                            .increment(1);
+                    }
                     Some((username, agent))
                 })
                 .collect();

@@ -107,6 +107,9 @@ pub enum Refusal {
     /// The bridge is at its limits.
     #[error("the bridge is overloaded")]
     Overloaded,
+    /// The session store could not record the change, so it would not survive a restart.
+    #[error("the bridge cannot record your session right now; try again in a moment")]
+    Unsaved(crate::store::StoreError),
     /// The bridge is stopping; another instance, or this one restarted, takes over.
     #[error("the bridge is restarting; try again in a moment")]
     ShuttingDown,
@@ -173,13 +176,17 @@ impl Refusal {
             Refusal::Platform { error, .. } => error.outcome(),
             Refusal::Overloaded => "overloaded",
             Refusal::ShuttingDown => "shutting_down",
+            Refusal::Unsaved(_) => "store",
             Refusal::UnknownEvent(_) => "unknown_event",
         }
     }
 
     /// Whether the platform was asked and failed, rather than the event refused outright.
     pub fn is_failure(&self) -> bool {
-        matches!(self, Refusal::Platform { .. } | Refusal::Unconfirmed(_))
+        matches!(
+            self,
+            Refusal::Platform { .. } | Refusal::Unconfirmed(_) | Refusal::Unsaved(_)
+        )
     }
 }
 

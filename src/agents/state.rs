@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
@@ -14,6 +14,7 @@ use super::port::{EmitError, Sink};
 use super::refusal::Refusal;
 use super::registry::Registry;
 use crate::converja::{AgentId, CallId};
+use crate::store::{Change, Journal};
 use crate::telemetry;
 
 /// Events held, in order, for a socket whose buffer is full. A socket that falls further
@@ -61,6 +62,8 @@ pub(super) struct State<T, A> {
     draining: bool,
     /// Dropped sockets whose close could not be queued yet, tried again on every tick.
     unclosed: Vec<T>,
+    /// Where changes that must survive a restart go.
+    pub(super) journal: Journal,
 }
 
 /// An event the core did not take, with its acknowledgement and why.
@@ -105,7 +108,7 @@ fn lock<T, A>(state: &Mutex<State<T, A>>) -> std::sync::MutexGuard<'_, State<T, 
 }
 
 impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
-    pub(super) fn new(registry: Registry) -> Self {
+    pub(super) fn new(registry: Registry, journal: Journal) -> Self {
         State {
             registry,
             sockets: HashMap::new(),
@@ -113,6 +116,7 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
             ending: HashMap::new(),
             draining: false,
             unclosed: Vec::new(),
+            journal,
         }
     }
 
@@ -193,7 +197,17 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
     fn close_socket(&mut self, id: SocketId, now: Instant) {
         self.sockets.remove(&id);
         self.backlogged.remove(&id);
-        self.registry.socket_closed(id, now);
+        self.socket_left(id, now);
+    }
+
+    /// A socket of a session is gone; the session remembers when its last one left.
+    fn socket_left(&mut self, id: SocketId, now: Instant) {
+        if let Some(session) = self.registry.socket_closed(id, now) {
+            self.journal.note(Change::Orphaned {
+                username: session.username.clone(),
+                at: SystemTime::now(),
+            });
+        }
     }
 
     /// The username the socket's token proves.
@@ -285,7 +299,7 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
         {
             self.unclosed.push(entry.handle);
         }
-        self.registry.socket_closed(id, super::now());
+        self.socket_left(id, super::now());
     }
 
     /// Ends `call` in whichever session holds it and tells every socket of that session, once.

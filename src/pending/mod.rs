@@ -27,6 +27,18 @@ pub(crate) struct IdSource {
 }
 
 impl IdSource {
+    /// A source whose ids are all above `used`.
+    pub(crate) fn above(used: u64) -> Self {
+        IdSource {
+            last: AtomicU64::new(used),
+        }
+    }
+
+    /// The highest id handed out (or the floor it started from).
+    pub(crate) fn last(&self) -> u64 {
+        self.last.load(Ordering::SeqCst)
+    }
+
     /// The next id: strictly greater than every id handed out before.
     pub(crate) fn next(&self) -> u64 {
         let now = SystemTime::now()
@@ -169,12 +181,12 @@ impl Drop for Ticket {
 }
 
 impl PendingTable {
-    /// A table holding at most `capacity` requests at once.
-    pub(crate) fn new(capacity: usize) -> Arc<Self> {
+    /// A table holding at most `capacity` requests at once, handing out ids above `used`.
+    pub(crate) fn new(capacity: usize, used: u64) -> Arc<Self> {
         Arc::new(Self {
             inner: Mutex::new(Inner::new()),
             capacity,
-            ids: IdSource::default(),
+            ids: IdSource::above(used),
             emptied: Notify::new(),
         })
     }
@@ -183,6 +195,11 @@ impl PendingTable {
         // A panic while holding the lock cannot leave the maps half-updated in a way that
         // matters more than losing the table, so a poisoned lock is used as is.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The highest request id handed out so far.
+    pub(crate) fn last_id(&self) -> u64 {
+        self.ids.last()
     }
 
     /// Requests pending now.

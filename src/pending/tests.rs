@@ -20,7 +20,7 @@ const FILIS: &str = "filis@conf.test/filis";
 
 #[tokio::test]
 async fn answers_reach_their_own_request_in_any_order() {
-    let table = PendingTable::new(10);
+    let table = PendingTable::new(10, 0);
     let mut a = table.register(occupant(FILIS)).unwrap();
     let mut b = table.register(occupant(FILIS)).unwrap();
     let from: Jid = occupant(FILIS).into();
@@ -39,7 +39,7 @@ async fn answers_reach_their_own_request_in_any_order() {
 
 #[tokio::test]
 async fn spoofed_answers_are_refused_and_the_real_one_still_lands() {
-    let table = PendingTable::new(10);
+    let table = PendingTable::new(10, 0);
     let mut t = table.register(occupant("agent.1@conf.test/1")).unwrap();
     let other: Jid = occupant("agent.2@conf.test/2").into();
     let bare: Jid = "agent.1@conf.test".parse().unwrap();
@@ -61,7 +61,7 @@ async fn spoofed_answers_are_refused_and_the_real_one_still_lands() {
 
 #[tokio::test]
 async fn duplicates_late_and_unknown_answers_are_told_apart() {
-    let table = PendingTable::new(10);
+    let table = PendingTable::new(10, 0);
     let from: Jid = occupant(FILIS).into();
     let t = table.register(occupant(FILIS)).unwrap();
     let id = t.id();
@@ -77,7 +77,7 @@ async fn duplicates_late_and_unknown_answers_are_told_apart() {
 
 #[tokio::test]
 async fn bounces_fail_the_request_at_once() {
-    let table = PendingTable::new(10);
+    let table = PendingTable::new(10, 0);
     let mut t = table.register(occupant("agent.9@conf.test/9")).unwrap();
     let stranger: Jid = occupant("agent.8@conf.test/8").into();
     assert!(matches!(
@@ -97,7 +97,7 @@ async fn bounces_fail_the_request_at_once() {
 
 #[tokio::test]
 async fn link_loss_fails_everything_pending() {
-    let table = PendingTable::new(10);
+    let table = PendingTable::new(10, 0);
     let mut tickets: Vec<_> = (0..5)
         .map(|_| table.register(occupant(FILIS)).unwrap())
         .collect();
@@ -120,7 +120,7 @@ async fn link_loss_fails_everything_pending() {
 
 #[tokio::test]
 async fn waiting_for_an_empty_table_ends_with_the_last_request() {
-    let table = PendingTable::new(10);
+    let table = PendingTable::new(10, 0);
     let from: Jid = occupant(FILIS).into();
     let first = table.register(occupant(FILIS)).unwrap();
     let second = table.register(occupant(FILIS)).unwrap();
@@ -141,7 +141,7 @@ async fn waiting_for_an_empty_table_ends_with_the_last_request() {
 
 #[test]
 fn a_dropped_ticket_leaves_the_table() {
-    let table = PendingTable::new(10);
+    let table = PendingTable::new(10, 0);
     let from: Jid = occupant(FILIS).into();
     let kept = table.register(occupant(FILIS)).unwrap();
     let dropped = table.register(occupant(FILIS)).unwrap();
@@ -166,7 +166,7 @@ fn a_dropped_ticket_leaves_the_table() {
 
 #[test]
 fn the_table_is_bounded_and_frees_slots_on_drop() {
-    let table = PendingTable::new(2);
+    let table = PendingTable::new(2, 0);
     let a = table.register(occupant(FILIS)).unwrap();
     let _b = table.register(occupant(FILIS)).unwrap();
     assert_eq!(table.register(occupant(FILIS)).unwrap_err(), Overloaded);
@@ -193,4 +193,18 @@ fn ids_increase_start_from_the_clock_and_fit_json() {
     let restarted = IdSource::default();
     std::thread::sleep(std::time::Duration::from_millis(20));
     assert!(restarted.next() > last);
+}
+
+#[test]
+fn ids_stay_above_what_a_predecessor_used_even_with_the_clock_behind() {
+    // A predecessor whose clock ran an hour ahead, or that sent faster than the clock.
+    let ahead = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
+        + 3_600_000_000;
+    let ids = IdSource::above(ahead);
+    assert_eq!(ids.last(), ahead);
+    assert_eq!(ids.next(), ahead + 1);
+    assert_eq!(ids.last(), ahead + 1);
 }

@@ -110,6 +110,19 @@ impl Platform {
         tracker: &TaskTracker,
         cancel: CancellationToken,
     ) -> Platform {
+        Self::start_after(0, settings, nickname, cfg, tracker, cancel)
+    }
+
+    /// [`Platform::start`] for a process that follows another: every request id it sends is
+    /// above `used`, the highest id its predecessor may have sent.
+    pub fn start_after(
+        used: u64,
+        settings: ConnectSettings,
+        nickname: String,
+        cfg: &ConverjaConfig,
+        tracker: &TaskTracker,
+        cancel: CancellationToken,
+    ) -> Platform {
         let (link, inbound) = Link::spawn(settings, tracker, cancel.clone());
         let addresses = Addresses::new(cfg.conference.clone());
         let base: BTreeSet<BareJid> = [RoomName::Filis, RoomName::Catraquis]
@@ -119,7 +132,7 @@ impl Platform {
         let platform = Platform {
             shared: Arc::new(Shared {
                 link,
-                table: PendingTable::new(cfg.max_pending),
+                table: PendingTable::new(cfg.max_pending, used),
                 addresses,
                 nickname,
                 timeout: cfg.request_timeout.0,
@@ -161,6 +174,11 @@ impl Platform {
     /// The platform's addresses.
     pub fn addresses(&self) -> &Addresses {
         &self.shared.addresses
+    }
+
+    /// The highest request id handed out so far.
+    pub fn last_request_id(&self) -> u64 {
+        self.shared.table.last_id()
     }
 
     /// Requests waiting for an answer now.

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use converja_bridge::config::Config;
+use converja_bridge::config::{Config, StoreConfig};
 
 use super::server::Server;
 use converja_bridge::sim::SimHandle;
@@ -28,6 +28,10 @@ pub(crate) struct BridgeStack {
     cancel: CancellationToken,
     pub tracker: TaskTracker,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// The bridge's configuration, for starting it again.
+    pub config: Config,
+    /// Holds the session store's file.
+    _store: tempfile::TempDir,
 }
 
 impl Drop for BridgeStack {
@@ -49,8 +53,14 @@ impl BridgeStack {
     }
 }
 
-/// The bridge's config for this stack, test-friendly timings, adjusted by `tune`.
-pub(crate) fn bridge_config(via: Via, xmpp: &Server, tune: impl FnOnce(&mut Config)) -> Config {
+/// The bridge's config for this stack, test-friendly timings, its session store in `store`,
+/// adjusted by `tune`.
+pub(crate) fn bridge_config(
+    via: Via,
+    xmpp: &Server,
+    store: &Path,
+    tune: impl FnOnce(&mut Config),
+) -> Config {
     let transport = match via {
         Via::Tcp => "tcp",
         Via::Bosh => "bosh",
@@ -80,6 +90,7 @@ pub(crate) fn bridge_config(via: Via, xmpp: &Server, tune: impl FnOnce(&mut Conf
         conference = xmpp.conference,
     );
     let mut config = Config::from_toml(&text).expect("the test config is valid");
+    config.store = StoreConfig::Sqlite(store.join("sessions.db"));
     tune(&mut config);
     config
 }
@@ -97,14 +108,15 @@ pub(crate) async fn bridge_on(
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
     let (xmpp, sim) = start_sim(scenario, &tracker, &cancel).await;
-    let config = bridge_config(via, &xmpp, tune);
+    let store = tempfile::tempdir().expect("a temporary directory");
+    let config = bridge_config(via, &xmpp, store.path(), tune);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a free port");
     let port = listener.local_addr().expect("bound").port();
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(converja_bridge::app::serve(
-        config,
+        config.clone(),
         listener,
         shutdown.clone(),
     ));
@@ -117,6 +129,8 @@ pub(crate) async fn bridge_on(
         cancel,
         tracker,
         server: Some(server),
+        config,
+        _store: store,
     };
     wait_ready(port).await;
     stack

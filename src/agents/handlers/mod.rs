@@ -34,7 +34,7 @@ pub(super) async fn handle<P: Platform, S: Sink>(
         ClientEvent::EndCall(call) => end_call::handle(agents, socket, call, ack).await,
         ClientEvent::NewCallAnswered(call) => new_call::answered(agents, socket, call, ack),
         ClientEvent::NewCallError { call, reason } => {
-            new_call::rejected(agents, socket, call, &reason, ack);
+            new_call::rejected(agents, socket, call, &reason, ack).await;
         }
         ClientEvent::Invalid { kind, error, echo } => {
             invalid(agents, socket, kind, Refusal::Payload(error), echo, ack);

@@ -2,6 +2,7 @@
 //! Neither has a reply event; refusals are logged, counted and told to the acknowledgement.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use tracing::{debug, warn};
 
@@ -9,6 +10,7 @@ use crate::agents::event::{AckReply, SocketId};
 use crate::agents::refusal::Refusal;
 use crate::agents::{Agents, Platform, Sink, now};
 use crate::converja::CallId;
+use crate::store::Change;
 
 /// The UI showed the call: it will not be reported as unanswered.
 pub(super) fn answered<P: Platform, S: Sink>(
@@ -27,9 +29,10 @@ pub(super) fn answered<P: Platform, S: Sink>(
     }
 }
 
-/// The UI could not take the call: its slot is freed at once, it is never offered again,
-/// and `on_call_error` is applied.
-pub(super) fn rejected<P: Platform, S: Sink>(
+/// The UI could not take the call: its slot is freed at once, it is never offered again
+/// (not even after a restart: the rejection is stored before the acknowledgement), and
+/// `on_call_error` is applied.
+pub(super) async fn rejected<P: Platform, S: Sink>(
     agents: &Arc<Agents<P, S>>,
     socket: SocketId,
     call: CallId,
@@ -48,6 +51,14 @@ pub(super) fn rejected<P: Platform, S: Sink>(
     match target {
         Ok((agent, among)) => {
             warn!(%agent, %call, %reason, "agent UI rejected a call");
+            let journal = agents.journal();
+            let stored = journal.commit(Change::Rejected {
+                call,
+                at: SystemTime::now(),
+            });
+            if let Err(error) = stored.await {
+                warn!(%call, %error, "rejection not stored: a restart may offer the call again");
+            }
             if let Some(ack) = ack {
                 agents.answer(socket, ack, &AckReply::Accepted(call));
             }

@@ -9,6 +9,8 @@ use crate::agents::event::{Echo, Login, ServerEvent, SocketId};
 use crate::agents::refusal::{Refusal, Subject};
 use crate::agents::{Agents, Platform, Sink, now};
 use crate::converja::AgentId;
+use crate::store::{Change, StoredSession};
+use crate::telemetry;
 
 pub(super) async fn handle<P: Platform, S: Sink>(
     agents: &Arc<Agents<P, S>>,
@@ -19,18 +21,7 @@ pub(super) async fn handle<P: Platform, S: Sink>(
     let agent = agents.settings.agent_for(&login.username);
     let reply = match check(agents, socket, &login, &agent) {
         Err(error) => Err(error),
-        // A repeated USER_CONNECT on the same socket: same session, nothing re-delivered.
-        Ok(Checked::Again) => attach(agents, socket, &login, &agent),
-        Ok(Checked::New) => match check_agent(agents, &agent).await {
-            Ok(()) => attach(agents, socket, &login, &agent),
-            Err(error) => {
-                agents.leave_if_unused(&agent);
-                Err(Refusal::Platform {
-                    subject: Subject::Agent(agent.clone()),
-                    error,
-                })
-            }
-        },
+        Ok(checked) => admit(agents, socket, &login, &agent, checked).await,
     };
     let reply = match reply {
         Ok(()) => {
@@ -43,6 +34,54 @@ pub(super) async fn handle<P: Platform, S: Sink>(
         },
     };
     agents.reply(socket, reply, ack);
+}
+
+/// Confirms the agent with the platform (unless the socket already acts for it), stores the
+/// session, then attaches the socket: a crash after USER_CONNECTED must not lose the session.
+async fn admit<P: Platform, S: Sink>(
+    agents: &Arc<Agents<P, S>>,
+    socket: SocketId,
+    login: &Login,
+    agent: &AgentId,
+    checked: Checked,
+) -> Result<(), Refusal> {
+    let new = matches!(checked, Checked::New);
+    if new && let Err(error) = check_agent(agents, agent).await {
+        agents.leave_if_unused(agent);
+        return Err(Refusal::Platform {
+            subject: Subject::Agent(agent.clone()),
+            error,
+        });
+    }
+    let (stored, reclaimed, changed) = {
+        let state = agents.state();
+        let stored = StoredSession {
+            username: login.username.clone(),
+            agent: agent.clone(),
+            max_calls: login.max_calls,
+            proven: state.proven(socket).map(str::to_owned),
+            orphaned_at: None,
+        };
+        let session = state.registry.session(&login.username);
+        let reclaimed = session.is_some_and(|s| s.restored);
+        let changed = new || session.is_none_or(|s| s.max_calls != login.max_calls);
+        (stored, reclaimed, changed)
+    };
+    if changed && let Err(error) = agents.journal().commit(Change::Session(stored)).await {
+        if new {
+            agents.leave_if_unused(agent);
+        }
+        return Err(Refusal::Unsaved(error));
+    }
+    let attached = attach(agents, socket, login, agent);
+    if attached.is_err() && agents.state().registry.session(&login.username).is_none() {
+        agents.journal().note(Change::Ended(login.username.clone()));
+    }
+    if attached.is_ok() && reclaimed {
+        info!(username = %login.username, %agent, "restored session reclaimed by its UI");
+        metrics::counter!(telemetry::RESTORED_SESSIONS, "outcome" => "reclaimed").increment(1);
+    }
+    attached
 }
 
 /// Asks the platform about `agent`, once any end of its previous session is done there.

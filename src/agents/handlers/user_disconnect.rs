@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::agents::event::{ServerEvent, SocketId};
 use crate::agents::refusal::{Refusal, Subject};
 use crate::agents::{Agents, Platform, Sink};
+use crate::store::Change;
 
 pub(super) async fn handle<P: Platform, S: Sink>(
     agents: &Arc<Agents<P, S>>,
@@ -33,6 +34,13 @@ pub(super) async fn handle<P: Platform, S: Sink>(
             Ok(()) => {
                 agents.state().registry.end_session(&username);
                 info!(%username, %agent, "agent disconnected");
+                let journal = agents.journal();
+                let forgotten = journal.commit(Change::Ended(username.clone()));
+                if let Err(error) = forgotten.await {
+                    // The agent is logged out on the platform either way; a restart would
+                    // bring the session back and log it out again after the grace.
+                    warn!(%username, %error, "ended session not removed from the store");
+                }
                 ServerEvent::UserDisconnected { username }
             }
             Err(error) => ServerEvent::UserDisconnectionError {

@@ -60,6 +60,8 @@ pub(crate) struct Session {
     /// Calls of the session in arrival order; the first `max_calls` are offered.
     calls: Vec<Slot>,
     orphaned_since: Option<Instant>,
+    /// Brought back from the store at start and not yet reclaimed by a UI.
+    pub restored: bool,
 }
 
 impl Session {
@@ -275,9 +277,11 @@ impl Registry {
                 // Calls the agent already had on the platform are the session's too.
                 calls: self.unclaimed.remove(agent).unwrap_or_default(),
                 orphaned_since: None,
+                restored: false,
             });
         session.max_calls = max_calls;
         session.orphaned_since = None;
+        session.restored = false;
         let view = session.sockets.entry(socket).or_default();
         if view.ready_at.is_none() {
             view.ready_at = Some(now + self.rules.first_call_delay);
@@ -289,16 +293,57 @@ impl Registry {
     }
 
     /// The socket is gone without USER_DISCONNECT; its session waits for the grace period.
-    pub(crate) fn socket_closed(&mut self, socket: SocketId, now: Instant) {
-        let Some(username) = self.by_socket.remove(&socket) else {
-            return;
-        };
-        if let Some(session) = self.sessions.get_mut(&username) {
-            session.sockets.remove(&socket);
-            if session.sockets.is_empty() {
-                session.orphaned_since = Some(now);
-            }
+    /// Returns the session if that was its last socket.
+    pub(crate) fn socket_closed(&mut self, socket: SocketId, now: Instant) -> Option<&Session> {
+        let username = self.by_socket.remove(&socket)?;
+        let session = self.sessions.get_mut(&username)?;
+        session.sockets.remove(&socket);
+        if !session.sockets.is_empty() {
+            return None;
         }
+        session.orphaned_since = Some(now);
+        Some(session)
+    }
+
+    /// Brings back a session a previous process stored, without sockets: it waits for its UI
+    /// as if its last socket had left at `orphaned_since`. A session of the same username or
+    /// agent already here wins.
+    pub(crate) fn restore(
+        &mut self,
+        username: &str,
+        agent: &AgentId,
+        max_calls: u32,
+        orphaned_since: Instant,
+    ) -> bool {
+        if self.sessions.contains_key(username) || self.by_agent.contains_key(agent) {
+            return false;
+        }
+        self.sessions.insert(
+            username.to_owned(),
+            Session {
+                username: username.to_owned(),
+                agent: agent.clone(),
+                max_calls,
+                sockets: BTreeMap::new(),
+                calls: self.unclaimed.remove(agent).unwrap_or_default(),
+                orphaned_since: Some(orphaned_since),
+                restored: true,
+            },
+        );
+        self.by_agent.insert(agent.clone(), username.to_owned());
+        true
+    }
+
+    /// A call rejected before a restart: never offered again.
+    pub(crate) fn forget_call(&mut self, call: CallId) {
+        self.ended.insert(call.0);
+    }
+
+    /// Whether the session is waiting for its UI (no socket attached).
+    pub(crate) fn is_orphaned(&self, username: &str) -> bool {
+        self.sessions
+            .get(username)
+            .is_some_and(|s| s.orphaned_since.is_some())
     }
 
     /// Sessions whose last socket left more than the grace period ago.

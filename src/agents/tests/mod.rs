@@ -8,6 +8,7 @@ mod calls;
 mod connect;
 mod outage;
 mod properties;
+mod restart;
 mod sessions;
 mod several;
 
@@ -28,6 +29,8 @@ use crate::converja::{
     AgentId, CallDidStart, CallId, CallTimestamps, PauseReason, PlatformError, QueueCall,
     QueueCalls, QueueId, Timestamp,
 };
+use crate::store::memory::MemoryStore;
+use crate::store::{Journal, Store};
 
 /// A request the core made, as the fake platform saw it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -285,14 +288,35 @@ impl Bench {
     }
 
     pub(super) fn with(settings: Settings) -> Self {
-        let platform = FakePlatform::default();
+        Self::build(settings, FakePlatform::default(), None)
+    }
+
+    /// A core that records to `store` and starts from what it holds, as a bridge (re)started
+    /// over that store does, in front of `platform`.
+    pub(super) async fn on_store(
+        settings: Settings,
+        platform: FakePlatform,
+        store: &Arc<MemoryStore>,
+    ) -> Self {
+        let bench = Self::build(settings, platform, Some(store.clone()));
+        let saved = store.load().await.unwrap();
+        bench.core.restore(saved);
+        bench
+    }
+
+    fn build(settings: Settings, platform: FakePlatform, store: Option<Arc<MemoryStore>>) -> Self {
         let sink = Recorder::default();
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
+        let journal = match store {
+            Some(store) => Journal::open(store, &tasks, cancel.clone()),
+            None => Journal::off(),
+        };
         let core = Agents::new(
             settings,
             platform.clone(),
             sink.clone(),
+            journal,
             tasks.clone(),
             cancel.clone(),
         );

@@ -47,7 +47,7 @@ struct Harness {
 
 impl Harness {
     fn new() -> Self {
-        let table = PendingTable::new(8);
+        let table = PendingTable::new(8, 0);
         let (tx, updates) = broadcast::channel(16);
         let addresses = Addresses::new(CONFERENCE.parse().unwrap());
         let dispatcher = Dispatcher::new(table.clone(), addresses, NICKNAME.into(), tx);
