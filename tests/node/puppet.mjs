@@ -12,7 +12,10 @@ function connect(cmd) {
     transports: cmd.transports ?? ["polling", "websocket"],
     auth: cmd.auth ?? {},
     extraHeaders: cmd.headers ?? {},
-    reconnection: false,
+    // A UI that reconnects by itself, as agent UIs do, when asked to.
+    reconnection: cmd.reconnection ?? false,
+    reconnectionDelay: 100,
+    reconnectionDelayMax: 500,
     forceNew: true,
     timeout: 10000,
   });

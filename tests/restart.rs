@@ -1,0 +1,230 @@
+//! The bridge binary restarted under its agents, by SIGTERM and by SIGKILL, its sessions kept
+//! in its SQLite store; real Prosody, the simulator, and socket.io-client UIs that reconnect
+//! by themselves. After the restart the UIs must show exactly what the platform has.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::agent_ui::{Puppet, wait_ready};
+use common::{PATIENCE, agent, scenario, start_sim};
+use converja_bridge::config::Secret;
+use converja_bridge::converja::{CallId, QueueId};
+use converja_bridge::gateway::mint_token;
+use converja_bridge::sim::SimHandle;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+const BRIDGE: &str = env!("CARGO_BIN_EXE_converja-bridge");
+const SECRET: &str = "a-restart-test-secret";
+/// Short, so that the sessions nobody reclaims end within the test.
+const GRACE: Duration = Duration::from_secs(4);
+
+/// The bridge binary; killed if the test ends first.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Daemon {
+    async fn start(config: &Path, port: u16) -> Daemon {
+        let daemon = Daemon(
+            Command::new(BRIDGE)
+                .args(["run", "--config"])
+                .arg(config)
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("the bridge starts"),
+        );
+        wait_ready(port).await;
+        daemon
+    }
+
+    /// Sends `signal` and waits for the process to exit.
+    fn stop(mut self, signal: &str) {
+        Command::new("kill")
+            .args([&format!("-{signal}"), &self.0.id().to_string()])
+            .status()
+            .expect("kill runs");
+        let deadline = Instant::now() + PATIENCE;
+        while self.0.try_wait().expect("waitable").is_none() {
+            assert!(Instant::now() < deadline, "the bridge did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn write_config(dir: &Path, xmpp: &common::server::Server, port: u16) -> PathBuf {
+    let file = dir.join("bridge.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+            [xmpp]
+            jid = "bridge@{domain}"
+            password = "bridge-pw"
+            host = "127.0.0.1"
+            port = {c2s}
+            tls = "none"
+            [converja]
+            conference = "{conference}"
+            request_timeout = "3s"
+            [socketio]
+            listen = "127.0.0.1:{port}"
+            [agents]
+            first_call_delay = "100ms"
+            reconnect_grace = "{grace}s"
+            [auth]
+            hmac_secret = "{SECRET}"
+            [store]
+            path = "{store}"
+            [log]
+            level = "info"
+            "#,
+            domain = xmpp.domain,
+            c2s = xmpp.c2s_port,
+            conference = xmpp.conference,
+            grace = GRACE.as_secs(),
+            store = dir.join("sessions.db").display(),
+        ),
+    )
+    .expect("config written");
+    file
+}
+
+/// A UI socket with the token for `username`; it reconnects by itself when `reconnects`.
+async fn open(ui: &mut Puppet, username: &str, reconnects: bool) {
+    let token = mint_token(&Secret::new(SECRET), username);
+    ui.connect_with(
+        username,
+        "/callcontrol",
+        "",
+        &["websocket"],
+        json!({"auth": {"token": token}, "reconnection": reconnects}),
+    )
+    .await;
+    ui.login(username, username, 3).await;
+}
+
+fn call_of(payload: &Value) -> CallId {
+    CallId(payload["callId"].as_str().unwrap().parse().unwrap())
+}
+
+/// The NEW_CALLs `username` receives until it has `count` of them.
+async fn new_calls(ui: &mut Puppet, username: &str, count: usize) -> BTreeSet<CallId> {
+    let mut calls = BTreeSet::new();
+    for _ in 0..count {
+        let call = call_of(&ui.expect(username, "NEW_CALL").await);
+        assert!(calls.insert(call), "{call} delivered twice to {username}");
+    }
+    calls
+}
+
+/// Waits until the platform has logged `id` out (true) or the wait is over (false).
+async fn logged_out(sim: &SimHandle, id: &str, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if !sim.world().await.agents[&agent(id)].logged_in {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+async fn restart_under_agents(signal: &str) {
+    let tracker = TaskTracker::new();
+    let cancel = CancellationToken::new();
+    let (xmpp, sim) = start_sim(scenario(), &tracker, &cancel).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::unused_port();
+    let config = write_config(dir.path(), &xmpp, port);
+    let bridge = Daemon::start(&config, port).await;
+    let url = format!("http://127.0.0.1:{port}");
+    let mut ui = Puppet::start(&url).await;
+
+    // Maria sends USER_CONNECT again after a reconnect; João's UI never does; Carla's UI
+    // does not come back at all.
+    open(&mut ui, "22010", true).await;
+    open(&mut ui, "22011", true).await;
+    open(&mut ui, "22012", false).await;
+    let a = sim
+        .start_call(QueueId(7), &agent("22010"), "0800")
+        .await
+        .unwrap();
+    assert_eq!(new_calls(&mut ui, "22010", 1).await, BTreeSet::from([a]));
+    let b = sim
+        .start_call(QueueId(8), &agent("22011"), "0801")
+        .await
+        .unwrap();
+    assert_eq!(new_calls(&mut ui, "22011", 1).await, BTreeSet::from([b]));
+    ui.send(json!({"op": "emit", "id": "22011", "event": "NEW_CALL_ERROR", "data": {"callId": b.to_string(), "error": "busy"}, "ack": true}))
+        .await;
+    ui.expect("22011", "ack:NEW_CALL_ERROR").await;
+    let sent_before = sim.requests().await.len();
+
+    bridge.stop(signal);
+    // Calls the platform gives the agents while no bridge runs.
+    let c = sim
+        .start_call(QueueId(7), &agent("22010"), "0802")
+        .await
+        .unwrap();
+    let d = sim
+        .start_call(QueueId(7), &agent("22011"), "0803")
+        .await
+        .unwrap();
+    let _bridge = Daemon::start(&config, port).await;
+
+    ui.expect("22010", "connect").await;
+    ui.login("22010", "22010", 3).await;
+    assert_eq!(new_calls(&mut ui, "22010", 2).await, BTreeSet::from([a, c]));
+    ui.expect("22011", "connect").await;
+    assert_eq!(
+        new_calls(&mut ui, "22011", 1).await,
+        BTreeSet::from([d]),
+        "the token alone brings the session back; the rejected call stays rejected"
+    );
+    ui.expect_none("22011", "NEW_CALL").await;
+    ui.expect_none("22010", "NEW_CALL").await;
+
+    assert!(
+        logged_out(&sim, "22012", GRACE + PATIENCE).await,
+        "a session nobody reclaims is logged out after the grace"
+    );
+    let world = sim.world().await;
+    assert!(world.agents[&agent("22010")].logged_in);
+    assert!(world.agents[&agent("22011")].logged_in);
+    let ids: Vec<u64> = sim.requests().await.iter().map(|r| r.message.id).collect();
+    assert!(
+        ids.len() > sent_before,
+        "the restarted bridge sent requests"
+    );
+    let unique: BTreeSet<u64> = ids.iter().copied().collect();
+    assert_eq!(
+        unique.len(),
+        ids.len(),
+        "request ids are never reused: {ids:?}"
+    );
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_sigterm_every_session_comes_back_or_is_logged_out() {
+    restart_under_agents("TERM").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_sigkill_every_session_comes_back_or_is_logged_out() {
+    restart_under_agents("KILL").await;
+}
