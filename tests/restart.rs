@@ -1,5 +1,5 @@
 //! The bridge binary restarted under its agents, by SIGTERM and by SIGKILL, its sessions kept
-//! in its SQLite store; real Prosody, the simulator, and socket.io-client UIs that reconnect
+//! in a SQLite file or in PostgreSQL; real Prosody, the simulator, and socket.io-client UIs that reconnect
 //! by themselves. After the restart the UIs must show exactly what the platform has.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -16,6 +16,7 @@ use common::{PATIENCE, agent, scenario, start_sim};
 use converja_bridge::config::Secret;
 use converja_bridge::converja::{CallId, QueueId};
 use converja_bridge::gateway::mint_token;
+use converja_bridge::postgres::LocalPostgres;
 use converja_bridge::sim::SimHandle;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -65,7 +66,29 @@ impl Daemon {
     }
 }
 
-fn write_config(dir: &Path, xmpp: &common::server::Server, port: u16) -> PathBuf {
+/// Where the bridge keeps its sessions in a test.
+enum Store {
+    /// A SQLite file in the test's directory.
+    Sqlite,
+    /// A private PostgreSQL server.
+    Postgres(LocalPostgres),
+}
+
+impl Store {
+    fn postgres() -> Store {
+        Store::Postgres(LocalPostgres::start().unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    /// The `[store]` section for a bridge whose files are in `dir`.
+    fn section(&self, dir: &Path) -> String {
+        match self {
+            Store::Sqlite => format!("path = \"{}\"", dir.join("sessions.db").display()),
+            Store::Postgres(server) => format!("url = \"{}\"", server.url()),
+        }
+    }
+}
+
+fn write_config(dir: &Path, xmpp: &common::server::Server, port: u16, store: &Store) -> PathBuf {
     let file = dir.join("bridge.toml");
     std::fs::write(
         &file,
@@ -88,7 +111,7 @@ fn write_config(dir: &Path, xmpp: &common::server::Server, port: u16) -> PathBuf
             [auth]
             hmac_secret = "{SECRET}"
             [store]
-            path = "{store}"
+            {store}
             [log]
             level = "info"
             "#,
@@ -96,7 +119,7 @@ fn write_config(dir: &Path, xmpp: &common::server::Server, port: u16) -> PathBuf
             c2s = xmpp.c2s_port,
             conference = xmpp.conference,
             grace = GRACE.as_secs(),
-            store = dir.join("sessions.db").display(),
+            store = store.section(dir),
         ),
     )
     .expect("config written");
@@ -143,13 +166,13 @@ async fn logged_out(sim: &SimHandle, id: &str, within: Duration) -> bool {
     false
 }
 
-async fn restart_under_agents(signal: &str) {
+async fn restart_under_agents(signal: &str, store: Store) {
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
     let (xmpp, sim) = start_sim(scenario(), &tracker, &cancel).await;
     let dir = tempfile::tempdir().unwrap();
     let port = common::unused_port();
-    let config = write_config(dir.path(), &xmpp, port);
+    let config = write_config(dir.path(), &xmpp, port, &store);
     let bridge = Daemon::start(&config, port).await;
     let url = format!("http://127.0.0.1:{port}");
     let mut ui = Puppet::start(&url).await;
@@ -220,11 +243,21 @@ async fn restart_under_agents(signal: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_a_sigterm_every_session_comes_back_or_is_logged_out() {
-    restart_under_agents("TERM").await;
+async fn sqlite_after_a_sigterm_every_session_comes_back_or_is_logged_out() {
+    restart_under_agents("TERM", Store::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_a_sigkill_every_session_comes_back_or_is_logged_out() {
-    restart_under_agents("KILL").await;
+async fn sqlite_after_a_sigkill_every_session_comes_back_or_is_logged_out() {
+    restart_under_agents("KILL", Store::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_after_a_sigterm_every_session_comes_back_or_is_logged_out() {
+    restart_under_agents("TERM", Store::postgres()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_after_a_sigkill_every_session_comes_back_or_is_logged_out() {
+    restart_under_agents("KILL", Store::postgres()).await;
 }
