@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::future::IntoFuture;
+
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -14,7 +16,8 @@ use crate::agents::{Agents, Settings};
 use crate::config::Config;
 use crate::gateway::SocketSink;
 use crate::platform::Platform;
-use crate::store::{self, Change, Journal, Saved};
+use crate::store::lease::Kept;
+use crate::store::{self, Change, Journal, Lease, Saved, SqlStore, Store};
 use crate::xmpp::ConnectSettings;
 use crate::{bridge, gateway, http, telemetry};
 
@@ -22,7 +25,15 @@ use crate::{bridge, gateway, http, telemetry};
 /// already sent to the platform.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
 
+/// How long an active bridge that lost its lease takes at most to stop serving: well within
+/// the margin between [`store::lease::FENCE_AFTER`] and [`store::lease::TTL`].
+const FENCE_DEADLINE: Duration = Duration::from_millis(500);
+
 /// Runs the bridge on `listener` until `shutdown` is cancelled, then drains and returns.
+///
+/// With a shared store (PostgreSQL), the bridge serves only while it holds the store's lease:
+/// until then it stands by (`/readyz` 503, sockets refused), and if it loses the lease it
+/// stops serving at once and stands by again.
 pub async fn serve(
     config: Config,
     listener: TcpListener,
@@ -32,38 +43,134 @@ pub async fn serve(
     if config.auth.is_none() {
         warn!("no [auth] configured: any socket.io client may act as any agent username");
     }
-    let running = Running::start(&config).await?;
+    let store = store::open(&config.store).await?;
+    let lease = store
+        .as_ref()
+        .filter(|s| s.is_shared())
+        .map(|s| Lease::new(s.clone()));
+    // Each phase serves on its own handle of the same socket, so that connections never
+    // find the port closed between phases.
+    let listener = listener.into_std()?;
+    let address = listener.local_addr()?;
+    loop {
+        let held = match &lease {
+            None => None,
+            Some(lease) => {
+                let held = stand_by(reuse(&listener)?, lease, &shutdown).await?;
+                if held.is_none() {
+                    break;
+                }
+                held
+            }
+        };
+        telemetry::set_role(true);
+        info!(%address, paths = ?config.socketio.paths, "listening for agent UIs");
+        let stop = shutdown.child_token();
+        let keeper = lease.clone().zip(held).map(|(lease, held)| {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                if lease.keep(held, &stop).await == Kept::Lost {
+                    stop.cancel();
+                }
+            })
+        });
+        let served =
+            serve_active(&config, store.clone(), reuse(&listener)?, &stop, &shutdown).await;
+        stop.cancel();
+        if let Some(keeper) = keeper {
+            let _ = keeper.await;
+        }
+        served?;
+        if shutdown.is_cancelled() {
+            break;
+        }
+        warn!("stopped serving: the lease was lost; standing by");
+    }
+    if let Some(lease) = &lease {
+        lease.release().await;
+    }
+    info!("stopped");
+    Ok(())
+}
+
+/// Another handle on the listening socket, for the next phase.
+fn reuse(listener: &std::net::TcpListener) -> anyhow::Result<TcpListener> {
+    Ok(TcpListener::from_std(listener.try_clone()?)?)
+}
+
+/// Serves as the standby until this process holds the lease (when it was taken), or until
+/// `shutdown` (`None`).
+async fn stand_by(
+    listener: TcpListener,
+    lease: &Lease,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<tokio::time::Instant>> {
+    telemetry::set_role(false);
+    info!(
+        holder = lease.holder(),
+        "standing by until the lease is free"
+    );
+    let done = CancellationToken::new();
+    let server = tokio::spawn(
+        axum::serve(listener, http::standby_routes())
+            .with_graceful_shutdown(done.clone().cancelled_owned())
+            .into_future(),
+    );
+    let held = lease.acquire(shutdown).await;
+    done.cancel();
+    server.await??;
+    Ok(held)
+}
+
+/// Serves agent UIs until `stop`: drained when `shutdown` is the reason, dropped at once when
+/// the lease was lost.
+async fn serve_active(
+    config: &Config,
+    store: Option<SqlStore>,
+    listener: TcpListener,
+    stop: &CancellationToken,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let running = Running::start(config, store).await?;
     let core = running.core.clone();
-    let (gateway, io) = gateway::start(&config, core.clone());
+    let (gateway, io) = gateway::start(config, core.clone());
     let router = gateway.router(http::routes(
         running.platform.clone(),
         config.socketio.console,
     ));
-
-    let address = listener.local_addr()?;
-    info!(%address, paths = ?config.socketio.paths, "listening for agent UIs");
     // Agent events are tiny and latency-bound; Nagle would delay them by tens of ms.
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let stop = shutdown.clone();
+    let asked = shutdown.clone();
+    let (stop, shutdown) = (stop.clone(), shutdown.clone());
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             stop.cancelled().await;
-            info!("shutting down: refusing new events, finishing the ones taken");
-            if tokio::time::timeout(DRAIN_DEADLINE, core.drain())
-                .await
-                .is_err()
-            {
-                warn!("agent events still being handled at the shutdown deadline");
+            if shutdown.is_cancelled() {
+                info!("shutting down: refusing new events, finishing the ones taken");
+                if tokio::time::timeout(DRAIN_DEADLINE, core.drain())
+                    .await
+                    .is_err()
+                {
+                    warn!("agent events still being handled at the shutdown deadline");
+                }
+                io.close().await;
+            } else {
+                warn!("another bridge may take over: dropping every socket now");
+                let _ = tokio::time::timeout(FENCE_DEADLINE, io.close()).await;
             }
-            io.close().await;
         })
         .await;
-    running.stop().await;
-    served?;
-    info!("stopped");
-    Ok(())
+    let fenced = !asked.is_cancelled();
+    running
+        .stop(if fenced {
+            FENCE_DEADLINE
+        } else {
+            DRAIN_DEADLINE
+        })
+        .await;
+    Ok(served?)
 }
 
 /// What runs while the bridge serves, with the tokens that stop it in order.
@@ -82,11 +189,11 @@ struct Running {
 }
 
 impl Running {
-    /// Opens the store, starts the platform link and the core, and restores the sessions.
-    async fn start(config: &Config) -> anyhow::Result<Running> {
+    /// Reads the store, starts the platform link and the core, and restores the sessions.
+    async fn start(config: &Config, store: Option<SqlStore>) -> anyhow::Result<Running> {
         let tracker = TaskTracker::new();
         let store_cancel = CancellationToken::new();
-        let (journal, saved) = open_store(config, &tracker, store_cancel.clone()).await?;
+        let (journal, saved) = read_store(store, &tracker, store_cancel.clone()).await?;
         let platform_cancel = CancellationToken::new();
         let platform = Platform::start_after(
             saved.request_ids_used(),
@@ -130,10 +237,11 @@ impl Running {
     }
 
     /// Once the sockets are closed: lets the requests in flight finish, writes what the
-    /// store must keep, leaves the rooms and waits for every task.
-    async fn stop(self) {
+    /// store must keep, leaves the rooms and waits for every task; each step at most
+    /// `deadline`.
+    async fn stop(self, deadline: Duration) {
         self.gateway_cancel.cancel();
-        if tokio::time::timeout(DRAIN_DEADLINE, self.platform.idle())
+        if tokio::time::timeout(deadline, self.platform.idle())
             .await
             .is_err()
         {
@@ -142,11 +250,11 @@ impl Running {
                 "requests still pending at the shutdown deadline"
             );
         }
-        write_last(&self.journal, &self.platform).await;
+        write_last(&self.journal, &self.platform, deadline).await;
         self.store_cancel.cancel();
         self.platform_cancel.cancel();
         self.tracker.close();
-        if tokio::time::timeout(DRAIN_DEADLINE, self.tracker.wait())
+        if tokio::time::timeout(deadline, self.tracker.wait())
             .await
             .is_err()
         {
@@ -155,14 +263,13 @@ impl Running {
     }
 }
 
-/// Opens the store `config` names and reads what it holds; the journal that writes to it
-/// stops with `cancel`.
-async fn open_store(
-    config: &Config,
+/// Reads what `store` holds; the journal that writes to it stops with `cancel`.
+async fn read_store(
+    store: Option<SqlStore>,
     tracker: &TaskTracker,
     cancel: CancellationToken,
 ) -> anyhow::Result<(Journal, Saved)> {
-    let Some(store) = store::open(&config.store).await? else {
+    let Some(store) = store else {
         warn!("store.backend = \"none\": sessions will not survive a restart");
         return Ok((Journal::off(), Saved::default()));
     };
@@ -171,15 +278,15 @@ async fn open_store(
         location = store.location(),
         sessions = saved.sessions.len(),
         rejected_calls = saved.rejected.len(),
-        "session store opened"
+        "session store read"
     );
-    Ok((Journal::open(store, tracker, cancel), saved))
+    Ok((Journal::open(Arc::new(store), tracker, cancel), saved))
 }
 
 /// Shutdown: writes the request-id mark and whatever the journal still holds.
-async fn write_last(journal: &Journal, platform: &Platform) {
+async fn write_last(journal: &Journal, platform: &Platform, deadline: Duration) {
     journal.note(Change::RequestHighWater(platform.last_request_id()));
-    match tokio::time::timeout(DRAIN_DEADLINE, journal.flush()).await {
+    match tokio::time::timeout(deadline, journal.flush()).await {
         Ok(Ok(())) => {}
         Ok(Err(error)) => warn!(%error, "sessions not all stored at shutdown"),
         Err(_) => warn!("session store still writing at the shutdown deadline"),

@@ -52,6 +52,31 @@ pub(crate) fn routes(platform: Platform, console: bool) -> Router {
         )
 }
 
+/// What a standby bridge serves: alive, not ready, its metrics, and a refusal for everything
+/// else (socket.io included) that a client retries, by which time a load balancer sends it to
+/// the active bridge.
+pub(crate) fn standby_routes() -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(|| async {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    axum::Json(json!({ "ready": false, "role": "standby" })),
+                )
+            }),
+        )
+        .route("/metrics", get(metrics))
+        .fallback(|| async {
+            metrics::counter!(telemetry::SOCKETS_REFUSED, "reason" => "standby").increment(1);
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "this converja-bridge is the standby: another one is active; connect through the load balancer\n",
+            )
+        })
+}
+
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     (
         [

@@ -119,6 +119,15 @@ pub const STORE_WRITES: &str = "converja_store_writes_total";
 /// `expired` after the reconnect grace).
 pub const RESTORED_SESSIONS: &str = "converja_restored_sessions_total";
 
+/// 1 for the role this bridge has now (`role` = active or standby), 0 for the other.
+pub const ROLE: &str = "converja_role";
+
+/// Records whether this bridge is the active one.
+pub fn set_role(active: bool) {
+    metrics::gauge!(ROLE, "role" => "active").set(f64::from(u8::from(active)));
+    metrics::gauge!(ROLE, "role" => "standby").set(f64::from(u8::from(!active)));
+}
+
 /// Registers help texts for every metric, once at start.
 pub fn describe() {
     describe_counter!(REQUESTS, "Platform requests by kind and outcome");
@@ -159,6 +168,10 @@ pub fn describe() {
         "NEW_CALLs not answered within agents.ack_timeout"
     );
     describe_counter!(STORE_WRITES, "Session store transactions by outcome");
+    describe_gauge!(
+        ROLE,
+        "1 for this bridge's role now (active: serving; standby: waiting for the lease)"
+    );
     describe_counter!(
         RESTORED_SESSIONS,
         "Sessions restored at start, by outcome (restored, reclaimed, expired)"

@@ -10,16 +10,17 @@
 //! crash after the reply loses nothing the UI was told.
 
 mod journal;
+pub mod lease;
 #[cfg(test)]
 pub(crate) mod memory;
 mod sql;
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::future::BoxFuture;
 
 pub use journal::Journal;
+pub use lease::Lease;
 pub use sql::SqlStore;
 
 use crate::config::StoreConfig;
@@ -111,10 +112,10 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Opens the store `config` names; `None` when nothing is to be stored.
-pub async fn open(config: &StoreConfig) -> Result<Option<Arc<dyn Store>>, StoreError> {
+pub async fn open(config: &StoreConfig) -> Result<Option<SqlStore>, StoreError> {
     Ok(match config {
-        StoreConfig::Sqlite(path) => Some(Arc::new(SqlStore::sqlite(path).await?)),
-        StoreConfig::Postgres(url) => Some(Arc::new(SqlStore::postgres(url.expose()).await?)),
+        StoreConfig::Sqlite(path) => Some(SqlStore::sqlite(path).await?),
+        StoreConfig::Postgres(url) => Some(SqlStore::postgres(url.expose()).await?),
         StoreConfig::None => None,
     })
 }

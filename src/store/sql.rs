@@ -20,11 +20,19 @@ static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 /// How long opening the database may take before the bridge gives up with an error.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Which database a store is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
 /// A SQLite or PostgreSQL database holding the bridge's sessions.
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     pool: AnyPool,
     location: String,
+    backend: Backend,
 }
 
 impl SqlStore {
@@ -57,7 +65,7 @@ impl SqlStore {
             .connect(&format!("sqlite://{}?mode=rwc", path.display()))
             .await
             .map_err(|e| open_error(e.to_string()))?;
-        Self::migrated(pool, location).await
+        Self::migrated(pool, location, Backend::Sqlite).await
     }
 
     /// Connects to the PostgreSQL database at `url` (`postgres://user:password@host/db`).
@@ -73,15 +81,94 @@ impl SqlStore {
                 location: location.clone(),
                 reason: e.to_string(),
             })?;
-        Self::migrated(pool, location).await
+        Self::migrated(pool, location, Backend::Postgres).await
     }
 
-    async fn migrated(pool: AnyPool, location: String) -> Result<SqlStore, StoreError> {
+    async fn migrated(
+        pool: AnyPool,
+        location: String,
+        backend: Backend,
+    ) -> Result<SqlStore, StoreError> {
         MIGRATIONS.run(&pool).await.map_err(|e| StoreError::Open {
             location: location.clone(),
             reason: format!("migration failed: {e}"),
         })?;
-        Ok(SqlStore { pool, location })
+        Ok(SqlStore {
+            pool,
+            location,
+            backend,
+        })
+    }
+
+    /// Closes every connection: from now on the database is out of reach.
+    #[cfg(test)]
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Whether several bridges can share this store (a server, not a file).
+    pub fn is_shared(&self) -> bool {
+        self.backend == Backend::Postgres
+    }
+
+    /// Takes (or renews) the lease named `name` for `holder` for `ttl` if it is free, expired
+    /// or already `holder`'s; the lease's epoch if `holder` holds it now. The database's clock
+    /// decides expiry, so the hosts' clocks never matter.
+    pub(crate) async fn hold_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Option<u64>, StoreError> {
+        let now = self.now_millis_sql();
+        let query = format!(
+            "INSERT INTO lease (name, holder, epoch, expires_at) VALUES ($1, $2, 1, {now} + $3) \
+             ON CONFLICT (name) DO UPDATE SET \
+             epoch = CASE WHEN lease.holder = excluded.holder THEN lease.epoch \
+             ELSE lease.epoch + 1 END, \
+             holder = excluded.holder, expires_at = excluded.expires_at \
+             WHERE lease.holder = excluded.holder OR lease.expires_at < {now} \
+             RETURNING epoch"
+        );
+        let row = sqlx::query(&query)
+            .bind(name)
+            .bind(holder)
+            .bind(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| StoreError::Query {
+                action: "lease",
+                reason: e.to_string(),
+            })?;
+        row.map(|row| row.try_get::<i64, _>("epoch"))
+            .transpose()
+            .map(|epoch| epoch.map(|e| e as u64))
+            .map_err(|e| StoreError::Query {
+                action: "lease",
+                reason: e.to_string(),
+            })
+    }
+
+    /// Gives up the lease if `holder` holds it, so that another can take it at once.
+    pub(crate) async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE lease SET expires_at = 0 WHERE name = $1 AND holder = $2")
+            .bind(name)
+            .bind(holder)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(|e| StoreError::Query {
+                action: "lease",
+                reason: e.to_string(),
+            })
+    }
+
+    /// The database's current time in milliseconds since the Unix epoch, as SQL.
+    fn now_millis_sql(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
+            Backend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        }
     }
 
     async fn read(&self) -> Result<Saved, sqlx::Error> {
