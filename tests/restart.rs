@@ -7,124 +7,18 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::agent_ui::{Puppet, wait_ready};
+use common::agent_ui::Puppet;
+use common::daemon::{Daemon, GRACE, SECRET, Store, write_config};
 use common::{PATIENCE, agent, scenario, start_sim};
 use converja_bridge::config::Secret;
 use converja_bridge::converja::{CallId, QueueId};
 use converja_bridge::gateway::mint_token;
-use converja_bridge::postgres::LocalPostgres;
 use converja_bridge::sim::SimHandle;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-const BRIDGE: &str = env!("CARGO_BIN_EXE_converja-bridge");
-const SECRET: &str = "a-restart-test-secret";
-/// Short, so that the sessions nobody reclaims end within the test.
-const GRACE: Duration = Duration::from_secs(4);
-
-/// The bridge binary; killed if the test ends first.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Daemon {
-    async fn start(config: &Path, port: u16) -> Daemon {
-        let daemon = Daemon(
-            Command::new(BRIDGE)
-                .args(["run", "--config"])
-                .arg(config)
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("the bridge starts"),
-        );
-        wait_ready(port).await;
-        daemon
-    }
-
-    /// Sends `signal` and waits for the process to exit.
-    fn stop(mut self, signal: &str) {
-        Command::new("kill")
-            .args([&format!("-{signal}"), &self.0.id().to_string()])
-            .status()
-            .expect("kill runs");
-        let deadline = Instant::now() + PATIENCE;
-        while self.0.try_wait().expect("waitable").is_none() {
-            assert!(Instant::now() < deadline, "the bridge did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-/// Where the bridge keeps its sessions in a test.
-enum Store {
-    /// A SQLite file in the test's directory.
-    Sqlite,
-    /// A private PostgreSQL server.
-    Postgres(LocalPostgres),
-}
-
-impl Store {
-    fn postgres() -> Store {
-        Store::Postgres(LocalPostgres::start().unwrap_or_else(|e| panic!("{e}")))
-    }
-
-    /// The `[store]` section for a bridge whose files are in `dir`.
-    fn section(&self, dir: &Path) -> String {
-        match self {
-            Store::Sqlite => format!("path = \"{}\"", dir.join("sessions.db").display()),
-            Store::Postgres(server) => format!("url = \"{}\"", server.url()),
-        }
-    }
-}
-
-fn write_config(dir: &Path, xmpp: &common::server::Server, port: u16, store: &Store) -> PathBuf {
-    let file = dir.join("bridge.toml");
-    std::fs::write(
-        &file,
-        format!(
-            r#"
-            [xmpp]
-            jid = "bridge@{domain}"
-            password = "bridge-pw"
-            host = "127.0.0.1"
-            port = {c2s}
-            tls = "none"
-            [converja]
-            conference = "{conference}"
-            request_timeout = "3s"
-            [socketio]
-            listen = "127.0.0.1:{port}"
-            [agents]
-            first_call_delay = "100ms"
-            reconnect_grace = "{grace}s"
-            [auth]
-            hmac_secret = "{SECRET}"
-            [store]
-            {store}
-            [log]
-            level = "info"
-            "#,
-            domain = xmpp.domain,
-            c2s = xmpp.c2s_port,
-            conference = xmpp.conference,
-            grace = GRACE.as_secs(),
-            store = store.section(dir),
-        ),
-    )
-    .expect("config written");
-    file
-}
 
 /// A UI socket with the token for `username`; it reconnects by itself when `reconnects`.
 async fn open(ui: &mut Puppet, username: &str, reconnects: bool) {
@@ -172,7 +66,13 @@ async fn restart_under_agents(signal: &str, store: Store) {
     let (xmpp, sim) = start_sim(scenario(), &tracker, &cancel).await;
     let dir = tempfile::tempdir().unwrap();
     let port = common::unused_port();
-    let config = write_config(dir.path(), &xmpp, port, &store);
+    let config = write_config(
+        dir.path(),
+        &xmpp,
+        port,
+        "converja-bridge",
+        &store.section(dir.path()),
+    );
     let bridge = Daemon::start(&config, port).await;
     let url = format!("http://127.0.0.1:{port}");
     let mut ui = Puppet::start(&url).await;

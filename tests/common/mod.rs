@@ -4,6 +4,8 @@
 #![allow(dead_code, unused_macros)]
 
 pub(crate) mod agent_ui;
+pub(crate) mod daemon;
+pub(crate) mod proxy;
 pub(crate) mod server;
 
 use std::time::Duration;

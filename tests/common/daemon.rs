@@ -1,0 +1,130 @@
+//! The bridge binary as an operator runs it: a config file, a process, signals.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use converja_bridge::postgres::LocalPostgres;
+
+use super::PATIENCE;
+use super::agent_ui::wait_ready;
+use super::server::Server;
+
+pub(crate) const BRIDGE: &str = env!("CARGO_BIN_EXE_converja-bridge");
+pub(crate) const SECRET: &str = "a-test-secret-for-tokens";
+/// Short, so that the sessions nobody reclaims end within the test.
+pub(crate) const GRACE: Duration = Duration::from_secs(4);
+
+/// The bridge binary; killed if the test ends first.
+pub(crate) struct Daemon(pub Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Daemon {
+    /// Starts the bridge with `config` and returns once it listens on `port` and is ready.
+    pub(crate) async fn start(config: &Path, port: u16) -> Daemon {
+        let daemon = Daemon::spawn(config);
+        wait_ready(port).await;
+        daemon
+    }
+
+    /// Starts the bridge with `config` without waiting for anything.
+    pub(crate) fn spawn(config: &Path) -> Daemon {
+        Daemon(
+            Command::new(BRIDGE)
+                .args(["run", "--config"])
+                .arg(config)
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("the bridge starts"),
+        )
+    }
+
+    /// Sends `signal` and waits for the process to exit.
+    pub(crate) fn stop(mut self, signal: &str) {
+        Command::new("kill")
+            .args([&format!("-{signal}"), &self.0.id().to_string()])
+            .status()
+            .expect("kill runs");
+        let deadline = Instant::now() + PATIENCE;
+        while self.0.try_wait().expect("waitable").is_none() {
+            assert!(Instant::now() < deadline, "the bridge did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Where the bridge keeps its sessions in a test.
+pub(crate) enum Store {
+    /// A SQLite file in the test's directory.
+    Sqlite,
+    /// A private PostgreSQL server.
+    Postgres(LocalPostgres),
+}
+
+impl Store {
+    pub(crate) fn postgres() -> Store {
+        Store::Postgres(LocalPostgres::start().unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    /// The `[store]` section for a bridge whose files are in `dir`.
+    pub(crate) fn section(&self, dir: &Path) -> String {
+        match self {
+            Store::Sqlite => format!("path = \"{}\"", dir.join("sessions.db").display()),
+            Store::Postgres(server) => format!("url = \"{}\"", server.url()),
+        }
+    }
+}
+
+/// Writes `name`.toml in `dir` for a bridge on `port` with nickname `name`, its sessions in
+/// `store` (a `[store]` section's lines).
+pub(crate) fn write_config(
+    dir: &Path,
+    xmpp: &Server,
+    port: u16,
+    name: &str,
+    store: &str,
+) -> PathBuf {
+    let file = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+            [xmpp]
+            jid = "bridge@{domain}"
+            password = "bridge-pw"
+            host = "127.0.0.1"
+            port = {c2s}
+            tls = "none"
+            nickname = "{name}"
+            [converja]
+            conference = "{conference}"
+            request_timeout = "3s"
+            [socketio]
+            listen = "127.0.0.1:{port}"
+            [agents]
+            first_call_delay = "100ms"
+            reconnect_grace = "{grace}s"
+            [auth]
+            hmac_secret = "{SECRET}"
+            [store]
+            {store}
+            [log]
+            level = "info"
+            "#,
+            domain = xmpp.domain,
+            c2s = xmpp.c2s_port,
+            conference = xmpp.conference,
+            grace = GRACE.as_secs(),
+            store = store,
+        ),
+    )
+    .expect("config written");
+    file
+}

@@ -1,0 +1,325 @@
+//! Two bridge binaries sharing one PostgreSQL (active/standby), behind a proxy that plays the
+//! load balancer (new connections go to the bridge whose `/readyz` says 200); real Prosody,
+//! the simulator, and socket.io-client UIs that reconnect by themselves.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::agent_ui::{Puppet, http_get, wait_ready};
+use common::daemon::{Daemon, SECRET, write_config};
+use common::proxy::{Proxy, Route};
+use common::{PATIENCE, agent, scenario, start_sim};
+use converja_bridge::config::Secret;
+use converja_bridge::converja::{CallId, QueueId};
+use converja_bridge::gateway::mint_token;
+use converja_bridge::postgres::LocalPostgres;
+use converja_bridge::sim::SimHandle;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// The takeover bound the README promises.
+const TAKEOVER_LIMIT: Duration = Duration::from_secs(10);
+
+/// A bridge's `converja_role` gauge for `role`, read from its `/metrics`.
+async fn role(port: u16, role: &str) -> f64 {
+    let (_, body) = http_get(port, "/metrics").await;
+    let wanted = format!("converja_role{{role=\"{role}\"}} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&wanted))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(-1.0)
+}
+
+/// Waits until `port` answers `/readyz` 200; how long that took.
+async fn ready_within(port: u16, limit: Duration) -> Duration {
+    let started = Instant::now();
+    while http_get(port, "/readyz").await.0 != 200 {
+        assert!(started.elapsed() < limit, "not ready within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    started.elapsed()
+}
+
+/// Each agent's active calls on the platform.
+async fn platform_calls(sim: &SimHandle) -> BTreeMap<String, BTreeSet<CallId>> {
+    sim.world()
+        .await
+        .agents
+        .iter()
+        .map(|(id, a)| (id.to_string(), a.calls.iter().copied().collect()))
+        .collect()
+}
+
+/// The calls `username`'s UI was given and not told ended.
+fn shown(ui: &mut Puppet, username: &str) -> BTreeSet<CallId> {
+    let mut calls = BTreeSet::new();
+    for line in ui.events(username) {
+        let id = |l: &str| -> Option<CallId> {
+            let v: serde_json::Value = serde_json::from_str(l.split_once(' ')?.1).ok()?;
+            Some(CallId(v["callId"].as_str()?.parse().ok()?))
+        };
+        if line.starts_with("\"NEW_CALL\"") {
+            calls.extend(id(&line));
+        } else if line.starts_with("\"CALL_ENDED\"")
+            && let Some(call) = id(&line)
+        {
+            calls.remove(&call);
+        }
+    }
+    calls
+}
+
+/// Waits until every UI shows exactly the platform's calls of its agent.
+async fn settled(ui: &mut Puppet, sim: &SimHandle, usernames: &[&str]) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let platform = platform_calls(sim).await;
+        let mut differing = Vec::new();
+        for username in usernames {
+            let on_screen = shown(ui, username);
+            let on_platform = &platform[*username];
+            if &on_screen != on_platform {
+                let extra: Vec<_> = on_screen.difference(on_platform).collect();
+                let missing: Vec<_> = on_platform.difference(&on_screen).collect();
+                differing.push(format!("{username}: shown, not on the platform {extra:?}; on the platform, not shown {missing:?}"));
+            }
+        }
+        if differing.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "UIs differ from the platform: {differing:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A UI with the token for `username`, through the load balancer. Maria's UI sends
+/// USER_CONNECT again after every reconnect; João's relies on its token alone.
+async fn open(ui: &mut Puppet, username: &str) {
+    let token = mint_token(&Secret::new(SECRET), username);
+    ui.connect_with(
+        username,
+        "/callcontrol",
+        "",
+        &["websocket"],
+        json!({"auth": {"token": token}, "reconnection": true}),
+    )
+    .await;
+    ui.login(username, username, 32).await;
+}
+
+/// Starts calls for 22010 and 22011 in turn every 300 ms until `stop`: each agent gets far
+/// fewer than its 32 slots during a test, so every call the platform has is on its screen.
+fn pace_calls(sim: SimHandle, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<usize> {
+    tokio::spawn(async move {
+        let mut started = 0;
+        while !stop.load(Ordering::SeqCst) {
+            let agent = agent(["22010", "22011"][started % 2]);
+            if sim.start_call(QueueId(7), &agent, "0800").await.is_ok() {
+                started += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        started
+    })
+}
+
+/// Prosody, the simulator, PostgreSQL, and the two bridges' ports and configs; bridge A's
+/// database connection goes through `a_db`, which the test can cut.
+struct Pair {
+    sim: SimHandle,
+    a: (u16, std::path::PathBuf),
+    b: (u16, std::path::PathBuf),
+    a_db: Proxy,
+    balancer: Proxy,
+    _postgres: LocalPostgres,
+    _xmpp: common::server::Server,
+    _dir: tempfile::TempDir,
+    cancel: CancellationToken,
+}
+
+impl Pair {
+    async fn start(tracker: &TaskTracker) -> Pair {
+        let cancel = CancellationToken::new();
+        let (xmpp, sim) = start_sim(scenario(), tracker, &cancel).await;
+        let postgres = LocalPostgres::start().unwrap_or_else(|e| panic!("{e}"));
+        let a_db = Proxy::start(Route::To(postgres.port)).await;
+        let dir = tempfile::tempdir().unwrap();
+        let (a_port, b_port) = (common::unused_port(), common::unused_port());
+        let via_proxy = postgres
+            .url()
+            .replace(&format!(":{}/", postgres.port), &format!(":{}/", a_db.port));
+        let a = write_config(
+            dir.path(),
+            &xmpp,
+            a_port,
+            "bridge-a",
+            &format!("url = \"{via_proxy}\""),
+        );
+        let b = write_config(
+            dir.path(),
+            &xmpp,
+            b_port,
+            "bridge-b",
+            &format!("url = \"{}\"", postgres.url()),
+        );
+        let balancer = Proxy::start(Route::Ready(vec![a_port, b_port])).await;
+        Pair {
+            sim,
+            a: (a_port, a),
+            b: (b_port, b),
+            a_db,
+            balancer,
+            _postgres: postgres,
+            _xmpp: xmpp,
+            _dir: dir,
+            cancel,
+        }
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Which bridge sent each request the platform saw, in the order it saw them.
+async fn senders(sim: &SimHandle) -> Vec<String> {
+    sim.requests()
+        .await
+        .iter()
+        .map(|r| r.from.resource().map(|n| n.to_string()).unwrap_or_default())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standby_takes_over_when_the_active_one_is_killed_and_no_call_is_lost() {
+    let tracker = TaskTracker::new();
+    let pair = Pair::start(&tracker).await;
+    let active = Daemon::start(&pair.a.1, pair.a.0).await;
+    let _standby = Daemon::spawn(&pair.b.1);
+    // The standby listens, is alive, not ready, and says so.
+    wait_until_listening(pair.b.0).await;
+    assert_eq!(http_get(pair.b.0, "/healthz").await.0, 200);
+    assert_eq!(http_get(pair.b.0, "/readyz").await.0, 503);
+    assert_eq!(role(pair.b.0, "standby").await, 1.0);
+    assert_eq!(role(pair.a.0, "active").await, 1.0);
+    let (status, body) = http_get(pair.b.0, "/callcontrol/?EIO=4&transport=polling").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("standby"), "{body}");
+
+    let url = format!("http://127.0.0.1:{}", pair.balancer.port);
+    let mut ui = Puppet::start(&url).await;
+    open(&mut ui, "22010").await;
+    open(&mut ui, "22011").await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let pacer = pace_calls(pair.sim.clone(), stop.clone());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    active.stop("KILL");
+    let took = ready_within(pair.b.0, TAKEOVER_LIMIT).await;
+    println!(
+        "pair: the standby was ready {} ms after the active one was SIGKILLed (limit {} ms)",
+        took.as_millis(),
+        TAKEOVER_LIMIT.as_millis()
+    );
+    assert_eq!(role(pair.b.0, "active").await, 1.0);
+    ui.expect("22010", "connect").await;
+    ui.login("22010", "22010", 32).await;
+    ui.expect("22011", "connect").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::SeqCst);
+    let started = pacer.await.unwrap();
+    assert!(started >= 15, "calls kept coming: {started}");
+    // Calls lost: 0. Every call the platform has is on its agent's screen, none more.
+    settled(&mut ui, &pair.sim, &["22010", "22011"]).await;
+    tracker.close();
+}
+
+/// Waits until something listens on `port`.
+async fn wait_until_listening(port: u16) {
+    let deadline = Instant::now() + PATIENCE;
+    while http_get(port, "/healthz").await.0 == 0 {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_active_bridge_cut_from_the_database_stops_before_the_other_starts() {
+    let tracker = TaskTracker::new();
+    let pair = Pair::start(&tracker).await;
+    let _a = Daemon::start(&pair.a.1, pair.a.0).await;
+    let _b = Daemon::spawn(&pair.b.1);
+    wait_until_listening(pair.b.0).await;
+    let url = format!("http://127.0.0.1:{}", pair.balancer.port);
+    let mut ui = Puppet::start(&url).await;
+    open(&mut ui, "22010").await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let pacer = pace_calls(pair.sim.clone(), stop.clone());
+    // The UI ends every call it gets, so requests flow to the platform all along.
+    let ender = {
+        let stop = stop.clone();
+        let mut ui = ui;
+        tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                let call = ui.expect("22010", "NEW_CALL").await;
+                ui.emit("22010", "END_CALL", json!({"callId": call["callId"]}))
+                    .await;
+            }
+            ui
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    pair.a_db.cut();
+    let cut = Instant::now();
+    let took = ready_within(pair.b.0, TAKEOVER_LIMIT).await;
+    println!(
+        "pair: bridge B was ready {} ms after bridge A lost the database",
+        took.as_millis()
+    );
+    assert!(
+        cut.elapsed() >= Duration::from_secs(3),
+        "B took over before A could have stopped"
+    );
+    // A stands by again: not ready, standby role.
+    assert_eq!(http_get(pair.a.0, "/readyz").await.0, 503);
+    assert_eq!(role(pair.a.0, "standby").await, 1.0);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::SeqCst);
+    pacer.await.unwrap();
+    ender.abort();
+
+    // On the platform's side: every request from A came before the first one from B.
+    let senders = senders(&pair.sim).await;
+    let last_a = senders.iter().rposition(|s| s == "bridge-a");
+    let first_b = senders.iter().position(|s| s == "bridge-b");
+    assert!(last_a.is_some() && first_b.is_some(), "{senders:?}");
+    assert!(
+        last_a < first_b,
+        "two bridges sent requests at once: {senders:?}"
+    );
+    assert!(
+        !wait_ready_quietly(pair.a.0).await,
+        "A never serves again while B holds the lease"
+    );
+    tracker.close();
+}
+
+/// Whether `port` turns ready within a second.
+async fn wait_ready_quietly(port: u16) -> bool {
+    tokio::time::timeout(Duration::from_secs(1), wait_ready(port))
+        .await
+        .is_ok()
+}
