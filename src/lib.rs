@@ -38,6 +38,8 @@
 
 mod agents;
 pub mod app;
+#[cfg(feature = "demo")]
+pub mod balancer;
 mod bridge;
 pub mod config;
 pub mod converja;

@@ -35,8 +35,12 @@ enum Command {
         #[arg(long, default_value_t = 3000)]
         port: u16,
         /// Connect the bridge to Prosody over BOSH instead of the client port.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "pair")]
         bosh: bool,
+        /// Two bridges on a private PostgreSQL behind a load balancer, with a failover to
+        /// trigger.
+        #[arg(long)]
+        pair: bool,
     },
 }
 
@@ -71,20 +75,25 @@ fn main() -> ExitCode {
                 app::serve(cfg, listener, app::shutdown_on_signal()).await
             })
         }
-        Command::Demo { port, bosh } => {
+        Command::Demo { port, bosh, pair } => {
             telemetry::init_tracing(&LogConfig::default());
-            runtime(demo(port, bosh))
+            runtime(demo(port, bosh, pair))
         }
     }
 }
 
 #[cfg(feature = "demo")]
-async fn demo(port: u16, bosh: bool) -> anyhow::Result<()> {
-    converja_bridge::demo::run(port, bosh, app::shutdown_on_signal()).await
+async fn demo(port: u16, bosh: bool, pair: bool) -> anyhow::Result<()> {
+    let shutdown = app::shutdown_on_signal();
+    if pair {
+        converja_bridge::demo::run_pair(port, shutdown).await
+    } else {
+        converja_bridge::demo::run(port, bosh, shutdown).await
+    }
 }
 
 #[cfg(not(feature = "demo"))]
-async fn demo(_port: u16, _bosh: bool) -> anyhow::Result<()> {
+async fn demo(_port: u16, _bosh: bool, _pair: bool) -> anyhow::Result<()> {
     anyhow::bail!("this build has no demo: build with the `demo` feature (on by default)")
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 /// What each part must not import: external crates by name, and this crate's modules.
 const RULES: &[(&str, &[&str], &[&str])] = &[
     (
-        // The domain knows no transport.
+        // The domain knows no transport, and no database: it records changes in a journal.
         "agents",
         &[
             "socketioxide",
@@ -16,6 +16,7 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
             "tokio_xmpp",
             "xmpp_parsers",
             "hyper",
+            "sqlx",
         ],
         &[
             "gateway", "platform", "xmpp", "pending", "bridge", "app", "http", "sim", "demo",
@@ -51,6 +52,20 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
         "xmpp",
         &["socketioxide", "axum"],
         &["agents", "gateway", "platform", "bridge", "app", "sim"],
+    ),
+    (
+        // The store keeps values for the core; it knows neither the core nor any transport.
+        "store",
+        &[
+            "socketioxide",
+            "axum",
+            "tokio_xmpp",
+            "xmpp_parsers",
+            "hyper",
+        ],
+        &[
+            "agents", "gateway", "platform", "xmpp", "pending", "bridge", "app", "http", "sim",
+        ],
     ),
     (
         // The simulator plays the platform: it knows the protocol and XMPP, not the bridge.

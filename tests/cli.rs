@@ -186,6 +186,60 @@ async fn demo_serves_and_stops(extra: &[&str]) {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pair_demo_fails_over_when_asked_and_stops_on_ctrl_c() {
+    use std::io::{BufRead, Write};
+
+    let port = free_port();
+    let mut child = KillOnDrop(
+        Command::new(BRIDGE)
+            .args(["demo", "--pair", "--port", &port.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = std::io::BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let mut read_until = |wanted: &str| -> String {
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if line.contains(wanted) {
+                return line;
+            }
+        }
+        panic!("the demo never printed `{wanted}`");
+    };
+    read_until("Press Enter");
+    // Through the load balancer, the active bridge serves the console.
+    wait_ready(port).await;
+    assert_eq!(http_get(port, "/").await.0, 200);
+    let bridges = Command::new("pgrep")
+        .args(["-P", &child.0.id().to_string(), "converja-bridge"])
+        .output()
+        .unwrap();
+    let bridges: Vec<String> = String::from_utf8(bridges.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(bridges.len(), 2, "two bridge processes: {bridges:?}");
+
+    writeln!(child.0.stdin.as_mut().unwrap()).unwrap();
+    let took = read_until("is active: ready");
+    assert!(took.contains(" ms after the crash"), "{took}");
+    read_until("started again: the standby");
+    wait_ready(port).await;
+    signal(child.0.id(), "INT");
+    assert!(wait_exit(&mut child.0).success());
+    for pid in bridges {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "bridge {pid} was left running"
+        );
+    }
+}
+
 #[test]
 fn the_simulator_explains_itself() {
     let out = Command::new(SIM).arg("--help").output().unwrap();

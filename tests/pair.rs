@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use common::agent_ui::{Puppet, http_get, wait_ready};
 use common::daemon::{Daemon, SECRET, write_config};
-use common::proxy::{Proxy, Route};
 use common::{PATIENCE, agent, scenario, start_sim};
+use converja_bridge::balancer::{Proxy, Route};
 use converja_bridge::config::Secret;
 use converja_bridge::converja::{CallId, QueueId};
 use converja_bridge::gateway::mint_token;
@@ -152,7 +152,7 @@ impl Pair {
         let cancel = CancellationToken::new();
         let (xmpp, sim) = start_sim(scenario(), tracker, &cancel).await;
         let postgres = LocalPostgres::start().unwrap_or_else(|e| panic!("{e}"));
-        let a_db = Proxy::start(Route::To(postgres.port)).await;
+        let a_db = Proxy::start(0, Route::To(postgres.port)).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let (a_port, b_port) = (common::unused_port(), common::unused_port());
         let via_proxy = postgres
@@ -172,7 +172,9 @@ impl Pair {
             "bridge-b",
             &format!("url = \"{}\"", postgres.url()),
         );
-        let balancer = Proxy::start(Route::Ready(vec![a_port, b_port])).await;
+        let balancer = Proxy::start(0, Route::Ready(vec![a_port, b_port]))
+            .await
+            .unwrap();
         Pair {
             sim,
             a: (a_port, a),

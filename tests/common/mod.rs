@@ -5,7 +5,6 @@
 
 pub(crate) mod agent_ui;
 pub(crate) mod daemon;
-pub(crate) mod proxy;
 pub(crate) mod server;
 
 use std::time::Duration;

@@ -1,19 +1,37 @@
-//! A TCP proxy on loopback, for the network between parts: in front of PostgreSQL to cut one
-//! bridge from its database, and in front of a pair of bridges as the load balancer that
-//! sends each new connection to the bridge whose `/readyz` says 200.
+//! A TCP proxy on loopback, playing the network between parts for the demo and the tests: in
+//! front of a pair of bridges it is the load balancer that sends each new connection to the
+//! bridge whose `/readyz` says 200 (as a Kubernetes Service selects ready pods); in front of
+//! PostgreSQL it can cut one bridge from its database.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::agent_ui::http_get;
+/// Whether the bridge on `port` answers `/readyz` with 200.
+pub async fn is_ready(port: u16) -> bool {
+    let probe = async {
+        let mut tcp = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+        tcp.write_all(b"GET /readyz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .await
+            .ok()?;
+        let mut head = [0u8; 12];
+        tcp.read_exact(&mut head).await.ok()?;
+        Some(head.ends_with(b" 200"))
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(1), probe)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
 
 /// Where a proxy sends a new connection.
-#[derive(Clone)]
-pub(crate) enum Route {
+#[derive(Clone, Debug)]
+pub enum Route {
     /// Always this port.
     To(u16),
     /// The first of these bridges that is ready; none ready, the connection is closed.
@@ -26,7 +44,7 @@ impl Route {
             Route::To(port) => Some(*port),
             Route::Ready(ports) => {
                 for port in ports {
-                    if http_get(*port, "/readyz").await.0 == 200 {
+                    if is_ready(*port).await {
                         return Some(*port);
                     }
                 }
@@ -37,7 +55,9 @@ impl Route {
 }
 
 /// A running proxy; stops when dropped.
-pub(crate) struct Proxy {
+#[derive(Debug)]
+pub struct Proxy {
+    /// The port it listens on, on 127.0.0.1.
     pub port: u16,
     cut: Arc<AtomicBool>,
     /// Cancelled to drop every open connection.
@@ -46,9 +66,10 @@ pub(crate) struct Proxy {
 }
 
 impl Proxy {
-    pub(crate) async fn start(route: Route) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
-        let port = listener.local_addr().expect("bound").port();
+    /// Listens on `port` (0: any free one) and forwards each connection along `route`.
+    pub async fn start(port: u16, route: Route) -> std::io::Result<Proxy> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let port = listener.local_addr()?.port();
         let cut = Arc::new(AtomicBool::new(false));
         let severed = Arc::new(std::sync::Mutex::new(CancellationToken::new()));
         let stop = CancellationToken::new();
@@ -66,7 +87,7 @@ impl Proxy {
                 if c.load(Ordering::SeqCst) {
                     continue;
                 }
-                let sever = s.lock().expect("lock").clone();
+                let sever = s.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 let route = route.clone();
                 connections.spawn(async move {
                     let Some(port) = route.pick().await else {
@@ -84,18 +105,18 @@ impl Proxy {
             }
             connections.abort_all();
         });
-        Proxy {
+        Ok(Proxy {
             port,
             cut,
             severed,
             stop,
-        }
+        })
     }
 
     /// Drops every open connection and refuses new ones, as a network partition would.
-    pub(crate) fn cut(&self) {
+    pub fn cut(&self) {
         self.cut.store(true, Ordering::SeqCst);
-        let mut severed = self.severed.lock().expect("lock");
+        let mut severed = self.severed.lock().unwrap_or_else(|e| e.into_inner());
         severed.cancel();
         *severed = CancellationToken::new();
     }
@@ -104,6 +125,9 @@ impl Proxy {
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.stop.cancel();
-        self.severed.lock().expect("lock").cancel();
+        self.severed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .cancel();
     }
 }

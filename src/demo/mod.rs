@@ -1,0 +1,145 @@
+//! `converja-bridge demo`: a private Prosody, the simulator playing the demo scenario, and the
+//! bridge, all on loopback, for a first look; `--pair` runs two bridges on a private
+//! PostgreSQL instead ([`pair`]). Everything stops and is removed on Ctrl-C.
+
+mod pair;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use pair::run_pair;
+
+use crate::app;
+use crate::config::{Config, StoreConfig};
+use crate::prosody::LocalProsody;
+use crate::sim::{self, Scenario};
+
+/// The demo's scenario: three queues, a dozen agents, a call every few seconds.
+pub const SCENARIO: &str = include_str!("../../config/scenario.demo.toml");
+const DOMAIN: &str = "converja.local";
+const BRIDGE_PASSWORD: &str = "demo-bridge";
+const SIM_PASSWORD: &str = "demo-platform";
+
+/// Prosody and the simulator playing the demo scenario; stopped when dropped.
+struct Platform {
+    prosody: LocalProsody,
+    tracker: TaskTracker,
+    cancel: CancellationToken,
+    /// The scenario's agents, as "id (name)".
+    agents: Vec<String>,
+}
+
+impl Platform {
+    async fn start() -> anyhow::Result<Platform> {
+        let scenario: Scenario = toml::from_str(SCENARIO).context("the demo scenario")?;
+        let prosody = LocalProsody::start(
+            DOMAIN,
+            &[("bridge", BRIDGE_PASSWORD), ("platform", SIM_PASSWORD)],
+        )?;
+        let tracker = TaskTracker::new();
+        let cancel = CancellationToken::new();
+        let agents = scenario
+            .agents
+            .iter()
+            .map(|a| format!("{} ({})", a.id, a.name))
+            .collect();
+        let sim = sim::start(
+            prosody.account("platform", SIM_PASSWORD),
+            prosody.conference.parse().expect("a valid domain"),
+            scenario,
+            &tracker,
+            cancel.clone(),
+        );
+        tokio::time::timeout(Duration::from_secs(20), sim.ready())
+            .await
+            .context("the simulator did not join its rooms")?;
+        Ok(Platform {
+            prosody,
+            tracker,
+            cancel,
+            agents,
+        })
+    }
+
+    /// A bridge configuration for this platform, listening on `listen`, without `[store]`.
+    fn bridge_config(&self, bosh: bool, listen: u16) -> String {
+        format!(
+            r#"
+            [xmpp]
+            jid = "bridge@{DOMAIN}"
+            password = "{BRIDGE_PASSWORD}"
+            transport = "{transport}"
+            host = "127.0.0.1"
+            port = {c2s}
+            bosh_url = "{bosh_url}"
+            tls = "none"
+            [converja]
+            conference = "{conference}"
+            [socketio]
+            listen = "127.0.0.1:{listen}"
+            [agents]
+            on_disconnect = "logout"
+            "#,
+            transport = if bosh { "bosh" } else { "tcp" },
+            c2s = self.prosody.c2s_port,
+            bosh_url = self.prosody.bosh_url(),
+            conference = self.prosody.conference,
+        )
+    }
+
+    /// Where the bridge reaches XMPP, for the banner.
+    fn xmpp(&self, bosh: bool) -> String {
+        match bosh {
+            true => self.prosody.bosh_url(),
+            false => format!("127.0.0.1:{}", self.prosody.c2s_port),
+        }
+    }
+
+    async fn stop(self) {
+        self.cancel.cancel();
+        self.tracker.close();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.tracker.wait()).await;
+    }
+}
+
+/// Runs the demo on `port` until `shutdown`; with `bosh`, the bridge uses Prosody's BOSH
+/// endpoint.
+pub async fn run(port: u16, bosh: bool, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| {
+            format!("cannot listen on 127.0.0.1:{port}; pass --port to use another")
+        })?;
+    let platform = Platform::start().await?;
+    let store = tempfile::tempdir().context("a temporary directory for the session store")?;
+    let mut config = Config::from_toml(&platform.bridge_config(bosh, port))?;
+    // Sessions survive a restart of the bridge, not of the demo.
+    config.store = StoreConfig::Sqlite(store.path().join("sessions.db"));
+    print_banner(port, &platform.xmpp(bosh), &platform.agents);
+    println!("  Press Ctrl-C to stop.");
+    println!();
+    let result = app::serve(config, listener, shutdown).await;
+    platform.stop().await;
+    result
+}
+
+/// What the user can open and try.
+fn print_banner(port: u16, xmpp: &str, agents: &[String]) {
+    println!();
+    println!("  converja-bridge demo is running.");
+    println!();
+    println!("  Agent console:   http://127.0.0.1:{port}/");
+    println!(
+        "  socket.io:       http://127.0.0.1:{port}  (path /callcontrol, or /socket.io with namespace /callcontrol)"
+    );
+    println!(
+        "  Health:          http://127.0.0.1:{port}/readyz   Metrics: http://127.0.0.1:{port}/metrics"
+    );
+    println!("  XMPP (Prosody):  {xmpp}");
+    println!("  Agents to try:   {}", agents.join(", "));
+    println!("  Calls arrive every few seconds in Financeiro, Suporte Técnico and Vendas.");
+    println!();
+}
