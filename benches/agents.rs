@@ -4,8 +4,12 @@
 //! round trip, next to bare platform-link round trips measured in the same run, so the
 //! gateway's overhead shows as a ratio.
 //!
-//! Run: `cargo bench --bench agents` (options: `-- --agents 1000,10000`). Needs Prosody and
-//! `npm ci --prefix tests/node`.
+//! Each level runs once per session store (`--stores memory,sqlite,postgres` by default), so
+//! the store's cost per round trip shows against the bridge that stores nothing, in the same
+//! run.
+//!
+//! Run: `cargo bench --bench agents` (options: `-- --agents 1000,10000 --stores memory,sqlite`).
+//! Needs Prosody, PostgreSQL and `npm ci --prefix tests/node`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::time::{Duration, Instant};
@@ -19,7 +23,8 @@ use tokio_util::task::TaskTracker;
 
 mod common;
 
-use common::{FIRST_AGENT, Killed, probe_platform, scenario, start_bridge, start_node, usage};
+use common::{FIRST_AGENT, Killed, probe_platform, scenario, start_bridge_on, start_node, usage};
+use converja_bridge::postgres::LocalPostgres;
 
 const DOMAIN: &str = "agents.bench";
 
@@ -57,7 +62,23 @@ fn start_load(port: u16, agents: u64) -> Killed {
     )
 }
 
-async fn run(agents: u64) {
+/// The `[store]` section for `kind`, its files in `dir`, and the server it needs.
+fn store(kind: &str, dir: &std::path::Path) -> (String, Option<LocalPostgres>) {
+    match kind {
+        "memory" => ("backend = \"none\"".into(), None),
+        "sqlite" => (
+            format!("path = \"{}\"", dir.join("sessions.db").display()),
+            None,
+        ),
+        "postgres" => {
+            let server = LocalPostgres::start().unwrap_or_else(|e| panic!("{e}"));
+            (format!("url = \"{}\"", server.url()), Some(server))
+        }
+        other => panic!("unknown store {other}: memory, sqlite or postgres"),
+    }
+}
+
+async fn run(agents: u64, store_kind: &str) {
     let prosody = LocalProsody::start(
         DOMAIN,
         &[("bridge", "b"), ("platform", "p"), ("probe", "x")],
@@ -76,7 +97,8 @@ async fn run(agents: u64) {
         .await
         .expect("the simulator joins its rooms");
     let dir = tempfile::tempdir().expect("tempdir");
-    let (bridge, port) = start_bridge(&prosody, dir.path(), "");
+    let (section, _postgres) = store(store_kind, dir.path());
+    let (bridge, port) = start_bridge_on(&prosody, dir.path(), "", &section);
     let pid = bridge.0.id();
     let (idle_rss, _) = usage(pid);
 
@@ -119,7 +141,7 @@ async fn run(agents: u64) {
     let p50 = report["p50"].as_f64().unwrap_or(f64::NAN);
     let p99 = report["p99"].as_f64().unwrap_or(f64::NAN);
     println!(
-        "{agents:>6} agents | login all {:>6.1} s | NEW_CALL {:>7.0}/s (sim issued {:>7.0}/s) | END_CALL p50 {:>6.2} ms p99 {:>6.2} ms | platform p50 {:>5.2} ms p99 {:>5.2} ms | END_CALL/platform p50 {:>5.2}x | RSS {:>5.1} KiB/agent | CPU {:>6.0} us/round trip | errors {}",
+        "{agents:>6} agents | store {store_kind:>8} | login all {:>6.1} s | NEW_CALL {:>7.0}/s (sim issued {:>7.0}/s) | END_CALL p50 {:>6.2} ms p99 {:>6.2} ms | platform p50 {:>5.2} ms p99 {:>5.2} ms | END_CALL/platform p50 {:>5.2}x | RSS {:>5.1} KiB/agent | CPU {:>6.0} us/round trip | errors {}",
         ready["ms"].as_f64().unwrap_or(0.0) / 1000.0,
         agents as f64 / (delivery_ms / 1000.0).max(1e-3),
         agents as f64 / issue.as_secs_f64(),
@@ -143,6 +165,12 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
         .unwrap_or_else(|| vec![1000, 10_000]);
+    let stores: Vec<String> = args
+        .iter()
+        .position(|a| a == "--stores")
+        .and_then(|i| args.get(i + 1))
+        .map(|s| s.split(',').map(str::to_owned).collect())
+        .unwrap_or_else(|| vec!["memory".into(), "sqlite".into(), "postgres".into()]);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -151,6 +179,8 @@ fn main() {
         "agents: each agent gets one call from the simulator and ends it from its UI; bridge is the release binary"
     );
     for n in levels {
-        rt.block_on(run(n));
+        for kind in &stores {
+            rt.block_on(run(n, kind));
+        }
     }
 }

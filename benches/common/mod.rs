@@ -97,9 +97,20 @@ pub(crate) fn wait_ready(port: u16) -> Duration {
     started.elapsed()
 }
 
-/// Starts the bridge binary against `prosody`, with `extra` lines in `[agents]`; returns it
-/// and its socket.io port.
+/// Starts the bridge binary against `prosody`, with `extra` lines in `[agents]` and its
+/// session store in a SQLite file in `dir`; returns it and its socket.io port.
 pub(crate) fn start_bridge(prosody: &LocalProsody, dir: &Path, extra: &str) -> (Killed, u16) {
+    let store = format!("path = \"{}\"", dir.join("sessions.db").display());
+    start_bridge_on(prosody, dir, extra, &store)
+}
+
+/// [`start_bridge`] with `store` as the `[store]` section's lines.
+pub(crate) fn start_bridge_on(
+    prosody: &LocalProsody,
+    dir: &Path,
+    extra: &str,
+    store: &str,
+) -> (Killed, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("port")
         .local_addr()
@@ -112,11 +123,10 @@ pub(crate) fn start_bridge(prosody: &LocalProsody, dir: &Path, extra: &str) -> (
             "[xmpp]\njid = \"bridge@{}\"\npassword = \"b\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
              [converja]\nconference = \"{}\"\nrequest_timeout = \"60s\"\nqueues = [7]\n\
              [socketio]\nlisten = \"127.0.0.1:{port}\"\n[agents]\nfirst_call_delay = \"0ms\"\nmax_calls_limit = 8\n{extra}[log]\nlevel = \"warn\"\n\
-             [store]\npath = \"{}\"\n",
+             [store]\n{store}\n",
             prosody.domain,
             prosody.c2s_port,
             prosody.conference,
-            dir.join("sessions.db").display()
         ),
     )
     .expect("config");
