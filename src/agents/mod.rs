@@ -18,6 +18,7 @@ pub(crate) mod port;
 mod reconcile;
 pub(crate) mod refusal;
 mod registry;
+mod restore;
 mod state;
 
 #[cfg(test)]
@@ -156,99 +157,14 @@ impl<P: Platform, S: Sink> Agents<P, S> {
     }
 
     /// A socket was admitted; `proven` is the username its token proves, if tokens are on.
-    /// A proven socket whose session waits for its UI (after a restart, or a dropped
-    /// connection) takes the session back at once, without USER_CONNECT: many UIs never send
-    /// it again after their socket.io client reconnects.
+    /// A proven socket whose session waits for its UI takes it back at once
+    /// ([`restore`](self::restore)).
     pub fn socket_opened(&self, id: SocketId, socket: S::Socket, proven: Option<String>) {
         let mut state = self.state();
         state.open_socket(id, socket, proven.clone());
-        let Some(username) = proven.filter(|u| state.registry.is_orphaned(u)) else {
-            return;
-        };
-        let Some((agent, max_calls, restored)) = state
-            .registry
-            .session(&username)
-            .map(|s| (s.agent.clone(), s.max_calls, s.restored))
-        else {
-            return;
-        };
-        if state
-            .registry
-            .attach(id, &username, &agent, max_calls, now())
-            .is_ok()
-        {
-            info!(%username, %agent, socket = id.0, "socket took its session back by its token");
-            if restored {
-                metrics::counter!(telemetry::RESTORED_SESSIONS, "outcome" => "reclaimed")
-                    .increment(1);
-            }
-            state
-                .journal
-                .note(crate::store::Change::Session(crate::store::StoredSession {
-                    username,
-                    agent,
-                    max_calls,
-                    proven: state.proven(id).map(str::to_owned),
-                    orphaned_at: None,
-                }));
+        if let Some(username) = proven {
+            restore::take_back(&mut state, id, &username);
         }
-    }
-
-    /// Brings back the sessions a previous process stored, each waiting for its UI for the
-    /// rest of its reconnect grace (a session cut by the restart gets the whole grace), and
-    /// the calls agents rejected. Then, once the platform answers, joins their agents' rooms
-    /// so that the grace's end can act on them; their calls come from the next
-    /// reconciliation, not from the store.
-    pub fn restore(self: &Arc<Self>, saved: crate::store::Saved) {
-        let wall = std::time::SystemTime::now();
-        let instant = now();
-        let mut agents = Vec::new();
-        {
-            let mut state = self.state();
-            for call in saved.rejected {
-                state.registry.forget_call(call);
-            }
-            for s in saved.sessions {
-                let away = s
-                    .orphaned_at
-                    .and_then(|t| wall.duration_since(t).ok())
-                    .unwrap_or_default();
-                let since = instant.checked_sub(away).unwrap_or(instant);
-                if state
-                    .registry
-                    .restore(&s.username, &s.agent, s.max_calls, since)
-                {
-                    metrics::counter!(telemetry::RESTORED_SESSIONS, "outcome" => "restored")
-                        .increment(1);
-                    agents.push(s.agent);
-                }
-            }
-        }
-        if agents.is_empty() {
-            return;
-        }
-        info!(
-            sessions = agents.len(),
-            "sessions restored; waiting for their UIs"
-        );
-        let core = self.clone();
-        self.tasks.spawn(
-            async move {
-                let rejoin = async {
-                    for agent in &agents {
-                        while !core.platform.wait_ready(Duration::from_secs(60)).await {}
-                        if let Err(error) = core.platform.check_agent(agent).await {
-                            warn!(%agent, %error, "restored session's agent not confirmed by the platform");
-                        }
-                    }
-                };
-                tokio::select! {
-                    _ = core.cancel.cancelled() => {}
-                    _ = rejoin => {}
-                }
-            }
-            .instrument(info_span!("restore")),
-        );
     }
 
     /// Takes what socket `id` sent, to be handled after everything it sent before. An event

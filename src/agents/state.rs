@@ -14,7 +14,7 @@ use super::port::{EmitError, Sink};
 use super::refusal::Refusal;
 use super::registry::Registry;
 use crate::converja::{AgentId, CallId};
-use crate::store::{Change, Journal};
+use crate::store::{Change, Journal, StoredSession};
 use crate::telemetry;
 
 /// Events held, in order, for a socket whose buffer is full. A socket that falls further
@@ -213,6 +213,23 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
     /// The username the socket's token proves.
     pub(super) fn proven(&self, id: SocketId) -> Option<&str> {
         self.sockets.get(&id).and_then(|s| s.proven.as_deref())
+    }
+
+    /// The session of `username` attached through socket `id`, as the store keeps it.
+    pub(super) fn stored_session(
+        &self,
+        id: SocketId,
+        username: &str,
+        agent: &AgentId,
+        max_calls: u32,
+    ) -> StoredSession {
+        StoredSession {
+            username: username.to_owned(),
+            agent: agent.clone(),
+            max_calls,
+            proven: self.proven(id).map(str::to_owned),
+            orphaned_at: None,
+        }
     }
 
     /// Emits to one socket, in order: behind its backlog if it has one. Counts the outcome.

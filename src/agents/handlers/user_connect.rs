@@ -9,7 +9,7 @@ use crate::agents::event::{Echo, Login, ServerEvent, SocketId};
 use crate::agents::refusal::{Refusal, Subject};
 use crate::agents::{Agents, Platform, Sink, now};
 use crate::converja::AgentId;
-use crate::store::{Change, StoredSession};
+use crate::store::Change;
 use crate::telemetry;
 
 pub(super) async fn handle<P: Platform, S: Sink>(
@@ -55,13 +55,7 @@ async fn admit<P: Platform, S: Sink>(
     }
     let (stored, reclaimed, changed) = {
         let state = agents.state();
-        let stored = StoredSession {
-            username: login.username.clone(),
-            agent: agent.clone(),
-            max_calls: login.max_calls,
-            proven: state.proven(socket).map(str::to_owned),
-            orphaned_at: None,
-        };
+        let stored = state.stored_session(socket, &login.username, agent, login.max_calls);
         let session = state.registry.session(&login.username);
         let reclaimed = session.is_some_and(|s| s.restored);
         let changed = new || session.is_none_or(|s| s.max_calls != login.max_calls);

@@ -1,0 +1,104 @@
+//! What a restart brings back: the sessions a previous process stored, waiting for their UIs
+//! for the rest of their reconnect grace, and the calls agents rejected. Their calls are not
+//! stored: the next reconciliation reads them from the platform. A socket whose handshake
+//! token names a waiting session takes it back without any event, which is what UIs that
+//! never send USER_CONNECT again after a reconnect need.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tracing::{Instrument, info, info_span, warn};
+
+use super::event::SocketId;
+use super::state::State;
+use super::{Agents, Platform, Sink, now};
+use crate::store::{Change, Saved};
+use crate::telemetry;
+
+impl<P: Platform, S: Sink> Agents<P, S> {
+    /// Brings back what `saved` holds. A session cut by the restart gets the whole grace;
+    /// one whose last socket left earlier keeps the rest of it. Once the platform answers,
+    /// the agents' rooms are joined again, so that the grace's end can act on them.
+    pub fn restore(self: &Arc<Self>, saved: Saved) {
+        let (wall, instant) = (SystemTime::now(), now());
+        let mut agents = Vec::new();
+        {
+            let mut state = self.state();
+            for call in saved.rejected {
+                state.registry.forget_call(call);
+            }
+            for s in saved.sessions {
+                let away = s
+                    .orphaned_at
+                    .and_then(|t| wall.duration_since(t).ok())
+                    .unwrap_or_default();
+                let since = instant.checked_sub(away).unwrap_or(instant);
+                if state
+                    .registry
+                    .restore(&s.username, &s.agent, s.max_calls, since)
+                {
+                    metrics::counter!(telemetry::RESTORED_SESSIONS, "outcome" => "restored")
+                        .increment(1);
+                    agents.push(s.agent);
+                }
+            }
+        }
+        if agents.is_empty() {
+            return;
+        }
+        info!(
+            sessions = agents.len(),
+            "sessions restored; waiting for their UIs"
+        );
+        let core = self.clone();
+        self.tasks.spawn(
+            async move {
+                let rejoin = async {
+                    for agent in &agents {
+                        while !core.platform.wait_ready(Duration::from_secs(60)).await {}
+                        if let Err(error) = core.platform.check_agent(agent).await {
+                            warn!(%agent, %error, "restored session's agent not confirmed by the platform");
+                        }
+                    }
+                };
+                tokio::select! {
+                    _ = core.cancel.cancelled() => {}
+                    _ = rejoin => {}
+                }
+            }
+            .instrument(info_span!("restore")),
+        );
+    }
+}
+
+/// Attaches socket `id`, whose token proves `username`, to that username's session if it is
+/// waiting for its UI (after a restart, or a dropped connection).
+pub(super) fn take_back<T, A>(state: &mut State<T, A>, id: SocketId, username: &str)
+where
+    T: Send + Sync + 'static,
+    A: Send + 'static,
+{
+    if !state.registry.is_orphaned(username) {
+        return;
+    }
+    let Some((agent, max_calls, restored)) = state
+        .registry
+        .session(username)
+        .map(|s| (s.agent.clone(), s.max_calls, s.restored))
+    else {
+        return;
+    };
+    if state
+        .registry
+        .attach(id, username, &agent, max_calls, now())
+        .is_err()
+    {
+        return;
+    }
+    info!(%username, %agent, socket = id.0, "socket took its session back by its token");
+    if restored {
+        metrics::counter!(telemetry::RESTORED_SESSIONS, "outcome" => "reclaimed").increment(1);
+    }
+    let stored = state.stored_session(id, username, &agent, max_calls);
+    state.journal.note(Change::Session(stored));
+}
