@@ -1,7 +1,7 @@
 //! Agents benchmark: N agent UIs (socket.io-client under Node) logged in to the real bridge
 //! binary, calls started by the simulator and ended by the agents. Prints NEW_CALL delivery
-//! rate, END_CALL round-trip p50/p99, bridge RSS per connected agent and bridge CPU per
-//! round trip, next to bare platform-link round trips measured in the same run, so the
+//! rate, END_CALL round-trip p50/p99, bridge RSS per connected agent, bridge CPU while idle
+//! (all connected, no call, 5 s) and bridge CPU per round trip, next to bare platform-link round trips measured in the same run, so the
 //! gateway's overhead shows as a ratio.
 //!
 //! Each level runs once per session store (`--stores memory,sqlite,postgres` by default), so
@@ -27,6 +27,8 @@ use common::{FIRST_AGENT, Killed, probe_platform, scenario, start_bridge_on, sta
 use converja_bridge::postgres::LocalPostgres;
 
 const DOMAIN: &str = "agents.bench";
+/// How long the idle CPU is sampled, with every agent connected and no call.
+const IDLE_SAMPLE: Duration = Duration::from_secs(5);
 
 async fn platform_baseline(prosody: &LocalProsody, agents: u64) -> (f64, f64) {
     let tracker = TaskTracker::new();
@@ -108,7 +110,11 @@ async fn run(agents: u64, store_kind: &str) {
     let ready: Value =
         serde_json::from_str(&lines.next().expect("ready line").expect("read")).expect("json");
     assert_eq!(ready["errors"], 0, "login errors: {ready}");
+    // Idle: every agent connected, no call; what the bridge spends on keeping them.
+    let (_, idle_before) = usage(pid);
+    tokio::time::sleep(IDLE_SAMPLE).await;
     let (rss, cpu_before) = usage(pid);
+    let idle_cpu = (cpu_before - idle_before) as f64 / 100.0 / IDLE_SAMPLE.as_secs_f64() * 100.0;
 
     let started = Instant::now();
     for i in 0..agents {
@@ -141,7 +147,7 @@ async fn run(agents: u64, store_kind: &str) {
     let p50 = report["p50"].as_f64().unwrap_or(f64::NAN);
     let p99 = report["p99"].as_f64().unwrap_or(f64::NAN);
     println!(
-        "{agents:>6} agents | store {store_kind:>8} | login all {:>6.1} s | NEW_CALL {:>7.0}/s (sim issued {:>7.0}/s) | END_CALL p50 {:>6.2} ms p99 {:>6.2} ms | platform p50 {:>5.2} ms p99 {:>5.2} ms | END_CALL/platform p50 {:>5.2}x | RSS {:>5.1} KiB/agent | CPU {:>6.0} us/round trip | errors {}",
+        "{agents:>6} agents | store {store_kind:>8} | login all {:>6.1} s | NEW_CALL {:>7.0}/s (sim issued {:>7.0}/s) | END_CALL p50 {:>6.2} ms p99 {:>6.2} ms | platform p50 {:>5.2} ms p99 {:>5.2} ms | END_CALL/platform p50 {:>5.2}x | RSS {:>5.1} KiB/agent | idle CPU {:>4.1}% of a core | CPU {:>6.0} us/round trip | errors {}",
         ready["ms"].as_f64().unwrap_or(0.0) / 1000.0,
         agents as f64 / (delivery_ms / 1000.0).max(1e-3),
         agents as f64 / issue.as_secs_f64(),
@@ -151,6 +157,7 @@ async fn run(agents: u64, store_kind: &str) {
         base_p99,
         p50 / base_p50,
         (rss.saturating_sub(idle_rss)) as f64 / 1024.0 / agents as f64,
+        idle_cpu,
         cpu_per_trip_us,
         report["errors"],
     );
