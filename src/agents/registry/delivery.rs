@@ -13,7 +13,7 @@ impl Registry {
     /// is on. Run periodically, for the deliveries that wait on the clock.
     pub(crate) fn due(&self, now: Instant) -> Vec<(SocketId, NewCall)> {
         let mut out = Vec::new();
-        for session in self.sessions.values() {
+        for session in self.timed.iter().filter_map(|u| self.sessions.get(u)) {
             self.session_due(session, now, &mut out);
         }
         out
@@ -60,6 +60,9 @@ impl Registry {
             .and_then(|s| s.sockets.get_mut(&socket))
         {
             view.delivered.insert(call, now);
+            if let Some(username) = self.by_socket.get(&socket) {
+                self.timed.insert(username.clone());
+            }
         }
     }
 
@@ -67,7 +70,10 @@ impl Registry {
     pub(crate) fn notices(&mut self, now: Instant) -> Vec<Notice> {
         let mut out = Vec::new();
         let timeout = self.rules.ack_timeout;
-        for session in self.sessions.values_mut() {
+        for username in &self.timed {
+            let Some(session) = self.sessions.get_mut(username) else {
+                continue;
+            };
             let oldest: HashMap<CallId, Instant> = session
                 .sockets
                 .values()

@@ -168,6 +168,11 @@ pub(crate) struct Registry {
     /// Sessions changed since the last [`due_changed`](Self::due_changed), so that a change
     /// costs in proportion to what changed, not to the number of sessions.
     changed: HashSet<String>,
+    /// Sessions the clock must look at (a superset, pruned by [`prune_timed`](Self::prune_timed)):
+    /// a socket waiting for its first-call delay, a delivered call not yet answered, or no
+    /// socket (the grace running). Others have nothing that time changes, so an idle agent
+    /// costs the clock nothing.
+    timed: HashSet<String>,
     /// Whose each active call is.
     by_call: HashMap<CallId, AgentId>,
     /// Active calls of agents without a session: the platform counts them as the agent's, so
@@ -188,6 +193,7 @@ impl Registry {
             by_agent: HashMap::new(),
             by_socket: HashMap::new(),
             changed: HashSet::new(),
+            timed: HashSet::new(),
             by_call: HashMap::new(),
             unclaimed: HashMap::new(),
             ended: RecentIds::new(ENDED_MEMORY),
@@ -289,6 +295,7 @@ impl Registry {
         self.by_agent.insert(agent.clone(), username.to_owned());
         self.by_socket.insert(socket, username.to_owned());
         self.changed.insert(username.to_owned());
+        self.timed.insert(username.to_owned());
         Ok(())
     }
 
@@ -302,6 +309,7 @@ impl Registry {
             return None;
         }
         session.orphaned_since = Some(now);
+        self.timed.insert(username);
         Some(session)
     }
 
@@ -331,6 +339,7 @@ impl Registry {
             },
         );
         self.by_agent.insert(agent.clone(), username.to_owned());
+        self.timed.insert(username.to_owned());
         true
     }
 
@@ -348,14 +357,38 @@ impl Registry {
 
     /// Sessions whose last socket left more than the grace period ago.
     pub(crate) fn expired(&self, now: Instant) -> Vec<String> {
-        self.sessions
-            .values()
+        self.timed_sessions()
             .filter(|s| {
                 s.orphaned_since
                     .is_some_and(|t| now.duration_since(t) >= self.rules.reconnect_grace)
             })
             .map(|s| s.username.clone())
             .collect()
+    }
+
+    /// The sessions the clock must look at.
+    fn timed_sessions(&self) -> impl Iterator<Item = &Session> {
+        self.timed.iter().filter_map(|u| self.sessions.get(u))
+    }
+
+    /// Forgets the sessions time no longer changes anything for, as of `now`.
+    pub(crate) fn prune_timed(&mut self, now: Instant) {
+        let (sessions, rules) = (&self.sessions, &self.rules);
+        self.timed.retain(|u| {
+            sessions.get(u).is_some_and(|s| {
+                s.orphaned_since.is_some()
+                    || s.sockets
+                        .values()
+                        .any(|v| v.ready_at.is_some_and(|t| now < t))
+                    || s.calls.iter().any(|slot| {
+                        !slot.answered
+                            && (rules.redeliver_unanswered || !slot.unanswered_reported)
+                            && s.sockets
+                                .values()
+                                .any(|v| v.delivered.contains_key(&slot.call))
+                    })
+            })
+        });
     }
 
     /// Ends a session: its sockets stop acting for it. Returns the sockets it had.
