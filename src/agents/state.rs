@@ -344,7 +344,7 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
     pub(super) fn deliver_all<S: Sink<Socket = T>>(&mut self, sink: &S, now: Instant) {
         let due = self.registry.due(now);
         self.deliver(sink, due, now);
-        self.registry.prune_timed(now);
+        self.registry.rest();
     }
 
     fn deliver<S: Sink<Socket = T>>(

@@ -11,7 +11,8 @@ impl Registry {
     /// NEW_CALLs due now, per socket, over every session: offered calls the socket has not
     /// seen (once its first-call delay has passed), and unanswered ones again if redelivery
     /// is on. Run periodically, for the deliveries that wait on the clock.
-    pub(crate) fn due(&self, now: Instant) -> Vec<(SocketId, NewCall)> {
+    pub(crate) fn due(&mut self, now: Instant) -> Vec<(SocketId, NewCall)> {
+        self.wake(now);
         let mut out = Vec::new();
         for session in self.timed.iter().filter_map(|u| self.sessions.get(u)) {
             self.session_due(session, now, &mut out);
@@ -60,14 +61,15 @@ impl Registry {
             .and_then(|s| s.sockets.get_mut(&socket))
         {
             view.delivered.insert(call, now);
-            if let Some(username) = self.by_socket.get(&socket) {
-                self.timed.insert(username.clone());
+            if let Some(username) = self.by_socket.get(&socket).cloned() {
+                self.wake_at(now + self.rules.ack_timeout, &username);
             }
         }
     }
 
     /// Calls delivered `ack_timeout` ago and never answered, each reported once.
     pub(crate) fn notices(&mut self, now: Instant) -> Vec<Notice> {
+        self.wake(now);
         let mut out = Vec::new();
         let timeout = self.rules.ack_timeout;
         for username in &self.timed {

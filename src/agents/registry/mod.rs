@@ -4,7 +4,8 @@
 
 mod delivery;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::event::{NewCall, SocketId};
@@ -168,10 +169,12 @@ pub(crate) struct Registry {
     /// Sessions changed since the last [`due_changed`](Self::due_changed), so that a change
     /// costs in proportion to what changed, not to the number of sessions.
     changed: HashSet<String>,
-    /// Sessions the clock must look at (a superset, pruned by [`prune_timed`](Self::prune_timed)):
-    /// a socket waiting for its first-call delay, a delivered call not yet answered, or no
-    /// socket (the grace running). Others have nothing that time changes, so an idle agent
-    /// costs the clock nothing.
+    /// When the clock must look at a session again, earliest first: a socket's first-call
+    /// delay ending, a delivered call's `ack_timeout`, a grace ending. An entry may be stale
+    /// (the session changed since); the look finds nothing to do then.
+    wakeups: BinaryHeap<Reverse<(Instant, String)>>,
+    /// The sessions whose wakeup came due, for this tick's look ([`rest`](Self::rest) empties
+    /// it). A tick costs in proportion to what comes due, not to the number of sessions.
     timed: HashSet<String>,
     /// Whose each active call is.
     by_call: HashMap<CallId, AgentId>,
@@ -193,6 +196,7 @@ impl Registry {
             by_agent: HashMap::new(),
             by_socket: HashMap::new(),
             changed: HashSet::new(),
+            wakeups: BinaryHeap::new(),
             timed: HashSet::new(),
             by_call: HashMap::new(),
             unclaimed: HashMap::new(),
@@ -289,13 +293,13 @@ impl Registry {
         session.orphaned_since = None;
         session.restored = false;
         let view = session.sockets.entry(socket).or_default();
-        if view.ready_at.is_none() {
-            view.ready_at = Some(now + self.rules.first_call_delay);
-        }
+        let ready_at = *view
+            .ready_at
+            .get_or_insert(now + self.rules.first_call_delay);
         self.by_agent.insert(agent.clone(), username.to_owned());
         self.by_socket.insert(socket, username.to_owned());
         self.changed.insert(username.to_owned());
-        self.timed.insert(username.to_owned());
+        self.wake_at(ready_at, username);
         Ok(())
     }
 
@@ -309,8 +313,9 @@ impl Registry {
             return None;
         }
         session.orphaned_since = Some(now);
-        self.timed.insert(username);
-        Some(session)
+        let grace_end = now + self.rules.reconnect_grace;
+        self.wakeups.push(Reverse((grace_end, username.clone())));
+        self.sessions.get(&username)
     }
 
     /// Brings back a session a previous process stored, without sockets: it waits for its UI
@@ -339,7 +344,7 @@ impl Registry {
             },
         );
         self.by_agent.insert(agent.clone(), username.to_owned());
-        self.timed.insert(username.to_owned());
+        self.wake_at(orphaned_since + self.rules.reconnect_grace, username);
         true
     }
 
@@ -356,7 +361,8 @@ impl Registry {
     }
 
     /// Sessions whose last socket left more than the grace period ago.
-    pub(crate) fn expired(&self, now: Instant) -> Vec<String> {
+    pub(crate) fn expired(&mut self, now: Instant) -> Vec<String> {
+        self.wake(now);
         self.timed_sessions()
             .filter(|s| {
                 s.orphaned_since
@@ -366,29 +372,31 @@ impl Registry {
             .collect()
     }
 
-    /// The sessions the clock must look at.
+    /// Asks the clock to look at `username`'s session at `at`.
+    pub(super) fn wake_at(&mut self, at: Instant, username: &str) {
+        self.wakeups.push(Reverse((at, username.to_owned())));
+    }
+
+    /// Takes the wakeups due by `now` into this tick's look.
+    pub(super) fn wake(&mut self, now: Instant) {
+        while let Some(Reverse((at, _))) = self.wakeups.peek() {
+            if *at > now {
+                break;
+            }
+            if let Some(Reverse((_, username))) = self.wakeups.pop() {
+                self.timed.insert(username);
+            }
+        }
+    }
+
+    /// The sessions the clock looks at this tick.
     fn timed_sessions(&self) -> impl Iterator<Item = &Session> {
         self.timed.iter().filter_map(|u| self.sessions.get(u))
     }
 
-    /// Forgets the sessions time no longer changes anything for, as of `now`.
-    pub(crate) fn prune_timed(&mut self, now: Instant) {
-        let (sessions, rules) = (&self.sessions, &self.rules);
-        self.timed.retain(|u| {
-            sessions.get(u).is_some_and(|s| {
-                s.orphaned_since.is_some()
-                    || s.sockets
-                        .values()
-                        .any(|v| v.ready_at.is_some_and(|t| now < t))
-                    || s.calls.iter().any(|slot| {
-                        !slot.answered
-                            && (rules.redeliver_unanswered || !slot.unanswered_reported)
-                            && s.sockets
-                                .values()
-                                .any(|v| v.delivered.contains_key(&slot.call))
-                    })
-            })
-        });
+    /// The tick's look is done: what is due later has its own wakeup.
+    pub(crate) fn rest(&mut self) {
+        self.timed.clear();
     }
 
     /// Ends a session: its sockets stop acting for it. Returns the sockets it had.

@@ -23,7 +23,7 @@ fn info(call: u64) -> NewCall {
     }
 }
 
-fn due_ids(r: &Registry, now: Instant) -> Vec<(u64, String)> {
+fn due_ids(r: &mut Registry, now: Instant) -> Vec<(u64, String)> {
     let mut v: Vec<(u64, String)> = r
         .due(now)
         .into_iter()
@@ -66,7 +66,7 @@ fn changed_sessions_alone_are_looked_at_after_a_change() {
     assert_eq!(due, vec![(2, "7".into())]);
     assert!(r.due_changed(later).is_empty(), "nothing changed since");
     assert_eq!(
-        due_ids(&r, later),
+        due_ids(&mut r, later),
         vec![(2, "7".into())],
         "the periodic scan still sees it until delivered"
     );
@@ -79,9 +79,9 @@ fn first_calls_wait_for_the_listener_delay() {
     let maria = AgentId::new("22010");
     r.attach(S1, "maria", &maria, 2, t0).unwrap();
     assert!(r.call_started(&maria, CallId(1), Q, info(1)));
-    assert!(due_ids(&r, t0 + Duration::from_millis(499)).is_empty());
+    assert!(due_ids(&mut r, t0 + Duration::from_millis(499)).is_empty());
     assert_eq!(
-        due_ids(&r, t0 + Duration::from_millis(500)),
+        due_ids(&mut r, t0 + Duration::from_millis(500)),
         vec![(1, "1".into())]
     );
 }
@@ -96,7 +96,10 @@ fn capacity_caps_offered_calls_and_the_backlog_keeps_arrival_order() {
     for c in 1..=4 {
         r.call_started(&maria, CallId(c), Q, info(c));
     }
-    assert_eq!(due_ids(&r, later), vec![(1, "1".into()), (1, "2".into())]);
+    assert_eq!(
+        due_ids(&mut r, later),
+        vec![(1, "1".into()), (1, "2".into())]
+    );
     deliver_all(&mut r, later);
     assert!(r.due(later).is_empty(), "delivered once per socket");
     assert_eq!(
@@ -105,7 +108,7 @@ fn capacity_caps_offered_calls_and_the_backlog_keeps_arrival_order() {
     );
     r.call_ended(CallId(1));
     assert_eq!(
-        due_ids(&r, later),
+        due_ids(&mut r, later),
         vec![(1, "3".into())],
         "the oldest waiting call takes the freed slot"
     );
@@ -128,7 +131,7 @@ fn a_new_socket_receives_every_unfinished_call_and_a_repeat_connect_nothing() {
     );
     r.attach(S2, "maria", &maria, 3, t1).unwrap();
     let t2 = t1 + Duration::from_secs(1);
-    assert_eq!(due_ids(&r, t2), vec![(2, "1".into()), (2, "2".into())]);
+    assert_eq!(due_ids(&mut r, t2), vec![(2, "1".into()), (2, "2".into())]);
 }
 
 #[test]
@@ -163,7 +166,7 @@ fn a_lost_socket_keeps_the_session_for_the_grace_period() {
         "picked up in time"
     );
     assert_eq!(
-        due_ids(&r, t0 + Duration::from_secs(30)),
+        due_ids(&mut r, t0 + Duration::from_secs(30)),
         vec![(2, "9".into())]
     );
     r.socket_closed(S2, t0 + Duration::from_secs(40));
@@ -223,7 +226,7 @@ fn unanswered_calls_are_reported_once_and_redelivered_only_when_asked() {
     r.attach(S1, "maria", &maria, 1, t0).unwrap();
     r.call_started(&maria, CallId(1), Q, info(1));
     deliver_all(&mut r, t1);
-    assert_eq!(due_ids(&r, late), vec![(1, "1".into())]);
+    assert_eq!(due_ids(&mut r, late), vec![(1, "1".into())]);
     assert!(r.answered(S1, CallId(1)));
     assert!(
         r.due(late).is_empty(),
