@@ -1,7 +1,7 @@
 //! What happens because time passed: sessions whose grace ran out, NEW_CALLs whose
 //! first-call delay is over or that wait to be sent again, and calls nobody answered. Each
-//! tick looks only at the sessions time can change (the registry's timed set), so idle
-//! agents cost it nothing.
+//! tick looks only at the sessions whose wakeup came due (the registry queues one for every
+//! first-call delay, delivered call and grace), so idle agents cost it nothing.
 
 use std::sync::Arc;
 use std::time::Duration;
