@@ -62,6 +62,54 @@ pub(crate) fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
+/// What a private server's log says once it is ready, for [`wait_for_log`].
+pub(crate) struct ReadyLines<'a> {
+    /// The log file; a restarted server appends to it.
+    pub(crate) log: &'a Path,
+    /// Lines that must all appear, each once more than in the starts before.
+    pub(crate) lines: &'a [String],
+    /// Starts completed before this one.
+    pub(crate) starts: usize,
+    /// A line that means this start failed, if the server keeps running after one.
+    pub(crate) fatal: Option<&'a str>,
+}
+
+/// Waits until the server `child` (called `name` in errors) writes `ready`'s lines. Fails,
+/// with `diagnostics()`, when a fatal line appears, when the server exits, or after `limit`.
+/// Its own word, not a connect probe: a probe could reach another server on a taken port.
+pub(crate) fn wait_for_log(
+    name: &str,
+    child: &mut Child,
+    ready: &ReadyLines<'_>,
+    limit: Duration,
+    diagnostics: impl Fn() -> String,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(ready.log).unwrap_or_default();
+        if let Some(fatal) = ready.fatal.filter(|f| log.contains(f)) {
+            bail!("{name} could not start ({fatal}):\n{}", diagnostics());
+        }
+        if ready
+            .lines
+            .iter()
+            .all(|line| log.matches(line.as_str()).count() > ready.starts)
+        {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            bail!("{name} exited at start ({status}):\n{}", diagnostics());
+        }
+        if started.elapsed() > limit {
+            bail!(
+                "{name} did not accept connections within {limit:?}:\n{}",
+                diagnostics()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Kills the server abruptly (SIGKILL), as a crash would.
 pub(crate) fn kill(child: &mut Option<Child>) {
     if let Some(mut child) = child.take() {

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 
@@ -140,7 +140,7 @@ impl LocalPostgres {
 
     fn spawn(&mut self) -> anyhow::Result<()> {
         let socket_dir: &Path = self.dir.path();
-        let child = self
+        let mut child = self
             .command("postgres")
             .arg("-D")
             .arg(self.data())
@@ -160,34 +160,20 @@ impl LocalPostgres {
             ))
             .spawn()
             .context(INSTALL_HINT)?;
-        self.child = Some(child);
-        let started = Instant::now();
-        loop {
+        let ready = loopback::ReadyLines {
+            log: &self.log_path(),
+            lines: &["database system is ready to accept connections".to_owned()],
+            starts: self.starts,
+            fatal: None,
+        };
+        let waited = loopback::wait_for_log("postgres", &mut child, &ready, START_TIMEOUT, || {
             let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-            if log
-                .matches("database system is ready to accept connections")
-                .count()
-                > self.starts
-            {
-                self.starts += 1;
-                return Ok(());
-            }
-            if let Some(child) = &mut self.child
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                bail!(
-                    "postgres exited ({status}):\n{}",
-                    loopback::last_lines(&log, 20)
-                );
-            }
-            if started.elapsed() > START_TIMEOUT {
-                bail!(
-                    "postgres did not start within {START_TIMEOUT:?}:\n{}",
-                    loopback::last_lines(&log, 20)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            loopback::last_lines(&log, 20)
+        });
+        self.child = Some(child);
+        waited?;
+        self.starts += 1;
+        Ok(())
     }
 
     /// Kills the server abruptly (SIGKILL), as a crash would.

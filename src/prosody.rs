@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 
@@ -220,7 +220,7 @@ Component {conference} "muc"
     }
 
     fn spawn(&mut self) -> anyhow::Result<()> {
-        let child = Command::new("prosody")
+        let mut child = Command::new("prosody")
             .arg("--config")
             .arg(self.config_path())
             .arg("-F")
@@ -231,47 +231,31 @@ Component {conference} "muc"
             )?))
             .spawn()
             .context(INSTALL_HINT)?;
-        self.child = Some(child);
-        let started = Instant::now();
-        // Prosody keeps running when a port is taken, so a connect probe could reach another
-        // server: wait for its own word that both services listen on our ports.
-        let c2s = format!("Activated service 'c2s' on [127.0.0.1]:{}", self.c2s_port);
-        let http = format!("Activated service 'http' on [127.0.0.1]:{}", self.http_port);
-        let mut services = vec![c2s, http];
+        // Prosody keeps running when a port is taken: wait for its word that both services
+        // listen on our ports.
+        let mut services = vec![
+            format!("Activated service 'c2s' on [127.0.0.1]:{}", self.c2s_port),
+            format!("Activated service 'http' on [127.0.0.1]:{}", self.http_port),
+        ];
         if self.certificate().exists() {
             services.push(format!(
                 "Activated service 'https' on [127.0.0.1]:{}",
                 self.https_port
             ));
         }
-        loop {
-            let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-            if log.contains("Failed to open server port") {
-                bail!("prosody could not open its ports:\n{}", self.diagnostics());
-            }
-            if services
-                .iter()
-                .all(|service| log.matches(service.as_str()).count() > self.starts)
-            {
-                self.starts += 1;
-                return Ok(());
-            }
-            if let Some(child) = &mut self.child
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                bail!(
-                    "prosody exited at start ({status}):\n{}",
-                    self.diagnostics()
-                );
-            }
-            if started.elapsed() > START_TIMEOUT {
-                bail!(
-                    "prosody did not accept connections within {START_TIMEOUT:?}:\n{}",
-                    self.diagnostics()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let ready = loopback::ReadyLines {
+            log: &self.log_path(),
+            lines: &services,
+            starts: self.starts,
+            fatal: Some("Failed to open server port"),
+        };
+        let waited = loopback::wait_for_log("prosody", &mut child, &ready, START_TIMEOUT, || {
+            self.diagnostics()
+        });
+        self.child = Some(child);
+        waited?;
+        self.starts += 1;
+        Ok(())
     }
 
     fn diagnostics(&self) -> String {

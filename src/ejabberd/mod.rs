@@ -215,14 +215,17 @@ impl LocalEjabberd {
             .args(["-s", "ejabberd", "-noinput"])
             .stdout(Stdio::from(console.try_clone()?))
             .stderr(Stdio::from(console));
-        self.child = Some(erl.spawn().context(INSTALL_HINT)?);
-        self.wait_listening()
+        let mut child = erl.spawn().context(INSTALL_HINT)?;
+        let waited = self.wait_listening(&mut child);
+        self.child = Some(child);
+        waited?;
+        self.starts += 1;
+        Ok(())
     }
 
     /// Waits for ejabberd's word that both listeners accept connections on our ports. A taken
     /// port makes ejabberd give up and exit, which is noticed here too.
-    fn wait_listening(&mut self) -> anyhow::Result<()> {
-        let started = Instant::now();
+    fn wait_listening(&self, child: &mut Child) -> anyhow::Result<()> {
         let listening = |transport: &str, port: u16, module: &str| {
             format!("Start accepting {transport} connections at 127.0.0.1:{port} for {module}")
         };
@@ -233,31 +236,15 @@ impl LocalEjabberd {
         if self.certificate().exists() {
             listeners.push(listening("TLS", self.https_port, "ejabberd_http"));
         }
-        loop {
-            let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-            if listeners
-                .iter()
-                .all(|line| log.matches(line.as_str()).count() > self.starts)
-            {
-                self.starts += 1;
-                return Ok(());
-            }
-            if let Some(child) = &mut self.child
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                bail!(
-                    "ejabberd exited at start ({status}):\n{}",
-                    self.diagnostics()
-                );
-            }
-            if started.elapsed() > START_TIMEOUT {
-                bail!(
-                    "ejabberd did not accept connections within {START_TIMEOUT:?}:\n{}",
-                    self.diagnostics()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let ready = loopback::ReadyLines {
+            log: &self.log_path(),
+            lines: &listeners,
+            starts: self.starts,
+            fatal: None,
+        };
+        loopback::wait_for_log("ejabberd", child, &ready, START_TIMEOUT, || {
+            self.diagnostics()
+        })
     }
 
     /// Adds (or replaces) an account; the server must be running.
