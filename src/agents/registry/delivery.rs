@@ -8,13 +8,13 @@ use crate::agents::event::{NewCall, SocketId};
 use crate::converja::CallId;
 
 impl Registry {
-    /// NEW_CALLs due now, per socket, over every session: offered calls the socket has not
-    /// seen (once its first-call delay has passed), and unanswered ones again if redelivery
-    /// is on. Run periodically, for the deliveries that wait on the clock.
+    /// NEW_CALLs due now, per socket, over the sessions whose wakeup came due: offered calls
+    /// the socket has not seen (once its first-call delay has passed), and unanswered ones
+    /// again if redelivery is on. Run periodically, for the deliveries that wait on the clock.
     pub(crate) fn due(&mut self, now: Instant) -> Vec<(SocketId, NewCall)> {
         self.wake(now);
         let mut out = Vec::new();
-        for session in self.timed.iter().filter_map(|u| self.sessions.get(u)) {
+        for session in self.timed_sessions() {
             self.session_due(session, now, &mut out);
         }
         out
@@ -54,16 +54,16 @@ impl Registry {
 
     /// Records that `call` reached `socket`.
     pub(crate) fn delivered(&mut self, socket: SocketId, call: CallId, now: Instant) {
+        let Some(username) = self.by_socket.get(&socket).cloned() else {
+            return;
+        };
         if let Some(view) = self
-            .by_socket
-            .get(&socket)
-            .and_then(|u| self.sessions.get_mut(u))
+            .sessions
+            .get_mut(&username)
             .and_then(|s| s.sockets.get_mut(&socket))
         {
             view.delivered.insert(call, now);
-            if let Some(username) = self.by_socket.get(&socket).cloned() {
-                self.wake_at(now + self.rules.ack_timeout, &username);
-            }
+            self.wake_at(now + self.rules.ack_timeout, &username);
         }
     }
 

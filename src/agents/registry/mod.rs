@@ -313,8 +313,7 @@ impl Registry {
             return None;
         }
         session.orphaned_since = Some(now);
-        let grace_end = now + self.rules.reconnect_grace;
-        self.wakeups.push(Reverse((grace_end, username.clone())));
+        self.wake_at(now + self.rules.reconnect_grace, &username);
         self.sessions.get(&username)
     }
 
@@ -373,12 +372,12 @@ impl Registry {
     }
 
     /// Asks the clock to look at `username`'s session at `at`.
-    pub(super) fn wake_at(&mut self, at: Instant, username: &str) {
+    fn wake_at(&mut self, at: Instant, username: &str) {
         self.wakeups.push(Reverse((at, username.to_owned())));
     }
 
     /// Takes the wakeups due by `now` into this tick's look.
-    pub(super) fn wake(&mut self, now: Instant) {
+    fn wake(&mut self, now: Instant) {
         while let Some(Reverse((at, _))) = self.wakeups.peek() {
             if *at > now {
                 break;

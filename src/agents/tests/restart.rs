@@ -16,6 +16,14 @@ fn platform_has(platform: &FakePlatform, calls: &[u64]) {
     platform.set_queues(vec![(QueueId(7), Ok(calls))]);
 }
 
+/// A first start: an empty store, a platform, and the core over them.
+async fn first_start(settings: Settings) -> (Arc<MemoryStore>, FakePlatform, Bench) {
+    let store = Arc::new(MemoryStore::default());
+    let platform = FakePlatform::default();
+    let bench = Bench::on_store(settings, platform.clone(), &store).await;
+    (store, platform, bench)
+}
+
 /// The restarted core, reconciled with the platform as it is once ready.
 async fn restart(settings: Settings, platform: &FakePlatform, store: &Arc<MemoryStore>) -> Bench {
     let bench = Bench::on_store(settings, platform.clone(), store).await;
@@ -32,9 +40,7 @@ fn logged_out(platform: &FakePlatform) -> bool {
 
 #[tokio::test(start_paused = true)]
 async fn a_ui_that_logs_in_again_gets_its_calls_including_those_started_meanwhile() {
-    let store = Arc::new(MemoryStore::default());
-    let platform = FakePlatform::default();
-    let mut bench = Bench::on_store(settings(), platform.clone(), &store).await;
+    let (store, platform, mut bench) = first_start(settings()).await;
     let mut ui = bench.login("22010", 2).await;
     assert_eq!(
         store.saved().sessions.len(),
@@ -64,9 +70,7 @@ async fn a_ui_that_logs_in_again_gets_its_calls_including_those_started_meanwhil
 
 #[tokio::test(start_paused = true)]
 async fn with_tokens_a_reconnecting_socket_gets_its_session_without_user_connect() {
-    let store = Arc::new(MemoryStore::default());
-    let platform = FakePlatform::default();
-    let mut bench = Bench::on_store(with_tokens(), platform.clone(), &store).await;
+    let (store, platform, mut bench) = first_start(with_tokens()).await;
     let ui = bench.open(Some("22010"));
     ui.send(connect("22010", 1)).await;
     bench.stop().await;
@@ -95,9 +99,7 @@ async fn with_tokens_a_reconnecting_socket_gets_its_session_without_user_connect
 
 #[tokio::test(start_paused = true)]
 async fn a_restored_session_nobody_reclaims_gets_on_disconnect_after_the_grace() {
-    let store = Arc::new(MemoryStore::default());
-    let platform = FakePlatform::default();
-    let mut bench = Bench::on_store(settings(), platform.clone(), &store).await;
+    let (store, platform, mut bench) = first_start(settings()).await;
     bench.login("22010", 1).await;
     bench.stop().await;
 
@@ -112,9 +114,7 @@ async fn a_restored_session_nobody_reclaims_gets_on_disconnect_after_the_grace()
 
 #[tokio::test(start_paused = true)]
 async fn a_rejected_call_stays_rejected_after_a_restart() {
-    let store = Arc::new(MemoryStore::default());
-    let platform = FakePlatform::default();
-    let mut bench = Bench::on_store(settings(), platform.clone(), &store).await;
+    let (store, platform, mut bench) = first_start(settings()).await;
     let mut ui = bench.login("22010", 1).await;
     bench.start_call("22010", 5);
     after(SETTLE).await;
@@ -142,9 +142,7 @@ async fn a_rejected_call_stays_rejected_after_a_restart() {
 
 #[tokio::test(start_paused = true)]
 async fn a_login_the_store_cannot_record_is_refused_and_nothing_is_half_done() {
-    let store = Arc::new(MemoryStore::default());
-    let platform = FakePlatform::default();
-    let mut bench = Bench::on_store(settings(), platform.clone(), &store).await;
+    let (store, platform, mut bench) = first_start(settings()).await;
     store.fail(true);
     let mut ui = bench.open(None);
     let reply = ui.send(connect("22010", 1)).await;
@@ -172,9 +170,7 @@ async fn a_login_the_store_cannot_record_is_refused_and_nothing_is_half_done() {
 
 #[tokio::test(start_paused = true)]
 async fn changes_nobody_waits_for_are_written_once_the_store_is_back() {
-    let store = Arc::new(MemoryStore::default());
-    let platform = FakePlatform::default();
-    let mut bench = Bench::on_store(settings(), platform.clone(), &store).await;
+    let (store, _platform, mut bench) = first_start(settings()).await;
     let ui = bench.login("22010", 1).await;
     store.fail(true);
     ui.close().await;
