@@ -102,6 +102,21 @@ impl Uis {
         uis
     }
 
+    /// `agents` agent UIs of the load script logged in to the bridge on `port`; each ends
+    /// every call it gets at once.
+    fn load(port: u16, agents: u64) -> Uis {
+        let mut uis = Uis::script(
+            "load.mjs",
+            &[
+                format!("http://127.0.0.1:{port}"),
+                agents.to_string(),
+                FIRST_AGENT.to_string(),
+            ],
+        );
+        assert_eq!(uis.read()["errors"], 0, "every agent logs in");
+        uis
+    }
+
     fn read(&mut self) -> Value {
         let line = self.lines.next().expect("a line").expect("readable");
         serde_json::from_str(&line).expect("json")
@@ -606,15 +621,7 @@ async fn stalled(stallers: u64, healthy: u64, rounds: u64) {
     let (_prosody, sim, bridge, port, _dir) =
         stack(healthy + stallers, "", &tracker, &cancel).await;
     let pid = bridge.0.id();
-    let mut load = Uis::script(
-        "load.mjs",
-        &[
-            format!("http://127.0.0.1:{port}"),
-            healthy.to_string(),
-            FIRST_AGENT.to_string(),
-        ],
-    );
-    assert_eq!(load.read()["errors"], 0, "every healthy agent logs in");
+    let mut load = Uis::load(port, healthy);
     let alone = healthy_rounds(&sim, &mut load, healthy, rounds).await;
     let ms = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
     // Twice: memory that a second wave does not add to is reused, not leaked.
@@ -780,15 +787,7 @@ async fn shutdown(agents: u64) {
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
     let (_prosody, sim, mut bridge, port, _dir) = stack(agents, "", &tracker, &cancel).await;
-    let mut load = Uis::script(
-        "load.mjs",
-        &[
-            format!("http://127.0.0.1:{port}"),
-            agents.to_string(),
-            FIRST_AGENT.to_string(),
-        ],
-    );
-    assert_eq!(load.read()["errors"], 0, "every agent logs in");
+    let mut load = Uis::load(port, agents);
     sim.set_faults(vec![FaultRule::new(
         "/calls/active",
         Fault {
