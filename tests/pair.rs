@@ -12,12 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::agent_ui::{Puppet, http_get, wait_ready};
-use common::daemon::{Daemon, SECRET, write_config};
+use common::daemon::{Daemon, open_with_token, write_config};
 use common::{PATIENCE, agent, scenario, start_sim};
 use converja_bridge::balancer::{Proxy, Route};
-use converja_bridge::config::Secret;
 use converja_bridge::converja::{CallId, QueueId};
-use converja_bridge::gateway::mint_token;
 use converja_bridge::postgres::LocalPostgres;
 use converja_bridge::sim::SimHandle;
 use serde_json::json;
@@ -102,21 +100,6 @@ async fn settled(ui: &mut Puppet, sim: &SimHandle, usernames: &[&str]) {
     }
 }
 
-/// A UI with the token for `username`, through the load balancer. Maria's UI sends
-/// USER_CONNECT again after every reconnect; João's relies on its token alone.
-async fn open(ui: &mut Puppet, username: &str) {
-    let token = mint_token(&Secret::new(SECRET), username);
-    ui.connect_with(
-        username,
-        "/callcontrol",
-        "",
-        &["websocket"],
-        json!({"auth": {"token": token}, "reconnection": true}),
-    )
-    .await;
-    ui.login(username, username, 32).await;
-}
-
 /// Starts calls for 22010 and 22011 in turn every 300 ms until `stop`: each agent gets far
 /// fewer than its 32 slots during a test, so every call the platform has is on its screen.
 fn pace_calls(sim: SimHandle, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<usize> {
@@ -133,12 +116,15 @@ fn pace_calls(sim: SimHandle, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<
     })
 }
 
-/// Prosody, the simulator, PostgreSQL, and the two bridges' ports and configs; bridge A's
-/// database connection goes through `a_db`, which the test can cut.
+/// Prosody, the simulator, PostgreSQL, and the two bridges: A started first and active, B
+/// listening as the standby. A's database connection goes through `a_db`, which the test
+/// can cut.
 struct Pair {
     sim: SimHandle,
-    a: (u16, std::path::PathBuf),
-    b: (u16, std::path::PathBuf),
+    /// Bridge A's port and process (taken by a test that kills it).
+    a: (u16, Option<Daemon>),
+    /// Bridge B's port and process.
+    b: (u16, Daemon),
     a_db: Proxy,
     balancer: Proxy,
     _postgres: LocalPostgres,
@@ -175,10 +161,13 @@ impl Pair {
         let balancer = Proxy::start(0, Route::Ready(vec![a_port, b_port]))
             .await
             .unwrap();
+        let a_bridge = Daemon::start(&a, a_port).await;
+        let b_bridge = Daemon::spawn(&b);
+        wait_until_listening(b_port).await;
         Pair {
             sim,
-            a: (a_port, a),
-            b: (b_port, b),
+            a: (a_port, Some(a_bridge)),
+            b: (b_port, b_bridge),
             a_db,
             balancer,
             _postgres: postgres,
@@ -207,11 +196,8 @@ async fn senders(sim: &SimHandle) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_standby_takes_over_when_the_active_one_is_killed_and_no_call_is_lost() {
     let tracker = TaskTracker::new();
-    let pair = Pair::start(&tracker).await;
-    let active = Daemon::start(&pair.a.1, pair.a.0).await;
-    let _standby = Daemon::spawn(&pair.b.1);
+    let mut pair = Pair::start(&tracker).await;
     // The standby listens, is alive, not ready, and says so.
-    wait_until_listening(pair.b.0).await;
     assert_eq!(http_get(pair.b.0, "/healthz").await.0, 200);
     assert_eq!(http_get(pair.b.0, "/readyz").await.0, 503);
     assert_eq!(role(pair.b.0, "standby").await, 1.0);
@@ -222,13 +208,14 @@ async fn the_standby_takes_over_when_the_active_one_is_killed_and_no_call_is_los
 
     let url = format!("http://127.0.0.1:{}", pair.balancer.port);
     let mut ui = Puppet::start(&url).await;
-    open(&mut ui, "22010").await;
-    open(&mut ui, "22011").await;
+    // Maria's UI sends USER_CONNECT again after a reconnect; João's relies on its token.
+    open_with_token(&mut ui, "22010", true, 32).await;
+    open_with_token(&mut ui, "22011", true, 32).await;
     let stop = Arc::new(AtomicBool::new(false));
     let pacer = pace_calls(pair.sim.clone(), stop.clone());
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    active.stop("KILL");
+    pair.a.1.take().expect("A runs").stop("KILL");
     let took = ready_within(pair.b.0, TAKEOVER_LIMIT).await;
     println!(
         "pair: the standby was ready {} ms after the active one was SIGKILLed (limit {} ms)",
@@ -261,12 +248,9 @@ async fn wait_until_listening(port: u16) {
 async fn an_active_bridge_cut_from_the_database_stops_before_the_other_starts() {
     let tracker = TaskTracker::new();
     let pair = Pair::start(&tracker).await;
-    let _a = Daemon::start(&pair.a.1, pair.a.0).await;
-    let _b = Daemon::spawn(&pair.b.1);
-    wait_until_listening(pair.b.0).await;
     let url = format!("http://127.0.0.1:{}", pair.balancer.port);
     let mut ui = Puppet::start(&url).await;
-    open(&mut ui, "22010").await;
+    open_with_token(&mut ui, "22010", true, 32).await;
     let stop = Arc::new(AtomicBool::new(false));
     let pacer = pace_calls(pair.sim.clone(), stop.clone());
     // The UI ends every call it gets, so requests flow to the platform all along.

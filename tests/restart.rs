@@ -10,29 +10,13 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::agent_ui::Puppet;
-use common::daemon::{Daemon, GRACE, SECRET, Store, write_config};
+use common::daemon::{Daemon, GRACE, Store, open_with_token, write_config};
 use common::{PATIENCE, agent, scenario, start_sim};
-use converja_bridge::config::Secret;
 use converja_bridge::converja::{CallId, QueueId};
-use converja_bridge::gateway::mint_token;
 use converja_bridge::sim::SimHandle;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-/// A UI socket with the token for `username`; it reconnects by itself when `reconnects`.
-async fn open(ui: &mut Puppet, username: &str, reconnects: bool) {
-    let token = mint_token(&Secret::new(SECRET), username);
-    ui.connect_with(
-        username,
-        "/callcontrol",
-        "",
-        &["websocket"],
-        json!({"auth": {"token": token}, "reconnection": reconnects}),
-    )
-    .await;
-    ui.login(username, username, 3).await;
-}
 
 fn call_of(payload: &Value) -> CallId {
     CallId(payload["callId"].as_str().unwrap().parse().unwrap())
@@ -79,9 +63,9 @@ async fn restart_under_agents(signal: &str, store: Store) {
 
     // Maria sends USER_CONNECT again after a reconnect; João's UI never does; Carla's UI
     // does not come back at all.
-    open(&mut ui, "22010", true).await;
-    open(&mut ui, "22011", true).await;
-    open(&mut ui, "22012", false).await;
+    open_with_token(&mut ui, "22010", true, 3).await;
+    open_with_token(&mut ui, "22011", true, 3).await;
+    open_with_token(&mut ui, "22012", false, 3).await;
     let a = sim
         .start_call(QueueId(7), &agent("22010"), "0800")
         .await

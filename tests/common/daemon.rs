@@ -4,10 +4,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use converja_bridge::config::Secret;
+use converja_bridge::gateway::mint_token;
 use converja_bridge::postgres::LocalPostgres;
+use serde_json::json;
 
 use super::PATIENCE;
-use super::agent_ui::wait_ready;
+use super::agent_ui::{Puppet, wait_ready};
 use super::server::Server;
 
 pub(crate) const BRIDGE: &str = env!("CARGO_BIN_EXE_converja-bridge");
@@ -127,4 +130,24 @@ pub(crate) fn write_config(
     )
     .expect("config written");
     file
+}
+
+/// A UI socket of `ui` with the token (for [`SECRET`]) of `username`, logged in with
+/// `max_calls`; it reconnects by itself when `reconnects`, as agent UIs do.
+pub(crate) async fn open_with_token(
+    ui: &mut Puppet,
+    username: &str,
+    reconnects: bool,
+    max_calls: u32,
+) {
+    let token = mint_token(&Secret::new(SECRET), username);
+    ui.connect_with(
+        username,
+        "/callcontrol",
+        "",
+        &["websocket"],
+        json!({"auth": {"token": token}, "reconnection": reconnects}),
+    )
+    .await;
+    ui.login(username, username, max_calls).await;
 }
