@@ -12,6 +12,7 @@ use tracing::{Instrument, info, info_span, warn};
 use super::event::SocketId;
 use super::state::State;
 use super::{Agents, Platform, Sink, now};
+use crate::converja::AgentId;
 use crate::store::{Change, Saved};
 use crate::telemetry;
 
@@ -97,8 +98,14 @@ where
     }
     info!(%username, %agent, socket = id.0, "socket took its session back by its token");
     if restored {
-        metrics::counter!(telemetry::RESTORED_SESSIONS, "outcome" => "reclaimed").increment(1);
+        reclaimed(username, &agent);
     }
     let stored = state.stored_session(id, username, &agent, max_calls);
     state.journal.note(Change::Session(stored));
+}
+
+/// A restored session was taken back by its UI: logged and counted.
+pub(super) fn reclaimed(username: &str, agent: &AgentId) {
+    info!(%username, %agent, "restored session reclaimed by its UI");
+    metrics::counter!(telemetry::RESTORED_SESSIONS, "outcome" => "reclaimed").increment(1);
 }

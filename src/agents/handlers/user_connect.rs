@@ -7,10 +7,9 @@ use tracing::info;
 
 use crate::agents::event::{Echo, Login, ServerEvent, SocketId};
 use crate::agents::refusal::{Refusal, Subject};
-use crate::agents::{Agents, Platform, Sink, now};
+use crate::agents::{Agents, Platform, Sink, now, restore};
 use crate::converja::AgentId;
 use crate::store::Change;
-use crate::telemetry;
 
 pub(super) async fn handle<P: Platform, S: Sink>(
     agents: &Arc<Agents<P, S>>,
@@ -72,8 +71,7 @@ async fn admit<P: Platform, S: Sink>(
         agents.journal().note(Change::Ended(login.username.clone()));
     }
     if attached.is_ok() && reclaimed {
-        info!(username = %login.username, %agent, "restored session reclaimed by its UI");
-        metrics::counter!(telemetry::RESTORED_SESSIONS, "outcome" => "reclaimed").increment(1);
+        restore::reclaimed(&login.username, agent);
     }
     attached
 }
