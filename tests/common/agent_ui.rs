@@ -140,16 +140,20 @@ pub(crate) async fn bridge(via: Via) -> BridgeStack {
     bridge_with(via, |_| {}).await
 }
 
-/// A plain HTTP GET on loopback: (status, body); status 0 when nothing listens.
+/// A plain HTTP GET on loopback: (status, body); status 0 when nothing answers: nothing
+/// listens, or the connection was reset (a server that stops serving, such as a standby
+/// taking over, closes connections it accepted but had not read yet).
 pub(crate) async fn http_get(port: u16, path: &str) -> (u16, String) {
     let Ok(mut tcp) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
         return (0, String::new());
     };
-    tcp.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
-        .await
-        .expect("write");
     let mut text = String::new();
-    tcp.read_to_string(&mut text).await.expect("read");
+    let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    if tcp.write_all(request.as_bytes()).await.is_err()
+        || tcp.read_to_string(&mut text).await.is_err()
+    {
+        return (0, String::new());
+    }
     let status = text
         .split_whitespace()
         .nth(1)
