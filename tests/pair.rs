@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::agent_ui::{Puppet, http_get, wait_ready};
-use common::daemon::{Daemon, open_with_token, write_config};
+use common::daemon::{Daemon, open_with_token, scraped, write_config};
 use common::{PATIENCE, agent, scenario, start_sim};
 use converja_bridge::balancer::{Proxy, Route};
 use converja_bridge::converja::{CallId, QueueId};
@@ -27,12 +27,7 @@ const TAKEOVER_LIMIT: Duration = Duration::from_secs(10);
 
 /// A bridge's `converja_role` gauge for `role`, read from its `/metrics`.
 async fn role(port: u16, role: &str) -> f64 {
-    let (_, body) = http_get(port, "/metrics").await;
-    let wanted = format!("converja_role{{role=\"{role}\"}} ");
-    body.lines()
-        .find_map(|l| l.strip_prefix(&wanted))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(-1.0)
+    scraped(port, &format!("converja_role{{role=\"{role}\"}}")).await
 }
 
 /// Waits until `port` answers `/readyz` 200; how long that took.

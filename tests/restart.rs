@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::agent_ui::Puppet;
-use common::daemon::{Daemon, GRACE, Store, open_with_token, write_config};
+use common::daemon::{Daemon, GRACE, Store, open_with_token, scraped, write_config};
 use common::{PATIENCE, agent, scenario, start_sim};
 use converja_bridge::converja::{CallId, QueueId};
 use converja_bridge::sim::SimHandle;
@@ -109,6 +109,12 @@ async fn restart_under_agents(signal: &str, store: Store) {
         logged_out(&sim, "22012", GRACE + PATIENCE).await,
         "a session nobody reclaims is logged out after the grace"
     );
+    // Counted: three brought back, two taken back by their UIs, one ended after the grace.
+    let restored =
+        |outcome: &str| format!("converja_restored_sessions_total{{outcome=\"{outcome}\"}}");
+    assert_eq!(scraped(port, &restored("restored")).await, 3.0);
+    assert_eq!(scraped(port, &restored("reclaimed")).await, 2.0);
+    assert_eq!(scraped(port, &restored("expired")).await, 1.0);
     let world = sim.world().await;
     assert!(world.agents[&agent("22010")].logged_in);
     assert!(world.agents[&agent("22011")].logged_in);

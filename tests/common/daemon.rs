@@ -10,7 +10,7 @@ use converja_bridge::postgres::LocalPostgres;
 use serde_json::json;
 
 use super::PATIENCE;
-use super::agent_ui::{Puppet, wait_ready};
+use super::agent_ui::{Puppet, http_get, wait_ready};
 use super::server::Server;
 
 pub(crate) const BRIDGE: &str = env!("CARGO_BIN_EXE_converja-bridge");
@@ -150,4 +150,15 @@ pub(crate) async fn open_with_token(
     )
     .await;
     ui.login(username, username, max_calls).await;
+}
+
+/// The value of the metric line `series` (name and labels, as rendered) on the `/metrics` of
+/// the bridge on `port`; -1 when it has no such line.
+pub(crate) async fn scraped(port: u16, series: &str) -> f64 {
+    let (_, body) = http_get(port, "/metrics").await;
+    let wanted = format!("{series} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&wanted))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(-1.0)
 }
