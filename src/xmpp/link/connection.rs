@@ -314,7 +314,7 @@ impl LinkTask {
                                 .await
                                 .map_err(|e| format!("write failed: {e}"))?;
                         }
-                        self.publish_joined();
+                        self.publish_joined(&room, false);
                     }
                 }
             }

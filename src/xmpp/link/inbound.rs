@@ -56,13 +56,19 @@ impl LinkTask {
                 };
                 write(stream, Stanza::Iq(reply)).await
             }
-            Stanza::Iq(Iq::Result { id, .. }) if id.starts_with(SELF_PING_ID) => {
-                self.on_self_ping_answer(&id, None);
+            Stanza::Iq(Iq::Result { from, id, .. }) if id.starts_with(SELF_PING_ID) => {
+                self.on_self_ping_answer(from.map(|j| j.to_bare()), &id, None);
                 Ok(())
             }
-            Stanza::Iq(Iq::Error { id, error, .. }) if id.starts_with(SELF_PING_ID) => {
+            Stanza::Iq(Iq::Error {
+                from, id, error, ..
+            }) if id.starts_with(SELF_PING_ID) => {
                 let condition = format!("{:?}", error.defined_condition);
-                self.on_self_ping_answer(&id, Some(kebab(&condition).as_str()));
+                self.on_self_ping_answer(
+                    from.map(|j| j.to_bare()),
+                    &id,
+                    Some(kebab(&condition).as_str()),
+                );
                 Ok(())
             }
             Stanza::Iq(_) => Ok(()),

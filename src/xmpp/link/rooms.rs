@@ -130,7 +130,7 @@ impl LinkTask {
         r.joined = false;
         r.ping_out = None;
         r.retry_at = Some(Instant::now() + r.retry.next_delay());
-        self.publish_joined();
+        self.publish_joined(room, false);
     }
 
     /// Sends the self-pings that are due.
@@ -160,19 +160,22 @@ impl LinkTask {
         Ok(())
     }
 
-    /// The answer to a self-ping: an error saying we are not an occupant means removal.
-    pub(super) fn on_self_ping_answer(&mut self, id: &str, error: Option<&str>) {
-        let Some(room) = self
-            .rooms
-            .iter()
-            .find(|(_, r)| r.ping_out.as_ref().is_some_and(|(sent, _)| sent == id))
-            .map(|(room, _)| room.clone())
-        else {
+    /// The answer to a self-ping from `room`: an error saying we are not an occupant means
+    /// removal. Found by its sender, not by scanning every room for the id.
+    pub(super) fn on_self_ping_answer(
+        &mut self,
+        room: Option<BareJid>,
+        id: &str,
+        error: Option<&str>,
+    ) {
+        let Some(room) = room else { return };
+        let Some(r) = self.rooms.get_mut(&room) else {
             return;
         };
-        if let Some(r) = self.rooms.get_mut(&room) {
-            r.ping_out = None;
+        if r.ping_out.as_ref().is_none_or(|(sent, _)| sent != id) {
+            return;
         }
+        r.ping_out = None;
         // XEP-0410: not-acceptable (not an occupant) and item-not-found (no such room) mean
         // we are out; any other error only says the ping itself is not supported.
         if matches!(error, Some("not-acceptable" | "item-not-found")) {
@@ -181,15 +184,17 @@ impl LinkTask {
         }
     }
 
-    pub(super) fn publish_joined(&mut self) {
-        let joined: std::collections::BTreeSet<BareJid> = self
-            .rooms
-            .iter()
-            .filter(|(_, r)| r.joined)
-            .map(|(room, _)| room.clone())
-            .collect();
-        metrics::gauge!(telemetry::ROOMS_JOINED).set(joined.len() as f64);
-        self.state.send_modify(|s| s.joined = joined);
+    /// Publishes that the link is in `room` now, or no longer. One set operation per change:
+    /// rebuilding the set on every join cost O(rooms) per agent login.
+    pub(super) fn publish_joined(&mut self, room: &BareJid, joined: bool) {
+        self.state.send_modify(|s| {
+            if joined {
+                s.joined.insert(room.clone());
+            } else {
+                s.joined.remove(room);
+            }
+            metrics::gauge!(telemetry::ROOMS_JOINED).set(s.joined.len() as f64);
+        });
     }
 
     pub(super) async fn on_presence(
@@ -245,8 +250,8 @@ impl LinkTask {
                 r.retry.reset();
                 r.settle(Ok(()));
                 debug!(%room, nick = %r.nick, "joined room");
+                self.publish_joined(&room, true);
                 self.outq.push_back(Inbound::Joined { room });
-                self.publish_joined();
             }
             PresenceType::Unavailable if is_self && r.joined => {
                 // Kicked, or the room went away: join again shortly.
