@@ -130,7 +130,8 @@ impl Platform {
             .unwrap_or_else(|e| e.into_inner())
             .extend(new.iter().map(|(_, room)| room.clone()));
         shared.queues_known.send_replace(true);
-        for (queue, room) in new {
+        // All at once: one round trip to the server for every room, not one per room.
+        let joins = new.into_iter().map(|(queue, room)| async move {
             info!(%queue, "following queue");
             // A failure is logged by the link, which keeps retrying; readiness shows it.
             if let Err(e) =
@@ -140,7 +141,8 @@ impl Platform {
             {
                 warn!(%queue, error = %e, "queue room not joined yet");
             }
-        }
+        });
+        futures::future::join_all(joins).await;
         for queue in followed.difference(&wanted) {
             let Ok(room) = shared.addresses.room(&RoomName::Queue(*queue)) else {
                 continue;
