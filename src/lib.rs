@@ -27,7 +27,7 @@
 //!
 //! # The path of one request
 //!
-//! `END_CALL` from a UI: [`gateway`]'s `Queued` extractor parses it with
+//! `END_CALL` from a UI: [`gateway`]'s event handler (`Inbox`) parses it with
 //! [`gateway::payload::parse`] into [`agents::ClientEvent::EndCall`] and queues it;
 //! [`agents::Agents::serve_socket`] hands it to the `end_call` handler, which checks the
 //! session holds the call and calls [`agents::Platform::end_active_call`]; the platform client

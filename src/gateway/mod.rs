@@ -7,7 +7,6 @@ mod auth;
 pub mod payload;
 mod sink;
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -18,7 +17,7 @@ use serde_json::Value;
 use socketioxide::SocketIo;
 use socketioxide::adapter::LocalAdapter;
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
-use socketioxide::handler::{ConnectHandler, FromMessage, FromMessageParts};
+use socketioxide::handler::{ConnectHandler, FromMessageParts, MessageHandler};
 use socketioxide::socket::{DisconnectReason, Socket};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::{debug, warn};
@@ -48,7 +47,7 @@ type Core<P> = Arc<Agents<P, SocketSink>>;
 /// Hands what a socket sent to the agents core; an event that does not fit comes back.
 type Submit = dyn Fn(SocketId, Inbound<AckSender>) + Send + Sync;
 
-/// Where a socket's events go, stored in the socket's extensions when it is admitted.
+/// Where a socket's events go: the handler of every event it sends.
 #[derive(Clone)]
 struct Inbox {
     id: SocketId,
@@ -193,8 +192,7 @@ fn admit<P: agents::Platform>(
         max_calls_limit: admission.max_calls_limit,
     };
     admission.core.socket_opened(id, socket.clone(), proven);
-    socket.extensions.insert(inbox.clone());
-    socket.on_fallback(async |_: Queued| {});
+    socket.on_fallback(inbox.clone());
     socket.on_disconnect(async move |_: SocketRef, reason: DisconnectReason| {
         debug!(socket = id.0, %reason, "socket disconnected");
         // A close always fits: it is a mark behind the socket's events, not an event.
@@ -243,22 +241,17 @@ fn check_token<P: agents::Platform>(
     }
 }
 
-/// Extracting this parses the event and queues it for the socket's task. socketioxide runs
-/// extractors inline, in the order packets arrive, but runs handlers in separate tasks in any
-/// order: queuing here is what keeps a socket's events in order.
-struct Queued;
-
-impl FromMessage<LocalAdapter> for Queued {
-    type Error = Infallible;
-
-    fn from_message(
+/// Every event of a socket comes here: parsed and queued for the socket's task, inline in
+/// the socket's read loop. socketioxide runs a handler's extractors inline, in the order
+/// packets arrive, and spawns a task per call for the handler's body; handling everything at
+/// the extractor stage keeps a socket's events in order and spares the task.
+impl MessageHandler<LocalAdapter, Inbox> for Inbox {
+    fn call(
+        &self,
         s: Arc<Socket<LocalAdapter>>,
         mut v: socketioxide::handler::Value,
         ack_id: Option<i64>,
-    ) -> Result<Self, Infallible> {
-        let Some(inbox) = s.extensions.get::<Inbox>() else {
-            return Ok(Queued);
-        };
+    ) {
         let name = Event::from_message_parts(&s, &mut v, &ack_id)
             .map(|e| e.0)
             .unwrap_or_default();
@@ -269,8 +262,7 @@ impl FromMessage<LocalAdapter> for Queued {
         let data = TryData::<Value>::from_message_parts(&s, &mut v, &ack_id)
             .ok()
             .and_then(|TryData(data)| data.ok());
-        let event = payload::parse(&name, data, inbox.max_calls_limit);
-        (inbox.submit)(inbox.id, Inbound::Event(event, ack));
-        Ok(Queued)
+        let event = payload::parse(&name, data, self.max_calls_limit);
+        (self.submit)(self.id, Inbound::Event(event, ack));
     }
 }
