@@ -14,6 +14,7 @@ use crate::converja::{
 };
 use crate::platform::{Platform, Update};
 use crate::store::{self, Change, Journal};
+use crate::telemetry::latency;
 
 impl agents::Platform for Platform {
     async fn check_agent(&self, agent: &AgentId) -> Result<(), PlatformError> {
@@ -101,8 +102,10 @@ pub(crate) async fn follow_platform<S: Sink>(
         };
         match update {
             Ok(Update::Event(e)) => match e.event {
-                Event::CallDidStart(start) => core.call_started(&start),
-                Event::CallDidFinish(finish) => core.call_finished(finish.callid),
+                Event::CallDidStart(start) => latency::stanza(e.read, || core.call_started(&start)),
+                Event::CallDidFinish(finish) => {
+                    latency::stanza(e.read, || core.call_finished(finish.callid))
+                }
                 _ => {}
             },
             Ok(Update::LinkUp | Update::Rejoined) => core.resync(),

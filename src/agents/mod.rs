@@ -42,6 +42,7 @@ use crate::config::{Config, OnCallError, OnDisconnect};
 use crate::converja::{AgentId, CallDidStart, CallId, QueueId, Timestamp};
 use crate::store::Journal;
 use crate::telemetry;
+use crate::telemetry::latency;
 use refusal::Subject;
 use registry::Among;
 use state::{Next, State};
@@ -171,7 +172,10 @@ impl<P: Platform, S: Sink> Agents<P, S> {
     /// that does not fit in the socket's inbox, or comes during shutdown, is refused at once.
     pub fn submit(self: &Arc<Self>, id: SocketId, item: Inbound<S::Ack>) {
         let queued = match item {
-            Inbound::Event(event, ack) => self.state().queue_event(id, event, ack),
+            Inbound::Event(event, ack) => {
+                self.state()
+                    .queue_event(id, event, ack, tokio::time::Instant::now())
+            }
             Inbound::Closed => Ok(self.state().queue_close(id)),
         };
         let start = match queued {
@@ -196,9 +200,12 @@ impl<P: Platform, S: Sink> Agents<P, S> {
         loop {
             let next = self.state().next_event(id, now());
             match next {
-                Next::Event(event, ack) => {
+                Next::Event(event, ack, arrived) => {
                     let span = info_span!("socket_event", socket = id.0, event = event.label());
-                    let handled = handlers::handle(&self, id, event, ack).instrument(span);
+                    let handled = latency::event(
+                        arrived,
+                        handlers::handle(&self, id, event, ack).instrument(span),
+                    );
                     tokio::select! {
                         _ = self.cancel.cancelled() => return,
                         _ = handled => {}

@@ -33,7 +33,7 @@ struct SocketEntry<T, A> {
     /// Events not yet accepted by the socket's buffer, oldest first.
     backlog: VecDeque<ServerEvent>,
     /// Events the socket sent that wait for the one being handled, oldest first.
-    inbox: VecDeque<(ClientEvent, Option<A>)>,
+    inbox: VecDeque<(ClientEvent, Option<A>, tokio::time::Instant)>,
     /// Whether a task is handling the socket's events now.
     serving: bool,
     /// The socket is gone; it is forgotten once its inbox is empty.
@@ -42,8 +42,8 @@ struct SocketEntry<T, A> {
 
 /// What a socket's task does next.
 pub(super) enum Next<A> {
-    /// Handle this event.
-    Event(ClientEvent, Option<A>),
+    /// Handle this event, taken in at the instant given.
+    Event(ClientEvent, Option<A>, tokio::time::Instant),
     /// Nothing waits: the task ends, and the next event starts a new one.
     Idle,
     /// The socket closed and everything it sent is handled.
@@ -147,6 +147,7 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
         id: SocketId,
         event: ClientEvent,
         ack: Option<A>,
+        arrived: tokio::time::Instant,
     ) -> Result<bool, Box<Turned<A>>> {
         if self.draining {
             return Err(Box::new((event, ack, Refusal::ShuttingDown)));
@@ -157,7 +158,7 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
         if entry.inbox.len() >= INBOX {
             return Err(Box::new((event, ack, Refusal::Overloaded)));
         }
-        entry.inbox.push_back((event, ack));
+        entry.inbox.push_back((event, ack, arrived));
         Ok(!std::mem::replace(&mut entry.serving, true))
     }
 
@@ -182,8 +183,8 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
         let Some(entry) = self.sockets.get_mut(&id) else {
             return Next::Idle;
         };
-        if let Some((event, ack)) = entry.inbox.pop_front() {
-            return Next::Event(event, ack);
+        if let Some((event, ack, arrived)) = entry.inbox.pop_front() {
+            return Next::Event(event, ack, arrived);
         }
         if entry.closing {
             self.close_socket(id, now);

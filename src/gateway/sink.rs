@@ -8,6 +8,7 @@ use tracing::warn;
 
 use crate::agents::{AckReply, EmitError, ServerEvent, Sink};
 use crate::telemetry;
+use crate::telemetry::latency;
 
 /// Emits to socket.io sockets.
 #[derive(Debug, Clone, Copy, Default)]
@@ -19,7 +20,10 @@ impl Sink for SocketSink {
 
     fn emit(&self, socket: &SocketRef, event: &ServerEvent) -> Result<(), EmitError> {
         match socket.emit(event.name(), event) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                latency::emitted();
+                Ok(())
+            }
             Err(SendError::Socket(SocketError::InternalChannelFull)) => Err(EmitError::Full),
             Err(_) => Err(EmitError::Closed),
         }

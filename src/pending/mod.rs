@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{Notify, oneshot};
+use tokio::time::Instant;
 use tokio_xmpp::jid::{FullJid, Jid};
 
 use crate::converja::ResponseMessage;
@@ -101,7 +102,9 @@ impl Disposition {
 #[error("the bridge is overloaded")]
 pub(crate) struct Overloaded;
 
-type Reply = oneshot::Sender<Result<ResponseMessage, Failure>>;
+/// The response with when it was read off the stream, or why none will come.
+type Answer = Result<(ResponseMessage, Instant), Failure>;
+type Reply = oneshot::Sender<Answer>;
 
 struct Entry {
     occupant: FullJid,
@@ -147,7 +150,7 @@ impl std::fmt::Debug for PendingTable {
 pub(crate) struct Ticket {
     id: u64,
     table: Arc<PendingTable>,
-    rx: Option<oneshot::Receiver<Result<ResponseMessage, Failure>>>,
+    rx: Option<oneshot::Receiver<Answer>>,
 }
 
 impl Ticket {
@@ -166,7 +169,10 @@ impl Ticket {
             .await
             .unwrap_or_else(|_| Err(Failure::LinkDown("the request table was dropped".into())));
         self.rx = None;
-        result
+        let (response, read) = result?;
+        // The waiting task goes on to emit what the response caused: measured from here.
+        crate::telemetry::latency::answer_read(read);
+        Ok(response)
     }
 }
 
@@ -249,8 +255,14 @@ impl PendingTable {
         })
     }
 
-    /// Matches a response received from `from` to its request.
-    pub(crate) fn resolve(&self, from: &Jid, response: ResponseMessage) -> Disposition {
+    /// Matches a response received from `from`, read off the stream at `read`, to its
+    /// request.
+    pub(crate) fn resolve(
+        &self,
+        from: &Jid,
+        response: ResponseMessage,
+        read: Instant,
+    ) -> Disposition {
         let mut inner = self.lock();
         let id = response.to;
         match inner.entries.get(&id) {
@@ -271,7 +283,7 @@ impl PendingTable {
         inner.answered.insert(id);
         drop(inner);
         // The waiter may have given up in this instant; its Ticket drop is then a no-op.
-        let _ = entry.reply.send(Ok(response));
+        let _ = entry.reply.send(Ok((response, read)));
         Disposition::Accepted
     }
 

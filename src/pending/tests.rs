@@ -25,11 +25,11 @@ async fn answers_reach_their_own_request_in_any_order() {
     let mut b = table.register(occupant(FILIS)).unwrap();
     let from: Jid = occupant(FILIS).into();
     assert_eq!(
-        table.resolve(&from, response(b.id())),
+        table.resolve(&from, response(b.id()), Instant::now()),
         Disposition::Accepted
     );
     assert_eq!(
-        table.resolve(&from, response(a.id())),
+        table.resolve(&from, response(a.id()), Instant::now()),
         Disposition::Accepted
     );
     assert_eq!(a.wait().await.unwrap().to, a.id());
@@ -44,16 +44,16 @@ async fn spoofed_answers_are_refused_and_the_real_one_still_lands() {
     let other: Jid = occupant("agent.2@conf.test/2").into();
     let bare: Jid = "agent.1@conf.test".parse().unwrap();
     assert!(matches!(
-        table.resolve(&other, response(t.id())),
+        table.resolve(&other, response(t.id()), Instant::now()),
         Disposition::Spoofed { .. }
     ));
     assert!(matches!(
-        table.resolve(&bare, response(t.id())),
+        table.resolve(&bare, response(t.id()), Instant::now()),
         Disposition::Spoofed { .. }
     ));
     let real: Jid = occupant("agent.1@conf.test/1").into();
     assert_eq!(
-        table.resolve(&real, response(t.id())),
+        table.resolve(&real, response(t.id()), Instant::now()),
         Disposition::Accepted
     );
     assert!(t.wait().await.is_ok());
@@ -65,13 +65,25 @@ async fn duplicates_late_and_unknown_answers_are_told_apart() {
     let from: Jid = occupant(FILIS).into();
     let t = table.register(occupant(FILIS)).unwrap();
     let id = t.id();
-    assert_eq!(table.resolve(&from, response(id)), Disposition::Accepted);
-    assert_eq!(table.resolve(&from, response(id)), Disposition::Duplicate);
+    assert_eq!(
+        table.resolve(&from, response(id), Instant::now()),
+        Disposition::Accepted
+    );
+    assert_eq!(
+        table.resolve(&from, response(id), Instant::now()),
+        Disposition::Duplicate
+    );
     let gave_up = table.register(occupant(FILIS)).unwrap();
     let late_id = gave_up.id();
     drop(gave_up);
-    assert_eq!(table.resolve(&from, response(late_id)), Disposition::Late);
-    assert_eq!(table.resolve(&from, response(12345)), Disposition::Unknown);
+    assert_eq!(
+        table.resolve(&from, response(late_id), Instant::now()),
+        Disposition::Late
+    );
+    assert_eq!(
+        table.resolve(&from, response(12345), Instant::now()),
+        Disposition::Unknown
+    );
     drop(t);
 }
 
@@ -112,7 +124,7 @@ async fn link_loss_fails_everything_pending() {
     // An answer that crossed the outage is late, not unknown.
     let from: Jid = occupant(FILIS).into();
     assert_eq!(
-        table.resolve(&from, response(tickets[0].id())),
+        table.resolve(&from, response(tickets[0].id()), Instant::now()),
         Disposition::Late
     );
     assert_eq!(table.fail_all("again"), 0);
@@ -128,7 +140,7 @@ async fn waiting_for_an_empty_table_ends_with_the_last_request() {
         let table = table.clone();
         async move { table.wait_empty().await }
     });
-    table.resolve(&from, response(first.id()));
+    table.resolve(&from, response(first.id()), Instant::now());
     drop(first);
     tokio::task::yield_now().await;
     assert!(!waiter.is_finished(), "one request is still in flight");
@@ -149,17 +161,20 @@ fn a_dropped_ticket_leaves_the_table() {
     assert_eq!(table.len(), 2);
     drop(dropped);
     assert_eq!(table.len(), 1);
-    assert_eq!(table.resolve(&from, response(id)), Disposition::Late);
+    assert_eq!(
+        table.resolve(&from, response(id), Instant::now()),
+        Disposition::Late
+    );
     // Dropping a ticket whose answer arrived changes nothing: a repeat is a duplicate.
     let kept_id = kept.id();
     assert_eq!(
-        table.resolve(&from, response(kept_id)),
+        table.resolve(&from, response(kept_id), Instant::now()),
         Disposition::Accepted
     );
     drop(kept);
     assert!(table.is_empty());
     assert_eq!(
-        table.resolve(&from, response(kept_id)),
+        table.resolve(&from, response(kept_id), Instant::now()),
         Disposition::Duplicate
     );
 }

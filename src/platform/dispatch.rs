@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_xmpp::jid::{BareJid, Jid};
 use tracing::{debug, info, warn};
@@ -99,11 +100,12 @@ impl Dispatcher {
                     kind,
                     id,
                     body,
+                    read,
                 } = msg;
                 match kind {
                     MessageKind::Error(condition) => self.on_bounce(&from, id, condition),
-                    MessageKind::Chat => self.on_private(&from, body),
-                    MessageKind::Groupchat => self.on_room_message(&from, body),
+                    MessageKind::Chat => self.on_private(&from, body, read),
+                    MessageKind::Groupchat => self.on_room_message(&from, body, read),
                 }
             }
         }
@@ -125,12 +127,12 @@ impl Dispatcher {
     }
 
     /// A private message: the platform's only private messages are responses.
-    fn on_private(&self, from: &Jid, body: Option<String>) {
+    fn on_private(&self, from: &Jid, body: Option<String>, read: Instant) {
         let body = body.unwrap_or_default();
         match Message::parse(&body) {
             Ok(Message::Response(response)) => {
                 let to = response.to;
-                match self.table.resolve(from, response) {
+                match self.table.resolve(from, response, read) {
                     Disposition::Accepted => {}
                     Disposition::Spoofed { expected } => {
                         warn!(%from, %expected, to, "response from the wrong occupant dropped");
@@ -154,7 +156,7 @@ impl Dispatcher {
     }
 
     /// A room message: an event, published once however often the room repeats it.
-    fn on_room_message(&mut self, from: &Jid, body: Option<String>) {
+    fn on_room_message(&mut self, from: &Jid, body: Option<String>, read: Instant) {
         let bare = from.to_bare();
         let Some(room) = self.addresses.room_of(&bare) else {
             return dropped("foreign_room");
@@ -182,11 +184,11 @@ impl Dispatcher {
             debug!(%room, id = message.id, "duplicate event dropped");
             return dropped("duplicate_event");
         }
-        self.publish(room, &message);
+        self.publish(room, &message, read);
     }
 
     /// Hands a first-seen event to subscribers, if it is one the API defines.
-    fn publish(&self, room: RoomName, message: &EventMessage) {
+    fn publish(&self, room: RoomName, message: &EventMessage, read: Instant) {
         match message.event() {
             Ok(event) => {
                 metrics::counter!(telemetry::EVENTS, "name" => event.name()).increment(1);
@@ -195,6 +197,7 @@ impl Dispatcher {
                     room,
                     id: message.id,
                     event,
+                    read,
                 }));
             }
             Err(ProtocolError::UnknownEvent(name)) => {

@@ -39,6 +39,8 @@ pub struct RoomEvent {
     pub id: u64,
     /// The event.
     pub event: Event,
+    /// When its stanza was read off the stream.
+    pub read: tokio::time::Instant,
 }
 
 /// What subscribers of the platform hear, in order.

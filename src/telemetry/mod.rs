@@ -1,5 +1,7 @@
 //! Metric names in one place, their descriptions, and the tracing subscriber.
 
+pub mod latency;
+
 use metrics::{describe_counter, describe_gauge, describe_histogram};
 
 use crate::config::{LogConfig, LogFormat};
@@ -8,6 +10,14 @@ use crate::config::{LogConfig, LogFormat};
 pub const REQUESTS: &str = "converja_requests_total";
 /// Request round-trip time in seconds, by `kind`.
 pub const REQUEST_SECONDS: &str = "converja_request_duration_seconds";
+/// Latency the bridge itself adds on the call path, by `path`: `to_platform` (agent event
+/// taken in to request stanza written), `to_agent` (platform stanza read to emit).
+pub const BRIDGE_LATENCY: &str = "converja_bridge_latency_seconds";
+/// Buckets of [`BRIDGE_LATENCY`]: fine below a millisecond, where the bridge's share is.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.000_025, 0.000_05, 0.000_1, 0.000_15, 0.000_2, 0.000_3, 0.000_4, 0.000_5, 0.000_75, 0.001,
+    0.002, 0.005, 0.01, 0.05,
+];
 /// Requests waiting for an answer.
 pub const PENDING: &str = "converja_pending_requests";
 /// Platform messages dropped, by `reason`.
@@ -38,6 +48,11 @@ pub fn prometheus() -> &'static metrics_exporter_prometheus::PrometheusHandle {
                 &[
                     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
                 ],
+            )
+            .expect("the bucket list is not empty")
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Full(BRIDGE_LATENCY.into()),
+                LATENCY_BUCKETS,
             )
             .expect("the bucket list is not empty")
             .build_recorder();
@@ -131,6 +146,11 @@ pub fn set_role(active: bool) {
 /// Registers help texts for every metric, once at start.
 pub fn describe() {
     describe_counter!(REQUESTS, "Platform requests by kind and outcome");
+    describe_histogram!(
+        BRIDGE_LATENCY,
+        metrics::Unit::Seconds,
+        "Latency the bridge adds: agent event to request stanza, platform stanza to emit"
+    );
     describe_histogram!(
         REQUEST_SECONDS,
         metrics::Unit::Seconds,

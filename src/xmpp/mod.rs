@@ -101,6 +101,8 @@ pub struct InboundMessage {
     pub id: Option<String>,
     /// The body text.
     pub body: Option<String>,
+    /// When it was read off the stream.
+    pub read: tokio::time::Instant,
 }
 
 /// The kind of a received message.

@@ -105,6 +105,7 @@ fn message(from: &str, kind: MessageKind, id: Option<String>, body: Option<Strin
         kind,
         id,
         body,
+        read: tokio::time::Instant::now(),
     })
 }
 
@@ -242,14 +243,15 @@ fn a_room_event_is_published_once_and_its_replay_dropped() {
     let mut h = Harness::new();
     let event = session_started();
     h.feed(room_event(CATRAQUIS_PLATFORM, 7, &event));
-    assert_eq!(
+    assert!(matches!(
         h.next_update(),
         Some(Update::Event(RoomEvent {
             room: RoomName::Catraquis,
             id: 7,
-            event: event.clone(),
-        }))
-    );
+            event: ref published,
+            ..
+        })) if *published == event
+    ));
     h.feed(room_event(CATRAQUIS_PLATFORM, 7, &event));
     assert_eq!(h.next_update(), None);
     assert_eq!(h.dropped("duplicate_event"), 1.0);

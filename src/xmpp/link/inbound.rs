@@ -101,6 +101,7 @@ impl LinkTask {
             kind,
             id: msg.id.map(|i| i.0),
             body,
+            read: tokio::time::Instant::now(),
         }));
     }
 }

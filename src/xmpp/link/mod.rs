@@ -94,7 +94,9 @@ impl Link {
     /// Sends a private message to a room occupant; returns once it is written to the socket.
     pub async fn send_chat(&self, to: FullJid, id: String, body: String) -> Result<(), LinkError> {
         let stanza = message(MessageType::Chat, to.into(), id, body);
-        self.command(|done| Command::Send { stanza, done }).await
+        self.command(|done| Command::Send { stanza, done }).await?;
+        crate::telemetry::latency::stanza_written();
+        Ok(())
     }
 
     /// Sends a message to a whole room.

@@ -1,0 +1,115 @@
+//! The latency the bridge adds on the call path, from its own clock: from an agent's event
+//! taken in to the first request stanza written for it (`to_platform`), and from a platform
+//! stanza read off the stream to the first socket.io emit it causes (`to_agent`). The task
+//! doing the work carries where its measurement started, so that no port or protocol type
+//! has to.
+
+use std::cell::Cell;
+use std::future::Future;
+
+use tokio::time::Instant;
+
+use super::BRIDGE_LATENCY;
+
+tokio::task_local! {
+    static STARTED: Cell<Option<Start>>;
+}
+
+/// Where a measurement starts.
+#[derive(Debug, Clone, Copy)]
+enum Start {
+    /// An agent event was taken in.
+    Event(Instant),
+    /// A platform stanza was read.
+    Stanza(Instant),
+}
+
+/// Runs `handling` as the handling of an agent event taken in at `arrived`.
+pub async fn event<F: Future>(arrived: Instant, handling: F) -> F::Output {
+    STARTED
+        .scope(Cell::new(Some(Start::Event(arrived))), handling)
+        .await
+}
+
+/// Runs `f` as the work caused by a platform stanza read at `read`.
+pub fn stanza<T>(read: Instant, f: impl FnOnce() -> T) -> T {
+    STARTED.sync_scope(Cell::new(Some(Start::Stanza(read))), f)
+}
+
+/// The answer this task waited for was read at `read`: emits from now on are measured from
+/// there.
+pub fn answer_read(read: Instant) {
+    let _ = STARTED.try_with(|s| s.set(Some(Start::Stanza(read))));
+}
+
+/// A request stanza was written: the first one for an agent event ends its measurement.
+pub fn stanza_written() {
+    record(|start| match start {
+        Start::Event(t) => Some(("to_platform", t)),
+        Start::Stanza(_) => None,
+    });
+}
+
+/// An event was emitted to a socket: the first one after a stanza ends its measurement.
+pub fn emitted() {
+    record(|start| match start {
+        Start::Stanza(t) => Some(("to_agent", t)),
+        Start::Event(_) => None,
+    });
+}
+
+fn record(ends: impl FnOnce(Start) -> Option<(&'static str, Instant)>) {
+    let _ = STARTED.try_with(|s| {
+        let Some(start) = s.get() else { return };
+        if let Some((path, t)) = ends(start) {
+            s.set(None);
+            metrics::histogram!(BRIDGE_LATENCY, "path" => path).record(t.elapsed().as_secs_f64());
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn rendered(handle: &metrics_exporter_prometheus::PrometheusHandle, path: &str) -> f64 {
+        let wanted = format!("{BRIDGE_LATENCY}_count{{path=\"{path}\"}} ");
+        handle
+            .render()
+            .lines()
+            .find_map(|l| l.strip_prefix(&wanted)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_the_first_stanza_and_the_first_emit_after_it_are_measured() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Full(BRIDGE_LATENCY.into()),
+                super::super::LATENCY_BUCKETS,
+            )
+            .expect("buckets")
+            .build_recorder();
+        let handle = recorder.handle();
+        let _guard = metrics::set_default_local_recorder(&recorder);
+        let arrived = Instant::now();
+        event(arrived, async {
+            emitted(); // no stanza read yet: not a platform-to-agent path
+            tokio::time::advance(Duration::from_micros(300)).await;
+            stanza_written();
+            stanza_written();
+            answer_read(Instant::now());
+            emitted();
+            emitted();
+        })
+        .await;
+        stanza(Instant::now(), emitted);
+        // Outside any measured task nothing is recorded.
+        stanza_written();
+        emitted();
+        assert_eq!(rendered(&handle, "to_platform"), 1.0);
+        assert_eq!(rendered(&handle, "to_agent"), 2.0);
+    }
+}
