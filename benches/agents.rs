@@ -1,67 +1,317 @@
-//! Agents benchmark: N agent UIs (socket.io-client under Node) logged in to the real bridge
-//! binary, calls started by the simulator and ended by the agents. Prints NEW_CALL delivery
-//! rate, END_CALL round-trip p50/p99, bridge RSS per connected agent, bridge CPU while idle
-//! (all connected, no call, 5 s) and bridge CPU per round trip, next to bare platform-link round trips measured in the same run, so the
-//! gateway's overhead shows as a ratio.
+//! Agents benchmark: N agent UIs (socket.io-client under Node, WebSocket) logged in to the
+//! release bridge binary; each call is the simulator's `CallDidStart` → `NEW_CALL` → the UI's
+//! `END_CALL` → `DELETE /calls/active` → answer → `CALL_ENDED`. Calls come at 50/s, at 200/s
+//! and as fast as the simulator issues them (saturation).
 //!
-//! Each level runs once per session store (`--stores memory,sqlite,postgres` by default), so
-//! the store's cost per round trip shows against the bridge that stores nothing, in the same
-//! run.
+//! The same run measures, with the same load, the floor under the bridge: a bare socket.io
+//! server answering the same events with the same payloads and no platform behind it, and a
+//! bare tokio-xmpp client doing the same XMPP exchange per call
+//! ([`common::floor`]). The bridge's CPU per round trip is reported next to theirs and as a
+//! ratio to their sum: the part of the cost that is the bridge's own.
 //!
-//! Run: `cargo bench --bench agents` (options: `-- --agents 1000,10000 --stores memory,sqlite`).
-//! Needs Prosody, PostgreSQL and `npm ci --prefix tests/node`.
+//! Per level it prints: CPU per round trip at each rate, the UI's END_CALL → CALL_ENDED
+//! p50/p99, the latency added inside the bridge (p50/p99 from its own
+//! `converja_bridge_latency_seconds`: event in → stanza out, stanza in → emit out), idle CPU
+//! with every agent connected and no call, idle RSS per agent, and connect rate.
+//!
+//! Run: `cargo bench --bench agents` (options: `-- --agents 1000,10000 --stores memory`;
+//! stores: memory, sqlite, postgres). Needs Prosody, PostgreSQL for `postgres`, and
+//! `npm ci --prefix tests/node`.
 
-use std::io::{BufRead, BufReader, Write};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::ChildStdin;
 use std::time::{Duration, Instant};
 
 use converja_bridge::converja::{AgentId, QueueId};
+use converja_bridge::postgres::LocalPostgres;
 use converja_bridge::prosody::LocalProsody;
-use converja_bridge::sim;
+use converja_bridge::sim::{self, SimHandle};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 mod common;
 
-use common::{FIRST_AGENT, Killed, probe_platform, scenario, start_bridge_on, start_node, usage};
-use converja_bridge::postgres::LocalPostgres;
+use common::{
+    FIRST_AGENT, Killed, floor, scenario, start_bridge_following, start_bridge_on, start_node,
+    usage,
+};
 
 const DOMAIN: &str = "agents.bench";
 /// How long the idle CPU is sampled, with every agent connected and no call.
 const IDLE_SAMPLE: Duration = Duration::from_secs(5);
+/// How long each paced phase issues calls.
+const PACED_FOR: Duration = Duration::from_secs(10);
+/// Paced call rates, per second; a phase at saturation follows them.
+const RATES: [f64; 2] = [50.0, 200.0];
+/// USER_HZ on Linux: the unit of /proc CPU times.
+const TICKS_PER_SEC: f64 = 100.0;
+/// Queue rooms the bridge follows in the readiness measurement.
+const READY_QUEUES: u32 = 100;
+/// Bridge starts in the readiness measurement.
+const READY_ROUNDS: usize = 3;
 
-async fn platform_baseline(prosody: &LocalProsody, agents: u64) -> (f64, f64) {
-    let tracker = TaskTracker::new();
-    let cancel = CancellationToken::new();
-    let platform = probe_platform(prosody, Duration::from_secs(30), &tracker, &cancel).await;
-    let mut latencies = Vec::new();
-    for i in 0..2000u64 {
-        let agent = AgentId::new((FIRST_AGENT + i % agents).to_string());
-        let t = Instant::now();
-        platform
-            .agent_status(&agent)
-            .await
-            .expect("baseline request");
-        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
-    }
-    cancel.cancel();
-    latencies.sort_by(f64::total_cmp);
-    (
-        latencies[latencies.len() / 2],
-        latencies[latencies.len() * 99 / 100],
-    )
+/// How calls are issued in a phase.
+#[derive(Debug, Clone, Copy)]
+enum Pace {
+    /// This many calls per second.
+    Rate(f64),
+    /// As fast as they can be issued.
+    Saturation,
 }
 
-/// The Node load generator with `agents` agent UIs logged in to the bridge on `port`.
-fn start_load(port: u16, agents: u64) -> Killed {
-    start_node(
-        "load.mjs",
-        &[
-            format!("http://127.0.0.1:{port}"),
-            agents.to_string(),
-            FIRST_AGENT.to_string(),
-        ],
-    )
+impl Pace {
+    fn label(self) -> String {
+        match self {
+            Pace::Rate(r) => format!("{r:.0} calls/s"),
+            Pace::Saturation => "saturation".into(),
+        }
+    }
+
+    /// Calls in a phase with `agents` agents.
+    fn calls(self, agents: u64) -> u64 {
+        match self {
+            Pace::Rate(r) => (r * PACED_FOR.as_secs_f64()) as u64,
+            Pace::Saturation => agents,
+        }
+    }
+}
+
+fn paces() -> Vec<Pace> {
+    RATES
+        .iter()
+        .map(|r| Pace::Rate(*r))
+        .chain([Pace::Saturation])
+        .collect()
+}
+
+/// What one phase measured on one system.
+#[derive(Debug, Default, Clone)]
+struct Phase {
+    cpu_per_trip_us: f64,
+    /// Round trips per second achieved.
+    rate: f64,
+    /// The UI's END_CALL → CALL_ENDED, ms.
+    ui_p50: f64,
+    ui_p99: f64,
+    /// Inside the bridge, µs: (p50, p99) by path.
+    inside: BTreeMap<String, (f64, f64)>,
+}
+
+/// What one system measured at one level.
+#[derive(Debug, Default, Clone)]
+struct System {
+    name: String,
+    /// Agents connected (or rooms joined) per second.
+    connect_rate: f64,
+    idle_cpu_pct: f64,
+    rss_per_agent_kib: f64,
+    phases: Vec<Phase>,
+}
+
+/// How the calls of a phase reach the system measured.
+enum Caller<'a> {
+    /// The platform simulator starts them.
+    Sim(&'a SimHandle),
+    /// The bare socket.io server is told to emit NEW_CALL.
+    Floor(&'a mut ChildStdin),
+}
+
+impl Caller<'_> {
+    async fn call(&mut self, agent: u64, id: u64) {
+        match self {
+            Caller::Sim(sim) => {
+                sim.start_call(QueueId(7), &AgentId::new(agent.to_string()), "0800")
+                    .await
+                    .expect("call starts");
+            }
+            Caller::Floor(stdin) => {
+                writeln!(stdin, "call {agent} {id}").expect("the floor reads its stdin");
+            }
+        }
+    }
+}
+
+/// Issues `count` calls to agents `FIRST_AGENT..FIRST_AGENT + agents` in turn, at `pace`.
+async fn issue(caller: &mut Caller<'_>, pace: Pace, count: u64, agents: u64, first_id: u64) {
+    let mut tick = match pace {
+        Pace::Rate(r) => Some(tokio::time::interval(Duration::from_secs_f64(1.0 / r))),
+        Pace::Saturation => None,
+    };
+    for i in 0..count {
+        if let Some(tick) = tick.as_mut() {
+            tick.tick().await;
+        }
+        caller.call(FIRST_AGENT + i % agents, first_id + i).await;
+    }
+}
+
+/// The Node load generator's agents, logged in.
+struct Uis {
+    _process: Killed,
+    stdin: ChildStdin,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+    login: Value,
+}
+
+impl Uis {
+    fn start(port: u16, agents: u64) -> Uis {
+        let mut process = start_node(
+            "load.mjs",
+            &[
+                format!("http://127.0.0.1:{port}"),
+                agents.to_string(),
+                FIRST_AGENT.to_string(),
+            ],
+        );
+        let stdin = process.0.stdin.take().expect("piped");
+        let mut lines = BufReader::new(process.0.stdout.take().expect("piped")).lines();
+        let login: Value =
+            serde_json::from_str(&lines.next().expect("ready line").expect("read")).expect("json");
+        assert_eq!(login["errors"], 0, "login errors: {login}");
+        Uis {
+            _process: process,
+            stdin,
+            lines,
+            login,
+        }
+    }
+
+    fn connect_rate(&self, agents: u64) -> f64 {
+        agents as f64 / (self.login["ms"].as_f64().unwrap_or(f64::NAN) / 1000.0)
+    }
+
+    fn report(&mut self) -> Value {
+        writeln!(self.stdin, "report").expect("ask");
+        serde_json::from_str(&self.lines.next().expect("report").expect("read")).expect("json")
+    }
+
+    fn reset(&mut self) {
+        writeln!(self.stdin, "reset").expect("reset");
+    }
+
+    /// Waits until `count` calls have ended since the last reset; the last report.
+    async fn ended(&mut self, count: u64) -> Value {
+        let started = Instant::now();
+        loop {
+            let r = self.report();
+            assert_eq!(r["errors"], 0, "the agents saw errors: {r}");
+            if r["ended"].as_u64() >= Some(count) {
+                return r;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(600),
+                "calls did not all end: {r}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Uis {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "exit");
+    }
+}
+
+/// CPU (ticks) of `pid` now.
+fn cpu(pid: u32) -> u64 {
+    usage(pid).1
+}
+
+/// Idle CPU over [`IDLE_SAMPLE`], in % of a core.
+async fn idle_cpu(pid: u32) -> f64 {
+    let before = cpu(pid);
+    tokio::time::sleep(IDLE_SAMPLE).await;
+    (cpu(pid) - before) as f64 / TICKS_PER_SEC / IDLE_SAMPLE.as_secs_f64() * 100.0
+}
+
+/// The bridge's `/metrics` text.
+fn metrics_text(port: u16) -> String {
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics");
+    tcp.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+        .expect("ask");
+    let mut text = String::new();
+    let _ = tcp.read_to_string(&mut text);
+    text
+}
+
+/// The cumulative buckets of `converja_bridge_latency_seconds` by path: (upper bound, count).
+fn latency_buckets(text: &str) -> BTreeMap<String, Vec<(f64, f64)>> {
+    let mut out: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("converja_bridge_latency_seconds_bucket{") else {
+            continue;
+        };
+        let Some((labels, value)) = rest.split_once("} ") else {
+            continue;
+        };
+        let label = |name: &str| {
+            labels
+                .split(',')
+                .find_map(|kv| kv.strip_prefix(&format!("{name}=\"")))
+                .map(|v| v.trim_end_matches('"').to_owned())
+        };
+        let (Some(path), Some(le)) = (label("path"), label("le")) else {
+            continue;
+        };
+        let le = if le == "+Inf" {
+            f64::INFINITY
+        } else {
+            le.parse().unwrap_or(f64::NAN)
+        };
+        out.entry(path)
+            .or_default()
+            .push((le, value.trim().parse().unwrap_or(0.0)));
+    }
+    for buckets in out.values_mut() {
+        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    out
+}
+
+/// p50 and p99 in µs, interpolated within the buckets, of what was recorded between two
+/// scrapes.
+fn inside_latency(before: &str, after: &str) -> BTreeMap<String, (f64, f64)> {
+    let before = latency_buckets(before);
+    latency_buckets(after)
+        .into_iter()
+        .map(|(path, buckets)| {
+            let old = before.get(&path);
+            let diff: Vec<(f64, f64)> = buckets
+                .iter()
+                .map(|(le, n)| {
+                    let was = old
+                        .and_then(|o| o.iter().find(|(l, _)| l == le))
+                        .map_or(0.0, |(_, n)| *n);
+                    (*le, n - was)
+                })
+                .collect();
+            let q = |q: f64| quantile(&diff, q) * 1e6;
+            (path, (q(0.5), q(0.99)))
+        })
+        .collect()
+}
+
+fn quantile(cumulative: &[(f64, f64)], q: f64) -> f64 {
+    let total = cumulative.last().map_or(0.0, |(_, n)| *n);
+    if total == 0.0 {
+        return f64::NAN;
+    }
+    let rank = q * total;
+    let mut lower = (0.0, 0.0);
+    for &(le, n) in cumulative {
+        if n >= rank {
+            if le.is_infinite() {
+                return lower.0;
+            }
+            let within = (rank - lower.1) / (n - lower.1).max(1e-9);
+            return lower.0 + (le - lower.0) * within;
+        }
+        lower = (le, n);
+    }
+    lower.0
 }
 
 /// The `[store]` section for `kind`, its files in `dir`, and the server it needs.
@@ -80,10 +330,127 @@ fn store(kind: &str, dir: &std::path::Path) -> (String, Option<LocalPostgres>) {
     }
 }
 
-async fn run(agents: u64, store_kind: &str) {
+/// The bridge binary with `agents` agents logged in, through every phase.
+async fn bridge(prosody: &LocalProsody, sim: &SimHandle, agents: u64, kind: &str) -> System {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (section, _postgres) = store(kind, dir.path());
+    let (bridge, port) = start_bridge_on(prosody, dir.path(), "", &section);
+    let pid = bridge.0.id();
+    let (rss_before, _) = usage(pid);
+    let mut uis = Uis::start(port, agents);
+    let idle_cpu_pct = idle_cpu(pid).await;
+    let (rss, _) = usage(pid);
+    let mut system = System {
+        name: format!("bridge ({kind} store)"),
+        connect_rate: uis.connect_rate(agents),
+        idle_cpu_pct,
+        rss_per_agent_kib: rss.saturating_sub(rss_before) as f64 / 1024.0 / agents as f64,
+        phases: Vec::new(),
+    };
+    for pace in paces() {
+        let count = pace.calls(agents);
+        uis.reset();
+        let scrape = metrics_text(port);
+        let (cpu_before, started) = (cpu(pid), Instant::now());
+        issue(&mut Caller::Sim(sim), pace, count, agents, 0).await;
+        let report = uis.ended(count).await;
+        let elapsed = started.elapsed();
+        let used = cpu(pid) - cpu_before;
+        system.phases.push(Phase {
+            cpu_per_trip_us: used as f64 / TICKS_PER_SEC / count as f64 * 1e6,
+            rate: count as f64 / elapsed.as_secs_f64(),
+            ui_p50: report["p50"].as_f64().unwrap_or(f64::NAN),
+            ui_p99: report["p99"].as_f64().unwrap_or(f64::NAN),
+            inside: inside_latency(&scrape, &metrics_text(port)),
+        });
+    }
+    system
+}
+
+/// The bare socket.io server with `agents` agents logged in, through every phase.
+async fn socketio_floor(agents: u64) -> System {
+    let (mut server, port) = floor::start_socketio();
+    let pid = server.0.id();
+    let mut stdin = server.0.stdin.take().expect("piped");
+    let (rss_before, _) = usage(pid);
+    let mut uis = Uis::start(port, agents);
+    let idle_cpu_pct = idle_cpu(pid).await;
+    let (rss, _) = usage(pid);
+    let mut system = System {
+        name: "socket.io floor".into(),
+        connect_rate: uis.connect_rate(agents),
+        idle_cpu_pct,
+        rss_per_agent_kib: rss.saturating_sub(rss_before) as f64 / 1024.0 / agents as f64,
+        phases: Vec::new(),
+    };
+    let mut next_id = 1;
+    for pace in paces() {
+        let count = pace.calls(agents);
+        uis.reset();
+        let (cpu_before, started) = (cpu(pid), Instant::now());
+        issue(&mut Caller::Floor(&mut stdin), pace, count, agents, next_id).await;
+        next_id += count;
+        let report = uis.ended(count).await;
+        let elapsed = started.elapsed();
+        system.phases.push(Phase {
+            cpu_per_trip_us: (cpu(pid) - cpu_before) as f64 / TICKS_PER_SEC / count as f64 * 1e6,
+            rate: count as f64 / elapsed.as_secs_f64(),
+            ui_p50: report["p50"].as_f64().unwrap_or(f64::NAN),
+            ui_p99: report["p99"].as_f64().unwrap_or(f64::NAN),
+            inside: BTreeMap::new(),
+        });
+    }
+    system
+}
+
+/// The bare XMPP client in `agents` agent rooms, through every phase.
+async fn xmpp_floor(prosody: &LocalProsody, sim: &SimHandle, agents: u64) -> System {
+    let mut client = floor::start_xmpp(
+        ("floor", &prosody.domain, "f"),
+        prosody.c2s_port,
+        &prosody.conference,
+        FIRST_AGENT,
+        agents,
+    );
+    let pid = client.0.id();
+    let (rss_before, _) = usage(pid);
+    let started = Instant::now();
+    floor::join_rooms(&mut client);
+    let joined_in = started.elapsed();
+    let mut stdin = client.0.stdin.take().expect("piped");
+    let mut lines = floor::lines(&mut client);
+    let idle_cpu_pct = idle_cpu(pid).await;
+    let (rss, _) = usage(pid);
+    let mut system = System {
+        name: "XMPP floor".into(),
+        connect_rate: agents as f64 / joined_in.as_secs_f64(),
+        idle_cpu_pct,
+        rss_per_agent_kib: rss.saturating_sub(rss_before) as f64 / 1024.0 / agents as f64,
+        phases: Vec::new(),
+    };
+    for pace in paces() {
+        let count = pace.calls(agents);
+        writeln!(stdin, "expect {count}").expect("the floor reads its stdin");
+        let (cpu_before, started) = (cpu(pid), Instant::now());
+        issue(&mut Caller::Sim(sim), pace, count, agents, 0).await;
+        floor::wait_done(&mut lines);
+        let elapsed = started.elapsed();
+        system.phases.push(Phase {
+            cpu_per_trip_us: (cpu(pid) - cpu_before) as f64 / TICKS_PER_SEC / count as f64 * 1e6,
+            rate: count as f64 / elapsed.as_secs_f64(),
+            ui_p50: f64::NAN,
+            ui_p99: f64::NAN,
+            inside: BTreeMap::new(),
+        });
+    }
+    system
+}
+
+/// Every system at `agents` agents, against one Prosody and one simulator.
+async fn level(agents: u64, stores: &[String]) {
     let prosody = LocalProsody::start(
         DOMAIN,
-        &[("bridge", "b"), ("platform", "p"), ("probe", "x")],
+        &[("bridge", "b"), ("platform", "p"), ("floor", "f")],
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let tracker = TaskTracker::new();
@@ -98,96 +465,166 @@ async fn run(agents: u64, store_kind: &str) {
     tokio::time::timeout(Duration::from_secs(300), sim.ready())
         .await
         .expect("the simulator joins its rooms");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (section, _postgres) = store(store_kind, dir.path());
-    let (bridge, port) = start_bridge_on(&prosody, dir.path(), "", &section);
-    let pid = bridge.0.id();
-    let (idle_rss, _) = usage(pid);
-
-    let mut load = start_load(port, agents);
-    let mut stdin = load.0.stdin.take().expect("piped");
-    let mut lines = BufReader::new(load.0.stdout.take().expect("piped")).lines();
-    let ready: Value =
-        serde_json::from_str(&lines.next().expect("ready line").expect("read")).expect("json");
-    assert_eq!(ready["errors"], 0, "login errors: {ready}");
-    // Idle: every agent connected, no call; what the bridge spends on keeping them.
-    let (_, idle_before) = usage(pid);
-    tokio::time::sleep(IDLE_SAMPLE).await;
-    let (rss, cpu_before) = usage(pid);
-    let idle_cpu = (cpu_before - idle_before) as f64 / 100.0 / IDLE_SAMPLE.as_secs_f64() * 100.0;
-
-    let started = Instant::now();
-    for i in 0..agents {
-        sim.start_call(
-            QueueId(7),
-            &AgentId::new((FIRST_AGENT + i).to_string()),
-            "0800",
-        )
-        .await
-        .expect("call starts");
+    let mut bridges = Vec::new();
+    for kind in stores {
+        bridges.push(bridge(&prosody, &sim, agents, kind).await);
     }
-    let issue = started.elapsed();
-    // Wait until every call has been delivered and ended.
-    let report = loop {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        writeln!(stdin, "report").expect("ask");
-        let r: Value =
-            serde_json::from_str(&lines.next().expect("report").expect("read")).expect("json");
-        if r["ended"].as_u64() == Some(agents) || started.elapsed() > Duration::from_secs(600) {
-            break r;
-        }
-    };
-    let (_, cpu_after) = usage(pid);
-    let _ = writeln!(stdin, "exit");
-    let ticks_per_sec = 100.0; // USER_HZ on Linux
-    let cpu_per_trip_us = (cpu_after - cpu_before) as f64 / ticks_per_sec / agents as f64 * 1e6;
-    let delivery_ms = report["lastNewCall"].as_f64().unwrap_or(0.0)
-        - report["firstNewCall"].as_f64().unwrap_or(0.0);
-    let (base_p50, base_p99) = platform_baseline(&prosody, agents).await;
-    let p50 = report["p50"].as_f64().unwrap_or(f64::NAN);
-    let p99 = report["p99"].as_f64().unwrap_or(f64::NAN);
-    println!(
-        "{agents:>6} agents | store {store_kind:>8} | login all {:>6.1} s | NEW_CALL {:>7.0}/s (sim issued {:>7.0}/s) | END_CALL p50 {:>6.2} ms p99 {:>6.2} ms | platform p50 {:>5.2} ms p99 {:>5.2} ms | END_CALL/platform p50 {:>5.2}x | RSS {:>5.1} KiB/agent | idle CPU {:>4.1}% of a core | CPU {:>6.0} us/round trip | errors {}",
-        ready["ms"].as_f64().unwrap_or(0.0) / 1000.0,
-        agents as f64 / (delivery_ms / 1000.0).max(1e-3),
-        agents as f64 / issue.as_secs_f64(),
-        p50,
-        p99,
-        base_p50,
-        base_p99,
-        p50 / base_p50,
-        (rss.saturating_sub(idle_rss)) as f64 / 1024.0 / agents as f64,
-        idle_cpu,
-        cpu_per_trip_us,
-        report["errors"],
-    );
+    let socketio = socketio_floor(agents).await;
+    let xmpp = xmpp_floor(&prosody, &sim, agents).await;
+    print_level(agents, &bridges, &socketio, &xmpp);
     cancel.cancel();
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let levels: Vec<u64> = args
+fn print_level(agents: u64, bridges: &[System], socketio: &System, xmpp: &System) {
+    println!("\n### {agents} agents\n");
+    let mut header = String::from("| figure |");
+    let mut rule = String::from("|---|");
+    for s in bridges.iter().chain([socketio, xmpp]) {
+        header.push_str(&format!(" {} |", s.name));
+        rule.push_str("---|");
+    }
+    header.push_str(" bridge / (socket.io + XMPP floors) |");
+    rule.push_str("---|");
+    println!("{header}\n{rule}");
+    let row = |figure: String, cells: Vec<String>, ratio: String| {
+        println!("| {figure} | {} | {ratio} |", cells.join(" | "));
+    };
+    let all: Vec<&System> = bridges.iter().chain([socketio, xmpp]).collect();
+    let first = &bridges[0];
+    for (i, pace) in paces().into_iter().enumerate() {
+        let floor = socketio.phases[i].cpu_per_trip_us + xmpp.phases[i].cpu_per_trip_us;
+        row(
+            format!("CPU per round trip, {}", pace.label()),
+            all.iter()
+                .map(|s| {
+                    format!(
+                        "{:.0} µs ({:.0}/s)",
+                        s.phases[i].cpu_per_trip_us, s.phases[i].rate
+                    )
+                })
+                .collect(),
+            format!("{:.2}×", first.phases[i].cpu_per_trip_us / floor),
+        );
+    }
+    for (i, pace) in paces().into_iter().enumerate() {
+        row(
+            format!("UI END_CALL → CALL_ENDED p50/p99, {}", pace.label()),
+            all.iter()
+                .map(|s| {
+                    if s.phases[i].ui_p50.is_nan() {
+                        "—".into()
+                    } else {
+                        format!("{:.2}/{:.2} ms", s.phases[i].ui_p50, s.phases[i].ui_p99)
+                    }
+                })
+                .collect(),
+            String::new(),
+        );
+    }
+    for (i, pace) in paces().into_iter().enumerate() {
+        for path in ["to_platform", "to_agent"] {
+            row(
+                format!("inside the bridge {path} p50/p99, {}", pace.label()),
+                all.iter()
+                    .map(|s| match s.phases[i].inside.get(path) {
+                        Some((p50, p99)) => format!("{p50:.0}/{p99:.0} µs"),
+                        None => "—".into(),
+                    })
+                    .collect(),
+                String::new(),
+            );
+        }
+    }
+    row(
+        "idle CPU, all connected, no call".into(),
+        all.iter()
+            .map(|s| format!("{:.2}% of a core", s.idle_cpu_pct))
+            .collect(),
+        String::new(),
+    );
+    row(
+        "idle RSS per agent".into(),
+        all.iter()
+            .map(|s| format!("{:.1} KiB", s.rss_per_agent_kib))
+            .collect(),
+        String::new(),
+    );
+    row(
+        "connect rate (UI logins; XMPP floor: room joins)".into(),
+        all.iter()
+            .map(|s| format!("{:.0}/s", s.connect_rate))
+            .collect(),
+        String::new(),
+    );
+}
+
+/// How long the bridge takes from its start to ready (online, [`READY_QUEUES`] queue rooms
+/// joined) with Prosody already accepting, over [`READY_ROUNDS`] starts.
+async fn readiness() -> Vec<Duration> {
+    let prosody = LocalProsody::start(DOMAIN, &[("bridge", "b"), ("platform", "p")])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let queues: Vec<u32> = (1..=READY_QUEUES).collect();
+    let text: String = queues
         .iter()
-        .position(|a| a == "--agents")
-        .and_then(|i| args.get(i + 1))
-        .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
-        .unwrap_or_else(|| vec![1000, 10_000]);
-    let stores: Vec<String> = args
-        .iter()
-        .position(|a| a == "--stores")
+        .map(|q| format!("[[queues]]\nid = {q}\nname = \"Queue {q}\"\nagents = []\n"))
+        .collect();
+    let tracker = TaskTracker::new();
+    let cancel = CancellationToken::new();
+    let sim = sim::start(
+        prosody.account("platform", "p"),
+        prosody.conference.parse().expect("domain"),
+        toml::from_str(&format!("seed = 1\n{text}")).expect("scenario"),
+        &tracker,
+        cancel.clone(),
+    );
+    tokio::time::timeout(Duration::from_secs(60), sim.ready())
+        .await
+        .expect("the simulator joins its rooms");
+    let mut times = Vec::new();
+    for _ in 0..READY_ROUNDS {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_bridge, _, ready_in) =
+            start_bridge_following(&prosody, dir.path(), "", "backend = \"none\"", &queues);
+        times.push(ready_in);
+    }
+    cancel.cancel();
+    times
+}
+
+fn list(args: &[String], name: &str) -> Option<Vec<String>> {
+    args.iter()
+        .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
         .map(|s| s.split(',').map(str::to_owned).collect())
-        .unwrap_or_else(|| vec!["memory".into(), "sqlite".into(), "postgres".into()]);
+}
+
+fn main() {
+    if floor::run_if_asked() {
+        return;
+    }
+    let args: Vec<String> = std::env::args().collect();
+    let levels: Vec<u64> = list(&args, "--agents")
+        .map(|l| l.iter().filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or_else(|| vec![1000, 10_000]);
+    let stores = list(&args, "--stores").unwrap_or_else(|| vec!["memory".into()]);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     println!(
-        "agents: each agent gets one call from the simulator and ends it from its UI; bridge is the release binary"
+        "agents: bridge = the release binary; floors = a bare socket.io server and a bare \
+         tokio-xmpp client doing the same work without the bridge, measured in the same run"
+    );
+    let ready = rt.block_on(readiness());
+    println!(
+        "\nready (XMPP online, {READY_QUEUES} queue rooms joined) after start, Prosody accepting: {}",
+        ready
+            .iter()
+            .map(|d| format!("{:.0} ms", d.as_secs_f64() * 1000.0))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     for n in levels {
-        for kind in &stores {
-            rt.block_on(run(n, kind));
-        }
+        rt.block_on(level(n, &stores));
     }
 }

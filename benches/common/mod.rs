@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod floor;
 pub(crate) mod raw_socket;
 
 use std::io::Write;
@@ -111,6 +112,18 @@ pub(crate) fn start_bridge_on(
     extra: &str,
     store: &str,
 ) -> (Killed, u16) {
+    let (bridge, port, _) = start_bridge_following(prosody, dir, extra, store, &[7]);
+    (bridge, port)
+}
+
+/// [`start_bridge_on`] following `queues`; also returns how long it took to be ready.
+pub(crate) fn start_bridge_following(
+    prosody: &LocalProsody,
+    dir: &Path,
+    extra: &str,
+    store: &str,
+    queues: &[u32],
+) -> (Killed, u16, Duration) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("port")
         .local_addr()
@@ -121,7 +134,7 @@ pub(crate) fn start_bridge_on(
         &config,
         format!(
             "[xmpp]\njid = \"bridge@{}\"\npassword = \"b\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
-             [converja]\nconference = \"{}\"\nrequest_timeout = \"60s\"\nqueues = [7]\n\
+             [converja]\nconference = \"{}\"\nrequest_timeout = \"60s\"\nqueues = {queues:?}\n\
              [socketio]\nlisten = \"127.0.0.1:{port}\"\n[agents]\nfirst_call_delay = \"0ms\"\nmax_calls_limit = 8\n{extra}[log]\nlevel = \"warn\"\n\
              [store]\n{store}\n",
             prosody.domain,
@@ -139,8 +152,8 @@ pub(crate) fn start_bridge_on(
             .spawn()
             .expect("bridge"),
     );
-    wait_ready(port);
-    (bridge, port)
+    let ready_in = wait_ready(port);
+    (bridge, port, ready_in)
 }
 
 /// A Node script of tests/node with `args`, its stdin and stdout piped.
