@@ -40,6 +40,10 @@ pub const NAMESPACES: [&str; 2] = ["/", "/callcontrol"];
 /// at about 230 KiB per stalled socket in all (`cargo bench --bench faults -- --only
 /// stalled`). Past it, the agents core holds a short backlog of events, then drops the socket.
 const SOCKET_BUFFER: usize = 128;
+/// Each WebSocket's read buffer. The WebSocket layer zero-fills the whole buffer before every
+/// read, so its size is resident memory per agent and work per read; agent events are tens
+/// of bytes, and a larger message grows the buffer as it needs. (The default is 4 KiB.)
+const WS_READ_BUFFER: usize = 512;
 
 /// The agents core as the gateway drives it.
 type Core<P> = Arc<Agents<P, SocketSink>>;
@@ -80,6 +84,7 @@ pub fn start<P: agents::Platform>(config: &Config, core: Core<P>) -> (Gateway, S
         .ws_max_message_size(config.socketio.max_payload)
         .ws_max_frame_size(config.socketio.max_payload)
         .max_buffer_size(SOCKET_BUFFER)
+        .ws_read_buffer_size(WS_READ_BUFFER)
         .build_layer();
     let submit: Arc<Submit> = {
         let core = core.clone();
