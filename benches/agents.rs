@@ -14,9 +14,9 @@
 //! `converja_bridge_latency_seconds`: event in → stanza out, stanza in → emit out), idle CPU
 //! with every agent connected and no call, idle RSS per agent, and connect rate.
 //!
-//! Run: `cargo bench --bench agents` (options: `-- --agents 1000,10000 --stores memory`;
-//! stores: memory, sqlite, postgres). Needs Prosody, PostgreSQL for `postgres`, and
-//! `npm ci --prefix tests/node`.
+//! Run: `cargo bench --bench agents` (options: `-- --agents 1000,10000 --rounds 3,1
+//! --stores memory`: rounds per level, each figure the median; stores: memory, sqlite,
+//! postgres). Needs Prosody, PostgreSQL for `postgres`, and `npm ci --prefix tests/node`.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -39,8 +39,9 @@ use common::{
 };
 
 const DOMAIN: &str = "agents.bench";
-/// How long the idle CPU is sampled, with every agent connected and no call.
-const IDLE_SAMPLE: Duration = Duration::from_secs(5);
+/// How long the idle CPU is sampled, with every agent connected and no call: socket.io's
+/// ping interval, so that every socket's heartbeat falls in the window once.
+const IDLE_SAMPLE: Duration = Duration::from_secs(25);
 /// How long each paced phase issues calls.
 const PACED_FOR: Duration = Duration::from_secs(10);
 /// Paced call rates, per second; a phase at saturation follows them.
@@ -447,7 +448,7 @@ async fn xmpp_floor(prosody: &LocalProsody, sim: &SimHandle, agents: u64) -> Sys
 }
 
 /// Every system at `agents` agents, against one Prosody and one simulator.
-async fn level(agents: u64, stores: &[String]) {
+async fn level(agents: u64, stores: &[String], rounds: usize) {
     let prosody = LocalProsody::start(
         DOMAIN,
         &[("bridge", "b"), ("platform", "p"), ("floor", "f")],
@@ -465,18 +466,76 @@ async fn level(agents: u64, stores: &[String]) {
     tokio::time::timeout(Duration::from_secs(300), sim.ready())
         .await
         .expect("the simulator joins its rooms");
-    let mut bridges = Vec::new();
-    for kind in stores {
-        bridges.push(bridge(&prosody, &sim, agents, kind).await);
+    // Every system once per round, in turn, the order reversed every other round so that
+    // none is always measured first; each figure is the median over the rounds.
+    let mut runs: Vec<Vec<System>> = vec![Vec::new(); stores.len() + 2];
+    for round in 0..rounds {
+        let mut order: Vec<usize> = (0..runs.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            let system = match stores.get(i) {
+                Some(kind) => bridge(&prosody, &sim, agents, kind).await,
+                None if i == stores.len() => socketio_floor(agents).await,
+                None => xmpp_floor(&prosody, &sim, agents).await,
+            };
+            runs[i].push(system);
+        }
     }
-    let socketio = socketio_floor(agents).await;
-    let xmpp = xmpp_floor(&prosody, &sim, agents).await;
-    print_level(agents, &bridges, &socketio, &xmpp);
+    let mut medians: Vec<System> = runs.iter().map(|r| median(r)).collect();
+    let xmpp = medians.pop().expect("the XMPP floor");
+    let socketio = medians.pop().expect("the socket.io floor");
+    print_level(agents, rounds, &medians, &socketio, &xmpp);
     cancel.cancel();
 }
 
-fn print_level(agents: u64, bridges: &[System], socketio: &System, xmpp: &System) {
-    println!("\n### {agents} agents\n");
+/// The median of every figure over `runs` of one system.
+fn median(runs: &[System]) -> System {
+    fn mid(mut values: Vec<f64>) -> f64 {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    }
+    let first = &runs[0];
+    let phases = (0..first.phases.len())
+        .map(|i| {
+            let of =
+                |f: &dyn Fn(&Phase) -> f64| mid(runs.iter().map(|r| f(&r.phases[i])).collect());
+            let inside = first.phases[i]
+                .inside
+                .keys()
+                .map(|path| {
+                    let at = |q: usize| {
+                        mid(runs
+                            .iter()
+                            .filter_map(|r| r.phases[i].inside.get(path))
+                            .map(|p| if q == 0 { p.0 } else { p.1 })
+                            .collect())
+                    };
+                    (path.clone(), (at(0), at(1)))
+                })
+                .collect();
+            Phase {
+                cpu_per_trip_us: of(&|p| p.cpu_per_trip_us),
+                rate: of(&|p| p.rate),
+                ui_p50: of(&|p| p.ui_p50),
+                ui_p99: of(&|p| p.ui_p99),
+                inside,
+            }
+        })
+        .collect();
+    let of = |f: &dyn Fn(&System) -> f64| mid(runs.iter().map(f).collect());
+    System {
+        name: first.name.clone(),
+        connect_rate: of(&|s| s.connect_rate),
+        idle_cpu_pct: of(&|s| s.idle_cpu_pct),
+        rss_per_agent_kib: of(&|s| s.rss_per_agent_kib),
+        phases,
+    }
+}
+
+fn print_level(agents: u64, rounds: usize, bridges: &[System], socketio: &System, xmpp: &System) {
+    println!("\n### {agents} agents (median of {rounds} rounds)\n");
     let mut header = String::from("| figure |");
     let mut rule = String::from("|---|");
     for s in bridges.iter().chain([socketio, xmpp]) {
@@ -607,6 +666,9 @@ fn main() {
         .map(|l| l.iter().filter_map(|x| x.parse().ok()).collect())
         .unwrap_or_else(|| vec![1000, 10_000]);
     let stores = list(&args, "--stores").unwrap_or_else(|| vec!["memory".into()]);
+    let rounds: Vec<usize> = list(&args, "--rounds")
+        .map(|l| l.iter().filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or_else(|| vec![3, 1]);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -624,7 +686,8 @@ fn main() {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    for n in levels {
-        rt.block_on(level(n, &stores));
+    for (i, n) in levels.into_iter().enumerate() {
+        let rounds = rounds.get(i).or(rounds.last()).copied().unwrap_or(1).max(1);
+        rt.block_on(level(n, &stores, rounds));
     }
 }
