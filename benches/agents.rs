@@ -27,6 +27,8 @@ use converja_bridge::converja::{AgentId, QueueId};
 use converja_bridge::postgres::LocalPostgres;
 use converja_bridge::prosody::LocalProsody;
 use converja_bridge::sim::{self, SimHandle};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -46,6 +48,8 @@ const IDLE_SAMPLE: Duration = Duration::from_secs(25);
 const PACED_FOR: Duration = Duration::from_secs(10);
 /// Paced call rates, per second; a phase at saturation follows them.
 const RATES: [f64; 2] = [50.0, 200.0];
+/// Calls the simulator has under way at once at most.
+const SIM_IN_FLIGHT: usize = 64;
 /// USER_HZ on Linux: the unit of /proc CPU times.
 const TICKS_PER_SEC: f64 = 100.0;
 /// Queue rooms the bridge follows in the readiness measurement.
@@ -119,33 +123,44 @@ enum Caller<'a> {
     Floor(&'a mut ChildStdin),
 }
 
-impl Caller<'_> {
-    async fn call(&mut self, agent: u64, id: u64) {
-        match self {
-            Caller::Sim(sim) => {
-                sim.start_call(QueueId(7), &AgentId::new(agent.to_string()), "0800")
-                    .await
-                    .expect("call starts");
-            }
-            Caller::Floor(stdin) => {
-                writeln!(stdin, "call {agent} {id}").expect("the floor reads its stdin");
-            }
-        }
-    }
-}
-
 /// Issues `count` calls to agents `FIRST_AGENT..FIRST_AGENT + agents` in turn, at `pace`.
+/// The simulator's calls overlap: each waits for its events to be published, so one at a
+/// time would cap the rate at one call per round trip to Prosody.
 async fn issue(caller: &mut Caller<'_>, pace: Pace, count: u64, agents: u64, first_id: u64) {
     let mut tick = match pace {
         Pace::Rate(r) => Some(tokio::time::interval(Duration::from_secs_f64(1.0 / r))),
         Pace::Saturation => None,
     };
+    let mut in_flight = FuturesUnordered::new();
     for i in 0..count {
         if let Some(tick) = tick.as_mut() {
-            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => break,
+                    Some(()) = in_flight.next() => {}
+                }
+            }
         }
-        caller.call(FIRST_AGENT + i % agents, first_id + i).await;
+        let agent = FIRST_AGENT + i % agents;
+        match caller {
+            Caller::Floor(stdin) => {
+                writeln!(stdin, "call {agent} {}", first_id + i)
+                    .expect("the floor reads its stdin");
+            }
+            Caller::Sim(sim) => {
+                while in_flight.len() >= SIM_IN_FLIGHT {
+                    in_flight.next().await;
+                }
+                let sim = *sim;
+                in_flight.push(async move {
+                    sim.start_call(QueueId(7), &AgentId::new(agent.to_string()), "0800")
+                        .await
+                        .expect("call starts");
+                });
+            }
+        }
     }
+    while in_flight.next().await.is_some() {}
 }
 
 /// The Node load generator's agents, logged in.
