@@ -74,24 +74,17 @@ mod tests {
 
     use super::*;
 
-    fn rendered(handle: &metrics_exporter_prometheus::PrometheusHandle, path: &str) -> f64 {
-        let wanted = format!("{BRIDGE_LATENCY}_count{{path=\"{path}\"}} ");
-        handle
-            .render()
-            .lines()
-            .find_map(|l| l.strip_prefix(&wanted)?.trim().parse().ok())
-            .unwrap_or(0.0)
+    fn count(handle: &metrics_exporter_prometheus::PrometheusHandle, path: &str) -> f64 {
+        super::super::counter_in(
+            handle,
+            &format!("{BRIDGE_LATENCY}_count"),
+            &format!("path=\"{path}\""),
+        )
     }
 
     #[tokio::test(start_paused = true)]
     async fn only_the_first_stanza_and_the_first_emit_after_it_are_measured() {
-        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
-            .set_buckets_for_metric(
-                metrics_exporter_prometheus::Matcher::Full(BRIDGE_LATENCY.into()),
-                super::super::LATENCY_BUCKETS,
-            )
-            .expect("buckets")
-            .build_recorder();
+        let recorder = super::super::recorder();
         let handle = recorder.handle();
         let _guard = metrics::set_default_local_recorder(&recorder);
         let arrived = Instant::now();
@@ -109,7 +102,7 @@ mod tests {
         // Outside any measured task nothing is recorded.
         stanza_written();
         emitted();
-        assert_eq!(rendered(&handle, "to_platform"), 1.0);
-        assert_eq!(rendered(&handle, "to_agent"), 2.0);
+        assert_eq!(count(&handle, "to_platform"), 1.0);
+        assert_eq!(count(&handle, "to_agent"), 2.0);
     }
 }

@@ -37,25 +37,30 @@ pub const JOIN_FAILURES: &str = "converja_xmpp_join_failures_total";
 /// BOSH HTTP requests, by `outcome`: `ok`, `retransmitted`, `failed`.
 pub const BOSH_REQUESTS: &str = "converja_xmpp_bosh_requests_total";
 
+/// A Prometheus recorder with the bridge's histogram buckets.
+pub(crate) fn recorder() -> metrics_exporter_prometheus::PrometheusRecorder {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(REQUEST_SECONDS.into()),
+            &[
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ],
+        )
+        .expect("the bucket list is not empty")
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(BRIDGE_LATENCY.into()),
+            LATENCY_BUCKETS,
+        )
+        .expect("the bucket list is not empty")
+        .build_recorder()
+}
+
 /// The process-wide Prometheus recorder, installed on first use.
 pub fn prometheus() -> &'static metrics_exporter_prometheus::PrometheusHandle {
     static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
         std::sync::OnceLock::new();
     HANDLE.get_or_init(|| {
-        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
-            .set_buckets_for_metric(
-                metrics_exporter_prometheus::Matcher::Full(REQUEST_SECONDS.into()),
-                &[
-                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-                ],
-            )
-            .expect("the bucket list is not empty")
-            .set_buckets_for_metric(
-                metrics_exporter_prometheus::Matcher::Full(BRIDGE_LATENCY.into()),
-                LATENCY_BUCKETS,
-            )
-            .expect("the bucket list is not empty")
-            .build_recorder();
+        let recorder = recorder();
         let handle = recorder.handle();
         // Another recorder may already be installed (tests embedding several bridges); the
         // handle still renders what this recorder would have seen, which is then nothing.
