@@ -19,7 +19,7 @@
 //! postgres). Needs Prosody, PostgreSQL for `postgres`, and `npm ci --prefix tests/node`.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::process::ChildStdin;
 use std::time::{Duration, Instant};
 
@@ -245,12 +245,7 @@ async fn idle_cpu(pid: u32) -> f64 {
 
 /// The bridge's `/metrics` text.
 fn metrics_text(port: u16) -> String {
-    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics");
-    tcp.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
-        .expect("ask");
-    let mut text = String::new();
-    let _ = tcp.read_to_string(&mut text);
-    text
+    common::http_get(port, "/metrics").expect("the bridge serves /metrics")
 }
 
 /// The cumulative buckets of `converja_bridge_latency_seconds` by path: (upper bound, count).

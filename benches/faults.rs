@@ -273,12 +273,9 @@ async fn xmpp_kill(agents: u64, kills: u32, seed: u64) {
 
 /// A gauge or counter of the bridge's `/metrics`, summed over its label sets.
 fn metric(port: u16, name: &str) -> f64 {
-    let Ok(mut tcp) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+    let Some(text) = common::http_get(port, "/metrics") else {
         return f64::NAN;
     };
-    let _ = tcp.write_all(b"GET /metrics HTTP/1.0\r\n\r\n");
-    let mut text = String::new();
-    let _ = std::io::Read::read_to_string(&mut tcp, &mut text);
     text.lines()
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
         .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
@@ -287,12 +284,9 @@ fn metric(port: u16, name: &str) -> f64 {
 
 /// A counter of the bridge's `/metrics` summed by the value of one of its labels.
 fn metric_by(port: u16, name: &str, label: &str) -> BTreeMap<String, f64> {
-    let Ok(mut tcp) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+    let Some(text) = common::http_get(port, "/metrics") else {
         return BTreeMap::new();
     };
-    let _ = tcp.write_all(b"GET /metrics HTTP/1.0\r\n\r\n");
-    let mut text = String::new();
-    let _ = std::io::Read::read_to_string(&mut tcp, &mut text);
     let key = format!("{label}=\"");
     let mut sums = BTreeMap::new();
     for line in text.lines().filter(|l| l.starts_with(&format!("{name}{{"))) {

@@ -74,15 +74,20 @@ impl Drop for Killed {
     }
 }
 
-/// Whether the bridge on `port` answers `/readyz` with 200.
-pub(crate) fn is_ready(port: u16) -> bool {
-    let Ok(mut tcp) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = tcp.write_all(b"GET /readyz HTTP/1.0\r\n\r\n");
+/// The whole HTTP/1.0 answer to `GET path` on the loopback `port`; `None` when nothing
+/// listens there.
+pub(crate) fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let _ = tcp.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes());
     let mut text = String::new();
     let _ = std::io::Read::read_to_string(&mut tcp, &mut text);
-    text.starts_with("HTTP/1.1 200") || text.starts_with("HTTP/1.0 200")
+    Some(text)
+}
+
+/// Whether the bridge on `port` answers `/readyz` with 200.
+pub(crate) fn is_ready(port: u16) -> bool {
+    http_get(port, "/readyz")
+        .is_some_and(|text| text.starts_with("HTTP/1.1 200") || text.starts_with("HTTP/1.0 200"))
 }
 
 /// Waits until the bridge on `port` is ready; how long that took.
