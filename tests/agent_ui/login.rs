@@ -104,6 +104,11 @@ pub(crate) async fn logins_are_validated_liberally_but_strictly(via: Via) {
         (json!({"username": "22010", "maxCalls": null}), "maxCalls"),
         (json!({"username": "22010"}), "maxCalls"),
         (json!("22010"), "object"),
+        // Several times the WebSocket read buffer (512 bytes): read whole all the same.
+        (
+            json!({"username": format!("bad name{}", "x".repeat(3000)), "maxCalls": 1}),
+            "username",
+        ),
     ] {
         ui.emit("a", "USER_CONNECT", payload.clone()).await;
         let err = ui.expect("a", "USER_CONNECTION_ERROR").await;
