@@ -50,6 +50,8 @@ pub mod ejabberd;
 pub mod gateway;
 mod http;
 #[cfg(feature = "demo")]
+pub mod local_server;
+#[cfg(feature = "demo")]
 mod loopback;
 mod pending;
 pub mod platform;

@@ -300,6 +300,11 @@ Component {conference} "muc"
         Ok(())
     }
 
+    /// The server's process, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kills the server abruptly (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         loopback::kill(&mut self.child);

@@ -152,7 +152,7 @@ pub(crate) async fn start_sim(
     cancel: &CancellationToken,
 ) -> (Server, SimHandle) {
     metrics();
-    let xmpp = Server::start(
+    let xmpp = server::start(
         DOMAIN,
         &[
             ("bridge", "bridge-pw"),

@@ -1,6 +1,7 @@
 //! The link: outages, credentials, TLS, nicknames, restarts and BOSH.
 
 use super::*;
+use converja_bridge::local_server::ServerKind;
 
 pub(crate) async fn link_loss_fails_pending_requests_and_the_link_recovers(via: Via) {
     let mut s = stack_with(via, scenario(), Duration::from_secs(30), 1000).await;
@@ -275,7 +276,7 @@ pub(crate) async fn the_bosh_session_is_terminated_on_shutdown() {
     let s = stack(Via::Bosh).await;
     let log = s.xmpp.log_path();
     // How each server logs the end of a BOSH session.
-    let line = if s.xmpp.is_ejabberd() {
+    let line = if s.xmpp.kind() == ServerKind::Ejabberd {
         "Closing c2s session"
     } else {
         "BOSH client disconnected"
