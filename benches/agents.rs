@@ -15,17 +15,19 @@
 //! with every agent connected and no call, idle RSS per agent, and connect rate.
 //!
 //! Run: `cargo bench --bench agents` (options: `-- --agents 1000,10000 --rounds 3,1
-//! --stores memory`: rounds per level, each figure the median; stores: memory, sqlite,
-//! postgres). Needs Prosody, PostgreSQL for `postgres`, and `npm ci --prefix tests/node`.
+//! --rates 50,200 --server prosody --stores memory`: rounds per level, each figure the
+//! median; paced call rates; the XMPP server, prosody or ejabberd, whose own CPU per round
+//! trip is reported too; stores: memory, sqlite, postgres). Needs Prosody or ejabberd,
+//! PostgreSQL for `postgres`, and `npm ci --prefix tests/node`.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::ChildStdin;
 use std::time::{Duration, Instant};
 
 use converja_bridge::converja::{AgentId, QueueId};
 use converja_bridge::postgres::LocalPostgres;
-use converja_bridge::prosody::LocalProsody;
+use converja_bridge::local_server::{LocalServer, ServerKind};
 use converja_bridge::sim::{self, SimHandle};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -35,10 +37,8 @@ use tokio_util::task::TaskTracker;
 
 mod common;
 
-use common::{
-    FIRST_AGENT, Killed, floor, scenario, start_bridge_following, start_bridge_on, start_node,
-    usage,
-};
+use common::load::LoadUis;
+use common::{FIRST_AGENT, floor, scenario, start_bridge_following, start_bridge_on, usage};
 
 const DOMAIN: &str = "agents.bench";
 /// How long the idle CPU is sampled, with every agent connected and no call: socket.io's
@@ -46,8 +46,11 @@ const DOMAIN: &str = "agents.bench";
 const IDLE_SAMPLE: Duration = Duration::from_secs(25);
 /// How long each paced phase issues calls.
 const PACED_FOR: Duration = Duration::from_secs(10);
-/// Paced call rates, per second; a phase at saturation follows them.
+/// Paced call rates, per second, unless `--rates` says otherwise; a phase at saturation
+/// follows them.
 const RATES: [f64; 2] = [50.0, 200.0];
+/// How long the calls of one phase may take to end.
+const CALLS_PATIENCE: Duration = Duration::from_secs(600);
 /// Calls the simulator has under way at once at most.
 const SIM_IN_FLIGHT: usize = 64;
 /// USER_HZ on Linux: the unit of /proc CPU times.
@@ -83,18 +86,22 @@ impl Pace {
     }
 }
 
-fn paces() -> Vec<Pace> {
-    RATES
-        .iter()
-        .map(|r| Pace::Rate(*r))
-        .chain([Pace::Saturation])
-        .collect()
+/// What a run measures, from its command line.
+struct Options {
+    /// The XMPP server under the bridge and the floors.
+    server: ServerKind,
+    /// The phases of each level: the paced rates, then saturation.
+    paces: Vec<Pace>,
+    /// The bridge's session stores, one bridge run per store.
+    stores: Vec<String>,
 }
 
 /// What one phase measured on one system.
 #[derive(Debug, Default, Clone)]
 struct Phase {
     cpu_per_trip_us: f64,
+    /// The XMPP server's CPU per round trip over the same phase (NaN without one).
+    server_cpu_per_trip_us: f64,
     /// Round trips per second achieved.
     rate: f64,
     /// The UI's END_CALL → CALL_ENDED, ms.
@@ -125,7 +132,7 @@ enum Caller<'a> {
 
 /// Issues `count` calls to agents `FIRST_AGENT..FIRST_AGENT + agents` in turn, at `pace`.
 /// The simulator's calls overlap: each waits for its events to be published, so one at a
-/// time would cap the rate at one call per round trip to Prosody.
+/// time would cap the rate at one call per round trip to the XMPP server.
 async fn issue(caller: &mut Caller<'_>, pace: Pace, count: u64, agents: u64, first_id: u64) {
     let mut tick = match pace {
         Pace::Rate(r) => Some(tokio::time::interval(Duration::from_secs_f64(1.0 / r))),
@@ -163,71 +170,42 @@ async fn issue(caller: &mut Caller<'_>, pace: Pace, count: u64, agents: u64, fir
     while in_flight.next().await.is_some() {}
 }
 
-/// The Node load generator's agents, logged in.
-struct Uis {
-    _process: Killed,
-    stdin: ChildStdin,
-    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
-    login: Value,
+/// The start of a phase: CPU of the system measured and of the XMPP server.
+struct PhaseClock {
+    pid: u32,
+    server: Option<u32>,
+    cpu: u64,
+    server_cpu: u64,
+    started: Instant,
 }
 
-impl Uis {
-    fn start(port: u16, agents: u64) -> Uis {
-        let mut process = start_node(
-            "load.mjs",
-            &[
-                format!("http://127.0.0.1:{port}"),
-                agents.to_string(),
-                FIRST_AGENT.to_string(),
-            ],
-        );
-        let stdin = process.0.stdin.take().expect("piped");
-        let mut lines = BufReader::new(process.0.stdout.take().expect("piped")).lines();
-        let login: Value =
-            serde_json::from_str(&lines.next().expect("ready line").expect("read")).expect("json");
-        assert_eq!(login["errors"], 0, "login errors: {login}");
-        Uis {
-            _process: process,
-            stdin,
-            lines,
-            login,
+impl PhaseClock {
+    fn start(pid: u32, server: Option<u32>) -> PhaseClock {
+        PhaseClock {
+            pid,
+            server,
+            cpu: cpu(pid),
+            server_cpu: server.map_or(0, cpu),
+            started: Instant::now(),
         }
     }
 
-    fn connect_rate(&self, agents: u64) -> f64 {
-        agents as f64 / (self.login["ms"].as_f64().unwrap_or(f64::NAN) / 1000.0)
-    }
-
-    fn report(&mut self) -> Value {
-        writeln!(self.stdin, "report").expect("ask");
-        serde_json::from_str(&self.lines.next().expect("report").expect("read")).expect("json")
-    }
-
-    fn reset(&mut self) {
-        writeln!(self.stdin, "reset").expect("reset");
-    }
-
-    /// Waits until `count` calls have ended since the last reset; the last report.
-    async fn ended(&mut self, count: u64) -> Value {
-        let started = Instant::now();
-        loop {
-            let r = self.report();
-            assert_eq!(r["errors"], 0, "the agents saw errors: {r}");
-            if r["ended"].as_u64() >= Some(count) {
-                return r;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(600),
-                "calls did not all end: {r}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+    /// The phase's figures once `count` round trips are done; the UIs' `report` for their
+    /// latency, if they took part.
+    fn finish(self, count: u64, report: Option<&Value>) -> Phase {
+        let rate = count as f64 / self.started.elapsed().as_secs_f64();
+        let per_trip = |ticks: u64| ticks as f64 / TICKS_PER_SEC / count as f64 * 1e6;
+        let ms = |key: &str| report.and_then(|r| r[key].as_f64()).unwrap_or(f64::NAN);
+        Phase {
+            cpu_per_trip_us: per_trip(cpu(self.pid) - self.cpu),
+            server_cpu_per_trip_us: self
+                .server
+                .map_or(f64::NAN, |pid| per_trip(cpu(pid) - self.server_cpu)),
+            rate,
+            ui_p50: ms("p50"),
+            ui_p99: ms("p99"),
+            inside: BTreeMap::new(),
         }
-    }
-}
-
-impl Drop for Uis {
-    fn drop(&mut self) {
-        let _ = writeln!(self.stdin, "exit");
     }
 }
 
@@ -342,84 +320,79 @@ fn store(kind: &str, dir: &std::path::Path) -> (String, Option<LocalPostgres>) {
 }
 
 /// The bridge binary with `agents` agents logged in, through every phase.
-async fn bridge(prosody: &LocalProsody, sim: &SimHandle, agents: u64, kind: &str) -> System {
+async fn bridge(
+    xmpp: &LocalServer,
+    sim: &SimHandle,
+    paces: &[Pace],
+    agents: u64,
+    kind: &str,
+) -> System {
     let dir = tempfile::tempdir().expect("tempdir");
     let (section, _postgres) = store(kind, dir.path());
-    let (bridge, port) = start_bridge_on(prosody, dir.path(), "", &section);
+    let (bridge, port) = start_bridge_on(xmpp, dir.path(), "", &section);
     let pid = bridge.0.id();
     let (rss_before, _) = usage(pid);
-    let mut uis = Uis::start(port, agents);
+    let mut uis = LoadUis::start(port, agents);
     let idle_cpu_pct = idle_cpu(pid).await;
     let (rss, _) = usage(pid);
     let mut system = System {
         name: format!("bridge ({kind} store)"),
-        connect_rate: uis.connect_rate(agents),
+        connect_rate: agents as f64 / uis.login_time.as_secs_f64(),
         idle_cpu_pct,
         rss_per_agent_kib: rss.saturating_sub(rss_before) as f64 / 1024.0 / agents as f64,
         phases: Vec::new(),
     };
-    for pace in paces() {
+    for &pace in paces {
         let count = pace.calls(agents);
         uis.reset();
         let scrape = metrics_text(port);
-        let (cpu_before, started) = (cpu(pid), Instant::now());
+        let clock = PhaseClock::start(pid, xmpp.pid());
         issue(&mut Caller::Sim(sim), pace, count, agents, 0).await;
-        let report = uis.ended(count).await;
-        let elapsed = started.elapsed();
-        let used = cpu(pid) - cpu_before;
-        system.phases.push(Phase {
-            cpu_per_trip_us: used as f64 / TICKS_PER_SEC / count as f64 * 1e6,
-            rate: count as f64 / elapsed.as_secs_f64(),
-            ui_p50: report["p50"].as_f64().unwrap_or(f64::NAN),
-            ui_p99: report["p99"].as_f64().unwrap_or(f64::NAN),
-            inside: inside_latency(&scrape, &metrics_text(port)),
-        });
+        let report = uis.ended(count, CALLS_PATIENCE).await;
+        assert_eq!(report["errors"], 0, "the agents saw errors: {report}");
+        let mut phase = clock.finish(count, Some(&report));
+        phase.inside = inside_latency(&scrape, &metrics_text(port));
+        system.phases.push(phase);
     }
     system
 }
 
 /// The bare socket.io server with `agents` agents logged in, through every phase.
-async fn socketio_floor(agents: u64) -> System {
+async fn socketio_floor(paces: &[Pace], agents: u64) -> System {
     let (mut server, port) = floor::start_socketio();
     let pid = server.0.id();
     let mut stdin = server.0.stdin.take().expect("piped");
     let (rss_before, _) = usage(pid);
-    let mut uis = Uis::start(port, agents);
+    let mut uis = LoadUis::start(port, agents);
     let idle_cpu_pct = idle_cpu(pid).await;
     let (rss, _) = usage(pid);
     let mut system = System {
         name: "socket.io floor".into(),
-        connect_rate: uis.connect_rate(agents),
+        connect_rate: agents as f64 / uis.login_time.as_secs_f64(),
         idle_cpu_pct,
         rss_per_agent_kib: rss.saturating_sub(rss_before) as f64 / 1024.0 / agents as f64,
         phases: Vec::new(),
     };
     let mut next_id = 1;
-    for pace in paces() {
+    for &pace in paces {
         let count = pace.calls(agents);
         uis.reset();
-        let (cpu_before, started) = (cpu(pid), Instant::now());
+        let clock = PhaseClock::start(pid, None);
         issue(&mut Caller::Floor(&mut stdin), pace, count, agents, next_id).await;
         next_id += count;
-        let report = uis.ended(count).await;
-        let elapsed = started.elapsed();
-        system.phases.push(Phase {
-            cpu_per_trip_us: (cpu(pid) - cpu_before) as f64 / TICKS_PER_SEC / count as f64 * 1e6,
-            rate: count as f64 / elapsed.as_secs_f64(),
-            ui_p50: report["p50"].as_f64().unwrap_or(f64::NAN),
-            ui_p99: report["p99"].as_f64().unwrap_or(f64::NAN),
-            inside: BTreeMap::new(),
-        });
+        let report = uis.ended(count, CALLS_PATIENCE).await;
+        assert_eq!(report["errors"], 0, "the agents saw errors: {report}");
+        system.phases.push(clock.finish(count, Some(&report)));
     }
     system
 }
 
 /// The bare XMPP client in `agents` agent rooms, through every phase.
-async fn xmpp_floor(prosody: &LocalProsody, sim: &SimHandle, agents: u64) -> System {
+async fn xmpp_floor(xmpp: &LocalServer, sim: &SimHandle, paces: &[Pace], agents: u64) -> System {
     let mut client = floor::start_xmpp(
-        ("floor", &prosody.domain, "f"),
-        prosody.c2s_port,
-        &prosody.conference,
+        ("floor", &xmpp.domain, "f"),
+        xmpp.c2s_port,
+        &xmpp.conference,
         FIRST_AGENT,
         agents,
     );
@@ -439,27 +412,21 @@ async fn xmpp_floor(prosody: &LocalProsody, sim: &SimHandle, agents: u64) -> Sys
         rss_per_agent_kib: rss.saturating_sub(rss_before) as f64 / 1024.0 / agents as f64,
         phases: Vec::new(),
     };
-    for pace in paces() {
+    for &pace in paces {
         let count = pace.calls(agents);
         writeln!(stdin, "expect {count}").expect("the floor reads its stdin");
-        let (cpu_before, started) = (cpu(pid), Instant::now());
+        let clock = PhaseClock::start(pid, xmpp.pid());
         issue(&mut Caller::Sim(sim), pace, count, agents, 0).await;
         floor::wait_done(&mut lines);
-        let elapsed = started.elapsed();
-        system.phases.push(Phase {
-            cpu_per_trip_us: (cpu(pid) - cpu_before) as f64 / TICKS_PER_SEC / count as f64 * 1e6,
-            rate: count as f64 / elapsed.as_secs_f64(),
-            ui_p50: f64::NAN,
-            ui_p99: f64::NAN,
-            inside: BTreeMap::new(),
-        });
+        system.phases.push(clock.finish(count, None));
     }
     system
 }
 
-/// Every system at `agents` agents, against one Prosody and one simulator.
-async fn level(agents: u64, stores: &[String], rounds: usize) {
-    let prosody = LocalProsody::start(
+/// Every system at `agents` agents, against one XMPP server and one simulator.
+async fn level(options: &Options, agents: u64, rounds: usize) {
+    let xmpp = LocalServer::start(
+        options.server,
         DOMAIN,
         &[("bridge", "b"), ("platform", "p"), ("floor", "f")],
     )
@@ -467,8 +434,8 @@ async fn level(agents: u64, stores: &[String], rounds: usize) {
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
     let sim = sim::start(
-        prosody.account("platform", "p"),
-        prosody.conference.parse().expect("domain"),
+        xmpp.account("platform", "p"),
+        xmpp.conference.parse().expect("domain"),
         scenario(agents),
         &tracker,
         cancel.clone(),
@@ -478,6 +445,7 @@ async fn level(agents: u64, stores: &[String], rounds: usize) {
         .expect("the simulator joins its rooms");
     // Every system once per round, in turn, the order reversed every other round so that
     // none is always measured first; each figure is the median over the rounds.
+    let (stores, paces) = (&options.stores, &options.paces);
     let mut runs: Vec<Vec<System>> = vec![Vec::new(); stores.len() + 2];
     for round in 0..rounds {
         let mut order: Vec<usize> = (0..runs.len()).collect();
@@ -486,17 +454,17 @@ async fn level(agents: u64, stores: &[String], rounds: usize) {
         }
         for i in order {
             let system = match stores.get(i) {
-                Some(kind) => bridge(&prosody, &sim, agents, kind).await,
-                None if i == stores.len() => socketio_floor(agents).await,
-                None => xmpp_floor(&prosody, &sim, agents).await,
+                Some(kind) => bridge(&xmpp, &sim, paces, agents, kind).await,
+                None if i == stores.len() => socketio_floor(paces, agents).await,
+                None => xmpp_floor(&xmpp, &sim, paces, agents).await,
             };
             runs[i].push(system);
         }
     }
     let mut medians: Vec<System> = runs.iter().map(|r| median(r)).collect();
-    let xmpp = medians.pop().expect("the XMPP floor");
+    let xmpp_floor = medians.pop().expect("the XMPP floor");
     let socketio = medians.pop().expect("the socket.io floor");
-    print_level(agents, rounds, &medians, &socketio, &xmpp);
+    print_level(options, agents, rounds, &medians, &socketio, &xmpp_floor);
     cancel.cancel();
 }
 
@@ -527,6 +495,7 @@ fn median(runs: &[System]) -> System {
                 .collect();
             Phase {
                 cpu_per_trip_us: of(&|p| p.cpu_per_trip_us),
+                server_cpu_per_trip_us: of(&|p| p.server_cpu_per_trip_us),
                 rate: of(&|p| p.rate),
                 ui_p50: of(&|p| p.ui_p50),
                 ui_p99: of(&|p| p.ui_p99),
@@ -544,7 +513,14 @@ fn median(runs: &[System]) -> System {
     }
 }
 
-fn print_level(agents: u64, rounds: usize, bridges: &[System], socketio: &System, xmpp: &System) {
+fn print_level(
+    options: &Options,
+    agents: u64,
+    rounds: usize,
+    bridges: &[System],
+    socketio: &System,
+    xmpp: &System,
+) {
     println!("\n### {agents} agents (median of {rounds} rounds)\n");
     let mut header = String::from("| figure |");
     let mut rule = String::from("|---|");
@@ -560,7 +536,7 @@ fn print_level(agents: u64, rounds: usize, bridges: &[System], socketio: &System
     };
     let all: Vec<&System> = bridges.iter().chain([socketio, xmpp]).collect();
     let first = &bridges[0];
-    for (i, pace) in paces().into_iter().enumerate() {
+    for (i, pace) in options.paces.iter().enumerate() {
         let floor = socketio.phases[i].cpu_per_trip_us + xmpp.phases[i].cpu_per_trip_us;
         row(
             format!("CPU per round trip, {}", pace.label()),
@@ -575,7 +551,19 @@ fn print_level(agents: u64, rounds: usize, bridges: &[System], socketio: &System
             format!("{:.2}×", first.phases[i].cpu_per_trip_us / floor),
         );
     }
-    for (i, pace) in paces().into_iter().enumerate() {
+    for (i, pace) in options.paces.iter().enumerate() {
+        row(
+            format!("{} CPU per round trip, {}", options.server, pace.label()),
+            all.iter()
+                .map(|s| match s.phases[i].server_cpu_per_trip_us {
+                    us if us.is_nan() => "—".into(),
+                    us => format!("{us:.0} µs"),
+                })
+                .collect(),
+            String::new(),
+        );
+    }
+    for (i, pace) in options.paces.iter().enumerate() {
         row(
             format!("UI END_CALL → CALL_ENDED p50/p99, {}", pace.label()),
             all.iter()
@@ -590,7 +578,7 @@ fn print_level(agents: u64, rounds: usize, bridges: &[System], socketio: &System
             String::new(),
         );
     }
-    for (i, pace) in paces().into_iter().enumerate() {
+    for (i, pace) in options.paces.iter().enumerate() {
         for path in ["to_platform", "to_agent"] {
             row(
                 format!("inside the bridge {path} p50/p99, {}", pace.label()),
@@ -628,9 +616,9 @@ fn print_level(agents: u64, rounds: usize, bridges: &[System], socketio: &System
 }
 
 /// How long the bridge takes from its start to ready (online, [`READY_QUEUES`] queue rooms
-/// joined) with Prosody already accepting, over [`READY_ROUNDS`] starts.
-async fn readiness() -> Vec<Duration> {
-    let prosody = LocalProsody::start(DOMAIN, &[("bridge", "b"), ("platform", "p")])
+/// joined) with the XMPP server already accepting, over [`READY_ROUNDS`] starts.
+async fn readiness(server: ServerKind) -> Vec<Duration> {
+    let xmpp = LocalServer::start(server, DOMAIN, &[("bridge", "b"), ("platform", "p")])
         .unwrap_or_else(|e| panic!("{e}"));
     let queues: Vec<u32> = (1..=READY_QUEUES).collect();
     let text: String = queues
@@ -640,8 +628,8 @@ async fn readiness() -> Vec<Duration> {
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
     let sim = sim::start(
-        prosody.account("platform", "p"),
-        prosody.conference.parse().expect("domain"),
+        xmpp.account("platform", "p"),
+        xmpp.conference.parse().expect("domain"),
         toml::from_str(&format!("seed = 1\n{text}")).expect("scenario"),
         &tracker,
         cancel.clone(),
@@ -653,7 +641,7 @@ async fn readiness() -> Vec<Duration> {
     for _ in 0..READY_ROUNDS {
         let dir = tempfile::tempdir().expect("tempdir");
         let (_bridge, _, ready_in) =
-            start_bridge_following(&prosody, dir.path(), "", "backend = \"none\"", &queues);
+            start_bridge_following(&xmpp, dir.path(), "", "backend = \"none\"", &queues);
         times.push(ready_in);
     }
     cancel.cancel();
@@ -675,7 +663,21 @@ fn main() {
     let levels: Vec<u64> = list(&args, "--agents")
         .map(|l| l.iter().filter_map(|x| x.parse().ok()).collect())
         .unwrap_or_else(|| vec![1000, 10_000]);
-    let stores = list(&args, "--stores").unwrap_or_else(|| vec!["memory".into()]);
+    let server = list(&args, "--server").map_or(ServerKind::Prosody, |s| {
+        s[0].parse().unwrap_or_else(|e| panic!("--server: {e}"))
+    });
+    let rates: Vec<f64> = list(&args, "--rates")
+        .map(|l| l.iter().filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or_else(|| RATES.to_vec());
+    let options = Options {
+        server,
+        paces: rates
+            .into_iter()
+            .map(Pace::Rate)
+            .chain([Pace::Saturation])
+            .collect(),
+        stores: list(&args, "--stores").unwrap_or_else(|| vec!["memory".into()]),
+    };
     let rounds: Vec<usize> = list(&args, "--rounds")
         .map(|l| l.iter().filter_map(|x| x.parse().ok()).collect())
         .unwrap_or_else(|| vec![3, 1]);
@@ -685,11 +687,12 @@ fn main() {
         .expect("runtime");
     println!(
         "agents: bridge = the release binary; floors = a bare socket.io server and a bare \
-         tokio-xmpp client doing the same work without the bridge, measured in the same run"
+         tokio-xmpp client doing the same work without the bridge, measured in the same run; \
+         XMPP server: {server}"
     );
-    let ready = rt.block_on(readiness());
+    let ready = rt.block_on(readiness(server));
     println!(
-        "\nready (XMPP online, {READY_QUEUES} queue rooms joined) after start, Prosody accepting: {}",
+        "\nready (XMPP online, {READY_QUEUES} queue rooms joined) after start, {server} accepting: {}",
         ready
             .iter()
             .map(|d| format!("{:.0} ms", d.as_secs_f64() * 1000.0))
@@ -698,6 +701,6 @@ fn main() {
     );
     for (i, n) in levels.into_iter().enumerate() {
         let rounds = rounds.get(i).or(rounds.last()).copied().unwrap_or(1).max(1);
-        rt.block_on(level(n, &stores, rounds));
+        rt.block_on(level(&options, n, rounds));
     }
 }

@@ -37,12 +37,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::load::LoadUis;
 use common::raw_socket::RawSocket;
 use common::{
     FIRST_AGENT, Killed, probe_platform, scenario, start_bridge, start_node, usage, wait_ready,
 };
 use converja_bridge::converja::{AgentId, QueueId};
-use converja_bridge::prosody::LocalProsody;
+use converja_bridge::local_server::{LocalServer, ServerKind};
 use converja_bridge::sim::{self, Fault, FaultRule, SimHandle};
 use futures::StreamExt;
 use serde_json::Value;
@@ -98,21 +99,6 @@ impl Uis {
             agents.to_string(),
             FIRST_AGENT.to_string(),
         ]);
-        assert_eq!(uis.read()["errors"], 0, "every agent logs in");
-        uis
-    }
-
-    /// `agents` agent UIs of the load script logged in to the bridge on `port`; each ends
-    /// every call it gets at once.
-    fn load(port: u16, agents: u64) -> Uis {
-        let mut uis = Uis::script(
-            "load.mjs",
-            &[
-                format!("http://127.0.0.1:{port}"),
-                agents.to_string(),
-                FIRST_AGENT.to_string(),
-            ],
-        );
         assert_eq!(uis.read()["errors"], 0, "every agent logs in");
         uis
     }
@@ -354,8 +340,8 @@ async fn stack(
     extra: &str,
     tracker: &TaskTracker,
     cancel: &CancellationToken,
-) -> (LocalProsody, SimHandle, Killed, u16, tempfile::TempDir) {
-    let prosody = LocalProsody::start(DOMAIN, &[("bridge", "b"), ("platform", "p")])
+) -> (LocalServer, SimHandle, Killed, u16, tempfile::TempDir) {
+    let prosody = LocalServer::start(ServerKind::Prosody, DOMAIN, &[("bridge", "b"), ("platform", "p")])
         .unwrap_or_else(|e| panic!("{e}"));
     let sim = sim::start(
         prosody.account("platform", "p"),
@@ -499,7 +485,7 @@ fn tally(
 }
 
 async fn misbehaving_platform(requests: u64) {
-    let prosody = LocalProsody::start(DOMAIN, &[("platform", "p"), ("probe", "x")])
+    let prosody = LocalServer::start(ServerKind::Prosody, DOMAIN, &[("platform", "p"), ("probe", "x")])
         .unwrap_or_else(|e| panic!("{e}"));
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
@@ -562,9 +548,8 @@ const FLOOD: u64 = 1000;
 
 /// `rounds` rounds of one call per healthy agent, each ended by its UI at once (load.mjs);
 /// the UIs' report on those rounds alone.
-async fn healthy_rounds(sim: &SimHandle, load: &mut Uis, agents: u64, rounds: u64) -> Value {
-    writeln!(load.stdin, "reset").expect("reset");
-    let started = Instant::now();
+async fn healthy_rounds(sim: &SimHandle, load: &mut LoadUis, agents: u64, rounds: u64) -> Value {
+    load.reset();
     for round in 1..=rounds {
         for i in 0..agents {
             let agent = AgentId::new((FIRST_AGENT + i).to_string());
@@ -572,21 +557,9 @@ async fn healthy_rounds(sim: &SimHandle, load: &mut Uis, agents: u64, rounds: u6
                 .await
                 .expect("call starts");
         }
-        loop {
-            writeln!(load.stdin, "report").expect("ask");
-            let report = load.read();
-            if report["ended"].as_u64() >= Some(round * agents) {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(300),
-                "healthy agents stuck: {report}"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        load.ended(round * agents, Duration::from_secs(300)).await;
     }
-    writeln!(load.stdin, "report").expect("ask");
-    load.read()
+    load.report()
 }
 
 /// How a stalled socket ended once it read again.
@@ -615,7 +588,7 @@ async fn stalled(stallers: u64, healthy: u64, rounds: u64) {
     let (_prosody, sim, bridge, port, _dir) =
         stack(healthy + stallers, "", &tracker, &cancel).await;
     let pid = bridge.0.id();
-    let mut load = Uis::load(port, healthy);
+    let mut load = LoadUis::start(port, healthy);
     let alone = healthy_rounds(&sim, &mut load, healthy, rounds).await;
     let ms = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
     // Twice: memory that a second wave does not add to is reused, not leaked.
@@ -693,7 +666,7 @@ async fn stall_wave(
     port: u16,
     pid: u32,
     sim: &SimHandle,
-    load: &mut Uis,
+    load: &mut LoadUis,
     healthy: u64,
     stallers: u64,
     rounds: u64,
@@ -781,7 +754,7 @@ async fn shutdown(agents: u64) {
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
     let (_prosody, sim, mut bridge, port, _dir) = stack(agents, "", &tracker, &cancel).await;
-    let mut load = Uis::load(port, agents);
+    let mut load = LoadUis::start(port, agents);
     sim.set_faults(vec![FaultRule::new(
         "/calls/active",
         Fault {
@@ -815,8 +788,7 @@ async fn shutdown(agents: u64) {
     // Every socket has seen its close once the UIs report them all disconnected.
     let exited = Instant::now();
     let report = loop {
-        writeln!(load.stdin, "report").expect("ask");
-        let report = load.read();
+        let report = load.report();
         if report["disconnected"].as_u64() >= Some(agents) {
             break report;
         }

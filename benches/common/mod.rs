@@ -1,9 +1,10 @@
 //! What the benchmarks and the fault runner share: a scenario of N agents, the bridge binary
-//! started against a private Prosody, the Node agent UIs, and process measurements.
+//! started against a private XMPP server, the Node agent UIs, and process measurements.
 
 #![allow(dead_code)]
 
 pub(crate) mod floor;
+pub(crate) mod load;
 pub(crate) mod raw_socket;
 
 use std::io::Write;
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use converja_bridge::config::{ConverjaConfig, HumanDuration, QueueSelection};
 use converja_bridge::converja::QueueId;
 use converja_bridge::platform::Platform;
-use converja_bridge::prosody::LocalProsody;
+use converja_bridge::local_server::LocalServer;
 use converja_bridge::sim::Scenario;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -103,27 +104,27 @@ pub(crate) fn wait_ready(port: u16) -> Duration {
     started.elapsed()
 }
 
-/// Starts the bridge binary against `prosody`, with `extra` lines in `[agents]` and its
+/// Starts the bridge binary against `xmpp`, with `extra` lines in `[agents]` and its
 /// session store in a SQLite file in `dir`; returns it and its socket.io port.
-pub(crate) fn start_bridge(prosody: &LocalProsody, dir: &Path, extra: &str) -> (Killed, u16) {
+pub(crate) fn start_bridge(xmpp: &LocalServer, dir: &Path, extra: &str) -> (Killed, u16) {
     let store = format!("path = \"{}\"", dir.join("sessions.db").display());
-    start_bridge_on(prosody, dir, extra, &store)
+    start_bridge_on(xmpp, dir, extra, &store)
 }
 
 /// [`start_bridge`] with `store` as the `[store]` section's lines.
 pub(crate) fn start_bridge_on(
-    prosody: &LocalProsody,
+    xmpp: &LocalServer,
     dir: &Path,
     extra: &str,
     store: &str,
 ) -> (Killed, u16) {
-    let (bridge, port, _) = start_bridge_following(prosody, dir, extra, store, &[7]);
+    let (bridge, port, _) = start_bridge_following(xmpp, dir, extra, store, &[7]);
     (bridge, port)
 }
 
 /// [`start_bridge_on`] following `queues`; also returns how long it took to be ready.
 pub(crate) fn start_bridge_following(
-    prosody: &LocalProsody,
+    xmpp: &LocalServer,
     dir: &Path,
     extra: &str,
     store: &str,
@@ -142,9 +143,9 @@ pub(crate) fn start_bridge_following(
              [converja]\nconference = \"{}\"\nrequest_timeout = \"60s\"\nqueues = {queues:?}\n\
              [socketio]\nlisten = \"127.0.0.1:{port}\"\n[agents]\nfirst_call_delay = \"0ms\"\nmax_calls_limit = 8\n{extra}[log]\nlevel = \"warn\"\n\
              [store]\n{store}\n",
-            prosody.domain,
-            prosody.c2s_port,
-            prosody.conference,
+            xmpp.domain,
+            xmpp.c2s_port,
+            xmpp.conference,
         ),
     )
     .expect("config");
@@ -175,23 +176,23 @@ pub(crate) fn start_node(script: &str, args: &[String]) -> Killed {
     )
 }
 
-/// The bridge's platform client as the `probe` account of `prosody`, following queue 7, with
+/// The bridge's platform client as the `probe` account of `xmpp`, following queue 7, with
 /// requests timing out after `timeout`; returns once it is ready.
 pub(crate) async fn probe_platform(
-    prosody: &LocalProsody,
+    xmpp: &LocalServer,
     timeout: Duration,
     tracker: &TaskTracker,
     cancel: &CancellationToken,
 ) -> Platform {
     let cfg = ConverjaConfig {
-        conference: prosody.conference.parse().expect("domain"),
+        conference: xmpp.conference.parse().expect("domain"),
         request_timeout: HumanDuration(timeout),
         queues: QueueSelection::List(vec![QueueId(7)]),
         queue_refresh: HumanDuration(Duration::from_secs(3600)),
         max_pending: 100_000,
     };
     let platform = Platform::start(
-        prosody.account("probe", "x"),
+        xmpp.account("probe", "x"),
         "probe".into(),
         &cfg,
         tracker,
