@@ -4,9 +4,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tokio_xmpp::jid::{BareJid, Jid};
 use tracing::{debug, info, warn};
 
@@ -15,7 +14,7 @@ use crate::converja::{Addresses, EventMessage, Message, ProtocolError, RoomName}
 use crate::pending::{Disposition, PendingTable};
 use crate::recent::RecentIds;
 use crate::telemetry;
-use crate::xmpp::{Inbound, InboundMessage, MessageKind};
+use crate::xmpp::{Inbound, InboundHandler, InboundMessage, MessageKind};
 
 /// Event ids remembered per room to drop replays and duplicates.
 const EVENT_WINDOW: usize = 2048;
@@ -37,6 +36,16 @@ fn dropped(reason: &'static str) {
     metrics::counter!(telemetry::DROPPED, "reason" => reason).increment(1);
 }
 
+impl InboundHandler for Dispatcher {
+    fn handle(&mut self, item: Inbound) {
+        self.route(item);
+    }
+
+    fn stopped(&mut self) {
+        self.table.fail_all("the bridge is shutting down");
+    }
+}
+
 impl Dispatcher {
     /// A dispatcher answering requests in `table` and publishing to `updates`.
     pub(super) fn new(
@@ -55,25 +64,8 @@ impl Dispatcher {
         }
     }
 
-    /// Handles everything the link receives until it closes or `cancel` fires.
-    pub(super) async fn run(
-        mut self,
-        mut inbound: mpsc::Receiver<Inbound>,
-        cancel: CancellationToken,
-    ) {
-        loop {
-            let item = tokio::select! {
-                _ = cancel.cancelled() => break,
-                item = inbound.recv() => item,
-            };
-            let Some(item) = item else { break };
-            self.handle(item);
-        }
-        self.table.fail_all("the bridge is shutting down");
-    }
-
-    /// Handles one thing the link received.
-    pub(super) fn handle(&mut self, item: Inbound) {
+    /// Routes one thing the link received.
+    pub(super) fn route(&mut self, item: Inbound) {
         match item {
             Inbound::Online { .. } => {
                 // Every room is joined again after a reconnect; LinkUp covers them all.

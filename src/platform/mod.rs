@@ -125,8 +125,17 @@ impl Platform {
         tracker: &TaskTracker,
         cancel: CancellationToken,
     ) -> Platform {
-        let (link, inbound) = Link::spawn(settings, tracker, cancel.clone());
         let addresses = Addresses::new(cfg.conference.clone());
+        let table = PendingTable::new(cfg.max_pending, used);
+        let updates = broadcast::channel(UPDATE_BUFFER).0;
+        // Responses and events are routed on the link's own task, as each stanza is read.
+        let dispatcher = Dispatcher::new(
+            table.clone(),
+            addresses.clone(),
+            nickname.clone(),
+            updates.clone(),
+        );
+        let link = Link::spawn_handled(settings, dispatcher, tracker, cancel.clone());
         let base: BTreeSet<BareJid> = [RoomName::Filis, RoomName::Catraquis]
             .iter()
             .map(|r| addresses.room(r).expect("fixed room names are valid JIDs"))
@@ -134,28 +143,16 @@ impl Platform {
         let platform = Platform {
             shared: Arc::new(Shared {
                 link,
-                table: PendingTable::new(cfg.max_pending, used),
+                table,
                 addresses,
                 nickname,
                 timeout: cfg.request_timeout.0,
-                updates: broadcast::channel(UPDATE_BUFFER).0,
+                updates,
                 base_rooms: Mutex::new(base),
                 queues_known: watch::Sender::new(false),
                 queue_names: Mutex::new(HashMap::new()),
             }),
         };
-        let shared = &platform.shared;
-        let dispatcher = Dispatcher::new(
-            shared.table.clone(),
-            shared.addresses.clone(),
-            shared.nickname.clone(),
-            shared.updates.clone(),
-        );
-        tracker.spawn(
-            dispatcher
-                .run(inbound, cancel.clone())
-                .instrument(tracing::info_span!("platform_dispatch")),
-        );
         let keeper = platform
             .clone()
             .keep_rooms(cfg.queues.clone(), cfg.queue_refresh.0, cancel);

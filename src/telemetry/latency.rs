@@ -42,12 +42,26 @@ pub fn answer_read(read: Instant) {
     let _ = STARTED.try_with(|s| s.set(Some(Start::Stanza(read))));
 }
 
-/// A request stanza was written: the first one for an agent event ends its measurement.
-pub fn stanza_written() {
-    record(|start| match start {
-        Start::Event(t) => Some(("to_platform", t)),
-        Start::Stanza(_) => None,
-    });
+/// A request stanza is about to be sent: the first one for an agent event takes its
+/// measurement's start, for the link to end with [`written`] once the stanza is on the socket
+/// (the hand-back to this task is no part of the path to the platform).
+pub fn sending() -> Option<Instant> {
+    STARTED
+        .try_with(|s| match s.get() {
+            Some(Start::Event(t)) => {
+                s.set(None);
+                Some(t)
+            }
+            _ => None,
+        })
+        .ok()
+        .flatten()
+}
+
+/// The request stanza whose measurement [`sending`] took at `started` is written.
+pub fn written(started: Instant) {
+    metrics::histogram!(BRIDGE_LATENCY, "path" => "to_platform")
+        .record(started.elapsed().as_secs_f64());
 }
 
 /// An event was emitted to a socket: the first one after a stanza ends its measurement.
@@ -91,8 +105,10 @@ mod tests {
         event(arrived, async {
             emitted(); // no stanza read yet: not a platform-to-agent path
             tokio::time::advance(Duration::from_micros(300)).await;
-            stanza_written();
-            stanza_written();
+            let started = sending().expect("the event's measurement is open");
+            assert_eq!(started, arrived);
+            assert_eq!(sending(), None, "only the first stanza is measured");
+            written(started);
             answer_read(Instant::now());
             emitted();
             emitted();
@@ -100,7 +116,7 @@ mod tests {
         .await;
         stanza(Instant::now(), emitted);
         // Outside any measured task nothing is recorded.
-        stanza_written();
+        assert_eq!(sending(), None);
         emitted();
         assert_eq!(count(&handle, "to_platform"), 1.0);
         assert_eq!(count(&handle, "to_agent"), 2.0);

@@ -15,7 +15,7 @@ use tokio_xmpp::jid::{BareJid, FullJid, Jid};
 pub use crate::config::Endpoint;
 pub use backoff::Backoff;
 pub use connect::{ConnectSettings, Io, Stream, TIMEOUTS, connect};
-pub use link::Link;
+pub use link::{InboundHandler, Link};
 
 /// Why the link could not do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -64,7 +64,7 @@ impl Harness {
 
     fn feed(&mut self, item: Inbound) {
         let dispatcher = &mut self.dispatcher;
-        metrics::with_local_recorder(&self.recorder, || dispatcher.handle(item));
+        metrics::with_local_recorder(&self.recorder, || dispatcher.route(item));
     }
 
     fn register(&self, occupant: &str) -> Ticket {

@@ -15,7 +15,7 @@ use tracing::{debug, info, warn};
 
 use super::super::{Backoff, Inbound, LinkError, LinkStatus, Stream, connect};
 use super::rooms::Room;
-use super::{Command, INBOUND_QUEUE, LinkTask, write};
+use super::{Command, Consumer, INBOUND_QUEUE, LinkTask, reserve, write};
 use crate::telemetry;
 
 /// Stanzas written before one flush, so bursts share TCP segments.
@@ -106,6 +106,10 @@ impl LinkTask {
             s.last_error = Some("shut down".into());
         });
         metrics::gauge!(telemetry::LINK_UP).set(0.0);
+        self.deliver();
+        if let Consumer::Inline(handler) = &mut self.consumer {
+            handler.stopped();
+        }
         info!("XMPP link stopped");
     }
 
@@ -113,11 +117,12 @@ impl LinkTask {
     async fn serve_offline<T>(&mut self, fut: impl Future<Output = T>) -> Option<T> {
         tokio::pin!(fut);
         loop {
+            self.deliver();
             let cmd = tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => return None,
                 result = &mut fut => return Some(result),
-                Ok(permit) = self.inbound.reserve(), if !self.outq.is_empty() => {
+                Some(permit) = reserve(self.consumer.queue()), if !self.outq.is_empty() => {
                     if let Some(item) = self.outq.pop_front() {
                         permit.send(item);
                     }
@@ -197,10 +202,11 @@ impl LinkTask {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut pings = 0u64;
         loop {
+            self.deliver();
             let wake = tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => Wake::Cancelled,
-                Ok(permit) = self.inbound.reserve(), if !self.outq.is_empty() => {
+                Some(permit) = reserve(self.consumer.queue()), if !self.outq.is_empty() => {
                     if let Some(item) = self.outq.pop_front() {
                         permit.send(item);
                     }
@@ -279,7 +285,11 @@ impl LinkTask {
         let mut next = Some(first);
         while let Some(cmd) = next.take() {
             match cmd {
-                Command::Send { stanza, done } => {
+                Command::Send {
+                    stanza,
+                    measured,
+                    done,
+                } => {
                     if let Err(e) = stream
                         .feed(&XmppStreamElement::Stanza(Stanza::Message(*stanza)))
                         .await
@@ -288,7 +298,7 @@ impl LinkTask {
                         let _ = done.send(Err(LinkError::Down(reason.clone())));
                         return Err(reason);
                     }
-                    sent.push(done);
+                    sent.push((done, measured));
                 }
                 Command::Join { room, nick, done } => {
                     let r = self
@@ -325,7 +335,10 @@ impl LinkTask {
         let flushed = <Stream as SinkExt<&XmppStreamElement>>::flush(stream)
             .await
             .map_err(|e| format!("write failed: {e}"));
-        for done in sent {
+        for (done, measured) in sent {
+            if let (Ok(()), Some(started)) = (&flushed, measured) {
+                telemetry::latency::written(started);
+            }
             let _ = done.send(flushed.clone().map_err(LinkError::Down));
         }
         flushed

@@ -20,14 +20,53 @@ use rooms::Room;
 
 /// Commands queued to the link task. Bounded: a caller waits when the link is this far behind.
 const COMMAND_QUEUE: usize = 4096;
-/// Messages received but not yet taken by the consumer; past this the link stops reading the
-/// socket, which pushes back on the server instead of growing memory.
+/// Messages received but not yet taken by a queued consumer; past this the link stops reading
+/// the socket, which pushes back on the server instead of growing memory.
 const INBOUND_QUEUE: usize = 4096;
+
+/// Takes what the link receives on the link task itself, as it is read: no hand-off to
+/// another task between a stanza read and the request or subscriber waiting for it. It runs
+/// between reads, so it must neither block nor wait.
+pub trait InboundHandler: Send + 'static {
+    /// Takes one thing the link received.
+    fn handle(&mut self, item: Inbound);
+    /// The link has stopped for good; nothing more will come.
+    fn stopped(&mut self);
+}
+
+/// Where the link task delivers what it receives.
+enum Consumer {
+    /// Handled on the link task, as it arrives.
+    Inline(Box<dyn InboundHandler>),
+    /// Queued to another task; the link stops reading while the queue is full.
+    Queue(mpsc::Sender<Inbound>),
+}
+
+impl Consumer {
+    /// The queue, if what the link receives goes to one.
+    fn queue(&self) -> Option<&mpsc::Sender<Inbound>> {
+        match self {
+            Consumer::Queue(tx) => Some(tx),
+            Consumer::Inline(_) => None,
+        }
+    }
+}
+
+/// Room for one item in `queue`. Never ready without one: an inline handler is fed directly
+/// by [`LinkTask::deliver`].
+async fn reserve(queue: Option<&mpsc::Sender<Inbound>>) -> Option<mpsc::Permit<'_, Inbound>> {
+    match queue {
+        Some(tx) => tx.reserve().await.ok(),
+        None => std::future::pending().await,
+    }
+}
 
 /// What a [`Link`] asks of the link task.
 enum Command {
     Send {
         stanza: Box<Message>,
+        /// Where the latency measurement of this stanza started, if it ends here.
+        measured: Option<tokio::time::Instant>,
         done: oneshot::Sender<Result<(), LinkError>>,
     },
     Join {
@@ -48,14 +87,41 @@ pub struct Link {
 }
 
 impl Link {
-    /// Starts the link task; it connects at once and keeps reconnecting until `cancel`.
+    /// Starts the link task; it connects at once and keeps reconnecting until `cancel`. What
+    /// it receives is queued to the returned receiver.
     pub fn spawn(
         settings: ConnectSettings,
         tracker: &TaskTracker,
         cancel: CancellationToken,
     ) -> (Link, mpsc::Receiver<Inbound>) {
-        let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
         let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
+        let link = Self::start(settings, Consumer::Queue(inbound_tx), tracker, cancel);
+        (link, inbound_rx)
+    }
+
+    /// Like [`spawn`](Self::spawn), with what the link receives given to `handler` on the
+    /// link task as it is read.
+    pub fn spawn_handled(
+        settings: ConnectSettings,
+        handler: impl InboundHandler,
+        tracker: &TaskTracker,
+        cancel: CancellationToken,
+    ) -> Link {
+        Self::start(
+            settings,
+            Consumer::Inline(Box::new(handler)),
+            tracker,
+            cancel,
+        )
+    }
+
+    fn start(
+        settings: ConnectSettings,
+        consumer: Consumer,
+        tracker: &TaskTracker,
+        cancel: CancellationToken,
+    ) -> Link {
+        let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
         let (state_tx, state) = watch::channel(LinkState {
             status: LinkStatus::Connecting,
             bound: None,
@@ -66,7 +132,7 @@ impl Link {
         let task = LinkTask {
             settings,
             commands: command_rx,
-            inbound: inbound_tx,
+            consumer,
             outq: VecDeque::new(),
             rooms: BTreeMap::new(),
             pings_sent: 0,
@@ -76,7 +142,7 @@ impl Link {
         };
         let span = tracing::info_span!("xmpp_link");
         tracker.spawn(tracing::Instrument::instrument(task.run(), span));
-        (Link { commands, state }, inbound_rx)
+        Link { commands, state }
     }
 
     async fn command(
@@ -94,9 +160,13 @@ impl Link {
     /// Sends a private message to a room occupant; returns once it is written to the socket.
     pub async fn send_chat(&self, to: FullJid, id: String, body: String) -> Result<(), LinkError> {
         let stanza = message(MessageType::Chat, to.into(), id, body);
-        self.command(|done| Command::Send { stanza, done }).await?;
-        crate::telemetry::latency::stanza_written();
-        Ok(())
+        let measured = crate::telemetry::latency::sending();
+        self.command(|done| Command::Send {
+            stanza,
+            measured,
+            done,
+        })
+        .await
     }
 
     /// Sends a message to a whole room.
@@ -107,7 +177,12 @@ impl Link {
         body: String,
     ) -> Result<(), LinkError> {
         let stanza = message(MessageType::Groupchat, room.into(), id, body);
-        self.command(|done| Command::Send { stanza, done }).await
+        self.command(|done| Command::Send {
+            stanza,
+            measured: None,
+            done,
+        })
+        .await
     }
 
     /// Joins `room` as `nick` (or a suffixed nick on conflict) and waits for the server's
@@ -145,7 +220,8 @@ fn message(type_: MessageType, to: Jid, id: String, body: String) -> Box<Message
 struct LinkTask {
     settings: ConnectSettings,
     commands: mpsc::Receiver<Command>,
-    inbound: mpsc::Sender<Inbound>,
+    consumer: Consumer,
+    /// Received, not yet delivered: always empty between steps for an inline handler.
     outq: VecDeque<Inbound>,
     rooms: BTreeMap<BareJid, Room>,
     /// Self-pings sent on this link, numbering their ids.
@@ -154,6 +230,18 @@ struct LinkTask {
     cancel: CancellationToken,
     /// Where transport tasks (a BOSH session) are spawned, to be joined at shutdown.
     tracker: TaskTracker,
+}
+
+impl LinkTask {
+    /// Hands everything received so far to an inline handler; a queue takes it as it has
+    /// room, in the task's select loops.
+    fn deliver(&mut self) {
+        if let Consumer::Inline(handler) = &mut self.consumer {
+            while let Some(item) = self.outq.pop_front() {
+                handler.handle(item);
+            }
+        }
+    }
 }
 
 /// Writes one stanza and flushes it.
