@@ -26,8 +26,8 @@ use std::process::ChildStdin;
 use std::time::{Duration, Instant};
 
 use converja_bridge::converja::{AgentId, QueueId};
-use converja_bridge::postgres::LocalPostgres;
 use converja_bridge::local_server::{LocalServer, ServerKind};
+use converja_bridge::postgres::LocalPostgres;
 use converja_bridge::sim::{self, SimHandle};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -513,6 +513,25 @@ fn median(runs: &[System]) -> System {
     }
 }
 
+/// `cell` of every system's phase at each pace, one row per pace; `—` where it is NaN.
+fn phase_rows(
+    options: &Options,
+    all: &[&System],
+    figure: &str,
+    cell: impl Fn(&Phase) -> (f64, String),
+) {
+    for (i, pace) in options.paces.iter().enumerate() {
+        let cells: Vec<String> = all
+            .iter()
+            .map(|s| match cell(&s.phases[i]) {
+                (v, _) if v.is_nan() => "—".into(),
+                (_, text) => text,
+            })
+            .collect();
+        println!("| {figure}, {} | {} |  |", pace.label(), cells.join(" | "));
+    }
+}
+
 fn print_level(
     options: &Options,
     agents: u64,
@@ -522,97 +541,65 @@ fn print_level(
     xmpp: &System,
 ) {
     println!("\n### {agents} agents (median of {rounds} rounds)\n");
-    let mut header = String::from("| figure |");
-    let mut rule = String::from("|---|");
-    for s in bridges.iter().chain([socketio, xmpp]) {
-        header.push_str(&format!(" {} |", s.name));
-        rule.push_str("---|");
-    }
-    header.push_str(" bridge / (socket.io + XMPP floors) |");
-    rule.push_str("---|");
-    println!("{header}\n{rule}");
-    let row = |figure: String, cells: Vec<String>, ratio: String| {
-        println!("| {figure} | {} | {ratio} |", cells.join(" | "));
-    };
     let all: Vec<&System> = bridges.iter().chain([socketio, xmpp]).collect();
-    let first = &bridges[0];
+    let names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
+    println!(
+        "| figure | {} | bridge / (socket.io + XMPP floors) |\n|---|{}---|",
+        names.join(" | "),
+        "---|".repeat(all.len())
+    );
     for (i, pace) in options.paces.iter().enumerate() {
         let floor = socketio.phases[i].cpu_per_trip_us + xmpp.phases[i].cpu_per_trip_us;
-        row(
-            format!("CPU per round trip, {}", pace.label()),
-            all.iter()
-                .map(|s| {
-                    format!(
-                        "{:.0} µs ({:.0}/s)",
-                        s.phases[i].cpu_per_trip_us, s.phases[i].rate
-                    )
-                })
-                .collect(),
-            format!("{:.2}×", first.phases[i].cpu_per_trip_us / floor),
+        let cells: Vec<String> = all
+            .iter()
+            .map(|s| {
+                let p = &s.phases[i];
+                format!("{:.0} µs ({:.0}/s)", p.cpu_per_trip_us, p.rate)
+            })
+            .collect();
+        println!(
+            "| CPU per round trip, {} | {} | {:.2}× |",
+            pace.label(),
+            cells.join(" | "),
+            bridges[0].phases[i].cpu_per_trip_us / floor
         );
     }
-    for (i, pace) in options.paces.iter().enumerate() {
-        row(
-            format!("{} CPU per round trip, {}", options.server, pace.label()),
-            all.iter()
-                .map(|s| match s.phases[i].server_cpu_per_trip_us {
-                    us if us.is_nan() => "—".into(),
-                    us => format!("{us:.0} µs"),
-                })
-                .collect(),
-            String::new(),
+    phase_rows(
+        options,
+        &all,
+        &format!("{} CPU per round trip", options.server),
+        |p| {
+            let us = p.server_cpu_per_trip_us;
+            (us, format!("{us:.0} µs"))
+        },
+    );
+    phase_rows(options, &all, "UI END_CALL → CALL_ENDED p50/p99", |p| {
+        (p.ui_p50, format!("{:.2}/{:.2} ms", p.ui_p50, p.ui_p99))
+    });
+    for path in ["to_platform", "to_agent"] {
+        phase_rows(
+            options,
+            &all,
+            &format!("inside the bridge {path} p50/p99"),
+            |p| match p.inside.get(path) {
+                Some((p50, p99)) => (*p50, format!("{p50:.0}/{p99:.0} µs")),
+                None => (f64::NAN, String::new()),
+            },
         );
     }
-    for (i, pace) in options.paces.iter().enumerate() {
-        row(
-            format!("UI END_CALL → CALL_ENDED p50/p99, {}", pace.label()),
-            all.iter()
-                .map(|s| {
-                    if s.phases[i].ui_p50.is_nan() {
-                        "—".into()
-                    } else {
-                        format!("{:.2}/{:.2} ms", s.phases[i].ui_p50, s.phases[i].ui_p99)
-                    }
-                })
-                .collect(),
-            String::new(),
-        );
-    }
-    for (i, pace) in options.paces.iter().enumerate() {
-        for path in ["to_platform", "to_agent"] {
-            row(
-                format!("inside the bridge {path} p50/p99, {}", pace.label()),
-                all.iter()
-                    .map(|s| match s.phases[i].inside.get(path) {
-                        Some((p50, p99)) => format!("{p50:.0}/{p99:.0} µs"),
-                        None => "—".into(),
-                    })
-                    .collect(),
-                String::new(),
-            );
-        }
-    }
-    row(
-        "idle CPU, all connected, no call".into(),
-        all.iter()
-            .map(|s| format!("{:.2}% of a core", s.idle_cpu_pct))
-            .collect(),
-        String::new(),
-    );
-    row(
-        "idle RSS per agent".into(),
-        all.iter()
-            .map(|s| format!("{:.1} KiB", s.rss_per_agent_kib))
-            .collect(),
-        String::new(),
-    );
-    row(
-        "connect rate (UI logins; XMPP floor: room joins)".into(),
-        all.iter()
-            .map(|s| format!("{:.0}/s", s.connect_rate))
-            .collect(),
-        String::new(),
-    );
+    let level_row = |figure: &str, cell: &dyn Fn(&System) -> String| {
+        let cells: Vec<String> = all.iter().map(|s| cell(s)).collect();
+        println!("| {figure} | {} |  |", cells.join(" | "));
+    };
+    level_row("idle CPU, all connected, no call", &|s| {
+        format!("{:.2}% of a core", s.idle_cpu_pct)
+    });
+    level_row("idle RSS per agent", &|s| {
+        format!("{:.1} KiB", s.rss_per_agent_kib)
+    });
+    level_row("connect rate (UI logins; XMPP floor: room joins)", &|s| {
+        format!("{:.0}/s", s.connect_rate)
+    });
 }
 
 /// How long the bridge takes from its start to ready (online, [`READY_QUEUES`] queue rooms

@@ -341,8 +341,12 @@ async fn stack(
     tracker: &TaskTracker,
     cancel: &CancellationToken,
 ) -> (LocalServer, SimHandle, Killed, u16, tempfile::TempDir) {
-    let prosody = LocalServer::start(ServerKind::Prosody, DOMAIN, &[("bridge", "b"), ("platform", "p")])
-        .unwrap_or_else(|e| panic!("{e}"));
+    let prosody = LocalServer::start(
+        ServerKind::Prosody,
+        DOMAIN,
+        &[("bridge", "b"), ("platform", "p")],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let sim = sim::start(
         prosody.account("platform", "p"),
         prosody.conference.parse().expect("domain"),
@@ -485,8 +489,12 @@ fn tally(
 }
 
 async fn misbehaving_platform(requests: u64) {
-    let prosody = LocalServer::start(ServerKind::Prosody, DOMAIN, &[("platform", "p"), ("probe", "x")])
-        .unwrap_or_else(|e| panic!("{e}"));
+    let prosody = LocalServer::start(
+        ServerKind::Prosody,
+        DOMAIN,
+        &[("platform", "p"), ("probe", "x")],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
     let sim = sim::start(
