@@ -102,6 +102,8 @@ struct Phase {
     cpu_per_trip_us: f64,
     /// The XMPP server's CPU per round trip over the same phase (NaN without one).
     server_cpu_per_trip_us: f64,
+    /// Cores the whole machine kept busy over the phase, every process counted.
+    busy_cores: f64,
     /// Round trips per second achieved.
     rate: f64,
     /// The UI's END_CALL → CALL_ENDED, ms.
@@ -115,8 +117,9 @@ struct Phase {
 #[derive(Debug, Default, Clone)]
 struct System {
     name: String,
-    /// Agents connected (or rooms joined) per second.
-    connect_rate: f64,
+    /// Logging every agent in (the XMPP floor: joining every agent room): its rate is
+    /// logins per second, its CPU per round trip is per login.
+    login: Phase,
     idle_cpu_pct: f64,
     rss_per_agent_kib: f64,
     phases: Vec<Phase>,
@@ -176,6 +179,7 @@ struct PhaseClock {
     server: Option<u32>,
     cpu: u64,
     server_cpu: u64,
+    busy: u64,
     started: Instant,
 }
 
@@ -186,6 +190,7 @@ impl PhaseClock {
             server,
             cpu: cpu(pid),
             server_cpu: server.map_or(0, cpu),
+            busy: machine_busy(),
             started: Instant::now(),
         }
     }
@@ -193,7 +198,8 @@ impl PhaseClock {
     /// The phase's figures once `count` round trips are done; the UIs' `report` for their
     /// latency, if they took part.
     fn finish(self, count: u64, report: Option<&Value>) -> Phase {
-        let rate = count as f64 / self.started.elapsed().as_secs_f64();
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let rate = count as f64 / elapsed;
         let per_trip = |ticks: u64| ticks as f64 / TICKS_PER_SEC / count as f64 * 1e6;
         let ms = |key: &str| report.and_then(|r| r[key].as_f64()).unwrap_or(f64::NAN);
         Phase {
@@ -201,12 +207,29 @@ impl PhaseClock {
             server_cpu_per_trip_us: self
                 .server
                 .map_or(f64::NAN, |pid| per_trip(cpu(pid) - self.server_cpu)),
+            busy_cores: (machine_busy() - self.busy) as f64 / TICKS_PER_SEC / elapsed,
             rate,
             ui_p50: ms("p50"),
             ui_p99: ms("p99"),
             inside: BTreeMap::new(),
         }
     }
+}
+
+/// CPU (ticks) the whole machine has spent busy since boot, all cores: `/proc/stat` less
+/// idle and I/O wait.
+fn machine_busy() -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    ticks.iter().take(8).sum::<u64>().saturating_sub(idle)
 }
 
 /// CPU (ticks) of `pid` now.
@@ -332,12 +355,12 @@ async fn bridge(
     let (bridge, port) = start_bridge_on(xmpp, dir.path(), "", &section);
     let pid = bridge.0.id();
     let (rss_before, _) = usage(pid);
-    let mut uis = LoadUis::start(port, agents);
+    let (mut uis, login) = log_in(port, agents, pid, xmpp.pid());
     let idle_cpu_pct = idle_cpu(pid).await;
     let (rss, _) = usage(pid);
     let mut system = System {
         name: format!("bridge ({kind} store)"),
-        connect_rate: agents as f64 / uis.login_time.as_secs_f64(),
+        login,
         idle_cpu_pct,
         rss_per_agent_kib: rss.saturating_sub(rss_before) as f64 / 1024.0 / agents as f64,
         phases: Vec::new(),
@@ -357,18 +380,29 @@ async fn bridge(
     system
 }
 
+/// The load generator's `agents` agents logged in to the server on `port` (process `pid`,
+/// in front of the XMPP server `server`), and what logging them in cost.
+fn log_in(port: u16, agents: u64, pid: u32, server: Option<u32>) -> (LoadUis, Phase) {
+    let clock = PhaseClock::start(pid, server);
+    let uis = LoadUis::start(port, agents);
+    let mut login = clock.finish(agents, None);
+    // The generator's own clock, without its start-up.
+    login.rate = agents as f64 / uis.login_time.as_secs_f64();
+    (uis, login)
+}
+
 /// The bare socket.io server with `agents` agents logged in, through every phase.
 async fn socketio_floor(paces: &[Pace], agents: u64) -> System {
     let (mut server, port) = floor::start_socketio();
     let pid = server.0.id();
     let mut stdin = server.0.stdin.take().expect("piped");
     let (rss_before, _) = usage(pid);
-    let mut uis = LoadUis::start(port, agents);
+    let (mut uis, login) = log_in(port, agents, pid, None);
     let idle_cpu_pct = idle_cpu(pid).await;
     let (rss, _) = usage(pid);
     let mut system = System {
         name: "socket.io floor".into(),
-        connect_rate: agents as f64 / uis.login_time.as_secs_f64(),
+        login,
         idle_cpu_pct,
         rss_per_agent_kib: rss.saturating_sub(rss_before) as f64 / 1024.0 / agents as f64,
         phases: Vec::new(),
@@ -398,16 +432,16 @@ async fn xmpp_floor(xmpp: &LocalServer, sim: &SimHandle, paces: &[Pace], agents:
     );
     let pid = client.0.id();
     let (rss_before, _) = usage(pid);
-    let started = Instant::now();
+    let clock = PhaseClock::start(pid, xmpp.pid());
     floor::join_rooms(&mut client);
-    let joined_in = started.elapsed();
+    let login = clock.finish(agents, None);
     let mut stdin = client.0.stdin.take().expect("piped");
     let mut lines = floor::lines(&mut client);
     let idle_cpu_pct = idle_cpu(pid).await;
     let (rss, _) = usage(pid);
     let mut system = System {
         name: "XMPP floor".into(),
-        connect_rate: agents as f64 / joined_in.as_secs_f64(),
+        login,
         idle_cpu_pct,
         rss_per_agent_kib: rss.saturating_sub(rss_before) as f64 / 1024.0 / agents as f64,
         phases: Vec::new(),
@@ -470,46 +504,56 @@ async fn level(options: &Options, agents: u64, rounds: usize) {
 
 /// The median of every figure over `runs` of one system.
 fn median(runs: &[System]) -> System {
-    fn mid(mut values: Vec<f64>) -> f64 {
-        values.sort_by(f64::total_cmp);
-        values[values.len() / 2]
-    }
     let first = &runs[0];
     let phases = (0..first.phases.len())
-        .map(|i| {
-            let of =
-                |f: &dyn Fn(&Phase) -> f64| mid(runs.iter().map(|r| f(&r.phases[i])).collect());
-            let inside = first.phases[i]
-                .inside
-                .keys()
-                .map(|path| {
-                    let at = |q: usize| {
-                        mid(runs
-                            .iter()
-                            .filter_map(|r| r.phases[i].inside.get(path))
-                            .map(|p| if q == 0 { p.0 } else { p.1 })
-                            .collect())
-                    };
-                    (path.clone(), (at(0), at(1)))
-                })
-                .collect();
-            Phase {
-                cpu_per_trip_us: of(&|p| p.cpu_per_trip_us),
-                server_cpu_per_trip_us: of(&|p| p.server_cpu_per_trip_us),
-                rate: of(&|p| p.rate),
-                ui_p50: of(&|p| p.ui_p50),
-                ui_p99: of(&|p| p.ui_p99),
-                inside,
-            }
-        })
+        .map(|i| median_phase(&runs.iter().map(|r| &r.phases[i]).collect::<Vec<_>>()))
         .collect();
     let of = |f: &dyn Fn(&System) -> f64| mid(runs.iter().map(f).collect());
     System {
         name: first.name.clone(),
-        connect_rate: of(&|s| s.connect_rate),
+        login: median_phase(&runs.iter().map(|r| &r.login).collect::<Vec<_>>()),
         idle_cpu_pct: of(&|s| s.idle_cpu_pct),
         rss_per_agent_kib: of(&|s| s.rss_per_agent_kib),
         phases,
+    }
+}
+
+/// This machine's cores.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// The middle value.
+fn mid(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// The median of every figure over `runs` of one phase.
+fn median_phase(runs: &[&Phase]) -> Phase {
+    let of = |f: &dyn Fn(&Phase) -> f64| mid(runs.iter().map(|p| f(p)).collect());
+    let inside = runs[0]
+        .inside
+        .keys()
+        .map(|path| {
+            let at = |q: fn(&(f64, f64)) -> f64| {
+                mid(runs
+                    .iter()
+                    .filter_map(|r| r.inside.get(path))
+                    .map(q)
+                    .collect())
+            };
+            (path.clone(), (at(|p| p.0), at(|p| p.1)))
+        })
+        .collect();
+    Phase {
+        cpu_per_trip_us: of(&|p| p.cpu_per_trip_us),
+        server_cpu_per_trip_us: of(&|p| p.server_cpu_per_trip_us),
+        busy_cores: of(&|p| p.busy_cores),
+        rate: of(&|p| p.rate),
+        ui_p50: of(&|p| p.ui_p50),
+        ui_p99: of(&|p| p.ui_p99),
+        inside,
     }
 }
 
@@ -573,6 +617,12 @@ fn print_level(
             (us, format!("{us:.0} µs"))
         },
     );
+    phase_rows(options, &all, "whole machine busy", |p| {
+        (
+            p.busy_cores,
+            format!("{:.2} of {} cores", p.busy_cores, cores()),
+        )
+    });
     phase_rows(options, &all, "UI END_CALL → CALL_ENDED p50/p99", |p| {
         (p.ui_p50, format!("{:.2}/{:.2} ms", p.ui_p50, p.ui_p99))
     });
@@ -598,7 +648,20 @@ fn print_level(
         format!("{:.1} KiB", s.rss_per_agent_kib)
     });
     level_row("connect rate (UI logins; XMPP floor: room joins)", &|s| {
-        format!("{:.0}/s", s.connect_rate)
+        format!("{:.0}/s", s.login.rate)
+    });
+    level_row("CPU per login", &|s| {
+        format!("{:.0} µs", s.login.cpu_per_trip_us)
+    });
+    level_row(&format!("{} CPU per login", options.server), &|s| match s
+        .login
+        .server_cpu_per_trip_us
+    {
+        us if us.is_nan() => "—".into(),
+        us => format!("{us:.0} µs"),
+    });
+    level_row("whole machine busy during logins", &|s| {
+        format!("{:.2} of {} cores", s.login.busy_cores, cores())
     });
 }
 
