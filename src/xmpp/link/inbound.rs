@@ -9,7 +9,7 @@ use tokio_xmpp::parsers::ns;
 use tracing::debug;
 
 use super::super::{Inbound, InboundMessage, MessageKind, Stream};
-use super::rooms::SELF_PING_ID;
+use super::self_ping::ID_PREFIX as SELF_PING_ID;
 use super::{LinkTask, write};
 use crate::telemetry;
 

@@ -3,6 +3,7 @@
 mod connection;
 mod inbound;
 mod rooms;
+mod self_ping;
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -135,7 +136,7 @@ impl Link {
             consumer,
             outq: VecDeque::new(),
             rooms: BTreeMap::new(),
-            pings_sent: 0,
+            pings: Default::default(),
             state: state_tx,
             cancel,
             tracker: tracker.clone(),
@@ -224,8 +225,8 @@ struct LinkTask {
     /// Received, not yet delivered: always empty between steps for an inline handler.
     outq: VecDeque<Inbound>,
     rooms: BTreeMap<BareJid, Room>,
-    /// Self-pings sent on this link, numbering their ids.
-    pings_sent: u64,
+    /// Which rooms to check that they still have us, and when.
+    pings: self_ping::SelfPings,
     state: watch::Sender<LinkState>,
     cancel: CancellationToken,
     /// Where transport tasks (a BOSH session) are spawned, to be joined at shutdown.

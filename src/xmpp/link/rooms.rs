@@ -24,10 +24,6 @@ use crate::telemetry;
 const JOIN_ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
 /// Nickname conflicts tolerated per room before it counts as a join failure.
 const MAX_NICK_SUFFIX: u32 = 20;
-/// A self-ping unanswered this long tells nothing; the next one is sent on schedule.
-const SELF_PING_PATIENCE: Duration = Duration::from_secs(60);
-/// Prefix of self-ping request ids, to recognise their answers.
-pub(super) const SELF_PING_ID: &str = "self-ping-";
 
 /// A room the link is in or is joining.
 pub(super) struct Room {
@@ -45,9 +41,9 @@ pub(super) struct Room {
     pub(super) retry_at: Option<Instant>,
     retry: Backoff,
     /// When to check next that the room still has us.
-    next_ping: Option<Instant>,
+    pub(super) next_ping: Option<Instant>,
     /// The self-ping in flight, with when it went out.
-    ping_out: Option<(String, Instant)>,
+    pub(super) ping_out: Option<(String, Instant)>,
     /// Callers waiting for the join to succeed or fail.
     pub(super) waiters: Vec<oneshot::Sender<Result<(), LinkError>>>,
 }
@@ -133,27 +129,10 @@ impl LinkTask {
         self.publish_joined(room, false);
     }
 
-    /// Sends the self-pings that are due.
+    /// Sends the self-pings that are due (see [`super::self_ping`]).
     pub(super) async fn self_ping(&mut self, stream: &mut Stream) -> Result<(), String> {
-        let now = Instant::now();
-        let mut due = Vec::new();
-        for (room, r) in &mut self.rooms {
-            if r.ping_out
-                .as_ref()
-                .is_some_and(|(_, t)| now.duration_since(*t) > SELF_PING_PATIENCE)
-            {
-                r.ping_out = None;
-            }
-            if r.joined && r.ping_out.is_none() && r.next_ping.is_some_and(|t| t <= now) {
-                self.pings_sent += 1;
-                let id = format!("{SELF_PING_ID}{}", self.pings_sent);
-                r.ping_out = Some((id.clone(), now));
-                r.next_ping = Some(now + self.settings.self_ping_every);
-                let occupant = room.with_resource_str(&r.nick).map_err(|e| e.to_string())?;
-                due.push((occupant, id));
-            }
-        }
-        for (occupant, id) in due {
+        let every = self.settings.self_ping_every;
+        for (occupant, id) in self.pings.due(&mut self.rooms, every, Instant::now()) {
             let ping = Iq::from_get(id, Ping).with_to(occupant.into());
             write(stream, Stanza::Iq(ping)).await?;
         }
@@ -179,8 +158,9 @@ impl LinkTask {
         // XEP-0410: not-acceptable (not an occupant) and item-not-found (no such room) mean
         // we are out; any other error only says the ping itself is not supported.
         if matches!(error, Some("not-acceptable" | "item-not-found")) {
-            warn!(%room, "no longer in the room, unannounced; rejoining");
+            warn!(%room, "no longer in the room, unannounced; rejoining, and checking every room");
             self.removed(&room);
+            self.pings.removal_found();
         }
     }
 
