@@ -28,10 +28,12 @@ use socketioxide::extract::{Data, SocketRef};
 use socketioxide::handler::ConnectHandler;
 use tokio_util::task::TaskTracker;
 use tokio_xmpp::Stanza;
-use tokio_xmpp::jid::BareJid;
+use tokio_xmpp::jid::{BareJid, Jid};
+use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::parsers::message::{Id, Lang, Message as XmppMessage, MessageType};
 use tokio_xmpp::parsers::muc::Muc;
 use tokio_xmpp::parsers::muc::muc::History;
+use tokio_xmpp::parsers::ping::Ping;
 use tokio_xmpp::parsers::presence::Presence;
 use tokio_xmpp::xmlstream::{FallibleStreamElement, XmppStreamElement};
 
@@ -238,7 +240,8 @@ async fn xmpp(args: &[String]) {
     while lines.recv().await.as_deref().is_some_and(|l| l != "join") {}
     join_all(&mut stream, &rooms).await;
     println!("ready");
-    answer_calls(&mut stream, &addresses, lines).await;
+    let server: Jid = settings.jid.domain().to_owned().into();
+    answer_calls(&mut stream, &addresses, &server, lines).await;
 }
 
 /// Answers every `CallDidStart` in the queue room with `DELETE /calls/active` to the agent's
@@ -246,6 +249,7 @@ async fn xmpp(args: &[String]) {
 async fn answer_calls(
     stream: &mut Stream,
     addresses: &Addresses,
+    server: &Jid,
     mut lines: tokio::sync::mpsc::UnboundedReceiver<String>,
 ) {
     let mut answered = 0u64;
@@ -263,10 +267,27 @@ async fn answer_calls(
             },
             item = stream.next() => {
                 let Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::Stanza(Stanza::Message(m))))) = item else {
-                    if matches!(item, None | Some(Err(tokio_xmpp::xmlstream::ReadError::HardError(_)))) {
-                        return;
+                    match item {
+                        None => {
+                            eprintln!("XMPP floor: the server closed the stream");
+                            return;
+                        }
+                        Some(Err(tokio_xmpp::xmlstream::ReadError::HardError(e))) => {
+                            eprintln!("XMPP floor: connection error: {e}");
+                            return;
+                        }
+                        Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::StreamError(e)))) => {
+                            eprintln!("XMPP floor: stream error: {e}");
+                            return;
+                        }
+                        Some(Err(tokio_xmpp::xmlstream::ReadError::SoftTimeout)) => {
+                            // As the bridge does: a ping, or an idle stream is taken for dead.
+                            let ping = Iq::from_get("floor-keepalive", Ping).with_to(server.clone());
+                            stream.send(&XmppStreamElement::Stanza(Stanza::Iq(ping))).await.expect("write");
+                            continue;
+                        }
+                        _ => continue,
                     }
-                    continue;
                 };
                 let Some(body) = m.bodies.values().next() else { continue };
                 match Message::parse(body) {
