@@ -794,18 +794,7 @@ async fn shutdown(agents: u64) {
     cancel.cancel();
     let _ = pacer.await;
     // Every socket has seen its close once the UIs report them all disconnected.
-    let exited = Instant::now();
-    let report = loop {
-        let report = load.report();
-        if report["disconnected"].as_u64() >= Some(agents) {
-            break report;
-        }
-        assert!(
-            exited.elapsed() < SETTLE_LIMIT,
-            "sockets still open: {report}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let report = load.until("disconnected", agents, SETTLE_LIMIT).await;
     println!(
         "shutdown: SIGTERM with {in_flight} platform requests in flight ({agents} agents ending calls, hangups answered after 500 ms): exit {status} after {} ms; END_CALLs ended {}, refused {} (first refusal: {}), left without an answer {} (target 0)",
         took.as_millis(),

@@ -64,15 +64,21 @@ impl LoadUis {
     /// Waits until `count` calls have ended since the last reset, for at most `patience`;
     /// the report then.
     pub(crate) async fn ended(&mut self, count: u64, patience: Duration) -> Value {
+        self.until("ended", count, patience).await
+    }
+
+    /// Waits until the report's `figure` reaches `count`, for at most `patience`; the report
+    /// then.
+    pub(crate) async fn until(&mut self, figure: &str, count: u64, patience: Duration) -> Value {
         let started = Instant::now();
         loop {
             let report = self.report();
-            if report["ended"].as_u64() >= Some(count) {
+            if report[figure].as_u64() >= Some(count) {
                 return report;
             }
             assert!(
                 started.elapsed() < patience,
-                "{count} calls did not end within {patience:?}: {report}"
+                "{figure} did not reach {count} within {patience:?}: {report}"
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }

@@ -129,10 +129,6 @@ mod tests {
         }
     }
 
-    fn room_of(occupant: &FullJid) -> BareJid {
-        occupant.to_bare()
-    }
-
     #[test]
     fn rooms_are_checked_in_turn_within_the_budget() {
         let now = Instant::now();
@@ -146,7 +142,7 @@ mod tests {
             assert_eq!(due.len(), PINGS_PER_TICK, "tick {tick}");
             for (occupant, _) in &due {
                 assert!(
-                    seen.insert(room_of(occupant)),
+                    seen.insert(occupant.to_bare()),
                     "pinged twice before every room was"
                 );
             }
@@ -155,7 +151,7 @@ mod tests {
         assert_eq!(seen.len(), 100, "five ticks of 20 check all 100 rooms");
         // The turn starts again from the first room.
         let due = pings.due(&mut map, every, now + Duration::from_secs(5));
-        assert_eq!(room_of(&due[0].0), *map.keys().next().unwrap());
+        assert_eq!(due[0].0.to_bare(), *map.keys().next().unwrap());
     }
 
     #[test]
