@@ -243,3 +243,138 @@ impl LinkTask {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, VecDeque};
+
+    use tokio::sync::{mpsc, watch};
+    use tokio_util::sync::CancellationToken;
+    use tokio_util::task::TaskTracker;
+
+    use super::super::self_ping::ID_PREFIX;
+    use super::super::{Consumer, LinkState, LinkStatus};
+    use super::*;
+    use crate::config::{Endpoint, Secret, TlsMode};
+    use crate::xmpp::ConnectSettings;
+
+    const EVERY: Duration = Duration::from_secs(120);
+
+    /// A link task in `rooms`, every one joined and not due for a check for a while.
+    fn in_rooms(rooms: &[&str], now: Instant) -> LinkTask {
+        let settings = ConnectSettings {
+            jid: "bridge@converja.test".parse().expect("valid"),
+            password: Secret::new("x"),
+            endpoint: Endpoint::Tcp {
+                host: "127.0.0.1".into(),
+                port: 1,
+                tls: TlsMode::None,
+            },
+            ca_file: None,
+            connect_timeout: Duration::from_secs(1),
+            resource: "converja-bridge".into(),
+            self_ping_every: EVERY,
+        };
+        let (_commands, command_rx) = mpsc::channel(1);
+        let (queue, _) = mpsc::channel(1);
+        let (state, _) = watch::channel(LinkState {
+            status: LinkStatus::Online,
+            bound: None,
+            joined: Default::default(),
+            last_error: None,
+            sessions: 1,
+        });
+        let rooms = rooms
+            .iter()
+            .map(|jid| {
+                let mut r = Room::new("converja-bridge".into());
+                r.joined = true;
+                r.next_ping = Some(now + EVERY);
+                (jid.parse().expect("valid"), r)
+            })
+            .collect::<BTreeMap<BareJid, Room>>();
+        LinkTask {
+            settings,
+            commands: command_rx,
+            consumer: Consumer::Queue(queue),
+            outq: VecDeque::new(),
+            rooms,
+            pings: Default::default(),
+            state,
+            cancel: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        }
+    }
+
+    /// `room`'s self-ping is out, and the server answers it with `error`.
+    fn answered(link: &mut LinkTask, room: &str, error: Option<&str>, now: Instant) {
+        let room: BareJid = room.parse().expect("valid");
+        let id = format!("{ID_PREFIX}7");
+        link.rooms
+            .get_mut(&room)
+            .expect("a room of the link")
+            .ping_out = Some((id.clone(), now));
+        link.on_self_ping_answer(Some(room), &id, error);
+    }
+
+    /// The rooms the next tick checks.
+    fn checked_next(link: &mut LinkTask, now: Instant) -> Vec<String> {
+        link.pings
+            .due(&mut link.rooms, EVERY, now)
+            .into_iter()
+            .map(|(occupant, _)| occupant.to_bare().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_removal_found_by_a_self_ping_has_every_other_room_checked_on_the_next_tick() {
+        let now = Instant::now();
+        let mut link = in_rooms(&["a@muc.test", "b@muc.test", "c@muc.test"], now);
+        answered(&mut link, "b@muc.test", Some("not-acceptable"), now);
+        let b: BareJid = "b@muc.test".parse().expect("valid");
+        assert!(
+            !link.rooms[&b].joined,
+            "the removed room is to be joined again"
+        );
+        assert!(link.rooms[&b].retry_at.is_some());
+        assert_eq!(checked_next(&mut link, now), ["a@muc.test", "c@muc.test"]);
+        assert!(
+            checked_next(&mut link, now).is_empty(),
+            "one sweep, not more"
+        );
+    }
+
+    #[test]
+    fn a_self_ping_the_room_does_not_support_is_no_removal() {
+        let now = Instant::now();
+        let mut link = in_rooms(&["a@muc.test", "b@muc.test"], now);
+        answered(
+            &mut link,
+            "b@muc.test",
+            Some("feature-not-implemented"),
+            now,
+        );
+        let b: BareJid = "b@muc.test".parse().expect("valid");
+        assert!(link.rooms[&b].joined);
+        assert!(link.rooms[&b].ping_out.is_none(), "the check is over");
+        assert!(checked_next(&mut link, now).is_empty(), "no sweep");
+    }
+
+    #[test]
+    fn an_answer_to_another_ping_than_the_one_out_is_ignored() {
+        let now = Instant::now();
+        let mut link = in_rooms(&["a@muc.test"], now);
+        let a: BareJid = "a@muc.test".parse().expect("valid");
+        link.rooms.get_mut(&a).expect("a").ping_out = Some((format!("{ID_PREFIX}8"), now));
+        link.on_self_ping_answer(
+            Some(a.clone()),
+            &format!("{ID_PREFIX}7"),
+            Some("not-acceptable"),
+        );
+        assert!(
+            link.rooms[&a].joined,
+            "a spoofed or stale answer removes nothing"
+        );
+        assert!(link.rooms[&a].ping_out.is_some());
+    }
+}
