@@ -34,7 +34,7 @@ use tokio_xmpp::parsers::message::{Id, Lang, Message as XmppMessage, MessageType
 use tokio_xmpp::parsers::muc::Muc;
 use tokio_xmpp::parsers::muc::muc::History;
 use tokio_xmpp::parsers::ping::Ping;
-use tokio_xmpp::parsers::presence::Presence;
+use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
 use tokio_xmpp::xmlstream::{FallibleStreamElement, XmppStreamElement};
 
 use super::Killed;
@@ -43,6 +43,12 @@ const SOCKETIO: &str = "--floor-socketio";
 const XMPP: &str = "--floor-xmpp";
 /// The floor's nickname in every room.
 const NICK: &str = "floor";
+/// How long a room join may go unanswered before it is sent again.
+const JOIN_RETRY: Duration = Duration::from_secs(20);
+/// How long the floor waits for the next answer to its requests before it gives up.
+const ANSWER_PATIENCE: Duration = Duration::from_secs(120);
+/// How long the floor tries to join every room.
+const JOIN_PATIENCE: Duration = Duration::from_secs(180);
 
 /// Runs the floor the command line names, if it names one; whether it did.
 pub(crate) fn run_if_asked() -> bool {
@@ -255,73 +261,198 @@ async fn answer_calls(
     let mut answered = 0u64;
     let mut target: Option<u64> = None;
     let mut next_id = 1u64;
+    let mut progress = tokio::time::Instant::now();
+    // Requests the server refused instead of passing them on, and rooms it dropped us from.
+    let (mut refused, mut rejoined) = (0u64, 0u64);
     loop {
         tokio::select! {
             line = lines.recv() => match line {
                 Some(line) => {
                     if let Some(n) = line.strip_prefix("expect ").and_then(|n| n.parse::<u64>().ok()) {
                         target = Some(answered + n);
+                        progress = tokio::time::Instant::now();
                     }
                 }
                 None => return,
             },
+            () = tokio::time::sleep_until(progress + ANSWER_PATIENCE), if target.is_some() => {
+                eprintln!(
+                    "XMPP floor: {answered} of {} answers, none for {ANSWER_PATIENCE:?}",
+                    target.unwrap_or_default(),
+                );
+                return;
+            }
             item = stream.next() => {
-                let Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::Stanza(Stanza::Message(m))))) = item else {
-                    match item {
-                        None => {
-                            eprintln!("XMPP floor: the server closed the stream");
-                            return;
-                        }
-                        Some(Err(tokio_xmpp::xmlstream::ReadError::HardError(e))) => {
-                            eprintln!("XMPP floor: connection error: {e}");
-                            return;
-                        }
-                        Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::StreamError(e)))) => {
-                            eprintln!("XMPP floor: stream error: {e}");
-                            return;
-                        }
-                        Some(Err(tokio_xmpp::xmlstream::ReadError::SoftTimeout)) => {
-                            // As the bridge does: a ping, or an idle stream is taken for dead.
-                            let ping = Iq::from_get("floor-keepalive", Ping).with_to(server.clone());
-                            stream.send(&XmppStreamElement::Stanza(Stanza::Iq(ping))).await.expect("write");
-                            continue;
-                        }
-                        _ => continue,
+                let m = match read(item, stream, server).await {
+                    Read::Message(m) => m,
+                    Read::Rejoined => {
+                        rejoined += 1;
+                        continue;
                     }
+                    Read::Nothing => continue,
+                    Read::Ended => return,
                 };
+                if m.type_ == MessageType::Error {
+                    // The exchange happened, though the platform never saw the request.
+                    refused += 1;
+                    answered += 1;
+                    progress = tokio::time::Instant::now();
+                    continue;
+                }
                 let Some(body) = m.bodies.values().next() else { continue };
                 match Message::parse(body) {
                     Ok(Message::Event(e)) if m.type_ == MessageType::Groupchat => {
                         if let Ok(Event::CallDidStart(start)) = e.event() {
-                            let to = addresses
-                                .destination(&Destination::Agent(start.destination.clone()))
-                                .expect("occupant");
-                            let body = Message::Request(
-                                Request::EndActiveCall(start.destination).to_message(next_id),
-                            )
-                            .to_json();
-                            let mut msg = XmppMessage::new_with_type(MessageType::Chat, Some(to.into()))
-                                .with_body(Lang::default(), body);
-                            msg.id = Some(Id(next_id.to_string()));
+                            end_call(stream, addresses, start.destination, next_id).await;
                             next_id += 1;
-                            stream.send(&XmppStreamElement::Stanza(Stanza::Message(msg))).await.expect("write");
                         }
                     }
-                    Ok(Message::Response(_)) => answered += 1,
+                    Ok(Message::Response(_)) => {
+                        answered += 1;
+                        progress = tokio::time::Instant::now();
+                    }
                     _ => {}
                 }
             }
         }
         if target.is_some_and(|t| answered >= t) {
             target = None;
+            if refused + rejoined > 0 {
+                eprintln!(
+                    "XMPP floor: {refused} requests refused by the server so far, \
+                     {rejoined} rooms joined again after it dropped the floor"
+                );
+            }
             println!("done");
             let _ = std::io::stdout().flush();
         }
     }
 }
 
-/// Sends every join at once, then waits for each room's self-presence.
+/// What the floor read from its stream, once it has dealt with anything but a message.
+enum Read {
+    Message(Box<XmppMessage>),
+    /// The server dropped the floor from a room; it has asked to join again.
+    Rejoined,
+    Nothing,
+    /// The stream is gone.
+    Ended,
+}
+
+/// Deals with `item` unless it is a message: keeps the stream alive, joins again a room the
+/// server dropped the floor from, says why the stream ended.
+async fn read(
+    item: Option<Result<FallibleStreamElement, tokio_xmpp::xmlstream::ReadError>>,
+    stream: &mut Stream,
+    server: &Jid,
+) -> Read {
+    match item {
+        Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::Stanza(Stanza::Message(m))))) => {
+            Read::Message(Box::new(m))
+        }
+        None => {
+            eprintln!("XMPP floor: the server closed the stream");
+            Read::Ended
+        }
+        Some(Err(tokio_xmpp::xmlstream::ReadError::HardError(e))) => {
+            eprintln!("XMPP floor: connection error: {e}");
+            Read::Ended
+        }
+        Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::StreamError(e)))) => {
+            eprintln!("XMPP floor: stream error: {e}");
+            Read::Ended
+        }
+        Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::Stanza(Stanza::Presence(p)))))
+            if p.type_ == PresenceType::Unavailable =>
+        {
+            // Dropped from a room (ejabberd has done so under a burst of joins): in again,
+            // as the bridge would be.
+            match ours(&p) {
+                Some(room) => {
+                    send_joins(stream, std::iter::once(&room)).await;
+                    Read::Rejoined
+                }
+                None => Read::Nothing,
+            }
+        }
+        Some(Err(tokio_xmpp::xmlstream::ReadError::SoftTimeout)) => {
+            // As the bridge does: a ping, or an idle stream is taken for dead.
+            let ping = Iq::from_get("floor-keepalive", Ping).with_to(server.clone());
+            stream
+                .send(&XmppStreamElement::Stanza(Stanza::Iq(ping)))
+                .await
+                .expect("write");
+            Read::Nothing
+        }
+        _ => Read::Nothing,
+    }
+}
+
+/// Asks the platform to end `agent`'s active call, as the bridge does after `END_CALL`.
+async fn end_call(stream: &mut Stream, addresses: &Addresses, agent: AgentId, id: u64) {
+    let to = addresses
+        .destination(&Destination::Agent(agent.clone()))
+        .expect("occupant");
+    let body = Message::Request(Request::EndActiveCall(agent).to_message(id)).to_json();
+    let mut msg = XmppMessage::new_with_type(MessageType::Chat, Some(to.into()))
+        .with_body(Lang::default(), body);
+    msg.id = Some(Id(id.to_string()));
+    stream
+        .send(&XmppStreamElement::Stanza(Stanza::Message(msg)))
+        .await
+        .expect("write");
+}
+
+/// Sends every join at once, then waits for each room's self-presence. Joins unanswered
+/// after [`JOIN_RETRY`] are sent again, as the bridge does: under a burst of joins ejabberd
+/// has been seen to leave a few unanswered. Gives up, saying how many, after
+/// [`JOIN_PATIENCE`].
 async fn join_all(stream: &mut Stream, rooms: &[BareJid]) {
+    let started = std::time::Instant::now();
+    let ours_all: std::collections::BTreeSet<&BareJid> = rooms.iter().collect();
+    let mut waiting: std::collections::BTreeSet<BareJid> = rooms.iter().cloned().collect();
+    while !waiting.is_empty() {
+        assert!(
+            started.elapsed() < JOIN_PATIENCE,
+            "the XMPP floor: {} of {} rooms never answered its join",
+            waiting.len(),
+            rooms.len()
+        );
+        send_joins(stream, waiting.iter()).await;
+        let asked = tokio::time::Instant::now();
+        while !waiting.is_empty() && asked.elapsed() < JOIN_RETRY {
+            let next = tokio::time::timeout_at(asked + JOIN_RETRY, stream.next()).await;
+            match next {
+                Err(_) => break,
+                Ok(Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::Stanza(
+                    Stanza::Presence(p),
+                ))))) => match ours(&p) {
+                    Some(room) if p.type_ == PresenceType::None => {
+                        waiting.remove(&room);
+                    }
+                    // Dropped again at once: asked again on the next round.
+                    Some(room) if ours_all.contains(&room) => {
+                        waiting.insert(room);
+                    }
+                    _ => {}
+                },
+                Ok(Some(Ok(_)) | Some(Err(tokio_xmpp::xmlstream::ReadError::SoftTimeout))) => {}
+                Ok(other) => panic!("the floor lost its stream while joining: {other:?}"),
+            }
+        }
+    }
+}
+
+/// The room a presence of the floor's own occupant is from.
+fn ours(presence: &Presence) -> Option<BareJid> {
+    let from = presence.from.as_ref()?;
+    from.resource()
+        .is_some_and(|r| r.as_str() == NICK)
+        .then(|| from.to_bare())
+}
+
+/// Sends a join to each of `rooms`, flushed once.
+async fn send_joins(stream: &mut Stream, rooms: impl Iterator<Item = &BareJid>) {
     for room in rooms {
         let presence = Presence::available()
             .with_to(room.with_resource_str(NICK).expect("nick"))
@@ -334,20 +465,6 @@ async fn join_all(stream: &mut Stream, rooms: &[BareJid]) {
     <Stream as SinkExt<&XmppStreamElement>>::flush(stream)
         .await
         .expect("flush");
-    let mut left = rooms.len();
-    while left > 0 {
-        match stream.next().await {
-            Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::Stanza(Stanza::Presence(p)))))
-                if p.from
-                    .as_ref()
-                    .is_some_and(|f| f.resource().is_some_and(|r| r.as_str() == NICK)) =>
-            {
-                left -= 1;
-            }
-            Some(Ok(_)) | Some(Err(tokio_xmpp::xmlstream::ReadError::SoftTimeout)) => {}
-            other => panic!("the floor lost its stream while joining: {other:?}"),
-        }
-    }
 }
 
 /// This process's stdin, line by line, read on a thread of its own.

@@ -97,7 +97,8 @@ pub(crate) fn wait_ready(port: u16) -> Duration {
     while !is_ready(port) {
         assert!(
             started.elapsed() < Duration::from_secs(60),
-            "the bridge did not become ready"
+            "the bridge did not become ready: {}",
+            http_get(port, "/readyz").unwrap_or_else(|| "no answer on /readyz".into())
         );
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -121,6 +122,9 @@ pub(crate) fn start_bridge_on(
     let (bridge, port, _) = start_bridge_following(xmpp, dir, extra, store, &[7]);
     (bridge, port)
 }
+
+/// The bridge's tokio worker threads, when not one per core (`TOKIO_WORKER_THREADS`).
+pub(crate) static BRIDGE_THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
 
 /// [`start_bridge_on`] following `queues`; also returns how long it took to be ready.
 pub(crate) fn start_bridge_following(
@@ -149,8 +153,12 @@ pub(crate) fn start_bridge_following(
         ),
     )
     .expect("config");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_converja-bridge"));
+    if let Some(threads) = BRIDGE_THREADS.get() {
+        command.env("TOKIO_WORKER_THREADS", threads.to_string());
+    }
     let bridge = Killed(
-        Command::new(env!("CARGO_BIN_EXE_converja-bridge"))
+        command
             .args(["run", "--config"])
             .arg(&config)
             .stdout(Stdio::null())
