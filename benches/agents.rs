@@ -17,12 +17,15 @@
 //! Run: `cargo bench --bench agents` (options: `-- --agents 1000,10000 --rounds 3,1
 //! --rates 50,200 --server prosody --stores memory`: rounds per level, each figure the
 //! median; paced call rates; the XMPP server, prosody or ejabberd, whose own CPU per round
-//! trip is reported too; stores: memory, sqlite, postgres). Needs Prosody or ejabberd,
-//! PostgreSQL for `postgres`, and `npm ci --prefix tests/node`.
+//! trip is reported too; stores: memory, sqlite, postgres; `--profile DIR` writes a `perf`
+//! profile of the bridge over its idle sample and each phase, at some cost to its figures;
+//! `--bridge-threads N` runs the bridge on N tokio worker threads instead of one per core).
+//! Needs Prosody or ejabberd, PostgreSQL for `postgres`, and `npm ci --prefix tests/node`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::process::ChildStdin;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use converja_bridge::converja::{AgentId, QueueId};
@@ -94,6 +97,43 @@ struct Options {
     paces: Vec<Pace>,
     /// The bridge's session stores, one bridge run per store.
     stores: Vec<String>,
+    /// Where to write a `perf` profile of the bridge over its idle sample and each phase.
+    profile: Option<PathBuf>,
+}
+
+/// `perf record` of one process while it lives; stopped (and its file written) on drop.
+struct Profile(Option<Child>);
+
+impl Profile {
+    /// Samples `pid` into `dir/name.data`, when a `dir` is given.
+    fn start(dir: Option<&Path>, pid: u32, name: &str) -> Profile {
+        let Some(dir) = dir else {
+            return Profile(None);
+        };
+        let out = dir.join(format!("{}.data", name.replace([' ', '/'], "-")));
+        let child = Command::new("perf")
+            .args(["record", "-e", "cpu-clock", "-F", "997", "-g", "-p"])
+            .arg(pid.to_string())
+            .arg("-o")
+            .arg(&out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("--profile needs perf (apt-get install linux-perf): {e}"));
+        Profile(Some(child))
+    }
+}
+
+impl Drop for Profile {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            // perf writes its file on SIGINT, not on SIGKILL.
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
 }
 
 /// What one phase measured on one system.
@@ -214,6 +254,11 @@ impl PhaseClock {
             inside: BTreeMap::new(),
         }
     }
+}
+
+/// `phase`'s CPU per round trip less what the system spends idle over the same time.
+fn above_idle(phase: &Phase, idle_cpu_pct: f64) -> f64 {
+    phase.cpu_per_trip_us - idle_cpu_pct / 100.0 * 1e6 / phase.rate
 }
 
 /// CPU (ticks) the whole machine has spent busy since boot, all cores: `/proc/stat` less
@@ -346,17 +391,26 @@ fn store(kind: &str, dir: &std::path::Path) -> (String, Option<LocalPostgres>) {
 async fn bridge(
     xmpp: &LocalServer,
     sim: &SimHandle,
-    paces: &[Pace],
+    options: &Options,
     agents: u64,
     kind: &str,
 ) -> System {
+    let profile = |name: &str, pid| {
+        Profile::start(
+            options.profile.as_deref(),
+            pid,
+            &format!("{agents}-{kind}-{name}"),
+        )
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let (section, _postgres) = store(kind, dir.path());
     let (bridge, port) = start_bridge_on(xmpp, dir.path(), "", &section);
     let pid = bridge.0.id();
     let (rss_before, _) = usage(pid);
     let (mut uis, login) = log_in(port, agents, pid, xmpp.pid());
+    let sampling = profile("idle", pid);
     let idle_cpu_pct = idle_cpu(pid).await;
+    drop(sampling);
     let (rss, _) = usage(pid);
     let mut system = System {
         name: format!("bridge ({kind} store)"),
@@ -365,15 +419,17 @@ async fn bridge(
         rss_per_agent_kib: rss.saturating_sub(rss_before) as f64 / 1024.0 / agents as f64,
         phases: Vec::new(),
     };
-    for &pace in paces {
+    for &pace in &options.paces {
         let count = pace.calls(agents);
         uis.reset();
         let scrape = metrics_text(port);
+        let sampling = profile(&pace.label(), pid);
         let clock = PhaseClock::start(pid, xmpp.pid());
         issue(&mut Caller::Sim(sim), pace, count, agents, 0).await;
         let report = uis.ended(count, CALLS_PATIENCE).await;
         assert_eq!(report["errors"], 0, "the agents saw errors: {report}");
         let mut phase = clock.finish(count, Some(&report));
+        drop(sampling);
         phase.inside = inside_latency(&scrape, &metrics_text(port));
         system.phases.push(phase);
     }
@@ -488,7 +544,7 @@ async fn level(options: &Options, agents: u64, rounds: usize) {
         }
         for i in order {
             let system = match stores.get(i) {
-                Some(kind) => bridge(&xmpp, &sim, paces, agents, kind).await,
+                Some(kind) => bridge(&xmpp, &sim, options, agents, kind).await,
                 None if i == stores.len() => socketio_floor(paces, agents).await,
                 None => xmpp_floor(&xmpp, &sim, paces, agents).await,
             };
@@ -576,6 +632,57 @@ fn phase_rows(
     }
 }
 
+/// One row per pace of `cell` for every system in `all` (the bridge first, the two floors
+/// last), ending with the bridge's `value` over the floors' together.
+fn ratio_rows(
+    options: &Options,
+    all: &[&System],
+    figure: &str,
+    value: &dyn Fn(&System, usize) -> f64,
+    cell: &dyn Fn(&System, usize) -> String,
+) {
+    let n = all.len();
+    for (i, pace) in options.paces.iter().enumerate() {
+        let cells: Vec<String> = all.iter().map(|s| cell(s, i)).collect();
+        let ratio = value(all[0], i) / (value(all[n - 2], i) + value(all[n - 1], i));
+        println!(
+            "| {figure}, {} | {} | {ratio:.2}× |",
+            pace.label(),
+            cells.join(" | ")
+        );
+    }
+}
+
+/// The rows of figures measured once per level rather than per phase.
+fn level_rows(options: &Options, all: &[&System]) {
+    let level_row = |figure: &str, cell: &dyn Fn(&System) -> String| {
+        let cells: Vec<String> = all.iter().map(|s| cell(s)).collect();
+        println!("| {figure} | {} |  |", cells.join(" | "));
+    };
+    level_row("idle CPU, all connected, no call", &|s| {
+        format!("{:.2}% of a core", s.idle_cpu_pct)
+    });
+    level_row("idle RSS per agent", &|s| {
+        format!("{:.1} KiB", s.rss_per_agent_kib)
+    });
+    level_row("connect rate (UI logins; XMPP floor: room joins)", &|s| {
+        format!("{:.0}/s", s.login.rate)
+    });
+    level_row("CPU per login", &|s| {
+        format!("{:.0} µs", s.login.cpu_per_trip_us)
+    });
+    level_row(&format!("{} CPU per login", options.server), &|s| match s
+        .login
+        .server_cpu_per_trip_us
+    {
+        us if us.is_nan() => "—".into(),
+        us => format!("{us:.0} µs"),
+    });
+    level_row("whole machine busy during logins", &|s| {
+        format!("{:.2} of {} cores", s.login.busy_cores, cores())
+    });
+}
+
 fn print_level(
     options: &Options,
     agents: u64,
@@ -592,22 +699,26 @@ fn print_level(
         names.join(" | "),
         "---|".repeat(all.len())
     );
-    for (i, pace) in options.paces.iter().enumerate() {
-        let floor = socketio.phases[i].cpu_per_trip_us + xmpp.phases[i].cpu_per_trip_us;
-        let cells: Vec<String> = all
-            .iter()
-            .map(|s| {
-                let p = &s.phases[i];
-                format!("{:.0} µs ({:.0}/s)", p.cpu_per_trip_us, p.rate)
-            })
-            .collect();
-        println!(
-            "| CPU per round trip, {} | {} | {:.2}× |",
-            pace.label(),
-            cells.join(" | "),
-            bridges[0].phases[i].cpu_per_trip_us / floor
-        );
-    }
+    ratio_rows(
+        options,
+        &all,
+        "CPU per round trip",
+        &|s, i| s.phases[i].cpu_per_trip_us,
+        &|s, i| {
+            let p = &s.phases[i];
+            format!("{:.0} µs ({:.0}/s)", p.cpu_per_trip_us, p.rate)
+        },
+    );
+    // What each round trip costs beyond the work every connected agent costs anyway
+    // (heartbeats, self-pings), which the idle row shows: the part that grows with calls.
+    let beyond = |s: &System, i: usize| above_idle(&s.phases[i], s.idle_cpu_pct);
+    ratio_rows(
+        options,
+        &all,
+        "CPU per round trip beyond idle",
+        &beyond,
+        &|s, i| format!("{:.0} µs", beyond(s, i)),
+    );
     phase_rows(
         options,
         &all,
@@ -637,32 +748,7 @@ fn print_level(
             },
         );
     }
-    let level_row = |figure: &str, cell: &dyn Fn(&System) -> String| {
-        let cells: Vec<String> = all.iter().map(|s| cell(s)).collect();
-        println!("| {figure} | {} |  |", cells.join(" | "));
-    };
-    level_row("idle CPU, all connected, no call", &|s| {
-        format!("{:.2}% of a core", s.idle_cpu_pct)
-    });
-    level_row("idle RSS per agent", &|s| {
-        format!("{:.1} KiB", s.rss_per_agent_kib)
-    });
-    level_row("connect rate (UI logins; XMPP floor: room joins)", &|s| {
-        format!("{:.0}/s", s.login.rate)
-    });
-    level_row("CPU per login", &|s| {
-        format!("{:.0} µs", s.login.cpu_per_trip_us)
-    });
-    level_row(&format!("{} CPU per login", options.server), &|s| match s
-        .login
-        .server_cpu_per_trip_us
-    {
-        us if us.is_nan() => "—".into(),
-        us => format!("{us:.0} µs"),
-    });
-    level_row("whole machine busy during logins", &|s| {
-        format!("{:.2} of {} cores", s.login.busy_cores, cores())
-    });
+    level_rows(options, &all);
 }
 
 /// How long the bridge takes from its start to ready (online, [`READY_QUEUES`] queue rooms
@@ -727,7 +813,14 @@ fn main() {
             .chain([Pace::Saturation])
             .collect(),
         stores: list(&args, "--stores").unwrap_or_else(|| vec!["memory".into()]),
+        profile: list(&args, "--profile").map(|dir| PathBuf::from(&dir[0])),
     };
+    if let Some(n) = list(&args, "--bridge-threads").and_then(|n| n[0].parse().ok()) {
+        let _ = common::BRIDGE_THREADS.set(n);
+    }
+    if let Some(dir) = &options.profile {
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("--profile {}: {e}", dir.display()));
+    }
     let rounds: Vec<usize> = list(&args, "--rounds")
         .map(|l| l.iter().filter_map(|x| x.parse().ok()).collect())
         .unwrap_or_else(|| vec![3, 1]);
@@ -738,7 +831,10 @@ fn main() {
     println!(
         "agents: bridge = the release binary; floors = a bare socket.io server and a bare \
          tokio-xmpp client doing the same work without the bridge, measured in the same run; \
-         XMPP server: {server}"
+         XMPP server: {server}; bridge's tokio worker threads: {}",
+        common::BRIDGE_THREADS
+            .get()
+            .map_or_else(|| "one per core".to_owned(), usize::to_string)
     );
     let ready = rt.block_on(readiness(server));
     println!(
