@@ -122,28 +122,10 @@ impl Link {
         tracker: &TaskTracker,
         cancel: CancellationToken,
     ) -> Link {
-        let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
-        let (state_tx, state) = watch::channel(LinkState {
-            status: LinkStatus::Connecting,
-            bound: None,
-            joined: Default::default(),
-            last_error: None,
-            sessions: 0,
-        });
-        let task = LinkTask {
-            settings,
-            commands: command_rx,
-            consumer,
-            outq: VecDeque::new(),
-            rooms: BTreeMap::new(),
-            pings: Default::default(),
-            state: state_tx,
-            cancel,
-            tracker: tracker.clone(),
-        };
+        let (task, link) = LinkTask::new(settings, consumer, tracker, cancel);
         let span = tracing::info_span!("xmpp_link");
         tracker.spawn(tracing::Instrument::instrument(task.run(), span));
-        Link { commands, state }
+        link
     }
 
     async fn command(
@@ -234,6 +216,35 @@ struct LinkTask {
 }
 
 impl LinkTask {
+    /// A link task in no room yet, not connected, and the handle that drives it.
+    fn new(
+        settings: ConnectSettings,
+        consumer: Consumer,
+        tracker: &TaskTracker,
+        cancel: CancellationToken,
+    ) -> (LinkTask, Link) {
+        let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
+        let (state_tx, state) = watch::channel(LinkState {
+            status: LinkStatus::Connecting,
+            bound: None,
+            joined: Default::default(),
+            last_error: None,
+            sessions: 0,
+        });
+        let task = LinkTask {
+            settings,
+            commands: command_rx,
+            consumer,
+            outq: VecDeque::new(),
+            rooms: BTreeMap::new(),
+            pings: Default::default(),
+            state: state_tx,
+            cancel,
+            tracker: tracker.clone(),
+        };
+        (task, Link { commands, state })
+    }
+
     /// Hands everything received so far to an inline handler; a queue takes it as it has
     /// room, in the task's select loops.
     fn deliver(&mut self) {

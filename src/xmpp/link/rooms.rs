@@ -246,14 +246,12 @@ impl LinkTask {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, VecDeque};
-
-    use tokio::sync::{mpsc, watch};
+    use tokio::sync::mpsc;
     use tokio_util::sync::CancellationToken;
     use tokio_util::task::TaskTracker;
 
+    use super::super::Consumer;
     use super::super::self_ping::ID_PREFIX;
-    use super::super::{Consumer, LinkState, LinkStatus};
     use super::*;
     use crate::config::{Endpoint, Secret, TlsMode};
     use crate::xmpp::ConnectSettings;
@@ -275,16 +273,14 @@ mod tests {
             resource: "converja-bridge".into(),
             self_ping_every: EVERY,
         };
-        let (_commands, command_rx) = mpsc::channel(1);
         let (queue, _) = mpsc::channel(1);
-        let (state, _) = watch::channel(LinkState {
-            status: LinkStatus::Online,
-            bound: None,
-            joined: Default::default(),
-            last_error: None,
-            sessions: 1,
-        });
-        let rooms = rooms
+        let (mut link, _) = LinkTask::new(
+            settings,
+            Consumer::Queue(queue),
+            &TaskTracker::new(),
+            CancellationToken::new(),
+        );
+        link.rooms = rooms
             .iter()
             .map(|jid| {
                 let mut r = Room::new("converja-bridge".into());
@@ -292,18 +288,8 @@ mod tests {
                 r.next_ping = Some(now + EVERY);
                 (jid.parse().expect("valid"), r)
             })
-            .collect::<BTreeMap<BareJid, Room>>();
-        LinkTask {
-            settings,
-            commands: command_rx,
-            consumer: Consumer::Queue(queue),
-            outq: VecDeque::new(),
-            rooms,
-            pings: Default::default(),
-            state,
-            cancel: CancellationToken::new(),
-            tracker: TaskTracker::new(),
-        }
+            .collect();
+        link
     }
 
     /// `room`'s self-ping is out, and the server answers it with `error`.
