@@ -409,7 +409,6 @@ async fn end_call(stream: &mut Stream, addresses: &Addresses, agent: AgentId, id
 /// [`JOIN_PATIENCE`].
 async fn join_all(stream: &mut Stream, rooms: &[BareJid]) {
     let started = std::time::Instant::now();
-    let ours_all: std::collections::BTreeSet<&BareJid> = rooms.iter().collect();
     let mut waiting: std::collections::BTreeSet<BareJid> = rooms.iter().cloned().collect();
     while !waiting.is_empty() {
         assert!(
@@ -431,7 +430,7 @@ async fn join_all(stream: &mut Stream, rooms: &[BareJid]) {
                         waiting.remove(&room);
                     }
                     // Dropped again at once: asked again on the next round.
-                    Some(room) if ours_all.contains(&room) => {
+                    Some(room) => {
                         waiting.insert(room);
                     }
                     _ => {}
