@@ -109,7 +109,7 @@ pub(crate) async fn follow_platform<S: Sink>(
                 _ => {}
             },
             Ok(Update::LinkUp | Update::Rejoined) => core.resync(),
-            Ok(Update::LinkDown) => {}
+            Ok(Update::LinkDown) => core.platform_lost(),
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 warn!(missed, "platform events missed; reconciling");
                 core.resync();

@@ -19,6 +19,7 @@ mod reconcile;
 pub(crate) mod refusal;
 mod registry;
 mod restore;
+pub(crate) mod resume;
 mod state;
 
 #[cfg(test)]
@@ -37,6 +38,7 @@ pub(crate) use event::{AckReply, ClientEvent, NewCall, ServerEvent, SocketId};
 pub(crate) use port::{EmitError, Platform, Sink};
 pub(crate) use refusal::Refusal;
 pub(crate) use registry::{Registry, Rules};
+pub(crate) use resume::Resume;
 
 use crate::config::{Config, OnCallError, OnDisconnect};
 use crate::converja::{AgentId, CallDidStart, CallId, QueueId, Timestamp};
@@ -45,6 +47,8 @@ use crate::telemetry;
 use crate::telemetry::latency;
 use refusal::Subject;
 use registry::Among;
+use restore::TakenBy;
+use resume::{PidKey, Shown};
 use state::{Next, State};
 
 /// How the core behaves, from `[agents]` and `[auth]`.
@@ -157,15 +161,63 @@ impl<P: Platform, S: Sink> Agents<P, S> {
         self.state().journal.clone()
     }
 
-    /// A socket was admitted; `proven` is the username its token proves, if tokens are on.
-    /// A proven socket whose session waits for its UI takes it back at once
-    /// ([`restore`](self::restore)).
-    pub fn socket_opened(&self, id: SocketId, socket: S::Socket, proven: Option<String>) {
+    /// A socket was admitted; `proven` is the username its token proves, if tokens are on,
+    /// and `resume` what its handshake handed back from an earlier connection. A socket
+    /// whose `pid` names a session ([`resume`](self::resume)), or whose token proves the
+    /// username of a session waiting for its UI ([`restore`](self::restore)), takes it back
+    /// at once. Returns the `pid` to give the socket: the one it named a session with, or
+    /// `fresh`.
+    pub fn socket_opened(
+        &self,
+        id: SocketId,
+        socket: S::Socket,
+        proven: Option<String>,
+        resume: Resume,
+        fresh: String,
+    ) -> String {
         let mut state = self.state();
-        state.open_socket(id, socket, proven.clone());
-        if let Some(username) = proven {
-            restore::take_back(&mut state, id, &username);
+        let shown = resume.offset.as_deref().and_then(Shown::parse);
+        let named = resume.pid.and_then(|pid| {
+            let username = state.registry.session_by_pid(&PidKey::of(&pid))?;
+            // A pid never takes the session of another username than the token proves.
+            let allowed = proven.as_deref().is_none_or(|p| p == username);
+            allowed.then(|| (pid.clone(), username.to_owned()))
+        });
+        if let Some((pid, username)) = named {
+            state.open_socket(id, socket, proven, PidKey::of(&pid));
+            if restore::take_back(&mut state, id, &username, TakenBy::Pid) {
+                let calls = shown
+                    .filter(|s| s.username == username)
+                    .map(|s| s.calls)
+                    .unwrap_or_default();
+                state.registry.resume_view(id, &calls, now());
+                state.mark_unsettled(id);
+            }
+            return pid;
         }
+        state.open_socket(id, socket, proven.clone(), PidKey::of(&fresh));
+        if let Some(username) = proven {
+            restore::take_back(&mut state, id, &username, TakenBy::Token);
+        } else if let Some(shown) = shown
+            && state.registry.session(&shown.username).is_none()
+        {
+            // The UI still shows a session that ended while it was away (its grace ran out,
+            // the platform logged the agent out, or nothing was stored across a restart):
+            // it goes back to its login.
+            state.farewell(id, shown.username);
+        }
+        fresh
+    }
+
+    /// The client of socket `id` has been told it is connected.
+    pub fn socket_connected(&self, id: SocketId) {
+        self.state().connected(&self.sink, id, now());
+    }
+
+    /// The platform is out of reach: until every queue is read again, what the registry
+    /// holds may be behind the platform.
+    pub fn platform_lost(&self) {
+        self.state().set_synced(false);
     }
 
     /// Takes what socket `id` sent, to be handled after everything it sent before. An event
@@ -308,6 +360,7 @@ impl<P: Platform, S: Sink> Agents<P, S> {
     /// re-read every queue's active calls, emit what the UIs missed, and keep the calls of
     /// agents without a session for when they connect.
     pub fn resync(self: &Arc<Self>) {
+        self.state().set_synced(false);
         let agents = self.clone();
         self.tasks
             .spawn(async move { agents.reconcile().await }.instrument(info_span!("reconcile")));

@@ -71,8 +71,14 @@ pub trait Sink: Send + Sync + 'static {
     /// A pending acknowledgement callback.
     type Ack: Send + 'static;
 
-    /// Queues `event` for `socket` without waiting.
-    fn emit(&self, socket: &Self::Socket, event: &ServerEvent) -> Result<(), EmitError>;
+    /// Queues `event` for `socket` without waiting, with `offset` as its last argument when
+    /// there is one ([`resume`](super::resume)).
+    fn emit(
+        &self,
+        socket: &Self::Socket,
+        event: &ServerEvent,
+        offset: Option<&str>,
+    ) -> Result<(), EmitError>;
     /// Answers an acknowledgement callback. An answer that finds the buffer full is lost
     /// (it cannot wait), so the core drops that socket.
     fn ack(&self, ack: Self::Ack, reply: &AckReply) -> Result<(), EmitError>;

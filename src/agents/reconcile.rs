@@ -32,6 +32,10 @@ impl<P: Platform, S: Sink> Agents<P, S> {
                     .unwrap_or_else(|| self.platform.followed_queues());
                 let failed = self.reconcile_queues(pending).await;
                 if failed.is_empty() {
+                    let mut state = self.state();
+                    state.set_synced(true);
+                    // Only now can a call a reconnected UI shows be known to have ended.
+                    state.settle_all(&self.sink);
                     return;
                 }
                 queues = Some(failed);

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use tracing::{Instrument, info, info_span, warn};
 
 use super::event::SocketId;
+use super::resume::PidKey;
 use super::state::State;
 use super::{Agents, Platform, Sink, now};
 use crate::converja::AgentId;
@@ -28,6 +29,7 @@ impl<P: Platform, S: Sink> Agents<P, S> {
             for call in saved.rejected {
                 state.registry.forget_call(call);
             }
+            let mut pids = saved.pids;
             for s in saved.sessions {
                 let away = s
                     .orphaned_at
@@ -42,6 +44,11 @@ impl<P: Platform, S: Sink> Agents<P, S> {
                         .increment(1);
                     agents.push(s.agent);
                 }
+            }
+            // Only the ids of sessions brought back name anything.
+            pids.retain(|(_, username)| state.registry.session(username).is_some());
+            for (key, username) in pids {
+                state.registry.bind_pid(PidKey(key), &username);
             }
         }
         if agents.is_empty() {
@@ -72,36 +79,63 @@ impl<P: Platform, S: Sink> Agents<P, S> {
     }
 }
 
-/// Attaches socket `id`, whose token proves `username`, to that username's session if it is
-/// waiting for its UI (after a restart, or a dropped connection).
-pub(super) fn take_back<T, A>(state: &mut State<T, A>, id: SocketId, username: &str)
+/// How a reconnecting socket named its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TakenBy {
+    /// Its handshake token proves the username; only a session waiting for its UI (after a
+    /// restart, or a dropped connection) is taken back.
+    Token,
+    /// It handed back the private session id the session gave it: the same UI socket
+    /// reconnecting, perhaps before the bridge noticed its previous connection was gone.
+    Pid,
+}
+
+/// Attaches socket `id` to the session of `username` it named; whether it did.
+pub(super) fn take_back<T, A>(
+    state: &mut State<T, A>,
+    id: SocketId,
+    username: &str,
+    by: TakenBy,
+) -> bool
 where
     T: Send + Sync + 'static,
     A: Send + 'static,
 {
-    if !state.registry.is_orphaned(username) {
-        return;
+    if by == TakenBy::Token && !state.registry.is_orphaned(username) {
+        return false;
     }
     let Some((agent, max_calls, restored)) = state
         .registry
         .session(username)
         .map(|s| (s.agent.clone(), s.max_calls, s.restored))
     else {
-        return;
+        return false;
     };
     if state
         .registry
         .attach(id, username, &agent, max_calls, now())
         .is_err()
     {
-        return;
+        return false;
     }
-    info!(%username, %agent, socket = id.0, "socket took its session back by its token");
+    info!(%username, %agent, socket = id.0, ?by, "socket took its session back");
+    metrics::counter!(telemetry::SESSIONS_TAKEN_BACK, "by" => by.label()).increment(1);
+    state.bind_pid(id, username);
     if restored {
         reclaimed(username, &agent);
     }
     let stored = state.stored_session(id, username, &agent, max_calls);
     state.journal.note(Change::Session(stored));
+    true
+}
+
+impl TakenBy {
+    fn label(self) -> &'static str {
+        match self {
+            TakenBy::Token => "token",
+            TakenBy::Pid => "pid",
+        }
+    }
 }
 
 /// A restored session was taken back by its UI: logged and counted.

@@ -13,6 +13,7 @@ use super::event::{ClientEvent, ServerEvent, SocketId};
 use super::port::{EmitError, Sink};
 use super::refusal::Refusal;
 use super::registry::Registry;
+use super::resume::PidKey;
 use crate::converja::{AgentId, CallId};
 use crate::store::{Change, Journal, StoredSession};
 use crate::telemetry;
@@ -30,8 +31,18 @@ struct SocketEntry<T, A> {
     handle: T,
     /// The username its handshake token proves, when tokens are on.
     proven: Option<String>,
-    /// Events not yet accepted by the socket's buffer, oldest first.
-    backlog: VecDeque<ServerEvent>,
+    /// Its private session id, as bound to the session it acts for.
+    pid: PidKey,
+    /// Admitted, but the client is not yet told it is connected: events wait in the backlog.
+    connecting: bool,
+    /// It took its session back with calls on screen whose end it may have missed: they are
+    /// checked once the registry holds what the platform has.
+    unsettled: bool,
+    /// The username of a session its UI still shows but that ended while it was away: the
+    /// UI is told once connected.
+    farewell: Option<String>,
+    /// Events not yet accepted by the socket's buffer, oldest first, each with its offset.
+    backlog: VecDeque<(ServerEvent, Option<String>)>,
     /// Events the socket sent that wait for the one being handled, oldest first.
     inbox: VecDeque<(ClientEvent, Option<A>, tokio::time::Instant)>,
     /// Whether a task is handling the socket's events now.
@@ -60,6 +71,9 @@ pub(super) struct State<T, A> {
     ending: HashMap<AgentId, CancellationToken>,
     /// The bridge is shutting down: events are refused, the ones taken are finished.
     draining: bool,
+    /// The registry holds what the platform has: every queue was read since the start and
+    /// since the last outage.
+    synced: bool,
     /// Dropped sockets whose close could not be queued yet, tried again on every tick.
     unclosed: Vec<T>,
     /// Where changes that must survive a restart go.
@@ -115,6 +129,7 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
             backlogged: HashSet::new(),
             ending: HashMap::new(),
             draining: false,
+            synced: false,
             unclosed: Vec::new(),
             journal,
         }
@@ -125,18 +140,117 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
         self.ending.get(agent).cloned()
     }
 
-    pub(super) fn open_socket(&mut self, id: SocketId, handle: T, proven: Option<String>) {
+    /// Admits socket `id`, whose client is not yet told it is connected
+    /// ([`connected`](Self::connected)).
+    pub(super) fn open_socket(
+        &mut self,
+        id: SocketId,
+        handle: T,
+        proven: Option<String>,
+        pid: PidKey,
+    ) {
         self.sockets.insert(
             id,
             SocketEntry {
                 handle,
                 proven,
+                pid,
+                connecting: true,
+                unsettled: false,
+                farewell: None,
                 backlog: VecDeque::new(),
                 inbox: VecDeque::new(),
                 serving: false,
                 closing: false,
             },
         );
+    }
+
+    /// The client of socket `id` now knows it is connected: what waited for that is sent,
+    /// and a socket that took its session back is told what it missed.
+    pub(super) fn connected<S: Sink<Socket = T>>(&mut self, sink: &S, id: SocketId, now: Instant) {
+        let Some(entry) = self.sockets.get_mut(&id) else {
+            return;
+        };
+        entry.connecting = false;
+        if let Some(username) = entry.farewell.take() {
+            info!(socket = id.0, %username, "the UI shows a session that ended; telling it");
+            let _ = self.emit_to(sink, id, &ServerEvent::UserDisconnected { username });
+        }
+        let Some(entry) = self.sockets.get_mut(&id) else {
+            return;
+        };
+        if !entry.backlog.is_empty() {
+            self.backlogged.insert(id);
+            self.flush_backlogs(sink);
+        }
+        self.settle(sink, id);
+        self.deliver_changed(sink, now);
+    }
+
+    /// Socket `id`'s private session id.
+    pub(super) fn pid_of(&self, id: SocketId) -> Option<PidKey> {
+        self.sockets.get(&id).map(|e| e.pid.clone())
+    }
+
+    /// Binds socket `id`'s private session id to the session it now acts for.
+    pub(super) fn bind_pid(&mut self, id: SocketId, username: &str) {
+        let Some(pid) = self.sockets.get(&id).map(|e| e.pid.clone()) else {
+            return;
+        };
+        if self.registry.bind_pid(pid.clone(), username) {
+            self.journal.note(Change::Pid {
+                key: pid.0,
+                username: username.to_owned(),
+            });
+        }
+    }
+
+    /// Socket `id`'s UI shows the session of `username`, which has ended.
+    pub(super) fn farewell(&mut self, id: SocketId, username: String) {
+        if let Some(entry) = self.sockets.get_mut(&id) {
+            entry.farewell = Some(username);
+        }
+    }
+
+    /// Socket `id` took its session back showing calls it may have seen end meanwhile.
+    pub(super) fn mark_unsettled(&mut self, id: SocketId) {
+        if let Some(entry) = self.sockets.get_mut(&id) {
+            entry.unsettled = true;
+        }
+    }
+
+    /// Whether the registry holds what the platform has.
+    pub(super) fn set_synced(&mut self, synced: bool) {
+        self.synced = synced;
+    }
+
+    /// Tells every socket that took its session back the end of the calls it shows that
+    /// ended while it was away; only once the registry holds what the platform has.
+    pub(super) fn settle_all<S: Sink<Socket = T>>(&mut self, sink: &S) {
+        let unsettled: Vec<SocketId> = self
+            .sockets
+            .iter()
+            .filter(|(_, e)| e.unsettled)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in unsettled {
+            self.settle(sink, id);
+        }
+    }
+
+    fn settle<S: Sink<Socket = T>>(&mut self, sink: &S, id: SocketId) {
+        if !self.synced {
+            return;
+        }
+        match self.sockets.get_mut(&id) {
+            Some(entry) if entry.unsettled && !entry.connecting => entry.unsettled = false,
+            _ => return,
+        }
+        for call in self.registry.settle_view(id) {
+            info!(socket = id.0, %call, "call ended while the UI was away");
+            let _ = self.emit_to(sink, id, &ServerEvent::CallEnded(call));
+        }
     }
 
     /// Queues an event of socket `id`; true if no task serves the socket yet and the caller
@@ -240,11 +354,17 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
         id: SocketId,
         event: &ServerEvent,
     ) -> Result<(), EmitError> {
+        // What the socket shows once it has this event; a socket whose session ended is left
+        // with an empty offset, so that a reconnect of it names nothing.
+        let offset = match event {
+            ServerEvent::UserDisconnected { .. } => Some(String::new()),
+            _ => self.registry.offset(id),
+        };
         let outcome = match self.sockets.get_mut(&id) {
             None => "closed",
             Some(entry) => {
-                let sent = if entry.backlog.is_empty() {
-                    sink.emit(&entry.handle, event)
+                let sent = if entry.backlog.is_empty() && !entry.connecting {
+                    sink.emit(&entry.handle, event, offset.as_deref())
                 } else {
                     Err(EmitError::Full)
                 };
@@ -252,8 +372,10 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
                     Ok(()) => "ok",
                     Err(EmitError::Closed) => "closed",
                     Err(EmitError::Full) if entry.backlog.len() < BACKLOG => {
-                        entry.backlog.push_back(event.clone());
-                        self.backlogged.insert(id);
+                        entry.backlog.push_back((event.clone(), offset));
+                        if !entry.connecting {
+                            self.backlogged.insert(id);
+                        }
                         "held"
                     }
                     Err(EmitError::Full) => "stalled",
@@ -286,8 +408,8 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
             let Some(entry) = sockets.get_mut(id) else {
                 return false;
             };
-            while let Some(event) = entry.backlog.front() {
-                match sink.emit(&entry.handle, event) {
+            while let Some((event, offset)) = entry.backlog.front() {
+                match sink.emit(&entry.handle, event, offset.as_deref()) {
                     Ok(()) => {
                         entry.backlog.pop_front();
                     }
@@ -355,10 +477,9 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
         now: Instant,
     ) {
         for (id, call) in due {
-            let number = call.call;
-            if self.emit_to(sink, id, &ServerEvent::NewCall(call)).is_ok() {
-                self.registry.delivered(id, number, now);
-            }
+            // Recorded first, so that the event's offset counts the call it brings.
+            self.registry.delivered(id, call.call, now);
+            let _ = self.emit_to(sink, id, &ServerEvent::NewCall(call));
         }
     }
 

@@ -7,13 +7,15 @@ mod auth;
 pub mod payload;
 mod sink;
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderValue, Method, header};
 use serde_json::Value;
+use socketioxide::socket::Sid;
 use socketioxide::SocketIo;
 use socketioxide::adapter::LocalAdapter;
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
@@ -25,7 +27,7 @@ use tracing::{debug, warn};
 pub use auth::{mint_token, verify_token};
 pub use sink::SocketSink;
 
-use crate::agents::{self, Agents, Inbound, SocketId};
+use crate::agents::{self, Agents, Inbound, Resume, SocketId};
 use crate::config::{Config, Secret};
 use crate::telemetry;
 
@@ -67,6 +69,14 @@ struct Admission<P: agents::Platform> {
     secret: Option<Secret>,
     origins: Vec<String>,
     max_calls_limit: u32,
+    /// Sockets admitted whose client is not yet told it is connected.
+    opening: Mutex<HashMap<Sid, SocketId>>,
+}
+
+impl<P: agents::Platform> Admission<P> {
+    fn opening(&self) -> std::sync::MutexGuard<'_, HashMap<Sid, SocketId>> {
+        self.opening.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// The socket.io server, ready to be mounted.
@@ -97,14 +107,26 @@ pub fn start<P: agents::Platform>(config: &Config, core: Core<P>) -> (Gateway, S
         secret: config.auth.as_ref().map(|a| a.hmac_secret.clone()),
         origins: config.socketio.cors_origins.clone(),
         max_calls_limit: config.agents.max_calls_limit,
+        opening: Mutex::new(HashMap::new()),
     });
     for ns in NAMESPACES {
-        let admission = admission.clone();
+        let admitting = admission.clone();
         let admit = move |socket: SocketRef, TryData(auth): TryData<Value>| {
-            let admission = admission.clone();
+            let admission = admitting.clone();
             async move { admit(&admission, &socket, auth.ok()) }
         };
-        io.ns(ns, (async |_: SocketRef| {}).with(admit));
+        let admission = admission.clone();
+        // Runs once the CONNECT reply is sent: only then can events reach the client.
+        let connected = move |socket: SocketRef| {
+            let admission = admission.clone();
+            async move {
+                let id = admission.opening().remove(&socket.id);
+                if let Some(id) = id {
+                    admission.core.socket_connected(id);
+                }
+            }
+        };
+        io.ns(ns, connected.with(admit));
     }
     let gateway = Gateway {
         layer,
@@ -184,7 +206,7 @@ enum Refused {
 /// Runs before the client is told it is connected, so the handlers registered here exist
 /// before its first event can arrive.
 fn admit<P: agents::Platform>(
-    admission: &Admission<P>,
+    admission: &Arc<Admission<P>>,
     socket: &SocketRef,
     auth: Option<Value>,
 ) -> Result<(), Refused> {
@@ -196,15 +218,38 @@ fn admit<P: agents::Platform>(
         submit: admission.submit.clone(),
         max_calls_limit: admission.max_calls_limit,
     };
-    admission.core.socket_opened(id, socket.clone(), proven);
+    let resume = resume_of(auth.as_ref());
+    let fresh = agents::resume::new_pid();
+    admission.opening().insert(socket.id, id);
+    let pid = admission
+        .core
+        .socket_opened(id, socket.clone(), proven, resume, fresh);
+    socket.set_pid(pid);
     socket.on_fallback(inbox.clone());
+    let sid = socket.id;
+    let closing = admission.clone();
     socket.on_disconnect(async move |_: SocketRef, reason: DisconnectReason| {
         debug!(socket = id.0, %reason, "socket disconnected");
+        closing.opening().remove(&sid);
         // A close always fits: it is a mark behind the socket's events, not an event.
         (inbox.submit)(id, Inbound::Closed);
     });
     debug!(socket = id.0, ns = socket.ns(), transport = ?socket.transport_type(), "socket admitted");
     Ok(())
+}
+
+/// What socket.io-client hands back from an earlier connection of the same socket: the
+/// `pid` and `offset` it adds to the handshake's `auth` (4.6 and later).
+fn resume_of(auth: Option<&Value>) -> Resume {
+    let field = |name: &str| {
+        auth.and_then(|a| a.get(name))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    Resume {
+        pid: field("pid"),
+        offset: field("offset"),
+    }
 }
 
 // CORS does not apply to WebSocket upgrades, so the origin is checked here for both.

@@ -18,8 +18,19 @@ impl Sink for SocketSink {
     type Socket = SocketRef;
     type Ack = AckSender;
 
-    fn emit(&self, socket: &SocketRef, event: &ServerEvent) -> Result<(), EmitError> {
-        match socket.emit(event.name(), event) {
+    fn emit(
+        &self,
+        socket: &SocketRef,
+        event: &ServerEvent,
+        offset: Option<&str>,
+    ) -> Result<(), EmitError> {
+        // A tuple is sent as that many arguments; socket.io-client keeps a last string
+        // argument as the offset it hands back on a reconnect.
+        let sent = match offset {
+            Some(offset) => socket.emit(event.name(), &(event, offset)),
+            None => socket.emit(event.name(), event),
+        };
+        match sent {
             Ok(()) => {
                 latency::emitted();
                 Ok(())

@@ -67,7 +67,14 @@ fn apply(saved: &mut Saved, change: &Change) {
                 s.orphaned_at = Some(*at);
             }
         }
-        Change::Ended(username) => sessions.retain(|s: &StoredSession| &s.username != username),
+        Change::Ended(username) => {
+            sessions.retain(|s: &StoredSession| &s.username != username);
+            saved.pids.retain(|(_, u)| u != username);
+        }
+        Change::Pid { key, username } => {
+            saved.pids.retain(|(k, _)| k != key);
+            saved.pids.push((key.clone(), username.clone()));
+        }
         Change::Rejected { call, .. } => {
             if !saved.rejected.contains(call) {
                 saved.rejected.insert(0, *call);

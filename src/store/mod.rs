@@ -1,7 +1,8 @@
 //! What the bridge remembers across its own restarts: only what the platform cannot tell it
 //! again. The sessions agents opened through the bridge (username, agent, `maxCalls`, the
 //! identity the handshake proved, since when their last socket is gone), the calls agents
-//! rejected (never offered again), and the request-id high-water mark. Active calls are not
+//! rejected (never offered again), the private session ids UI sockets may take their session
+//! back with, and the request-id high-water mark. Active calls are not
 //! stored: after a restart they are re-read from the platform, which is their authority.
 //!
 //! The core never waits on the store for a call. It records changes in a [`Journal`]; one
@@ -50,6 +51,8 @@ pub struct Saved {
     pub rejected: Vec<CallId>,
     /// The highest request id a previous process recorded as handed out.
     pub request_high_water: u64,
+    /// Private session ids (their keys) and the username each is bound to.
+    pub pids: Vec<(String, String)>,
 }
 
 /// One change to what is stored.
@@ -64,8 +67,16 @@ pub enum Change {
         /// When.
         at: SystemTime,
     },
-    /// The session ended: nobody waits for it any more.
+    /// The session ended: nobody waits for it any more, and its private session ids name
+    /// nothing.
     Ended(String),
+    /// A UI socket's private session id (its key) now names this session.
+    Pid {
+        /// The id's key.
+        key: String,
+        /// The session.
+        username: String,
+    },
     /// The agent rejected the call: it must never be offered again.
     Rejected {
         /// The call.

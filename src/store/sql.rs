@@ -205,10 +205,17 @@ impl SqlStore {
             .map(|row| row.try_get::<i64, _>("high_water"))
             .transpose()?
             .unwrap_or(0);
+        let pids = sqlx::query("SELECT pid_key, username FROM session_pids ORDER BY pid_key")
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|row| Ok((row.try_get("pid_key")?, row.try_get("username")?)))
+            .collect::<Result<_, sqlx::Error>>()?;
         Ok(Saved {
             sessions,
             rejected,
             request_high_water: u64::try_from(high_water).unwrap_or(0),
+            pids,
         })
     }
 
@@ -247,10 +254,24 @@ impl SqlStore {
                     .await?;
                 }
                 Change::Ended(username) => {
-                    sqlx::query("DELETE FROM sessions WHERE username = $1")
-                        .bind(username)
-                        .execute(&mut *tx)
-                        .await?;
+                    for table in ["sessions", "session_pids"] {
+                        sqlx::query(&format!("DELETE FROM {table} WHERE username = $1"))
+                            .bind(username)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                Change::Pid { key, username } => {
+                    sqlx::query(
+                        "INSERT INTO session_pids (pid_key, username, created_at) \
+                         VALUES ($1, $2, $3) ON CONFLICT (pid_key) DO UPDATE SET \
+                         username = excluded.username, created_at = excluded.created_at",
+                    )
+                    .bind(key)
+                    .bind(username)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
                 }
                 Change::Rejected { call, at } => {
                     rejected = true;

@@ -138,6 +138,12 @@ pub const STORE_WRITES: &str = "converja_store_writes_total";
 /// Stored sessions a restart brought back, by what became of them (`reclaimed` by their UI,
 /// `expired` after the reconnect grace).
 pub const RESTORED_SESSIONS: &str = "converja_restored_sessions_total";
+/// Sessions taken back by a reconnecting socket with no event from its UI, by what named
+/// the session (`pid`: socket.io's private session id; `token`: the handshake token).
+pub const SESSIONS_TAKEN_BACK: &str = "converja_sessions_taken_back_total";
+/// Sessions the platform ended (`UserSessionDidFinish`), by `outcome`: `ended`, or `ignored`
+/// when the event was older than the session's login.
+pub const PLATFORM_LOGOUTS: &str = "converja_platform_logouts_total";
 
 /// 1 for the role this bridge has now (`role` = active or standby), 0 for the other.
 pub const ROLE: &str = "converja_role";
@@ -200,6 +206,14 @@ pub fn describe() {
     describe_counter!(
         RESTORED_SESSIONS,
         "Sessions restored at start, by outcome (restored, reclaimed, expired)"
+    );
+    describe_counter!(
+        SESSIONS_TAKEN_BACK,
+        "Sessions taken back by a reconnecting socket without an event, by what named them (pid, token)"
+    );
+    describe_counter!(
+        PLATFORM_LOGOUTS,
+        "UserSessionDidFinish events for a session, by outcome (ended, ignored)"
     );
 }
 

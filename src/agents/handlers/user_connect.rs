@@ -52,14 +52,22 @@ async fn admit<P: Platform, S: Sink>(
             error,
         });
     }
-    let (stored, reclaimed, changed) = {
+    let (stored, reclaimed, changed, pid) = {
         let state = agents.state();
         let stored = state.stored_session(socket, &login.username, agent, login.max_calls);
         let session = state.registry.session(&login.username);
         let reclaimed = session.is_some_and(|s| s.restored);
         let changed = new || session.is_none_or(|s| s.max_calls != login.max_calls);
-        (stored, reclaimed, changed)
+        (stored, reclaimed, changed, state.pid_of(socket))
     };
+    if new && let Some(pid) = &pid {
+        // Written with the session, so that a reconnect after a crash right after
+        // USER_CONNECTED finds it.
+        agents.journal().note(Change::Pid {
+            key: pid.0.clone(),
+            username: login.username.clone(),
+        });
+    }
     if changed && let Err(error) = agents.journal().commit(Change::Session(stored)).await {
         if new {
             agents.leave_if_unused(agent);
@@ -67,6 +75,11 @@ async fn admit<P: Platform, S: Sink>(
         return Err(Refusal::Unsaved(error));
     }
     let attached = attach(agents, socket, login, agent);
+    if attached.is_ok()
+        && let Some(pid) = pid
+    {
+        agents.state().registry.bind_pid(pid, &login.username);
+    }
     if attached.is_err() && agents.state().registry.session(&login.username).is_none() {
         agents.journal().note(Change::Ended(login.username.clone()));
     }

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::event::{NewCall, SocketId};
+use super::resume::{PidKey, Shown};
 use crate::converja::{AgentId, CallId, QueueId};
 use crate::recent::RecentIds;
 
@@ -63,6 +64,8 @@ pub(crate) struct Session {
     orphaned_since: Option<Instant>,
     /// Brought back from the store at start and not yet reclaimed by a UI.
     pub restored: bool,
+    /// The private session ids of the UI sockets that acted for it.
+    pids: HashSet<PidKey>,
 }
 
 impl Session {
@@ -183,6 +186,8 @@ pub(crate) struct Registry {
     unclaimed: HashMap<AgentId, Vec<Slot>>,
     /// Calls that ended or were rejected.
     ended: RecentIds,
+    /// Which session each private session id names.
+    pids: HashMap<PidKey, String>,
     /// Platform call events applied so far; orders snapshots against events.
     seq: u64,
 }
@@ -201,6 +206,7 @@ impl Registry {
             by_call: HashMap::new(),
             unclaimed: HashMap::new(),
             ended: RecentIds::new(ENDED_MEMORY),
+            pids: HashMap::new(),
             seq: 0,
         }
     }
@@ -288,6 +294,7 @@ impl Registry {
                 calls: self.unclaimed.remove(agent).unwrap_or_default(),
                 orphaned_since: None,
                 restored: false,
+                pids: HashSet::new(),
             });
         session.max_calls = max_calls;
         session.orphaned_since = None;
@@ -340,11 +347,87 @@ impl Registry {
                 calls: self.unclaimed.remove(agent).unwrap_or_default(),
                 orphaned_since: Some(orphaned_since),
                 restored: true,
+                pids: HashSet::new(),
             },
         );
         self.by_agent.insert(agent.clone(), username.to_owned());
         self.wake_at(orphaned_since + self.rules.reconnect_grace, username);
         true
+    }
+
+    /// Binds a socket's private session id to the session of `username`, so that the socket
+    /// can take it back on a reconnect; false if there is no such session.
+    pub(crate) fn bind_pid(&mut self, pid: PidKey, username: &str) -> bool {
+        let Some(session) = self.sessions.get_mut(username) else {
+            return false;
+        };
+        session.pids.insert(pid.clone());
+        self.pids.insert(pid, username.to_owned());
+        true
+    }
+
+    /// The username of the session a private session id names.
+    pub(crate) fn session_by_pid(&self, pid: &PidKey) -> Option<&str> {
+        self.pids.get(pid).map(String::as_str)
+    }
+
+    /// Socket `socket`, just attached, already shows `calls` (it says so on a reconnect):
+    /// they are not sent again, and NEW_CALLs need no first-call delay, since the UI has had
+    /// its listeners all along.
+    pub(crate) fn resume_view(&mut self, socket: SocketId, calls: &[CallId], now: Instant) {
+        let Some(username) = self.by_socket.get(&socket).cloned() else {
+            return;
+        };
+        let Some(view) = self
+            .sessions
+            .get_mut(&username)
+            .and_then(|s| s.sockets.get_mut(&socket))
+        else {
+            return;
+        };
+        view.ready_at = Some(now);
+        for call in calls {
+            view.delivered.entry(*call).or_insert(now);
+        }
+        self.changed.insert(username);
+    }
+
+    /// The calls socket `socket` shows that its session no longer holds, now forgotten by
+    /// the socket's view: the UI must be told they ended. Only meaningful once the registry
+    /// holds what the platform has.
+    pub(crate) fn settle_view(&mut self, socket: SocketId) -> Vec<CallId> {
+        let Some(session) = self
+            .by_socket
+            .get(&socket)
+            .and_then(|u| self.sessions.get_mut(u))
+        else {
+            return Vec::new();
+        };
+        let held: HashSet<CallId> = session.calls.iter().map(|s| s.call).collect();
+        let Some(view) = session.sockets.get_mut(&socket) else {
+            return Vec::new();
+        };
+        let mut gone: Vec<CallId> = view
+            .delivered
+            .keys()
+            .filter(|c| !held.contains(c))
+            .copied()
+            .collect();
+        gone.sort_unstable();
+        for call in &gone {
+            view.delivered.remove(call);
+        }
+        gone
+    }
+
+    /// The offset for an event to `socket`: its session's username and the calls the socket
+    /// has been shown. `None` for a socket that acts for no session.
+    pub(crate) fn offset(&self, socket: SocketId) -> Option<String> {
+        let username = self.by_socket.get(&socket)?;
+        let view = self.sessions.get(username)?.sockets.get(&socket)?;
+        let mut calls: Vec<CallId> = view.delivered.keys().copied().collect();
+        calls.sort_unstable();
+        Some(Shown::offset(username, calls.into_iter()))
     }
 
     /// A call rejected before a restart: never offered again.
@@ -413,6 +496,9 @@ impl Registry {
         let sockets: Vec<SocketId> = session.sockets.keys().copied().collect();
         for s in &sockets {
             self.by_socket.remove(s);
+        }
+        for pid in &session.pids {
+            self.pids.remove(pid);
         }
         // The platform still has the calls: a later session of the agent takes them.
         if !session.calls.is_empty() {

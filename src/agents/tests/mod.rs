@@ -9,6 +9,7 @@ mod connect;
 mod outage;
 mod properties;
 mod restart;
+mod resume;
 mod sessions;
 mod several;
 
@@ -23,7 +24,7 @@ use tokio_util::task::TaskTracker;
 
 use super::event::{AckReply, ClientEvent, Login, ServerEvent, SocketId};
 use super::port::{EmitError, Platform, Sink};
-use super::{Agents, Inbound, Rules, Settings};
+use super::{Agents, Inbound, Resume, Rules, Settings};
 use crate::config::{OnCallError, OnDisconnect};
 use crate::converja::{
     AgentId, CallDidStart, CallId, CallTimestamps, PauseReason, PlatformError, QueueCall,
@@ -212,6 +213,8 @@ pub(super) struct Recorder {
     full: Arc<Mutex<HashSet<SocketId>>>,
     disconnected: Arc<Mutex<HashSet<SocketId>>>,
     closed: Arc<Mutex<HashSet<SocketId>>>,
+    /// The last offset each socket received, as socket.io-client keeps it.
+    offsets: Arc<Mutex<HashMap<SocketId, String>>>,
 }
 
 /// An acknowledgement callback, with the socket it came from so that a full buffer can be
@@ -221,13 +224,28 @@ pub(super) struct TestAck {
     answer: oneshot::Sender<Value>,
 }
 
+impl Recorder {
+    /// The last offset `socket` received: what socket.io-client hands back on a reconnect.
+    pub(super) fn offset(&self, socket: SocketId) -> Option<String> {
+        self.offsets.lock().unwrap().get(&socket).cloned()
+    }
+}
+
 impl Sink for Recorder {
     type Socket = SocketId;
     type Ack = TestAck;
 
-    fn emit(&self, socket: &SocketId, event: &ServerEvent) -> Result<(), EmitError> {
+    fn emit(
+        &self,
+        socket: &SocketId,
+        event: &ServerEvent,
+        offset: Option<&str>,
+    ) -> Result<(), EmitError> {
         if self.full.lock().unwrap().contains(socket) {
             return Err(EmitError::Full);
+        }
+        if let Some(offset) = offset {
+            self.offsets.lock().unwrap().insert(*socket, offset.to_owned());
         }
         let payload = serde_json::to_value(event).unwrap();
         self.emitted
@@ -333,11 +351,31 @@ impl Bench {
 
     /// A new socket, optionally with the username its token proves.
     pub(super) fn open(&mut self, proven: Option<&str>) -> Ui {
+        self.open_with(proven, Resume::default())
+    }
+
+    /// The same UI socket connecting again, as socket.io-client 4.6+ does: it hands back the
+    /// `pid` it was given and the last offset it received.
+    pub(super) fn reconnect(&mut self, ui: &Ui) -> Ui {
+        let resume = Resume {
+            pid: Some(ui.pid.clone()),
+            offset: self.sink.offset(ui.id),
+        };
+        self.open_with(None, resume)
+    }
+
+    /// A new socket whose handshake carries `resume`.
+    pub(super) fn open_with(&mut self, proven: Option<&str>, resume: Resume) -> Ui {
         let id = SocketId(self.next_socket);
         self.next_socket += 1;
-        self.core.socket_opened(id, id, proven.map(str::to_owned));
+        let fresh = format!("pid-of-socket-{}", id.0);
+        let pid = self
+            .core
+            .socket_opened(id, id, proven.map(str::to_owned), resume, fresh);
+        self.core.socket_connected(id);
         Ui {
             id,
+            pid,
             core: self.core.clone(),
             sink: self.sink.clone(),
             seen: 0,
@@ -414,6 +452,8 @@ pub(super) fn connect(username: &str, max_calls: u32) -> ClientEvent {
 /// One agent UI's socket.
 pub(super) struct Ui {
     pub(super) id: SocketId,
+    /// The private session id the bridge gave the socket.
+    pub(super) pid: String,
     core: Arc<Agents<FakePlatform, Recorder>>,
     sink: Recorder,
     seen: usize,
