@@ -56,7 +56,7 @@ need_node_clients() {
     echo "installing Node.js and npm..." >&2
     apt_install nodejs npm
   fi
-  if [ ! -d tests/node/node_modules/socket.io-client ] || [ ! -d tests/node/node_modules/playwright-core ]; then
+  if [ ! -d tests/node/node_modules/socket.io-client ] || [ ! -d tests/node/node_modules/socket.io-client-4.5 ] || [ ! -d tests/node/node_modules/playwright-core ]; then
     run npm ci --prefix tests/node --no-audit --no-fund
   fi
 }

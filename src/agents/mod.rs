@@ -167,7 +167,7 @@ impl<P: Platform, S: Sink> Agents<P, S> {
     /// username of a session waiting for its UI ([`restore`](self::restore)), takes it back
     /// at once. Returns the `pid` to give the socket: the one it named a session with, or
     /// `fresh`.
-    pub fn socket_opened(
+    pub(crate) fn socket_opened(
         &self,
         id: SocketId,
         socket: S::Socket,

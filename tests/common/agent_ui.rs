@@ -248,6 +248,24 @@ impl Puppet {
         assert_eq!(what.0, "connect", "socket {id} did not connect: {}", what.1);
     }
 
+    /// A UI socket as the public agent UIs open it: socket.io-client `client` ("4.8" or
+    /// "4.5") with its defaults (polling, then WebSocket; reconnection on, 1 s to 5 s
+    /// apart), path /callcontrol, no auth.
+    pub(crate) async fn connect_as_shipped(&mut self, id: &str, client: &str) {
+        let url = self.url.clone();
+        self.send(json!({"op": "connect", "asShipped": true, "client": client, "id": id, "url": url, "path": "/callcontrol"}))
+            .await;
+        let what = self.expect_any(id, &["connect", "connect_error"]).await;
+        assert_eq!(what.0, "connect", "socket {id} did not connect: {}", what.1);
+        assert_eq!(self.expect(id, "recovered").await, false);
+    }
+
+    /// Drops socket `id`'s connection under it, as a network blip does; the client
+    /// reconnects by itself.
+    pub(crate) async fn blip(&mut self, id: &str) {
+        self.send(json!({"op": "blip", "id": id})).await;
+    }
+
     /// The default: path /callcontrol, namespace /, WebSocket.
     pub(crate) async fn connect(&mut self, id: &str) {
         self.connect_with(id, "/callcontrol", "", &["websocket"], json!({}))

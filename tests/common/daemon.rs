@@ -86,13 +86,37 @@ impl Store {
 }
 
 /// Writes `name`.toml in `dir` for a bridge on `port` with nickname `name`, its sessions in
-/// `store` (a `[store]` section's lines).
+/// `store` (a `[store]` section's lines), sockets proving their username with tokens.
 pub(crate) fn write_config(
     dir: &Path,
     xmpp: &Server,
     port: u16,
     name: &str,
     store: &str,
+) -> PathBuf {
+    let auth = format!("[auth]\nhmac_secret = \"{SECRET}\"");
+    write_config_with(dir, xmpp, port, name, store, &auth)
+}
+
+/// Like [`write_config`], without `[auth]`: any socket may act as any username, as in a
+/// deployment where the UIs carry no token.
+pub(crate) fn write_open_config(
+    dir: &Path,
+    xmpp: &Server,
+    port: u16,
+    name: &str,
+    store: &str,
+) -> PathBuf {
+    write_config_with(dir, xmpp, port, name, store, "")
+}
+
+fn write_config_with(
+    dir: &Path,
+    xmpp: &Server,
+    port: u16,
+    name: &str,
+    store: &str,
+    auth: &str,
 ) -> PathBuf {
     let file = dir.join(format!("{name}.toml"));
     std::fs::write(
@@ -114,8 +138,7 @@ pub(crate) fn write_config(
             [agents]
             first_call_delay = "100ms"
             reconnect_grace = "{grace}s"
-            [auth]
-            hmac_secret = "{SECRET}"
+            {auth}
             [store]
             {store}
             [log]

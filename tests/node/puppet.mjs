@@ -1,13 +1,21 @@
 // A socket.io-client 4.x puppet for the end-to-end tests: reads JSON commands on stdin,
 // writes every event its sockets receive as one JSON line on stdout.
 import { io } from "socket.io-client";
+import { io as io45 } from "socket.io-client-4.5";
 import readline from "node:readline";
 
 const sockets = new Map();
 const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
 
+// A UI as the public ones are written: the library's defaults, nothing but the path (and
+// the given client version).
+function connectAsShipped(cmd) {
+  const connectTo = cmd.client === "4.5" ? io45 : io;
+  return connectTo(cmd.url, { path: cmd.path ?? "/socket.io", forceNew: true });
+}
+
 function connect(cmd) {
-  const socket = io(cmd.url, {
+  const socket = cmd.asShipped ? connectAsShipped(cmd) : io(cmd.url, {
     path: cmd.path ?? "/socket.io",
     transports: cmd.transports ?? ["polling", "websocket"],
     auth: cmd.auth ?? {},
@@ -19,6 +27,7 @@ function connect(cmd) {
     forceNew: true,
     timeout: 10000,
   });
+  if (cmd.asShipped) socket.on("connect", () => out({ id: cmd.id, event: "recovered", data: !!socket.recovered }));
   sockets.set(cmd.id, socket);
   socket.on("connect", () => out({ id: cmd.id, event: "connect", data: socket.io.engine.transport.name }));
   socket.on("connect_error", (e) => out({ id: cmd.id, event: "connect_error", data: e.message }));
@@ -44,6 +53,8 @@ rl.on("line", (line) => {
   else if (cmd.op === "emit") emit(cmd);
   else if (cmd.op === "close") sockets.get(cmd.id)?.disconnect();
   else if (cmd.op === "raw") sockets.get(cmd.id)?.io.engine.write(cmd.packet);
+  // A network blip: the connection drops under the socket, which reconnects by itself.
+  else if (cmd.op === "blip") sockets.get(cmd.id)?.io.engine.close();
 });
 rl.on("close", () => {
   for (const s of sockets.values()) s.disconnect();

@@ -245,7 +245,10 @@ impl Sink for Recorder {
             return Err(EmitError::Full);
         }
         if let Some(offset) = offset {
-            self.offsets.lock().unwrap().insert(*socket, offset.to_owned());
+            self.offsets
+                .lock()
+                .unwrap()
+                .insert(*socket, offset.to_owned());
         }
         let payload = serde_json::to_value(event).unwrap();
         self.emitted

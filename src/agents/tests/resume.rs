@@ -50,7 +50,10 @@ async fn a_blip_changes_nothing_the_agent_sees_and_the_gap_is_filled() {
     after(Duration::from_secs(2)).await;
 
     let mut back = bench.reconnect(&ui);
-    assert_eq!(back.pid, ui.pid, "the same pid, so the client knows it recovered");
+    assert_eq!(
+        back.pid, ui.pid,
+        "the same pid, so the client knows it recovered"
+    );
     after(Duration::from_millis(10)).await;
     let got = back.take();
     assert_eq!(
@@ -83,7 +86,11 @@ async fn a_reconnect_before_the_old_connection_is_noticed_gone_takes_the_session
     // The old connection is still attached (its close comes later, after a ping timeout).
     let mut back = bench.reconnect(&ui);
     after(Duration::from_millis(10)).await;
-    assert!(back.take().is_empty(), "nothing shown twice: {:?}", back.take());
+    assert!(
+        back.take().is_empty(),
+        "nothing shown twice: {:?}",
+        back.take()
+    );
     bench.start_call("22010", 2);
     after(Duration::from_millis(10)).await;
     assert_eq!(back.new_calls(), vec!["2"]);
@@ -151,7 +158,10 @@ async fn a_pid_nobody_gave_or_another_users_pid_takes_nothing() {
     assert_eq!(state.registry.username_of(other.id), None);
     assert_ne!(other.pid, maria.pid);
     drop(state);
-    assert!(forged.log_since(0).is_empty(), "the session is live: no farewell");
+    assert!(
+        forged.log_since(0).is_empty(),
+        "the session is live: no farewell"
+    );
     bench.stop().await;
 }
 
@@ -165,7 +175,11 @@ async fn after_a_restart_the_pid_takes_the_session_back_and_the_gap_is_filled_on
     bench.start_call("22010", 2);
     after(SETTLE).await;
     assert_eq!(ui.new_calls(), vec!["1", "2"]);
-    assert_eq!(store.saved().pids.len(), 1, "the pid is stored with the login");
+    assert_eq!(
+        store.saved().pids.len(),
+        1,
+        "the pid is stored with the login"
+    );
     let offset = bench.sink.offset(ui.id);
     bench.stop().await;
 

@@ -1,0 +1,217 @@
+//! Agent UIs as contact centers run them: an unmodified socket.io-client with its defaults,
+//! no token, `USER_CONNECT` sent once at login and never again. A network blip, a SIGTERM
+//! restart and a SIGKILL restart of the bridge binary (real Prosody, the simulator): the
+//! client reconnects by itself and hands back its `pid` and offset; the session must be back
+//! at once, every call assigned during the gap shown once, every call ended during the gap
+//! told, nothing shown twice, and the agent never logged out on the platform.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::agent_ui::Puppet;
+use common::daemon::{Daemon, GRACE, scraped, write_open_config};
+use common::screen::{settled, shown};
+use common::{agent, scenario, start_sim};
+use converja_bridge::converja::{CallId, QueueId};
+use converja_bridge::sim::SimHandle;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How soon after its reconnect a UI must have what it missed.
+const BACK_WITHIN: Duration = Duration::from_secs(1);
+
+fn call_of(payload: &Value) -> CallId {
+    CallId(payload["callId"].as_str().unwrap().parse().unwrap())
+}
+
+/// What breaks the UI's connection.
+#[derive(Debug, Clone, Copy)]
+enum Gap {
+    /// The connection drops; the bridge runs on.
+    Blip,
+    /// The bridge is stopped with this signal and started again.
+    Restart(&'static str),
+}
+
+/// Prosody, the simulator and the bridge binary, open (no `[auth]`), sessions in SQLite.
+struct Stack {
+    sim: SimHandle,
+    port: u16,
+    config: std::path::PathBuf,
+    bridge: Option<Daemon>,
+    _xmpp: common::server::Server,
+    _dir: tempfile::TempDir,
+    cancel: CancellationToken,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+async fn stack(tracker: &TaskTracker) -> Stack {
+    let cancel = CancellationToken::new();
+    let (xmpp, sim) = start_sim(scenario(), tracker, &cancel).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::unused_port();
+    let store = format!("path = \"{}\"", dir.path().join("sessions.db").display());
+    let config = write_open_config(dir.path(), &xmpp, port, "converja-bridge", &store);
+    let bridge = Daemon::start(&config, port).await;
+    Stack {
+        sim,
+        port,
+        config,
+        bridge: Some(bridge),
+        _xmpp: xmpp,
+        _dir: dir,
+        cancel,
+    }
+}
+
+/// Whether the platform still has `id` logged in once the grace is over: a session the
+/// bridge gave up would have been logged out by then.
+async fn logged_in_after_the_grace(sim: &SimHandle, id: &str) -> bool {
+    tokio::time::sleep(GRACE + Duration::from_secs(1)).await;
+    sim.world().await.agents[&agent(id)].logged_in
+}
+
+async fn through(gap: Gap, client: &str) {
+    let tracker = TaskTracker::new();
+    let mut stack = stack(&tracker).await;
+    let mut ui = Puppet::start(&format!("http://127.0.0.1:{}", stack.port)).await;
+    ui.connect_as_shipped("22010", client).await;
+    ui.login("22010", "22010", 3).await;
+    let a = stack
+        .sim
+        .start_call(QueueId(7), &agent("22010"), "0800")
+        .await
+        .unwrap();
+    let b = stack
+        .sim
+        .start_call(QueueId(7), &agent("22010"), "0801")
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        ui.expect("22010", "NEW_CALL").await;
+    }
+
+    // The gap: call a ends and call c is assigned while the UI is away.
+    match gap {
+        Gap::Blip => ui.blip("22010").await,
+        Gap::Restart(signal) => stack.bridge.take().unwrap().stop(signal),
+    }
+    ui.expect("22010", "disconnect").await;
+    stack.sim.finish_call(a).await.unwrap();
+    let c = stack
+        .sim
+        .start_call(QueueId(7), &agent("22010"), "0802")
+        .await
+        .unwrap();
+    let mut ready = None;
+    if let Gap::Restart(_) = gap {
+        stack.bridge = Some(Daemon::start(&stack.config, stack.port).await);
+        ready = Some(Instant::now());
+    }
+
+    ui.expect("22010", "connect").await;
+    let reconnected = Instant::now();
+    assert_eq!(
+        ui.expect("22010", "recovered").await,
+        true,
+        "the client hands back its pid and the bridge gives it back"
+    );
+    let new = call_of(&ui.expect("22010", "NEW_CALL").await);
+    let ended = call_of(&ui.expect("22010", "CALL_ENDED").await);
+    let waited = reconnected.elapsed();
+    let since = ready.map_or(reconnected, |r| r.max(reconnected));
+    assert!(
+        since.elapsed() <= BACK_WITHIN,
+        "what was missed took {waited:?} after the reconnect"
+    );
+    println!(
+        "{gap:?}: what was missed arrived {} ms after the reconnect",
+        waited.as_millis()
+    );
+    assert_eq!((new, ended), (c, a));
+    ui.expect_none("22010", "NEW_CALL").await;
+    assert_eq!(ui.count("22010", "NEW_CALL"), 3, "nothing shown twice");
+    assert_eq!(ui.count("22010", "CALL_ENDED"), 1);
+    assert_eq!(
+        shown(&mut ui, "22010"),
+        [b, c].into(),
+        "the screen is the platform"
+    );
+    settled(&mut ui, &stack.sim, &["22010"]).await;
+
+    // The reconnected socket acts for the session without ever sending USER_CONNECT (the
+    // simulated platform's current call is the newest).
+    ui.emit("22010", "END_CALL", json!({"callId": c.to_string()}))
+        .await;
+    let reply = ui
+        .expect_any("22010", &["CALL_ENDED", "END_CALL_ERROR"])
+        .await;
+    assert_eq!(
+        reply,
+        ("CALL_ENDED".to_owned(), json!({"callId": c.to_string()}))
+    );
+    assert!(
+        logged_in_after_the_grace(&stack.sim, "22010").await,
+        "the agent is never logged out on the platform"
+    );
+    assert_eq!(
+        scraped(stack.port, "converja_sessions_taken_back_total{by=\"pid\"}").await,
+        1.0
+    );
+    tracker.close();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blip_is_invisible_to_an_unmodified_ui() {
+    through(Gap::Blip, "4.8").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigterm_restart_is_invisible_to_an_unmodified_ui() {
+    through(Gap::Restart("TERM"), "4.8").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkill_restart_is_invisible_to_an_unmodified_ui() {
+    through(Gap::Restart("KILL"), "4.8").await;
+}
+
+/// socket.io-client before 4.6 hands nothing back on a reconnect: the bridge cannot tell the
+/// reconnected socket from a new one, so the session waits for a `USER_CONNECT` that such a
+/// UI never sends, and ends after the grace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_older_than_4_6_loses_its_session_after_a_blip() {
+    let tracker = TaskTracker::new();
+    let stack = stack(&tracker).await;
+    let mut ui = Puppet::start(&format!("http://127.0.0.1:{}", stack.port)).await;
+    ui.connect_as_shipped("22010", "4.5").await;
+    ui.login("22010", "22010", 3).await;
+    ui.blip("22010").await;
+    ui.expect("22010", "disconnect").await;
+    ui.expect("22010", "connect").await;
+    assert_eq!(ui.expect("22010", "recovered").await, false);
+    stack
+        .sim
+        .start_call(QueueId(7), &agent("22010"), "0800")
+        .await
+        .unwrap();
+    assert!(
+        !logged_in_after_the_grace(&stack.sim, "22010").await,
+        "the session ended with the grace"
+    );
+    ui.expect_none("22010", "NEW_CALL").await;
+    assert!(
+        scraped(stack.port, "converja_sessions_taken_back_total{by=\"pid\"}").await <= 0.0,
+        "an old client cannot name its session"
+    );
+    tracker.close();
+}
