@@ -10,16 +10,18 @@ use tracing::{info, warn};
 
 use crate::agents::{self, Agents, Sink};
 use crate::converja::{
-    AgentId, AgentState, Event, PauseReason, PlatformError, QueueCalls, QueueId,
+    AgentId, AgentState, Event, PauseReason, PlatformError, QueueCalls, QueueId, Timestamp,
 };
 use crate::platform::{Platform, Update};
 use crate::store::{self, Change, Journal};
 use crate::telemetry::latency;
 
 impl agents::Platform for Platform {
-    async fn check_agent(&self, agent: &AgentId) -> Result<(), PlatformError> {
+    async fn check_agent(&self, agent: &AgentId) -> Result<Timestamp, PlatformError> {
         self.join_agent_room(agent).await?;
-        self.agent_status(agent).await.map(drop)
+        self.agent_status(agent)
+            .await
+            .map(|status| status.timestamp)
     }
 
     async fn current_caller(&self, agent: &AgentId) -> Result<Option<String>, PlatformError> {
@@ -105,6 +107,11 @@ pub(crate) async fn follow_platform<S: Sink>(
                 Event::CallDidStart(start) => latency::stanza(e.read, || core.call_started(&start)),
                 Event::CallDidFinish(finish) => {
                     latency::stanza(e.read, || core.call_finished(finish.callid))
+                }
+                Event::UserSessionDidFinish(session) => {
+                    latency::stanza(e.read, || {
+                        core.session_finished(&session.agent, session.timestamp);
+                    });
                 }
                 _ => {}
             },

@@ -215,3 +215,36 @@ async fn a_client_older_than_4_6_loses_its_session_after_a_blip() {
     );
     tracker.close();
 }
+
+/// The platform's word on the session: a logout at the phone (`UserSessionDidFinish`) ends
+/// the bridge session and the UI goes back to its login; a reconnect afterwards names
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_on_the_platform_sends_the_ui_back_to_its_login() {
+    let tracker = TaskTracker::new();
+    let stack = stack(&tracker).await;
+    let mut ui = Puppet::start(&format!("http://127.0.0.1:{}", stack.port)).await;
+    ui.connect_as_shipped("22010", "4.8").await;
+    ui.login("22010", "22010", 3).await;
+    stack.sim.logout(&agent("22010")).await.unwrap();
+    assert_eq!(
+        ui.expect("22010", "USER_DISCONNECTED").await,
+        json!({"username": "22010"})
+    );
+    assert_eq!(
+        scraped(
+            stack.port,
+            "converja_platform_logouts_total{outcome=\"ended\"}"
+        )
+        .await,
+        1.0
+    );
+    ui.emit("22010", "END_CALL", json!({"callId": "1"})).await;
+    let refused = ui.expect("22010", "END_CALL_ERROR").await;
+    assert_eq!(refused["error"], "not connected: send USER_CONNECT first");
+    ui.blip("22010").await;
+    ui.expect("22010", "connect").await;
+    assert_eq!(ui.expect("22010", "recovered").await, false);
+    ui.expect_none("22010", "USER_DISCONNECTED").await;
+    tracker.close();
+}

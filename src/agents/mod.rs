@@ -304,6 +304,46 @@ impl<P: Platform, S: Sink> Agents<P, S> {
         state.deliver_changed(&self.sink, now());
     }
 
+    /// The platform ended the agent's session at `at` (`UserSessionDidFinish`: logged out at
+    /// the phone, by a supervisor, by the platform): the bridge session ends and its UIs go
+    /// back to their login. A logout no newer than what the platform said when the session
+    /// was confirmed belongs to an earlier session, and the bridge's own logouts are its own
+    /// to finish.
+    pub fn session_finished(self: &Arc<Self>, agent: &AgentId, at: Timestamp) {
+        let ended = {
+            let mut state = self.state();
+            if state.ending(agent).is_some() {
+                debug!(%agent, "logout announced while the bridge ends the session itself");
+                return;
+            }
+            let Some(session) = state.registry.session_of_agent(agent) else {
+                return;
+            };
+            let username = session.username.clone();
+            if session.known_since.is_some_and(|since| at <= since) {
+                info!(%agent, %username, at = at.0, "an older logout does not end the session");
+                metrics::counter!(telemetry::PLATFORM_LOGOUTS, "outcome" => "ignored").increment(1);
+                return;
+            }
+            let sockets = state.registry.end_session(&username);
+            state
+                .journal
+                .note(crate::store::Change::Ended(username.clone()));
+            let event = ServerEvent::UserDisconnected {
+                username: username.clone(),
+            };
+            for id in sockets {
+                if let Err(e) = state.emit_to(&self.sink, id, &event) {
+                    warn!(socket = id.0, error = ?e, "USER_DISCONNECTED not delivered");
+                }
+            }
+            username
+        };
+        info!(%agent, username = %ended, "the platform ended the agent's session");
+        metrics::counter!(telemetry::PLATFORM_LOGOUTS, "outcome" => "ended").increment(1);
+        self.leave_if_unused(agent);
+    }
+
     /// The platform ended a call.
     pub fn call_finished(&self, call: CallId) {
         {

@@ -6,15 +6,17 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::event::{AckReply, ServerEvent};
-use crate::converja::{AgentId, PauseReason, PlatformError, QueueCalls, QueueId};
+use crate::converja::{AgentId, PauseReason, PlatformError, QueueCalls, QueueId, Timestamp};
 
 /// The platform requests the agents core makes.
 pub trait Platform: Send + Sync + 'static {
-    /// Proves that `agent` exists (`GET /agents/:id/status`), joining its room first.
+    /// Proves that `agent` exists (`GET /agents/:id/status`), joining its room first;
+    /// returns the status's timestamp: the platform's word on the agent is at least that
+    /// recent.
     fn check_agent(
         &self,
         agent: &AgentId,
-    ) -> impl Future<Output = Result<(), PlatformError>> + Send;
+    ) -> impl Future<Output = Result<Timestamp, PlatformError>> + Send;
     /// The caller of the agent's current call (`GET /agents/:id/status`, `show` while
     /// busy); `None` when the agent is not busy.
     fn current_caller(

@@ -64,8 +64,11 @@ impl<P: Platform, S: Sink> Agents<P, S> {
                 let rejoin = async {
                     for agent in &agents {
                         while !core.platform.wait_ready(Duration::from_secs(60)).await {}
-                        if let Err(error) = core.platform.check_agent(agent).await {
-                            warn!(%agent, %error, "restored session's agent not confirmed by the platform");
+                        match core.platform.check_agent(agent).await {
+                            Ok(since) => core.state().registry.agent_known_since(agent, since),
+                            Err(error) => {
+                                warn!(%agent, %error, "restored session's agent not confirmed by the platform");
+                            }
                         }
                     }
                 };

@@ -8,7 +8,7 @@ use tracing::info;
 use crate::agents::event::{Echo, Login, ServerEvent, SocketId};
 use crate::agents::refusal::{Refusal, Subject};
 use crate::agents::{Agents, Platform, Sink, now, restore};
-use crate::converja::AgentId;
+use crate::converja::{AgentId, Timestamp};
 use crate::store::Change;
 
 pub(super) async fn handle<P: Platform, S: Sink>(
@@ -45,12 +45,18 @@ async fn admit<P: Platform, S: Sink>(
     checked: Checked,
 ) -> Result<(), Refusal> {
     let new = matches!(checked, Checked::New);
-    if new && let Err(error) = check_agent(agents, agent).await {
-        agents.leave_if_unused(agent);
-        return Err(Refusal::Platform {
-            subject: Subject::Agent(agent.clone()),
-            error,
-        });
+    let mut known_since = None;
+    if new {
+        match check_agent(agents, agent).await {
+            Ok(since) => known_since = Some(since),
+            Err(error) => {
+                agents.leave_if_unused(agent);
+                return Err(Refusal::Platform {
+                    subject: Subject::Agent(agent.clone()),
+                    error,
+                });
+            }
+        }
     }
     let (stored, reclaimed, changed, pid) = {
         let state = agents.state();
@@ -75,10 +81,14 @@ async fn admit<P: Platform, S: Sink>(
         return Err(Refusal::Unsaved(error));
     }
     let attached = attach(agents, socket, login, agent);
-    if attached.is_ok()
-        && let Some(pid) = pid
-    {
-        agents.state().registry.bind_pid(pid, &login.username);
+    if attached.is_ok() {
+        let mut state = agents.state();
+        if let Some(pid) = pid {
+            state.registry.bind_pid(pid, &login.username);
+        }
+        if let Some(since) = known_since {
+            state.registry.known_since(&login.username, since);
+        }
     }
     if attached.is_err() && agents.state().registry.session(&login.username).is_none() {
         agents.journal().note(Change::Ended(login.username.clone()));
@@ -93,7 +103,7 @@ async fn admit<P: Platform, S: Sink>(
 async fn check_agent<P: Platform, S: Sink>(
     agents: &Agents<P, S>,
     agent: &AgentId,
-) -> Result<(), crate::converja::PlatformError> {
+) -> Result<Timestamp, crate::converja::PlatformError> {
     agents.ended(agent).await;
     agents.platform.check_agent(agent).await
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::event::{NewCall, SocketId};
 use super::resume::{PidKey, Shown};
-use crate::converja::{AgentId, CallId, QueueId};
+use crate::converja::{AgentId, CallId, QueueId, Timestamp};
 use crate::recent::RecentIds;
 
 /// Calls remembered as ended (or rejected), so that a late event or an older snapshot does
@@ -66,6 +66,10 @@ pub(crate) struct Session {
     pub restored: bool,
     /// The private session ids of the UI sockets that acted for it.
     pids: HashSet<PidKey>,
+    /// The platform's word on the agent, when the session was confirmed, was this recent:
+    /// a logout the platform announces with an earlier (or the same) timestamp is older
+    /// than the session.
+    pub known_since: Option<Timestamp>,
 }
 
 impl Session {
@@ -295,6 +299,7 @@ impl Registry {
                 orphaned_since: None,
                 restored: false,
                 pids: HashSet::new(),
+                known_since: None,
             });
         session.max_calls = max_calls;
         session.orphaned_since = None;
@@ -348,11 +353,26 @@ impl Registry {
                 orphaned_since: Some(orphaned_since),
                 restored: true,
                 pids: HashSet::new(),
+                known_since: None,
             },
         );
         self.by_agent.insert(agent.clone(), username.to_owned());
         self.wake_at(orphaned_since + self.rules.reconnect_grace, username);
         true
+    }
+
+    /// The platform confirmed the agent of `username`'s session with a status this recent.
+    pub(crate) fn known_since(&mut self, username: &str, since: Timestamp) {
+        if let Some(session) = self.sessions.get_mut(username) {
+            session.known_since = Some(since);
+        }
+    }
+
+    /// Like [`known_since`](Self::known_since), for the session of `agent`.
+    pub(crate) fn agent_known_since(&mut self, agent: &AgentId, since: Timestamp) {
+        if let Some(username) = self.by_agent.get(agent).cloned() {
+            self.known_since(&username, since);
+        }
     }
 
     /// Binds a socket's private session id to the session of `username`, so that the socket

@@ -7,6 +7,7 @@
 mod calls;
 mod connect;
 mod outage;
+mod platform_logout;
 mod properties;
 mod restart;
 mod resume;
@@ -61,6 +62,9 @@ impl Asked {
     }
 }
 
+/// The timestamp agent statuses carry unless a test says otherwise.
+pub(super) const STATUS_SINCE: Timestamp = Timestamp(1_468_418_000.0);
+
 /// How the fake platform answers the next request of a kind.
 enum Script {
     Fail(PlatformError),
@@ -75,6 +79,8 @@ struct FakeState {
     queues: Vec<(QueueId, Result<Vec<QueueCall>, PlatformError>)>,
     /// The caller of each agent's current call, as the status shows it.
     current: HashMap<String, String>,
+    /// The timestamp every agent status carries, if not [`STATUS_SINCE`].
+    status_since: Option<Timestamp>,
 }
 
 /// A platform that answers every request with success unless told otherwise.
@@ -131,6 +137,11 @@ impl FakePlatform {
         };
     }
 
+    /// The timestamp agent statuses carry from now on.
+    pub(super) fn set_status_since(&self, since: Timestamp) {
+        self.lock().status_since = Some(since);
+    }
+
     /// What `GET /queues/:id/calls` answers from now on, queue by queue.
     pub(super) fn set_queues(&self, queues: Vec<(QueueId, Result<Vec<QueueCall>, PlatformError>)>) {
         self.lock().queues = queues;
@@ -154,8 +165,9 @@ impl FakePlatform {
 }
 
 impl Platform for FakePlatform {
-    async fn check_agent(&self, agent: &AgentId) -> Result<(), PlatformError> {
-        self.answer(Asked::CheckAgent(agent.to_string())).await
+    async fn check_agent(&self, agent: &AgentId) -> Result<Timestamp, PlatformError> {
+        self.answer(Asked::CheckAgent(agent.to_string())).await?;
+        Ok(self.lock().status_since.unwrap_or(STATUS_SINCE))
     }
     async fn current_caller(&self, agent: &AgentId) -> Result<Option<String>, PlatformError> {
         self.answer(Asked::CurrentCaller(agent.to_string())).await?;
