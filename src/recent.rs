@@ -23,16 +23,30 @@ impl RecentIds {
 
     /// Records `id`; false if it was already there.
     pub(crate) fn insert(&mut self, id: u64) -> bool {
+        self.insert_evicting(id).0
+    }
+
+    /// Records `id`: whether it was new, and the oldest id it pushed out, if any.
+    pub(crate) fn insert_evicting(&mut self, id: u64) -> (bool, Option<u64>) {
         if !self.set.insert(id) {
-            return false;
+            return (false, None);
         }
         self.order.push_back(id);
+        let mut evicted = None;
         if self.order.len() > self.capacity
             && let Some(old) = self.order.pop_front()
         {
             self.set.remove(&old);
+            evicted = Some(old);
         }
-        true
+        (true, evicted)
+    }
+
+    /// Forgets `id`.
+    pub(crate) fn remove(&mut self, id: u64) {
+        if self.set.remove(&id) {
+            self.order.retain(|o| *o != id);
+        }
     }
 
     /// Whether `id` is among the remembered ones.

@@ -293,7 +293,8 @@ impl<P: Platform, S: Sink> Agents<P, S> {
         let info = self.new_call(start.queue, &start.origin, start.timestamp, start.callid);
         let mut state = self.state();
         let registry = &mut state.registry;
-        if !registry.call_started(&start.destination, start.callid, start.queue, info) {
+        let (agent, call) = (&start.destination, start.callid);
+        if !registry.call_started(agent, call, start.queue, info, start.timestamp) {
             return;
         }
         if registry.session_of_agent(&start.destination).is_some() {
@@ -348,6 +349,11 @@ impl<P: Platform, S: Sink> Agents<P, S> {
     pub fn call_finished(&self, call: CallId) {
         {
             let mut state = self.state();
+            if state.registry.rejection_over(call) {
+                state
+                    .journal
+                    .note(crate::store::Change::RejectionOver(call));
+            }
             state.end_call(&self.sink, call);
             state.deliver_changed(&self.sink, now());
         }

@@ -11,6 +11,7 @@ use tracing::{info, warn};
 
 use super::{Agents, Platform, Sink, now};
 use crate::converja::{CallId, QueueCalls, QueueId};
+use crate::store::Change;
 
 /// How long to wait for the platform's rooms before re-reading calls after an outage.
 const RECONCILE_PATIENCE: Duration = Duration::from_secs(30);
@@ -76,17 +77,28 @@ impl<P: Platform, S: Sink> Agents<P, S> {
             .filter_map(|c| {
                 let agent = c.callee.clone()?;
                 let started = c.timestamps.answer.unwrap_or(c.timestamps.join);
-                Some((agent, self.new_call(queue, &c.caller, started, c.call)))
+                Some((
+                    agent,
+                    started,
+                    self.new_call(queue, &c.caller, started, c.call),
+                ))
             })
             .collect();
-        let live: HashSet<CallId> = active.iter().map(|(_, info)| info.call).collect();
+        let live: HashSet<CallId> = active.iter().map(|(_, _, info)| info.call).collect();
         let mut state = self.state();
         let mut started = 0;
-        for (agent, info) in active {
+        for (agent, at, info) in active {
             // Known calls, and calls an event has ended or the UI rejected, are left alone.
-            if state.registry.call_started(&agent, info.call, queue, info) {
+            if state
+                .registry
+                .call_started(&agent, info.call, queue, info, at)
+            {
                 started += 1;
             }
+        }
+        // A rejected call the platform no longer has is forgotten: its id may come again.
+        for call in state.registry.rejections_gone(queue, &live, since) {
+            state.journal.note(Change::RejectionOver(call));
         }
         let mut ended = 0;
         for (call, seq) in state.registry.calls_in_queue(queue) {

@@ -26,8 +26,8 @@ impl<P: Platform, S: Sink> Agents<P, S> {
         let mut agents = Vec::new();
         {
             let mut state = self.state();
-            for call in saved.rejected {
-                state.registry.forget_call(call);
+            for r in saved.rejected {
+                state.registry.rejected_before(r.call, r.queue, r.started);
             }
             let mut pids = saved.pids;
             for s in saved.sessions {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::future::BoxFuture;
 
-use super::{Change, Saved, Store, StoreError, StoredSession};
+use super::{Change, RejectedCall, Saved, Store, StoreError, StoredSession};
 
 /// What a SQL store would hold, in memory.
 #[derive(Debug, Default)]
@@ -75,11 +75,24 @@ fn apply(saved: &mut Saved, change: &Change) {
             saved.pids.retain(|(k, _)| k != key);
             saved.pids.push((key.clone(), username.clone()));
         }
-        Change::Rejected { call, .. } => {
-            if !saved.rejected.contains(call) {
-                saved.rejected.insert(0, *call);
+        Change::Rejected {
+            call,
+            queue,
+            started,
+            ..
+        } => {
+            if !saved.rejected.iter().any(|r| r.call == *call) {
+                saved.rejected.insert(
+                    0,
+                    RejectedCall {
+                        call: *call,
+                        queue: Some(*queue),
+                        started: *started,
+                    },
+                );
             }
         }
+        Change::RejectionOver(call) => saved.rejected.retain(|r| r.call != *call),
         Change::RequestHighWater(id) => {
             saved.request_high_water = saved.request_high_water.max(*id);
         }

@@ -25,7 +25,7 @@ pub use lease::Lease;
 pub use sql::SqlStore;
 
 use crate::config::StoreConfig;
-use crate::converja::{AgentId, CallId};
+use crate::converja::{AgentId, CallId, QueueId, Timestamp};
 
 /// A session as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,13 +42,25 @@ pub struct StoredSession {
     pub orphaned_at: Option<SystemTime>,
 }
 
+/// A call an agent rejected, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedCall {
+    /// The call.
+    pub call: CallId,
+    /// Its queue (unknown for a rejection stored by an older version).
+    pub queue: Option<QueueId>,
+    /// When it started (for a rejection stored by an older version, when it was rejected:
+    /// a call that started later is another call).
+    pub started: Timestamp,
+}
+
 /// Everything stored, as read at start.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Saved {
     /// Sessions, by username order.
     pub sessions: Vec<StoredSession>,
     /// Calls agents rejected, recent first.
-    pub rejected: Vec<CallId>,
+    pub rejected: Vec<RejectedCall>,
     /// The highest request id a previous process recorded as handed out.
     pub request_high_water: u64,
     /// Private session ids (their keys) and the username each is bound to.
@@ -56,7 +68,7 @@ pub struct Saved {
 }
 
 /// One change to what is stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     /// A session started, or a socket joined it again: stored as it is now.
     Session(StoredSession),
@@ -77,13 +89,19 @@ pub enum Change {
         /// The session.
         username: String,
     },
-    /// The agent rejected the call: it must never be offered again.
+    /// The agent rejected the call: it is not offered again while the platform has it.
     Rejected {
         /// The call.
         call: CallId,
         /// When.
         at: SystemTime,
+        /// Its queue.
+        queue: QueueId,
+        /// When it started.
+        started: Timestamp,
     },
+    /// The platform no longer has a rejected call: its id may be used again.
+    RejectionOver(CallId),
     /// Request ids up to this one may have been handed out.
     RequestHighWater(u64),
 }

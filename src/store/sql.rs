@@ -11,9 +11,9 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
 use sqlx::{Executor, Row};
 
-use super::{Change, REJECTED_MEMORY, Saved, Store, StoreError, StoredSession};
+use super::{Change, REJECTED_MEMORY, RejectedCall, Saved, Store, StoreError, StoredSession};
 use super::{from_millis, to_millis};
-use crate::converja::{AgentId, CallId};
+use crate::converja::{AgentId, CallId, QueueId, Timestamp};
 
 static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 
@@ -191,14 +191,23 @@ impl SqlStore {
         }
         let since = to_millis(SystemTime::now() - REJECTED_MEMORY);
         let rejected = sqlx::query(
-            "SELECT call_id FROM rejected_calls WHERE rejected_at >= $1 ORDER BY rejected_at DESC",
+            "SELECT call_id, queue_id, COALESCE(call_started, rejected_at) AS started \
+             FROM rejected_calls WHERE rejected_at >= $1 ORDER BY rejected_at DESC",
         )
         .bind(since)
         .fetch_all(&self.pool)
         .await?
         .into_iter()
-        .map(|row| row.try_get::<i64, _>("call_id").map(|id| CallId(id as u64)))
-        .collect::<Result<_, _>>()?;
+        .map(|row| {
+            Ok(RejectedCall {
+                call: CallId(row.try_get::<i64, _>("call_id")? as u64),
+                queue: row
+                    .try_get::<Option<i64>, _>("queue_id")?
+                    .map(|q| QueueId(q as u64)),
+                started: Timestamp(row.try_get::<i64, _>("started")? as f64 / 1000.0),
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
         let high_water = sqlx::query("SELECT high_water FROM request_ids WHERE id = 1")
             .fetch_optional(&self.pool)
             .await?
@@ -273,16 +282,31 @@ impl SqlStore {
                     .execute(&mut *tx)
                     .await?;
                 }
-                Change::Rejected { call, at } => {
+                Change::Rejected {
+                    call,
+                    at,
+                    queue,
+                    started,
+                } => {
                     rejected = true;
                     sqlx::query(
-                        "INSERT INTO rejected_calls (call_id, rejected_at) VALUES ($1, $2) \
-                         ON CONFLICT (call_id) DO NOTHING",
+                        "INSERT INTO rejected_calls (call_id, rejected_at, queue_id, call_started) \
+                         VALUES ($1, $2, $3, $4) ON CONFLICT (call_id) DO UPDATE SET \
+                         rejected_at = excluded.rejected_at, queue_id = excluded.queue_id, \
+                         call_started = excluded.call_started",
                     )
                     .bind(call.0 as i64)
                     .bind(to_millis(*at))
+                    .bind(queue.0 as i64)
+                    .bind((started.0 * 1000.0) as i64)
                     .execute(&mut *tx)
                     .await?;
+                }
+                Change::RejectionOver(call) => {
+                    sqlx::query("DELETE FROM rejected_calls WHERE call_id = $1")
+                        .bind(call.0 as i64)
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 Change::RequestHighWater(id) => {
                     sqlx::query(
@@ -412,11 +436,31 @@ mod tests {
                 Change::Rejected {
                     call: CallId(42),
                     at: now,
+                    queue: QueueId(7),
+                    started: Timestamp(1_700_000_000.25),
                 },
+                Change::Rejected {
+                    call: CallId(43),
+                    at: now,
+                    queue: QueueId(7),
+                    started: Timestamp(1_700_000_001.0),
+                },
+                Change::RejectionOver(CallId(43)),
                 Change::Rejected {
                     call: CallId(7),
                     at: now - REJECTED_MEMORY - Duration::from_secs(60),
+                    queue: QueueId(7),
+                    started: Timestamp(1_700_000_000.0),
                 },
+                Change::Pid {
+                    key: "k1".into(),
+                    username: "1001".into(),
+                },
+                Change::Pid {
+                    key: "k3".into(),
+                    username: "1003".into(),
+                },
+                Change::Ended("1003".into()),
                 Change::RequestHighWater(500),
                 Change::RequestHighWater(400),
             ])
@@ -433,8 +477,17 @@ mod tests {
         );
         assert_eq!(
             saved.rejected,
-            vec![CallId(42)],
-            "old rejections are pruned"
+            vec![RejectedCall {
+                call: CallId(42),
+                queue: Some(QueueId(7)),
+                started: Timestamp(1_700_000_000.25),
+            }],
+            "old rejections are pruned, and those the platform no longer has"
+        );
+        assert_eq!(
+            saved.pids,
+            vec![("k1".to_owned(), "1001".to_owned())],
+            "an ended session's pids are gone"
         );
         assert_eq!(saved.request_high_water, 500, "the mark never goes down");
     }

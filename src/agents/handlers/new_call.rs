@@ -29,9 +29,9 @@ pub(super) fn answered<P: Platform, S: Sink>(
     }
 }
 
-/// The UI could not take the call: its slot is freed at once, it is never offered again
-/// (not even after a restart: the rejection is stored before the acknowledgement), and
-/// `on_call_error` is applied.
+/// The UI could not take the call: its slot is freed at once, it is not offered again while
+/// the platform has it (not even after a restart: the rejection is stored before the
+/// acknowledgement), and `on_call_error` is applied.
 pub(super) async fn rejected<P: Platform, S: Sink>(
     agents: &Arc<Agents<P, S>>,
     socket: SocketId,
@@ -41,20 +41,26 @@ pub(super) async fn rejected<P: Platform, S: Sink>(
 ) {
     let target = {
         let mut state = agents.state();
-        let target = super::held_call(&state.registry, socket, call);
+        let target = super::held_call(&state.registry, socket, call).and_then(|held| {
+            let rejected = state.registry.reject(socket, call);
+            rejected
+                .map(|r| (held, r))
+                .ok_or(Refusal::NotYourCall(call))
+        });
         if target.is_ok() {
-            state.registry.call_ended(call);
             state.deliver_changed(&agents.sink, now());
         }
         target
     };
     match target {
-        Ok((agent, among)) => {
+        Ok(((agent, among), (queue, started))) => {
             warn!(%agent, %call, %reason, "agent UI rejected a call");
             let journal = agents.journal();
             let stored = journal.commit(Change::Rejected {
                 call,
                 at: SystemTime::now(),
+                queue,
+                started,
             });
             if let Err(error) = stored.await {
                 warn!(%call, %error, "rejection not stored: a restart may offer the call again");

@@ -3,6 +3,7 @@
 //! clock, so every delivery rule is unit-tested without I/O or time.
 
 mod delivery;
+mod ended;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::event::{NewCall, SocketId};
 use super::resume::{PidKey, Shown};
 use crate::converja::{AgentId, CallId, QueueId, Timestamp};
-use crate::recent::RecentIds;
+use ended::EndedCalls;
 
 /// Calls remembered as ended (or rejected), so that a late event or an older snapshot does
 /// not bring them back: well above the calls a contact center ends between two outages.
@@ -35,6 +36,8 @@ struct Slot {
     call: CallId,
     queue: QueueId,
     info: NewCall,
+    /// When the platform says it started.
+    started: Timestamp,
     /// The registry's event count when the platform last told us about this call.
     seq: u64,
     answered: bool,
@@ -189,7 +192,7 @@ pub(crate) struct Registry {
     /// a session that starts later takes them.
     unclaimed: HashMap<AgentId, Vec<Slot>>,
     /// Calls that ended or were rejected.
-    ended: RecentIds,
+    ended: EndedCalls,
     /// Which session each private session id names.
     pids: HashMap<PidKey, String>,
     /// Platform call events applied so far; orders snapshots against events.
@@ -209,7 +212,7 @@ impl Registry {
             timed: HashSet::new(),
             by_call: HashMap::new(),
             unclaimed: HashMap::new(),
-            ended: RecentIds::new(ENDED_MEMORY),
+            ended: EndedCalls::new(ENDED_MEMORY),
             pids: HashMap::new(),
             seq: 0,
         }
@@ -450,9 +453,50 @@ impl Registry {
         Some(Shown::offset(username, calls.into_iter()))
     }
 
-    /// A call rejected before a restart: never offered again.
-    pub(crate) fn forget_call(&mut self, call: CallId) {
-        self.ended.insert(call.0);
+    /// A call rejected before a restart: not offered again while the platform has it.
+    pub(crate) fn rejected_before(
+        &mut self,
+        call: CallId,
+        queue: Option<QueueId>,
+        started: Timestamp,
+    ) {
+        self.ended.reject(call, queue, started, 0);
+    }
+
+    /// The agent of `socket`'s session rejected `call`: it ends for the session and is not
+    /// offered again while the platform has it. Returns its queue and start, or `None` if
+    /// the session does not hold it.
+    pub(crate) fn reject(
+        &mut self,
+        socket: SocketId,
+        call: CallId,
+    ) -> Option<(QueueId, Timestamp)> {
+        let slot = self
+            .session_of(socket)?
+            .calls
+            .iter()
+            .find(|s| s.call == call)?;
+        let (queue, started) = (slot.queue, slot.started);
+        self.call_ended(call);
+        self.ended.reject(call, Some(queue), started, self.seq);
+        Some((queue, started))
+    }
+
+    /// The platform ended `call`; true if an agent had rejected it (the rejection is
+    /// forgotten: the platform no longer has the call).
+    pub(crate) fn rejection_over(&mut self, call: CallId) -> bool {
+        self.ended.rejection_over(call)
+    }
+
+    /// The rejected calls of `queue` that a read sent after `since` events no longer lists
+    /// in `live`; their rejections are forgotten.
+    pub(crate) fn rejections_gone(
+        &mut self,
+        queue: QueueId,
+        live: &HashSet<CallId>,
+        since: u64,
+    ) -> Vec<CallId> {
+        self.ended.rejections_gone(queue, live, since)
     }
 
     /// Whether the session is waiting for its UI (no socket attached).
@@ -538,8 +582,9 @@ impl Registry {
         call: CallId,
         queue: QueueId,
         info: NewCall,
+        started: Timestamp,
     ) -> bool {
-        if self.by_call.contains_key(&call) || self.ended.contains(call.0) {
+        if self.by_call.contains_key(&call) || self.ended.hides(call, started) {
             return false;
         }
         self.seq += 1;
@@ -547,6 +592,7 @@ impl Registry {
             call,
             queue,
             info,
+            started,
             seq: self.seq,
             answered: false,
             unanswered_reported: false,
@@ -571,7 +617,8 @@ impl Registry {
     /// hears of the end of a call it was not shown), or `None` if no session held it.
     pub(crate) fn call_ended(&mut self, call: CallId) -> Option<(String, Vec<SocketId>)> {
         self.seq += 1;
-        self.ended.insert(call.0);
+        let started = self.started_of(call);
+        self.ended.insert(call, started);
         let agent = self.by_call.remove(&call)?;
         let Some(session) = self
             .by_agent
@@ -594,6 +641,16 @@ impl Registry {
             .collect();
         self.changed.insert(session.username.clone());
         Some((session.username.clone(), shown))
+    }
+
+    /// When the platform says `call`, which the registry holds, started.
+    fn started_of(&self, call: CallId) -> Option<Timestamp> {
+        let agent = self.by_call.get(&call)?;
+        let calls = match self.by_agent.get(agent).and_then(|u| self.sessions.get(u)) {
+            Some(session) => &session.calls,
+            None => self.unclaimed.get(agent)?,
+        };
+        calls.iter().find(|s| s.call == call).map(|s| s.started)
     }
 
     /// Platform call events applied so far.

@@ -3,6 +3,8 @@
 use super::*;
 
 const Q: QueueId = QueueId(7);
+/// When the test calls started.
+const T: Timestamp = Timestamp(1_468_418_331.721);
 
 fn rules() -> Rules {
     Rules {
@@ -57,7 +59,7 @@ fn changed_sessions_alone_are_looked_at_after_a_change() {
     r.attach(S1, "maria", &maria, 1, t0).unwrap();
     r.attach(S2, "joao", &joao, 1, t0).unwrap();
     assert!(r.due_changed(later).is_empty());
-    r.call_started(&joao, CallId(7), Q, info(7));
+    r.call_started(&joao, CallId(7), Q, info(7), T);
     let due: Vec<(u64, String)> = r
         .due_changed(later)
         .into_iter()
@@ -78,7 +80,7 @@ fn first_calls_wait_for_the_listener_delay() {
     let mut r = Registry::new(rules());
     let maria = AgentId::new("22010");
     r.attach(S1, "maria", &maria, 2, t0).unwrap();
-    assert!(r.call_started(&maria, CallId(1), Q, info(1)));
+    assert!(r.call_started(&maria, CallId(1), Q, info(1), T));
     assert!(due_ids(&mut r, t0 + Duration::from_millis(499)).is_empty());
     assert_eq!(
         due_ids(&mut r, t0 + Duration::from_millis(500)),
@@ -94,7 +96,7 @@ fn capacity_caps_offered_calls_and_the_backlog_keeps_arrival_order() {
     let maria = AgentId::new("22010");
     r.attach(S1, "maria", &maria, 2, t0).unwrap();
     for c in 1..=4 {
-        r.call_started(&maria, CallId(c), Q, info(c));
+        r.call_started(&maria, CallId(c), Q, info(c), T);
     }
     assert_eq!(
         due_ids(&mut r, later),
@@ -121,8 +123,8 @@ fn a_new_socket_receives_every_unfinished_call_and_a_repeat_connect_nothing() {
     let mut r = Registry::new(rules());
     let maria = AgentId::new("22010");
     r.attach(S1, "maria", &maria, 3, t0).unwrap();
-    r.call_started(&maria, CallId(1), Q, info(1));
-    r.call_started(&maria, CallId(2), Q, info(2));
+    r.call_started(&maria, CallId(1), Q, info(1), T);
+    r.call_started(&maria, CallId(2), Q, info(2), T);
     deliver_all(&mut r, t1);
     r.attach(S1, "maria", &maria, 3, t1).unwrap();
     assert!(
@@ -156,7 +158,7 @@ fn a_lost_socket_keeps_the_session_for_the_grace_period() {
     let mut r = Registry::new(rules());
     let maria = AgentId::new("22010");
     r.attach(S1, "maria", &maria, 1, t0).unwrap();
-    r.call_started(&maria, CallId(9), Q, info(9));
+    r.call_started(&maria, CallId(9), Q, info(9), T);
     r.socket_closed(S1, t0);
     assert!(r.expired(t0 + Duration::from_secs(29)).is_empty());
     r.attach(S2, "maria", &maria, 1, t0 + Duration::from_secs(29))
@@ -185,7 +187,7 @@ fn a_call_ends_once_and_is_not_offered_again() {
     let maria = AgentId::new("22010");
     r.attach(S1, "maria", &maria, 1, t0).unwrap();
     r.attach(S2, "maria", &maria, 1, t0).unwrap();
-    r.call_started(&maria, CallId(5), Q, info(5));
+    r.call_started(&maria, CallId(5), Q, info(5), T);
     r.delivered(S1, CallId(5), t0);
     assert_eq!(
         r.call_ended(CallId(5)),
@@ -194,7 +196,7 @@ fn a_call_ends_once_and_is_not_offered_again() {
     );
     assert_eq!(r.call_ended(CallId(5)), None, "CALL_ENDED once per call");
     assert!(
-        !r.call_started(&maria, CallId(5), Q, info(5)),
+        !r.call_started(&maria, CallId(5), Q, info(5), T),
         "an ended call is not offered again"
     );
 }
@@ -205,7 +207,7 @@ fn unanswered_calls_are_reported_once_and_redelivered_only_when_asked() {
     let mut r = Registry::new(rules());
     let maria = AgentId::new("22010");
     r.attach(S1, "maria", &maria, 1, t0).unwrap();
-    r.call_started(&maria, CallId(1), Q, info(1));
+    r.call_started(&maria, CallId(1), Q, info(1), T);
     let t1 = t0 + Duration::from_secs(1);
     deliver_all(&mut r, t1);
     let late = t1 + Duration::from_secs(16);
@@ -224,7 +226,7 @@ fn unanswered_calls_are_reported_once_and_redelivered_only_when_asked() {
         ..rules()
     });
     r.attach(S1, "maria", &maria, 1, t0).unwrap();
-    r.call_started(&maria, CallId(1), Q, info(1));
+    r.call_started(&maria, CallId(1), Q, info(1), T);
     deliver_all(&mut r, t1);
     assert_eq!(due_ids(&mut r, late), vec![(1, "1".into())]);
     assert!(r.answered(S1, CallId(1)));

@@ -125,7 +125,12 @@ async fn a_rejected_call_stays_rejected_after_a_restart() {
     })
     .await;
     assert_eq!(
-        store.saved().rejected,
+        store
+            .saved()
+            .rejected
+            .iter()
+            .map(|r| r.call)
+            .collect::<Vec<_>>(),
         vec![CallId(5)],
         "stored before the acknowledgement"
     );
@@ -183,5 +188,95 @@ async fn changes_nobody_waits_for_are_written_once_the_store_is_back() {
     store.fail(false);
     after(Duration::from_secs(2)).await;
     assert!(store.saved().sessions[0].orphaned_at.is_some());
+    bench.stop().await;
+}
+
+/// `CallDidStart` of `call` for 22010, `later` seconds after the test calls' usual start.
+fn started_later(call: u64, later: f64) -> CallDidStart {
+    let start = started("22010", call);
+    CallDidStart {
+        timestamp: Timestamp(start.timestamp.0 + later),
+        ..start
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rejection_lasts_while_the_platform_has_the_call_and_a_reused_id_is_a_new_call() {
+    let (store, platform, mut bench) = first_start(settings()).await;
+    let mut ui = bench.login("22010", 1).await;
+    bench.start_call("22010", 5);
+    after(SETTLE).await;
+    assert_eq!(ui.new_calls(), vec!["5"]);
+    ui.send(ClientEvent::NewCallError {
+        call: CallId(5),
+        reason: "busy".into(),
+    })
+    .await;
+    // The same call announced again is still hidden.
+    bench.core.call_started(&started("22010", 5));
+    after(SETTLE).await;
+    assert!(ui.new_calls().is_empty());
+
+    // The platform ends it: the rejection is forgotten, in memory and in the store.
+    bench.core.call_finished(CallId(5));
+    after(Duration::from_millis(10)).await;
+    assert!(
+        store.saved().rejected.is_empty(),
+        "{:?}",
+        store.saved().rejected
+    );
+    // A platform restarted with its ids starting again gives the agent a new call 5.
+    bench.core.call_started(&started_later(5, 3_600.0));
+    after(SETTLE).await;
+    assert_eq!(ui.new_calls(), vec!["5"], "a reused id is not hidden");
+    bench.stop().await;
+    drop(platform);
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_restart_a_rejection_never_hides_a_newer_call_with_its_id() {
+    let (store, platform, mut bench) = first_start(settings()).await;
+    let mut ui = bench.login("22010", 1).await;
+    bench.start_call("22010", 5);
+    after(SETTLE).await;
+    assert_eq!(ui.new_calls(), vec!["5"]);
+    ui.send(ClientEvent::NewCallError {
+        call: CallId(5),
+        reason: "busy".into(),
+    })
+    .await;
+    bench.stop().await;
+
+    // A fresh platform: call 5 is another call, started an hour later.
+    let mut reused = active("22010", 5);
+    reused.timestamps.answer = Some(Timestamp(1_468_418_331.721 + 3_600.0));
+    platform.set_queues(vec![(QueueId(7), Ok(vec![reused]))]);
+    let mut bench = restart(settings(), &platform, &store).await;
+    let mut ui = bench.login("22010", 1).await;
+    after(SETTLE).await;
+    assert_eq!(ui.new_calls(), vec!["5"]);
+    bench.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rejection_is_forgotten_once_a_read_of_its_queue_no_longer_lists_the_call() {
+    let (store, platform, mut bench) = first_start(settings()).await;
+    let mut ui = bench.login("22010", 1).await;
+    bench.start_call("22010", 5);
+    after(SETTLE).await;
+    assert_eq!(ui.new_calls(), vec!["5"]);
+    ui.send(ClientEvent::NewCallError {
+        call: CallId(5),
+        reason: "busy".into(),
+    })
+    .await;
+    platform_has(&platform, &[5]);
+    bench.core.resync();
+    after(Duration::from_millis(100)).await;
+    assert_eq!(store.saved().rejected.len(), 1, "the platform still has it");
+    platform_has(&platform, &[]);
+    bench.core.resync();
+    after(Duration::from_millis(100)).await;
+    assert!(store.saved().rejected.is_empty());
     bench.stop().await;
 }
