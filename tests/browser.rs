@@ -15,17 +15,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_takes_ends_and_rejects_calls_in_a_real_browser() {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        Path::new(&chromium).exists(),
-        "Chromium is not installed: run `sudo apt-get install -y chromium` (or set CHROMIUM)"
-    );
+    let chromium = common::chromium();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    assert!(
-        root.join("tests/node/node_modules/playwright-core")
-            .exists(),
-        "playwright-core is not installed: run `npm ci --prefix tests/node`"
-    );
     // The README shows docs/console.png; refresh it with CONVERJA_UPDATE_SCREENSHOT=1.
     let screenshot = if std::env::var_os("CONVERJA_UPDATE_SCREENSHOT").is_some() {
         root.join("docs/console.png")

@@ -248,3 +248,99 @@ async fn a_logout_on_the_platform_sends_the_ui_back_to_its_login() {
     ui.expect_none("22010", "USER_DISCONNECTED").await;
     tracker.close();
 }
+
+/// The built-in console in headless Chromium sends USER_CONNECT once, like the public UIs:
+/// across a SIGTERM restart and a SIGKILL restart of the bridge it stays logged in, shows the
+/// call assigned during the gap, drops the one that ended, and never logs in again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_in_a_browser_stays_logged_in_across_restarts() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    let chromium = common::chromium();
+    let tracker = TaskTracker::new();
+    let mut stack = stack(&tracker).await;
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node/console_reconnect.mjs");
+    let mut child = tokio::process::Command::new("node")
+        .arg(script)
+        .arg(format!("http://127.0.0.1:{}/", stack.port))
+        .env("CHROMIUM", &chromium)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut page = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = async || {
+        tokio::time::timeout(common::PATIENCE * 2, lines.next_line())
+            .await
+            .expect("the browser script moves on")
+            .unwrap()
+            .expect("a line")
+    };
+    let ids = |calls: &[CallId]| {
+        let mut ids: Vec<String> = calls.iter().map(ToString::to_string).collect();
+        ids.sort();
+        ids.join(",")
+    };
+    assert_eq!(next().await, "LOGGED_IN");
+    let mut held = vec![
+        stack
+            .sim
+            .start_call(QueueId(7), &agent("22010"), "0800")
+            .await
+            .unwrap(),
+    ];
+    page.write_all(format!("shown {}\n", ids(&held)).as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(next().await, format!("SHOWN {}", ids(&held)));
+
+    for signal in ["TERM", "KILL"] {
+        stack.bridge.take().unwrap().stop(signal);
+        let gone = held.remove(0);
+        stack.sim.finish_call(gone).await.unwrap();
+        let new = stack
+            .sim
+            .start_call(QueueId(7), &agent("22010"), "0801")
+            .await
+            .unwrap();
+        held.push(new);
+        stack.bridge = Some(Daemon::start(&stack.config, stack.port).await);
+        page.write_all(format!("screen {}\n", ids(&held)).as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(
+            next().await,
+            format!("SCREEN {}", ids(&held)),
+            "after SIG{signal}"
+        );
+        assert!(
+            scraped(
+                stack.port,
+                "converja_socket_events_total{event=\"USER_CONNECT\",outcome=\"received\"}"
+            )
+            .await
+                <= 0.0,
+            "the console never logs in again"
+        );
+        assert_eq!(
+            scraped(stack.port, "converja_sessions_taken_back_total{by=\"pid\"}").await,
+            1.0
+        );
+    }
+    assert!(logged_in_after_the_grace(&stack.sim, "22010").await);
+    page.write_all(format!("screen {}\n", ids(&held)).as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(
+        next().await,
+        format!("SCREEN {}", ids(&held)),
+        "after the grace"
+    );
+    page.write_all(b"done\n").await.unwrap();
+    assert_eq!(next().await, "DONE");
+    assert!(child.wait().await.unwrap().success());
+    tracker.close();
+}

@@ -83,11 +83,10 @@ $("login-form").onsubmit = (e) => {
 };
 $("logout-button").onclick = () => socket.emit("USER_DISCONNECT", { username });
 
-socket.on("connect", () => {
-  setStatus("connected", true);
-  // After a reconnect the bridge still holds the session: log in again to pick it up.
-  if (username) socket.emit("USER_CONNECT", { username, maxCalls: Number($("max-calls").value) });
-});
+// USER_CONNECT goes out once, at login: after a reconnect socket.io-client hands the bridge
+// back the session id it was given and what it was shown, and the bridge puts the session
+// back, sends what was missed, or says USER_DISCONNECTED if the session ended meanwhile.
+socket.on("connect", () => setStatus("connected", true));
 socket.on("disconnect", () => setStatus("disconnected, retrying…", false));
 socket.on("connect_error", (e) => setStatus("cannot connect: " + e.message, false));
 socket.on("USER_CONNECTED", (d) => {

@@ -340,3 +340,19 @@ impl AnswerDroppingProxy {
         }
     }
 }
+
+/// Headless Chromium and the Playwright driver the browser tests run: the browser's path.
+pub(crate) fn chromium() -> String {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        std::path::Path::new(&chromium).exists(),
+        "Chromium is not installed: run `sudo apt-get install -y chromium` (or set CHROMIUM)"
+    );
+    assert!(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/node/node_modules/playwright-core")
+            .exists(),
+        "playwright-core is not installed: run `npm ci --prefix tests/node`"
+    );
+    chromium
+}
