@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::agent_ui::{Puppet, http_get, wait_ready};
-use common::daemon::{Daemon, open_with_token, scraped, write_config};
-use common::screen::settled;
+use common::daemon::{Daemon, open_with_token, scraped, write_config, write_open_config};
+use common::screen::{nothing_twice, settled};
 use common::{PATIENCE, agent, scenario, start_sim};
 use converja_bridge::balancer::{Proxy, Route};
 use converja_bridge::converja::QueueId;
@@ -73,8 +73,16 @@ struct Pair {
     cancel: CancellationToken,
 }
 
+/// How a test writes each bridge's config file (with tokens, or open).
+type WriteConfig =
+    fn(&std::path::Path, &common::server::Server, u16, &str, &str) -> std::path::PathBuf;
+
 impl Pair {
     async fn start(tracker: &TaskTracker) -> Pair {
+        Pair::start_with(tracker, write_config).await
+    }
+
+    async fn start_with(tracker: &TaskTracker, write_config: WriteConfig) -> Pair {
         let cancel = CancellationToken::new();
         let (xmpp, sim) = start_sim(scenario(), tracker, &cancel).await;
         let postgres = LocalPostgres::start().unwrap_or_else(|e| panic!("{e}"));
@@ -172,6 +180,46 @@ async fn the_standby_takes_over_when_the_active_one_is_killed_and_no_call_is_los
     assert!(started >= 15, "calls kept coming: {started}");
     // Calls lost: 0. Every call the platform has is on its agent's screen, none more.
     settled(&mut ui, &pair.sim, &["22010", "22011"]).await;
+    tracker.close();
+}
+
+/// UIs as contact centers run them (socket.io-client's defaults, USER_CONNECT once, no
+/// token) behind the balancer: the active bridge is SIGKILLed under calls, the UIs reconnect
+/// by themselves to the standby that takes over, and each keeps its session: every call the
+/// platform has is on its screen, none twice, and nobody is logged out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unmodified_uis_keep_their_sessions_across_a_failover() {
+    let tracker = TaskTracker::new();
+    let mut pair = Pair::start_with(&tracker, write_open_config).await;
+    let url = format!("http://127.0.0.1:{}", pair.balancer.port);
+    let mut ui = Puppet::start(&url).await;
+    for username in ["22010", "22011"] {
+        ui.connect_as_shipped(username, "4.8").await;
+        ui.login(username, username, 32).await;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let pacer = pace_calls(pair.sim.clone(), stop.clone());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    pair.a.1.take().expect("A runs").stop("KILL");
+    ready_within(pair.b.0, TAKEOVER_LIMIT).await;
+    for username in ["22010", "22011"] {
+        ui.expect(username, "connect").await;
+        assert_eq!(ui.expect(username, "recovered").await, true);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::SeqCst);
+    pacer.await.unwrap();
+    settled(&mut ui, &pair.sim, &["22010", "22011"]).await;
+    for username in ["22010", "22011"] {
+        nothing_twice(&mut ui, username);
+        assert!(pair.sim.world().await.agents[&agent(username)].logged_in);
+    }
+    assert_eq!(
+        scraped(pair.b.0, "converja_sessions_taken_back_total{by=\"pid\"}").await,
+        2.0,
+        "both sessions taken back by their pid, with no event from the UIs"
+    );
     tracker.close();
 }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::agent_ui::Puppet;
 use common::daemon::{Daemon, GRACE, scraped, write_open_config};
-use common::screen::{settled, shown};
+use common::screen::{nothing_twice, settled, shown};
 use common::{agent, scenario, start_sim};
 use converja_bridge::converja::{CallId, QueueId};
 use converja_bridge::sim::SimHandle;
@@ -141,6 +141,7 @@ async fn through(gap: Gap, client: &str) {
     ui.expect_none("22010", "NEW_CALL").await;
     assert_eq!(ui.count("22010", "NEW_CALL"), 3, "nothing shown twice");
     assert_eq!(ui.count("22010", "CALL_ENDED"), 1);
+    nothing_twice(&mut ui, "22010");
     assert_eq!(
         shown(&mut ui, "22010"),
         [b, c].into(),
@@ -342,5 +343,49 @@ async fn the_console_in_a_browser_stays_logged_in_across_restarts() {
     page.write_all(b"done\n").await.unwrap();
     assert_eq!(next().await, "DONE");
     assert!(child.wait().await.unwrap().success());
+    tracker.close();
+}
+
+/// One HTTP/1.0 request on loopback: the response's body.
+async fn http(port: u16, method: &str, path: &str, body: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut text = String::new();
+    tcp.read_to_string(&mut text).await.unwrap();
+    text.split_once("\r\n\r\n").unwrap().1.to_owned()
+}
+
+/// The socketioxide change the bridge carries (docs/socketioxide-pid.md): the CONNECT reply
+/// names a private session id, which is what makes socket.io-client hand it back. Read off
+/// the wire with Engine.IO's long-polling, so that no client library can hide its absence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connect_reply_carries_a_private_session_id() {
+    let tracker = TaskTracker::new();
+    let stack = stack(&tracker).await;
+    let open = http(
+        stack.port,
+        "GET",
+        "/callcontrol/?EIO=4&transport=polling",
+        "",
+    )
+    .await;
+    let handshake: Value = serde_json::from_str(open.strip_prefix('0').unwrap()).unwrap();
+    let sid = handshake["sid"].as_str().unwrap();
+    let path = format!("/callcontrol/?EIO=4&transport=polling&sid={sid}");
+    assert_eq!(http(stack.port, "POST", &path, "40").await, "ok");
+    let reply = http(stack.port, "GET", &path, "").await;
+    // Packets in one poll are separated by U+001E; the CONNECT reply is the first.
+    let first = reply.split('\u{1e}').next().unwrap();
+    let connect: Value = serde_json::from_str(first.strip_prefix("40").unwrap()).unwrap();
+    let pid = connect["pid"].as_str().unwrap_or_default();
+    assert_eq!(pid.len(), 64, "a 256-bit pid in {reply}");
+    assert!(connect["sid"].is_string(), "{reply}");
     tracker.close();
 }

@@ -20,23 +20,57 @@ pub(crate) async fn platform_calls(sim: &SimHandle) -> BTreeMap<String, BTreeSet
         .collect()
 }
 
+/// What happened to a call on a screen.
+enum Change {
+    Shown(CallId),
+    Ended(CallId),
+}
+
+/// The NEW_CALLs and CALL_ENDEDs `username`'s UI received, in order.
+fn changes(ui: &mut Puppet, username: &str) -> Vec<Change> {
+    let id = |l: &str| -> Option<CallId> {
+        let v: serde_json::Value = serde_json::from_str(l.split_once(' ')?.1).ok()?;
+        Some(CallId(v["callId"].as_str()?.parse().ok()?))
+    };
+    ui.events(username)
+        .iter()
+        .filter_map(|line| {
+            if line.starts_with("\"NEW_CALL\"") {
+                id(line).map(Change::Shown)
+            } else if line.starts_with("\"CALL_ENDED\"") {
+                id(line).map(Change::Ended)
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
 /// The calls `username`'s UI was given and not told ended.
 pub(crate) fn shown(ui: &mut Puppet, username: &str) -> BTreeSet<CallId> {
     let mut calls = BTreeSet::new();
-    for line in ui.events(username) {
-        let id = |l: &str| -> Option<CallId> {
-            let v: serde_json::Value = serde_json::from_str(l.split_once(' ')?.1).ok()?;
-            Some(CallId(v["callId"].as_str()?.parse().ok()?))
+    for change in changes(ui, username) {
+        match change {
+            Change::Shown(call) => calls.insert(call),
+            Change::Ended(call) => calls.remove(&call),
         };
-        if line.starts_with("\"NEW_CALL\"") {
-            calls.extend(id(&line));
-        } else if line.starts_with("\"CALL_ENDED\"")
-            && let Some(call) = id(&line)
-        {
-            calls.remove(&call);
-        }
     }
     calls
+}
+
+/// Asserts that `username`'s UI was never given a call it already showed.
+pub(crate) fn nothing_twice(ui: &mut Puppet, username: &str) {
+    let mut showing = BTreeSet::new();
+    for change in changes(ui, username) {
+        match change {
+            Change::Shown(call) => {
+                assert!(showing.insert(call), "{username} was given {call} twice");
+            }
+            Change::Ended(call) => {
+                showing.remove(&call);
+            }
+        }
+    }
 }
 
 /// Waits until every UI shows exactly the platform's calls of its agent.
