@@ -80,22 +80,28 @@ async fn logged_in_after_the_grace(sim: &SimHandle, id: &str) -> bool {
     sim.world().await.agents[&agent(id)].logged_in
 }
 
+impl Stack {
+    /// The platform gives 22010 a new call.
+    async fn new_call(&self) -> CallId {
+        self.sim
+            .start_call(QueueId(7), &agent("22010"), "0800")
+            .await
+            .unwrap()
+    }
+
+    /// Whether the bridge counted `taken` sessions taken back by their pid.
+    async fn taken_back_by_pid(&self) -> f64 {
+        scraped(self.port, "converja_sessions_taken_back_total{by=\"pid\"}").await
+    }
+}
+
 async fn through(gap: Gap, client: &str) {
     let tracker = TaskTracker::new();
     let mut stack = stack(&tracker).await;
     let mut ui = Puppet::start(&format!("http://127.0.0.1:{}", stack.port)).await;
     ui.connect_as_shipped("22010", client).await;
     ui.login("22010", "22010", 3).await;
-    let a = stack
-        .sim
-        .start_call(QueueId(7), &agent("22010"), "0800")
-        .await
-        .unwrap();
-    let b = stack
-        .sim
-        .start_call(QueueId(7), &agent("22010"), "0801")
-        .await
-        .unwrap();
+    let (a, b) = (stack.new_call().await, stack.new_call().await);
     for _ in 0..2 {
         ui.expect("22010", "NEW_CALL").await;
     }
@@ -107,11 +113,7 @@ async fn through(gap: Gap, client: &str) {
     }
     ui.expect("22010", "disconnect").await;
     stack.sim.finish_call(a).await.unwrap();
-    let c = stack
-        .sim
-        .start_call(QueueId(7), &agent("22010"), "0802")
-        .await
-        .unwrap();
+    let c = stack.new_call().await;
     let mut ready = None;
     if let Gap::Restart(_) = gap {
         stack.bridge = Some(Daemon::start(&stack.config, stack.port).await);
@@ -139,8 +141,6 @@ async fn through(gap: Gap, client: &str) {
     );
     assert_eq!((new, ended), (c, a));
     ui.expect_none("22010", "NEW_CALL").await;
-    assert_eq!(ui.count("22010", "NEW_CALL"), 3, "nothing shown twice");
-    assert_eq!(ui.count("22010", "CALL_ENDED"), 1);
     nothing_twice(&mut ui, "22010");
     assert_eq!(
         shown(&mut ui, "22010"),
@@ -164,10 +164,7 @@ async fn through(gap: Gap, client: &str) {
         logged_in_after_the_grace(&stack.sim, "22010").await,
         "the agent is never logged out on the platform"
     );
-    assert_eq!(
-        scraped(stack.port, "converja_sessions_taken_back_total{by=\"pid\"}").await,
-        1.0
-    );
+    assert_eq!(stack.taken_back_by_pid().await, 1.0);
     tracker.close();
 }
 
@@ -211,7 +208,7 @@ async fn a_client_older_than_4_6_loses_its_session_after_a_blip() {
     );
     ui.expect_none("22010", "NEW_CALL").await;
     assert!(
-        scraped(stack.port, "converja_sessions_taken_back_total{by=\"pid\"}").await <= 0.0,
+        stack.taken_back_by_pid().await <= 0.0,
         "an old client cannot name its session"
     );
     tracker.close();
@@ -250,99 +247,97 @@ async fn a_logout_on_the_platform_sends_the_ui_back_to_its_login() {
     tracker.close();
 }
 
+/// The console in headless Chromium, driven line by line (`tests/node/console_reconnect.mjs`).
+struct ConsolePage {
+    child: tokio::process::Child,
+    commands: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl ConsolePage {
+    /// Opens the console of the bridge on `port` and logs in as 22010.
+    async fn logged_in(port: u16) -> ConsolePage {
+        use tokio::io::AsyncBufReadExt;
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/node/console_reconnect.mjs");
+        let mut child = tokio::process::Command::new("node")
+            .arg(script)
+            .arg(format!("http://127.0.0.1:{port}/"))
+            .env("CHROMIUM", common::chromium())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let commands = child.stdin.take().unwrap();
+        let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut page = ConsolePage {
+            child,
+            commands,
+            lines,
+        };
+        assert_eq!(page.said().await, "LOGGED_IN");
+        page
+    }
+
+    async fn said(&mut self) -> String {
+        tokio::time::timeout(common::PATIENCE * 2, self.lines.next_line())
+            .await
+            .expect("the browser script moves on")
+            .unwrap()
+            .expect("a line")
+    }
+
+    async fn tell(&mut self, line: &str) {
+        use tokio::io::AsyncWriteExt;
+        self.commands
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+
+    /// Waits until the page shows exactly `calls`, with the agent logged in.
+    async fn shows(&mut self, calls: &[CallId], when: &str) {
+        let mut ids: Vec<String> = calls.iter().map(ToString::to_string).collect();
+        ids.sort();
+        let ids = ids.join(",");
+        self.tell(&format!("screen {ids}")).await;
+        assert_eq!(self.said().await, format!("SCREEN {ids}"), "{when}");
+    }
+
+    async fn close(mut self) {
+        self.tell("done").await;
+        assert_eq!(self.said().await, "DONE");
+        assert!(self.child.wait().await.unwrap().success());
+    }
+}
+
 /// The built-in console in headless Chromium sends USER_CONNECT once, like the public UIs:
 /// across a SIGTERM restart and a SIGKILL restart of the bridge it stays logged in, shows the
 /// call assigned during the gap, drops the one that ended, and never logs in again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_in_a_browser_stays_logged_in_across_restarts() {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-
-    let chromium = common::chromium();
     let tracker = TaskTracker::new();
     let mut stack = stack(&tracker).await;
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node/console_reconnect.mjs");
-    let mut child = tokio::process::Command::new("node")
-        .arg(script)
-        .arg(format!("http://127.0.0.1:{}/", stack.port))
-        .env("CHROMIUM", &chromium)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut page = child.stdin.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next = async || {
-        tokio::time::timeout(common::PATIENCE * 2, lines.next_line())
-            .await
-            .expect("the browser script moves on")
-            .unwrap()
-            .expect("a line")
-    };
-    let ids = |calls: &[CallId]| {
-        let mut ids: Vec<String> = calls.iter().map(ToString::to_string).collect();
-        ids.sort();
-        ids.join(",")
-    };
-    assert_eq!(next().await, "LOGGED_IN");
-    let mut held = vec![
-        stack
-            .sim
-            .start_call(QueueId(7), &agent("22010"), "0800")
-            .await
-            .unwrap(),
-    ];
-    page.write_all(format!("shown {}\n", ids(&held)).as_bytes())
-        .await
-        .unwrap();
-    assert_eq!(next().await, format!("SHOWN {}", ids(&held)));
-
+    let mut page = ConsolePage::logged_in(stack.port).await;
+    let mut held = vec![stack.new_call().await];
+    page.shows(&held, "before any restart").await;
     for signal in ["TERM", "KILL"] {
         stack.bridge.take().unwrap().stop(signal);
-        let gone = held.remove(0);
-        stack.sim.finish_call(gone).await.unwrap();
-        let new = stack
-            .sim
-            .start_call(QueueId(7), &agent("22010"), "0801")
-            .await
-            .unwrap();
-        held.push(new);
+        stack.sim.finish_call(held.remove(0)).await.unwrap();
+        held.push(stack.new_call().await);
         stack.bridge = Some(Daemon::start(&stack.config, stack.port).await);
-        page.write_all(format!("screen {}\n", ids(&held)).as_bytes())
-            .await
-            .unwrap();
-        assert_eq!(
-            next().await,
-            format!("SCREEN {}", ids(&held)),
-            "after SIG{signal}"
-        );
+        page.shows(&held, &format!("after SIG{signal}")).await;
+        let logins = "converja_socket_events_total{event=\"USER_CONNECT\",outcome=\"received\"}";
         assert!(
-            scraped(
-                stack.port,
-                "converja_socket_events_total{event=\"USER_CONNECT\",outcome=\"received\"}"
-            )
-            .await
-                <= 0.0,
+            scraped(stack.port, logins).await <= 0.0,
             "the console never logs in again"
         );
-        assert_eq!(
-            scraped(stack.port, "converja_sessions_taken_back_total{by=\"pid\"}").await,
-            1.0
-        );
+        assert_eq!(stack.taken_back_by_pid().await, 1.0);
     }
     assert!(logged_in_after_the_grace(&stack.sim, "22010").await);
-    page.write_all(format!("screen {}\n", ids(&held)).as_bytes())
-        .await
-        .unwrap();
-    assert_eq!(
-        next().await,
-        format!("SCREEN {}", ids(&held)),
-        "after the grace"
-    );
-    page.write_all(b"done\n").await.unwrap();
-    assert_eq!(next().await, "DONE");
-    assert!(child.wait().await.unwrap().success());
+    page.shows(&held, "after the grace").await;
+    page.close().await;
     tracker.close();
 }
 

@@ -231,97 +231,10 @@ impl SqlStore {
     async fn write(&self, changes: &[Change]) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let now = to_millis(SystemTime::now());
-        let mut rejected = false;
         for change in changes {
-            match change {
-                Change::Session(s) => {
-                    sqlx::query(
-                        "INSERT INTO sessions \
-                         (username, agent, max_calls, proven, orphaned_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6) \
-                         ON CONFLICT (username) DO UPDATE SET agent = excluded.agent, \
-                         max_calls = excluded.max_calls, proven = excluded.proven, \
-                         orphaned_at = excluded.orphaned_at, updated_at = excluded.updated_at",
-                    )
-                    .bind(&s.username)
-                    .bind(s.agent.as_str())
-                    .bind(i64::from(s.max_calls))
-                    .bind(s.proven.clone())
-                    .bind(s.orphaned_at.map(to_millis))
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                Change::Orphaned { username, at } => {
-                    sqlx::query(
-                        "UPDATE sessions SET orphaned_at = $2, updated_at = $3 WHERE username = $1",
-                    )
-                    .bind(username)
-                    .bind(to_millis(*at))
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                Change::Ended(username) => {
-                    for table in ["sessions", "session_pids"] {
-                        sqlx::query(&format!("DELETE FROM {table} WHERE username = $1"))
-                            .bind(username)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
-                Change::Pid { key, username } => {
-                    sqlx::query(
-                        "INSERT INTO session_pids (pid_key, username, created_at) \
-                         VALUES ($1, $2, $3) ON CONFLICT (pid_key) DO UPDATE SET \
-                         username = excluded.username, created_at = excluded.created_at",
-                    )
-                    .bind(key)
-                    .bind(username)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                Change::Rejected {
-                    call,
-                    at,
-                    queue,
-                    started,
-                } => {
-                    rejected = true;
-                    sqlx::query(
-                        "INSERT INTO rejected_calls (call_id, rejected_at, queue_id, call_started) \
-                         VALUES ($1, $2, $3, $4) ON CONFLICT (call_id) DO UPDATE SET \
-                         rejected_at = excluded.rejected_at, queue_id = excluded.queue_id, \
-                         call_started = excluded.call_started",
-                    )
-                    .bind(call.0 as i64)
-                    .bind(to_millis(*at))
-                    .bind(queue.0 as i64)
-                    .bind((started.0 * 1000.0) as i64)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                Change::RejectionOver(call) => {
-                    sqlx::query("DELETE FROM rejected_calls WHERE call_id = $1")
-                        .bind(call.0 as i64)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                Change::RequestHighWater(id) => {
-                    sqlx::query(
-                        "INSERT INTO request_ids (id, high_water) VALUES (1, $1) \
-                         ON CONFLICT (id) DO UPDATE SET high_water = CASE \
-                         WHEN excluded.high_water > request_ids.high_water \
-                         THEN excluded.high_water ELSE request_ids.high_water END",
-                    )
-                    .bind(i64::try_from(*id).unwrap_or(i64::MAX))
-                    .execute(&mut *tx)
-                    .await?;
-                }
-            }
+            write_change(&mut tx, change, now).await?;
         }
-        if rejected {
+        if changes.iter().any(|c| matches!(c, Change::Rejected { .. })) {
             sqlx::query("DELETE FROM rejected_calls WHERE rejected_at < $1")
                 .bind(to_millis(SystemTime::now() - REJECTED_MEMORY))
                 .execute(&mut *tx)
@@ -329,6 +242,113 @@ impl SqlStore {
         }
         tx.commit().await
     }
+}
+
+/// Writes one change in the transaction `conn` is in; `now` is the time of the batch.
+async fn write_change(
+    conn: &mut sqlx::AnyConnection,
+    change: &Change,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    match change {
+        Change::Session(s) => {
+            sqlx::query(
+                "INSERT INTO sessions \
+                 (username, agent, max_calls, proven, orphaned_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (username) DO UPDATE SET agent = excluded.agent, \
+                 max_calls = excluded.max_calls, proven = excluded.proven, \
+                 orphaned_at = excluded.orphaned_at, updated_at = excluded.updated_at",
+            )
+            .bind(&s.username)
+            .bind(s.agent.as_str())
+            .bind(i64::from(s.max_calls))
+            .bind(s.proven.clone())
+            .bind(s.orphaned_at.map(to_millis))
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Change::Orphaned { username, at } => {
+            sqlx::query(
+                "UPDATE sessions SET orphaned_at = $2, updated_at = $3 WHERE username = $1",
+            )
+            .bind(username)
+            .bind(to_millis(*at))
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Change::Ended(username) => {
+            for table in ["sessions", "session_pids"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE username = $1"))
+                    .bind(username)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
+        Change::Pid { key, username } => {
+            sqlx::query(
+                "INSERT INTO session_pids (pid_key, username, created_at) \
+                 VALUES ($1, $2, $3) ON CONFLICT (pid_key) DO UPDATE SET \
+                 username = excluded.username, created_at = excluded.created_at",
+            )
+            .bind(key)
+            .bind(username)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        }
+        _ => write_call_change(conn, change).await?,
+    }
+    Ok(())
+}
+
+/// Writes one change about calls or request ids.
+async fn write_call_change(
+    conn: &mut sqlx::AnyConnection,
+    change: &Change,
+) -> Result<(), sqlx::Error> {
+    match change {
+        Change::Rejected {
+            call,
+            at,
+            queue,
+            started,
+        } => {
+            sqlx::query(
+                "INSERT INTO rejected_calls (call_id, rejected_at, queue_id, call_started) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (call_id) DO UPDATE SET \
+                 rejected_at = excluded.rejected_at, queue_id = excluded.queue_id, \
+                 call_started = excluded.call_started",
+            )
+            .bind(call.0 as i64)
+            .bind(to_millis(*at))
+            .bind(queue.0 as i64)
+            .bind((started.0 * 1000.0) as i64)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Change::RejectionOver(call) => {
+            sqlx::query("DELETE FROM rejected_calls WHERE call_id = $1")
+                .bind(call.0 as i64)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Change::RequestHighWater(id) => {
+            sqlx::query(
+                "INSERT INTO request_ids (id, high_water) VALUES (1, $1) \
+                 ON CONFLICT (id) DO UPDATE SET high_water = CASE \
+                 WHEN excluded.high_water > request_ids.high_water \
+                 THEN excluded.high_water ELSE request_ids.high_water END",
+            )
+            .bind(i64::try_from(*id).unwrap_or(i64::MAX))
+            .execute(&mut *conn)
+            .await?;
+        }
+        Change::Session(_) | Change::Orphaned { .. } | Change::Ended(_) | Change::Pid { .. } => {}
+    }
+    Ok(())
 }
 
 impl Store for SqlStore {

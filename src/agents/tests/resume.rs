@@ -153,11 +153,12 @@ async fn a_pid_nobody_gave_or_another_users_pid_takes_nothing() {
         },
     );
     after(SETTLE).await;
-    let state = bench.core.state();
-    assert_eq!(state.registry.username_of(forged.id), None);
-    assert_eq!(state.registry.username_of(other.id), None);
+    {
+        let state = bench.core.state();
+        assert_eq!(state.registry.username_of(forged.id), None);
+        assert_eq!(state.registry.username_of(other.id), None);
+    }
     assert_ne!(other.pid, maria.pid);
-    drop(state);
     assert!(
         forged.log_since(0).is_empty(),
         "the session is live: no farewell"
