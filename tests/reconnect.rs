@@ -81,10 +81,10 @@ async fn logged_in_after_the_grace(sim: &SimHandle, id: &str) -> bool {
 }
 
 impl Stack {
-    /// The platform gives 22010 a new call.
-    async fn new_call(&self) -> CallId {
+    /// The platform gives 22010 a new call from `caller`.
+    async fn new_call(&self, caller: &str) -> CallId {
         self.sim
-            .start_call(QueueId(7), &agent("22010"), "0800")
+            .start_call(QueueId(7), &agent("22010"), caller)
             .await
             .unwrap()
     }
@@ -101,7 +101,7 @@ async fn through(gap: Gap, client: &str) {
     let mut ui = Puppet::start(&format!("http://127.0.0.1:{}", stack.port)).await;
     ui.connect_as_shipped("22010", client).await;
     ui.login("22010", "22010", 3).await;
-    let (a, b) = (stack.new_call().await, stack.new_call().await);
+    let (a, b) = (stack.new_call("0800").await, stack.new_call("0801").await);
     for _ in 0..2 {
         ui.expect("22010", "NEW_CALL").await;
     }
@@ -113,7 +113,7 @@ async fn through(gap: Gap, client: &str) {
     }
     ui.expect("22010", "disconnect").await;
     stack.sim.finish_call(a).await.unwrap();
-    let c = stack.new_call().await;
+    let c = stack.new_call("0802").await;
     let mut ready = None;
     if let Gap::Restart(_) = gap {
         stack.bridge = Some(Daemon::start(&stack.config, stack.port).await);
@@ -320,12 +320,12 @@ async fn the_console_in_a_browser_stays_logged_in_across_restarts() {
     let tracker = TaskTracker::new();
     let mut stack = stack(&tracker).await;
     let mut page = ConsolePage::logged_in(stack.port).await;
-    let mut held = vec![stack.new_call().await];
+    let mut held = vec![stack.new_call("0800").await];
     page.shows(&held, "before any restart").await;
     for signal in ["TERM", "KILL"] {
         stack.bridge.take().unwrap().stop(signal);
         stack.sim.finish_call(held.remove(0)).await.unwrap();
-        held.push(stack.new_call().await);
+        held.push(stack.new_call(&format!("0801{signal}")).await);
         stack.bridge = Some(Daemon::start(&stack.config, stack.port).await);
         page.shows(&held, &format!("after SIG{signal}")).await;
         let logins = "converja_socket_events_total{event=\"USER_CONNECT\",outcome=\"received\"}";
