@@ -1,6 +1,6 @@
 // Drives the agent console in headless Chromium. The Rust test starts calls when this script
 // prints "WANT_CALL n" and reads the outcome; any browser console error fails the run.
-import { chromium } from "playwright-core";
+import { loggedIn, report } from "./console_page.mjs";
 import readline from "node:readline";
 
 const [url, screenshot] = process.argv.slice(2);
@@ -8,20 +8,8 @@ const lines = readline.createInterface({ input: process.stdin })[Symbol.asyncIte
 const say = (s) => process.stdout.write(s + "\n");
 const errors = [];
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-});
+const { browser, page } = await loggedIn(url, { username: "22010", maxCalls: 3, viewport: { width: 1280, height: 800 } }, errors);
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-  page.on("console", (msg) => msg.type() === "error" && errors.push(msg.text()));
-  page.on("pageerror", (e) => errors.push(e.message));
-  await page.goto(url);
-  await page.waitForSelector("#status.online");
-  await page.fill("#username", "22010");
-  await page.fill("#max-calls", "3");
-  await page.click("#login-button");
-  await page.waitForSelector("#desk:not([hidden])");
   say("LOGGED_IN");
 
   // Two calls arrive; end the newer one (the platform's DELETE /calls/active ends the call
@@ -48,9 +36,4 @@ try {
 } finally {
   await browser.close();
 }
-if (errors.length) {
-  say("CONSOLE_ERRORS " + JSON.stringify(errors));
-  process.exit(1);
-}
-say("DONE");
-process.exit(0);
+report(errors);

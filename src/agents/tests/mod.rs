@@ -419,6 +419,14 @@ impl Bench {
     }
 }
 
+/// A first start: an empty store, a platform, and the core over them.
+pub(super) async fn first_start(settings: Settings) -> (Arc<MemoryStore>, FakePlatform, Bench) {
+    let store = Arc::new(MemoryStore::default());
+    let platform = FakePlatform::default();
+    let bench = Bench::on_store(settings, platform.clone(), &store).await;
+    (store, platform, bench)
+}
+
 /// A `CallDidStart` of `call` for `agent` in queue 7.
 pub(super) fn started(agent: &str, call: u64) -> CallDidStart {
     started_in(agent, call, QueueId(7))

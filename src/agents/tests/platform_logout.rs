@@ -2,7 +2,6 @@
 //! session and sends its UIs back to their login, unless it is older than the session.
 
 use super::*;
-use crate::store::memory::MemoryStore;
 
 /// A logout announced `secs` after the status the session was confirmed with.
 fn finished_at(secs: f64) -> Timestamp {
@@ -15,9 +14,7 @@ fn disconnected(username: &str) -> (&'static str, Value) {
 
 #[tokio::test(start_paused = true)]
 async fn a_logout_at_the_phone_ends_the_session_and_every_ui_goes_back_to_its_login() {
-    let store = Arc::new(MemoryStore::default());
-    let platform = FakePlatform::default();
-    let mut bench = Bench::on_store(settings(), platform.clone(), &store).await;
+    let (store, platform, mut bench) = first_start(settings()).await;
     let mut tab = bench.login("22010", 2).await;
     let mut other_tab = bench.open(None);
     other_tab.send(connect("22010", 2)).await;

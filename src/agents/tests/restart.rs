@@ -16,20 +16,26 @@ fn platform_has(platform: &FakePlatform, calls: &[u64]) {
     platform.set_queues(vec![(QueueId(7), Ok(calls))]);
 }
 
-/// A first start: an empty store, a platform, and the core over them.
-async fn first_start(settings: Settings) -> (Arc<MemoryStore>, FakePlatform, Bench) {
-    let store = Arc::new(MemoryStore::default());
-    let platform = FakePlatform::default();
-    let bench = Bench::on_store(settings, platform.clone(), &store).await;
-    (store, platform, bench)
-}
-
 /// The restarted core, reconciled with the platform as it is once ready.
 async fn restart(settings: Settings, platform: &FakePlatform, store: &Arc<MemoryStore>) -> Bench {
     let bench = Bench::on_store(settings, platform.clone(), store).await;
     bench.core.resync();
     after(Duration::from_millis(100)).await;
     bench
+}
+
+/// 22010 logs in with one slot, is shown call 5 and rejects it.
+async fn reject_call_5(bench: &mut Bench) -> Ui {
+    let mut ui = bench.login("22010", 1).await;
+    bench.start_call("22010", 5);
+    after(SETTLE).await;
+    assert_eq!(ui.new_calls(), vec!["5"]);
+    ui.send(ClientEvent::NewCallError {
+        call: CallId(5),
+        reason: "busy".into(),
+    })
+    .await;
+    ui
 }
 
 fn logged_out(platform: &FakePlatform) -> bool {
@@ -115,15 +121,7 @@ async fn a_restored_session_nobody_reclaims_gets_on_disconnect_after_the_grace()
 #[tokio::test(start_paused = true)]
 async fn a_rejected_call_stays_rejected_after_a_restart() {
     let (store, platform, mut bench) = first_start(settings()).await;
-    let mut ui = bench.login("22010", 1).await;
-    bench.start_call("22010", 5);
-    after(SETTLE).await;
-    assert_eq!(ui.new_calls(), vec!["5"]);
-    ui.send(ClientEvent::NewCallError {
-        call: CallId(5),
-        reason: "busy".into(),
-    })
-    .await;
+    reject_call_5(&mut bench).await;
     assert_eq!(
         store
             .saved()
@@ -202,16 +200,8 @@ fn started_later(call: u64, later: f64) -> CallDidStart {
 
 #[tokio::test(start_paused = true)]
 async fn a_rejection_lasts_while_the_platform_has_the_call_and_a_reused_id_is_a_new_call() {
-    let (store, platform, mut bench) = first_start(settings()).await;
-    let mut ui = bench.login("22010", 1).await;
-    bench.start_call("22010", 5);
-    after(SETTLE).await;
-    assert_eq!(ui.new_calls(), vec!["5"]);
-    ui.send(ClientEvent::NewCallError {
-        call: CallId(5),
-        reason: "busy".into(),
-    })
-    .await;
+    let (store, _platform, mut bench) = first_start(settings()).await;
+    let mut ui = reject_call_5(&mut bench).await;
     // The same call announced again is still hidden.
     bench.core.call_started(&started("22010", 5));
     after(SETTLE).await;
@@ -230,21 +220,12 @@ async fn a_rejection_lasts_while_the_platform_has_the_call_and_a_reused_id_is_a_
     after(SETTLE).await;
     assert_eq!(ui.new_calls(), vec!["5"], "a reused id is not hidden");
     bench.stop().await;
-    drop(platform);
 }
 
 #[tokio::test(start_paused = true)]
 async fn after_a_restart_a_rejection_never_hides_a_newer_call_with_its_id() {
     let (store, platform, mut bench) = first_start(settings()).await;
-    let mut ui = bench.login("22010", 1).await;
-    bench.start_call("22010", 5);
-    after(SETTLE).await;
-    assert_eq!(ui.new_calls(), vec!["5"]);
-    ui.send(ClientEvent::NewCallError {
-        call: CallId(5),
-        reason: "busy".into(),
-    })
-    .await;
+    reject_call_5(&mut bench).await;
     bench.stop().await;
 
     // A fresh platform: call 5 is another call, started an hour later.
@@ -261,15 +242,7 @@ async fn after_a_restart_a_rejection_never_hides_a_newer_call_with_its_id() {
 #[tokio::test(start_paused = true)]
 async fn a_rejection_is_forgotten_once_a_read_of_its_queue_no_longer_lists_the_call() {
     let (store, platform, mut bench) = first_start(settings()).await;
-    let mut ui = bench.login("22010", 1).await;
-    bench.start_call("22010", 5);
-    after(SETTLE).await;
-    assert_eq!(ui.new_calls(), vec!["5"]);
-    ui.send(ClientEvent::NewCallError {
-        call: CallId(5),
-        reason: "busy".into(),
-    })
-    .await;
+    reject_call_5(&mut bench).await;
     platform_has(&platform, &[5]);
     bench.core.resync();
     after(Duration::from_millis(100)).await;

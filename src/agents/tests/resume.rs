@@ -3,7 +3,6 @@
 //! gets what it missed, and nothing twice; across a restart too.
 
 use super::*;
-use crate::store::memory::MemoryStore;
 
 fn logged_out(platform: &FakePlatform, agent: &str) -> bool {
     platform.asked().contains(&Asked::Logout(agent.to_owned()))
@@ -23,6 +22,16 @@ fn synced_bench() -> Bench {
     bench
 }
 
+/// 22010 logs in with three slots and is shown calls 1 and 2.
+async fn shown_calls_1_and_2(bench: &mut Bench) -> Ui {
+    let mut ui = bench.login("22010", 3).await;
+    bench.start_call("22010", 1);
+    bench.start_call("22010", 2);
+    after(SETTLE).await;
+    assert_eq!(ui.new_calls(), vec!["1", "2"]);
+    ui
+}
+
 /// The names of the events, in order.
 fn names(events: &[(&'static str, Value)]) -> Vec<&'static str> {
     events.iter().map(|(name, _)| *name).collect()
@@ -31,11 +40,7 @@ fn names(events: &[(&'static str, Value)]) -> Vec<&'static str> {
 #[tokio::test(start_paused = true)]
 async fn a_blip_changes_nothing_the_agent_sees_and_the_gap_is_filled() {
     let mut bench = synced_bench();
-    let mut ui = bench.login("22010", 3).await;
-    bench.start_call("22010", 1);
-    bench.start_call("22010", 2);
-    after(SETTLE).await;
-    assert_eq!(ui.new_calls(), vec!["1", "2"]);
+    let ui = shown_calls_1_and_2(&mut bench).await;
     assert_eq!(
         bench.sink.offset(ui.id).as_deref(),
         Some("1|22010|1,2"),
@@ -168,14 +173,8 @@ async fn a_pid_nobody_gave_or_another_users_pid_takes_nothing() {
 
 #[tokio::test(start_paused = true)]
 async fn after_a_restart_the_pid_takes_the_session_back_and_the_gap_is_filled_once_read() {
-    let store = Arc::new(MemoryStore::default());
-    let platform = FakePlatform::default();
-    let mut bench = Bench::on_store(settings(), platform.clone(), &store).await;
-    let mut ui = bench.login("22010", 3).await;
-    bench.start_call("22010", 1);
-    bench.start_call("22010", 2);
-    after(SETTLE).await;
-    assert_eq!(ui.new_calls(), vec!["1", "2"]);
+    let (store, platform, mut bench) = first_start(settings()).await;
+    let ui = shown_calls_1_and_2(&mut bench).await;
     assert_eq!(
         store.saved().pids.len(),
         1,
@@ -219,9 +218,7 @@ async fn after_a_restart_the_pid_takes_the_session_back_and_the_gap_is_filled_on
 
 #[tokio::test(start_paused = true)]
 async fn a_session_that_ends_forgets_its_pids() {
-    let store = Arc::new(MemoryStore::default());
-    let platform = FakePlatform::default();
-    let mut bench = Bench::on_store(settings(), platform.clone(), &store).await;
+    let (store, _platform, mut bench) = first_start(settings()).await;
     let ui = bench.login("22010", 1).await;
     let reply = ui.send(ClientEvent::UserDisconnect(None)).await;
     assert_eq!(reply, json!({"username": "22010"}), "{reply}");
