@@ -370,11 +370,11 @@ impl Bench {
     }
 
     /// The same UI socket connecting again, as socket.io-client 4.6+ does: it hands back the
-    /// `pid` it was given and the last offset it received.
+    /// `pid` it was given and the last offset it received, on this connection or before.
     pub(super) fn reconnect(&mut self, ui: &Ui) -> Ui {
         let resume = Resume {
             pid: Some(ui.pid.clone()),
-            offset: self.sink.offset(ui.id),
+            offset: self.sink.offset(ui.id).or_else(|| ui.offset.clone()),
         };
         self.open_with(None, resume)
     }
@@ -384,6 +384,7 @@ impl Bench {
         let id = SocketId(self.next_socket);
         self.next_socket += 1;
         let fresh = format!("pid-of-socket-{}", id.0);
+        let offset = resume.offset.clone();
         let pid = self
             .core
             .socket_opened(id, id, proven.map(str::to_owned), resume, fresh);
@@ -391,6 +392,7 @@ impl Bench {
         Ui {
             id,
             pid,
+            offset,
             core: self.core.clone(),
             sink: self.sink.clone(),
             seen: 0,
@@ -477,6 +479,8 @@ pub(super) struct Ui {
     pub(super) id: SocketId,
     /// The private session id the bridge gave the socket.
     pub(super) pid: String,
+    /// The offset the socket handed back when it connected.
+    offset: Option<String>,
     core: Arc<Agents<FakePlatform, Recorder>>,
     sink: Recorder,
     seen: usize,

@@ -229,3 +229,33 @@ async fn a_session_that_ends_forgets_its_pids() {
     assert_eq!(bench.core.state().registry.username_of(back.id), None);
     bench.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_reconnect_at_the_very_end_of_the_grace_keeps_the_session_or_is_told_it_ended() {
+    let mut bench = synced_bench();
+    let ui = bench.login("22010", 1).await;
+    ui.close().await;
+    after(Duration::from_millis(29_950)).await;
+    let back = bench.reconnect(&ui);
+    assert_eq!(back.pid, ui.pid, "taken back just before the grace ends");
+    after(Duration::from_secs(60)).await;
+    assert!(!logged_out(&bench.platform, "22010"));
+
+    // Gone again; this time the grace runs out and its logout is still with the platform
+    // when the UI comes back.
+    back.close().await;
+    let logout = bench.platform.hold("logout");
+    after(Duration::from_millis(30_100)).await;
+    let mut late = bench.reconnect(&back);
+    after(Duration::from_millis(10)).await;
+    assert_ne!(late.pid, back.pid);
+    assert_eq!(
+        late.take(),
+        vec![("USER_DISCONNECTED", json!({"username": "22010"}))],
+        "the screen follows the platform, which is logging the agent out"
+    );
+    logout.release(Ok(()));
+    after(Duration::from_millis(10)).await;
+    assert!(logged_out(&bench.platform, "22010"));
+    bench.stop().await;
+}
