@@ -313,6 +313,7 @@ impl<P: Platform, S: Sink> Agents<P, S> {
     pub fn session_finished(self: &Arc<Self>, agent: &AgentId, at: Timestamp) {
         let ended = {
             let mut state = self.state();
+            state.logged_out(agent, at);
             if state.ending(agent).is_some() {
                 debug!(%agent, "logout announced while the bridge ends the session itself");
                 return;

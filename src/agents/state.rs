@@ -14,7 +14,7 @@ use super::port::{EmitError, Sink};
 use super::refusal::Refusal;
 use super::registry::Registry;
 use super::resume::PidKey;
-use crate::converja::{AgentId, CallId};
+use crate::converja::{AgentId, CallId, Timestamp};
 use crate::store::{Change, Journal, StoredSession};
 use crate::telemetry;
 
@@ -69,6 +69,9 @@ pub(super) struct State<T, A> {
     backlogged: HashSet<SocketId>,
     /// Agents whose session end is under way on the platform; cancelled when it is done.
     ending: HashMap<AgentId, CancellationToken>,
+    /// The latest logout the platform announced for each agent, so that a login confirmed
+    /// with an older status while it arrived is ended too.
+    logouts: HashMap<AgentId, Timestamp>,
     /// The bridge is shutting down: events are refused, the ones taken are finished.
     draining: bool,
     /// The registry holds what the platform has: every queue was read since the start and
@@ -128,11 +131,28 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
             sockets: HashMap::new(),
             backlogged: HashSet::new(),
             ending: HashMap::new(),
+            logouts: HashMap::new(),
             draining: false,
             synced: false,
             unclosed: Vec::new(),
             journal,
         }
+    }
+
+    /// The platform announced a logout of `agent` at `at`.
+    pub(super) fn logged_out(&mut self, agent: &AgentId, at: Timestamp) {
+        let latest = self.logouts.entry(agent.clone()).or_insert(at);
+        if at.0 > latest.0 {
+            *latest = at;
+        }
+    }
+
+    /// The platform's latest logout of `agent` if it is newer than what the agent's session
+    /// was confirmed with: the session outlived it only because the two crossed.
+    pub(super) fn logout_since_confirmed(&self, agent: &AgentId) -> Option<Timestamp> {
+        let at = *self.logouts.get(agent)?;
+        let since = self.registry.session_of_agent(agent)?.known_since?;
+        (at.0 > since.0).then_some(at)
     }
 
     /// The session end of `agent` under way, if any.

@@ -33,6 +33,12 @@ pub(super) async fn handle<P: Platform, S: Sink>(
         },
     };
     agents.reply(socket, reply, ack);
+    // A logout the platform announced while it was answering for this login, but after the
+    // status it answered with, ends the session as it would have ended it a moment later.
+    let crossed = agents.state().logout_since_confirmed(&agent);
+    if let Some(at) = crossed {
+        agents.session_finished(&agent, at);
+    }
 }
 
 /// Confirms the agent with the platform (unless the socket already acts for it), stores the

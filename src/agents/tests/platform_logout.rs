@@ -114,3 +114,31 @@ async fn a_logout_of_an_agent_without_a_session_changes_nothing() {
     assert!(bench.core.state().registry.session("22010").is_some());
     bench.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_logout_announced_while_the_login_is_checked_ends_the_new_session_too() {
+    let mut bench = Bench::new();
+    let mut ui = bench.open(None);
+    let check = bench.platform.hold("check");
+    let login = ui.send_later(connect("22010", 1)).await;
+    after(Duration::from_millis(10)).await;
+    // The platform answered with a status, then logged the agent out; the event arrives
+    // before the answer.
+    bench
+        .core
+        .session_finished(&AgentId::new("22010"), finished_at(2.0));
+    check.release(Ok(()));
+    assert_eq!(
+        login.await.unwrap(),
+        json!({"username": "22010", "maxCalls": 1})
+    );
+    after(Duration::from_millis(10)).await;
+    let got = ui.take();
+    assert_eq!(
+        got.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
+        vec!["USER_CONNECTED", "USER_DISCONNECTED"],
+        "{got:?}"
+    );
+    assert!(bench.core.state().registry.session("22010").is_none());
+    bench.stop().await;
+}
