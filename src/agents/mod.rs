@@ -192,8 +192,11 @@ impl<P: Platform, S: Sink> Agents<P, S> {
                     .unwrap_or_default();
                 state.registry.resume_view(id, &calls, now());
                 state.mark_unsettled(id);
+                return pid;
             }
-            return pid;
+            // Not attached after all: the socket is a new one, and must not be told otherwise.
+            state.set_pid(id, PidKey::of(&fresh));
+            return fresh;
         }
         state.open_socket(id, socket, proven.clone(), PidKey::of(&fresh));
         if let Some(username) = proven {

@@ -208,6 +208,13 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
         self.deliver_changed(sink, now);
     }
 
+    /// Gives socket `id` another private session id, before any session is bound to it.
+    pub(super) fn set_pid(&mut self, id: SocketId, pid: PidKey) {
+        if let Some(entry) = self.sockets.get_mut(&id) {
+            entry.pid = pid;
+        }
+    }
+
     /// Socket `id`'s private session id.
     pub(super) fn pid_of(&self, id: SocketId) -> Option<PidKey> {
         self.sockets.get(&id).map(|e| e.pid.clone())
