@@ -27,8 +27,8 @@ pub(super) struct Dispatcher {
     nickname: String,
     updates: broadcast::Sender<Update>,
     seen: HashMap<RoomName, RecentIds>,
-    /// Rooms joined since the link came online: joining one of them again means the bridge
-    /// was removed from it meanwhile, and missed what was published there.
+    /// Rooms joined since the link came online and not left since: joining one of them again
+    /// means the bridge was removed from it meanwhile, and missed what was published there.
     joined: HashSet<BareJid>,
 }
 
@@ -85,6 +85,9 @@ impl Dispatcher {
                     info!(%room, "room joined again after a removal; re-reading calls");
                     let _ = self.updates.send(Update::Rejoined);
                 }
+            }
+            Inbound::Left { room } => {
+                self.joined.remove(&room);
             }
             Inbound::Message(msg) => {
                 let InboundMessage {

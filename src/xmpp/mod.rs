@@ -86,6 +86,11 @@ pub enum Inbound {
         /// The room.
         room: BareJid,
     },
+    /// The bridge left a room of its own accord: joining it again later is no removal.
+    Left {
+        /// The room.
+        room: BareJid,
+    },
     /// A message.
     Message(InboundMessage),
 }

@@ -374,3 +374,23 @@ fn a_room_joined_again_without_a_reconnect_asks_for_a_re_read() {
     h.feed(joined("queue.7@conference.platform.test"));
     assert_eq!(h.next_update(), None);
 }
+
+#[test]
+fn a_room_joined_again_after_the_bridge_left_it_is_no_removal() {
+    let mut h = Harness::new();
+    let room = "agent.22010@conference.platform.test";
+    h.feed(Inbound::Online {
+        bound: full("bridge@platform.test/res"),
+    });
+    assert_eq!(h.next_update(), Some(Update::LinkUp));
+    h.feed(Inbound::Joined {
+        room: room.parse().unwrap(),
+    });
+    h.feed(Inbound::Left {
+        room: room.parse().unwrap(),
+    });
+    h.feed(Inbound::Joined {
+        room: room.parse().unwrap(),
+    });
+    assert_eq!(h.next_update(), None, "nothing was missed: no re-read");
+}

@@ -154,15 +154,19 @@ impl LinkTask {
                 self.rooms.entry(room).or_insert_with(|| Room::new(nick));
                 let _ = done.send(Err(self.down_error()));
             }
-            Command::Leave { room } => {
+            Command::Leave { room, done } => {
                 if let Some(mut r) = self.rooms.remove(&room) {
                     r.settle(Err(LinkError::Down("left".into())));
+                    self.outq.push_back(Inbound::Left { room });
                 }
+                let _ = done.send(());
             }
         }
     }
 
     fn went_offline(&mut self, reason: String) {
+        // A new stream is in no room: there is nothing left to wait for.
+        self.leaving.clear();
         for room in self.rooms.values_mut() {
             room.joined = false;
             room.join_sent = None;
@@ -181,7 +185,7 @@ impl LinkTask {
     }
 
     /// Serves one stream until it breaks or the link is cancelled; returns why it ended.
-    async fn online(&mut self, mut stream: Stream, bound: FullJid) -> String {
+    pub(super) async fn online(&mut self, mut stream: Stream, bound: FullJid) -> String {
         info!(jid = %bound, endpoint = %self.settings.endpoint, "XMPP link online");
         self.state.send_modify(|s| {
             s.status = LinkStatus::Online;
@@ -309,23 +313,15 @@ impl LinkTask {
                         let _ = done.send(Ok(()));
                     } else {
                         r.waiters.push(done);
-                        if r.join_sent.is_none() {
+                        // While a leave is unanswered the join waits for it (see `left`).
+                        if r.join_sent.is_none() && !self.leaving.contains_key(&room) {
                             self.send_join(stream, &room).await?;
                         }
                     }
                 }
-                Command::Leave { room } => {
-                    if let Some(mut r) = self.rooms.remove(&room) {
-                        r.settle(Err(LinkError::Down("left".into())));
-                        if let Ok(occupant) = room.with_resource_str(&r.nick) {
-                            let presence = Presence::unavailable().with_to(occupant);
-                            stream
-                                .feed(&XmppStreamElement::Stanza(Stanza::Presence(presence)))
-                                .await
-                                .map_err(|e| format!("write failed: {e}"))?;
-                        }
-                        self.publish_joined(&room, false);
-                    }
+                Command::Leave { room, done } => {
+                    self.leave(stream, room).await?;
+                    let _ = done.send(());
                 }
             }
             if sent.len() < WRITE_BATCH {

@@ -4,6 +4,8 @@ mod connection;
 mod inbound;
 mod rooms;
 mod self_ping;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -77,6 +79,8 @@ enum Command {
     },
     Leave {
         room: BareJid,
+        /// Told once the link has taken the leave and no longer lists the room as joined.
+        done: oneshot::Sender<()>,
     },
 }
 
@@ -177,9 +181,18 @@ impl Link {
             .await
     }
 
-    /// Leaves `room` and stops rejoining it.
+    /// Leaves `room` and stops rejoining it. Returns once the link has taken the leave: a
+    /// join after it is ordered after the leave, and the room is no longer listed as joined.
     pub async fn leave(&self, room: BareJid) {
-        let _ = self.commands.send(Command::Leave { room }).await;
+        let (done, taken) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::Leave { room, done })
+            .await
+            .is_ok()
+        {
+            let _ = taken.await;
+        }
     }
 
     /// Watches the link's state.
@@ -207,6 +220,10 @@ struct LinkTask {
     /// Received, not yet delivered: always empty between steps for an inline handler.
     outq: VecDeque<Inbound>,
     rooms: BTreeMap<BareJid, Room>,
+    /// Rooms left on this stream whose unavailable self-presence has not come yet, with when
+    /// the leave went out. A join of one of them waits for it: until then, what the room sends
+    /// belongs to the occupancy being left.
+    leaving: BTreeMap<BareJid, tokio::time::Instant>,
     /// Which rooms to check that they still have us, and when.
     pings: self_ping::SelfPings,
     state: watch::Sender<LinkState>,
@@ -237,6 +254,7 @@ impl LinkTask {
             consumer,
             outq: VecDeque::new(),
             rooms: BTreeMap::new(),
+            leaving: BTreeMap::new(),
             pings: Default::default(),
             state: state_tx,
             cancel,

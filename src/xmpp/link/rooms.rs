@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use futures::SinkExt;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_xmpp::Stanza;
@@ -13,6 +14,7 @@ use tokio_xmpp::parsers::muc::muc::History;
 use tokio_xmpp::parsers::muc::user::{MucUser, Status};
 use tokio_xmpp::parsers::ping::Ping;
 use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
+use tokio_xmpp::xmlstream::XmppStreamElement;
 use tracing::{debug, info, warn};
 
 use super::super::{Backoff, Inbound, LinkError, Stream};
@@ -22,6 +24,9 @@ use crate::telemetry;
 
 /// A room join unanswered for this long is sent again.
 const JOIN_ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
+/// A leave unanswered for this long is taken as done, so that a join waiting for it goes
+/// out. Servers answer a leave at once; this only bounds a lost answer.
+const LEAVE_ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Nickname conflicts tolerated per room before it counts as a join failure.
 const MAX_NICK_SUFFIX: u32 = 20;
 
@@ -100,6 +105,16 @@ impl LinkTask {
 
     pub(super) async fn retry_joins(&mut self, stream: &mut Stream) -> Result<(), String> {
         let now = Instant::now();
+        let unanswered: Vec<BareJid> = self
+            .leaving
+            .iter()
+            .filter(|(_, sent)| now.duration_since(**sent) > LEAVE_ANSWER_TIMEOUT)
+            .map(|(room, _)| room.clone())
+            .collect();
+        for room in unanswered {
+            debug!(%room, "leave unanswered; taken as done");
+            self.left(stream, &room).await?;
+        }
         let due: Vec<BareJid> = self
             .rooms
             .iter()
@@ -113,6 +128,40 @@ impl LinkTask {
             .collect();
         for room in due {
             self.send_join(stream, &room).await?;
+        }
+        Ok(())
+    }
+
+    /// Leaves `room`. Unless it was never entered on this stream, the leave lasts until the
+    /// server's unavailable self-presence, and a join meanwhile waits for that: sent at once,
+    /// it could be taken as answered by the self-presence of the occupancy being left, and
+    /// requests would then go out to the room while the server is removing the bridge.
+    pub(super) async fn leave(&mut self, stream: &mut Stream, room: BareJid) -> Result<(), String> {
+        let Some(mut r) = self.rooms.remove(&room) else {
+            return Ok(());
+        };
+        r.settle(Err(LinkError::Down("left".into())));
+        self.publish_joined(&room, false);
+        self.outq.push_back(Inbound::Left { room: room.clone() });
+        if !r.joined && r.join_sent.is_none() {
+            return Ok(());
+        }
+        let Ok(occupant) = room.with_resource_str(&r.nick) else {
+            return Ok(());
+        };
+        self.leaving.insert(room, Instant::now());
+        let presence = Presence::unavailable().with_to(occupant);
+        stream
+            .feed(&XmppStreamElement::Stanza(Stanza::Presence(presence)))
+            .await
+            .map_err(|e| format!("write failed: {e}"))
+    }
+
+    /// The leave of `room` is over: a join that waited for it goes out now.
+    async fn left(&mut self, stream: &mut Stream, room: &BareJid) -> Result<(), String> {
+        self.leaving.remove(room);
+        if self.rooms.get(room).is_some_and(|r| r.join_sent.is_none()) {
+            self.send_join(stream, room).await?;
         }
         Ok(())
     }
@@ -186,14 +235,27 @@ impl LinkTask {
             return Ok(());
         };
         let room = from.to_bare();
-        let Some(r) = self.rooms.get_mut(&room) else {
-            return Ok(());
-        };
         let is_self = presence
             .payloads
             .iter()
             .filter_map(|p| MucUser::try_from(p.clone()).ok())
             .any(|x| x.status.contains(&Status::SelfPresence));
+        if self.leaving.contains_key(&room) {
+            // Our unavailable self-presence ends the leave; an error ends it too, as it says
+            // the join being left failed. Anything else is the old occupancy's.
+            let over = match presence.type_ {
+                PresenceType::Unavailable => is_self,
+                PresenceType::Error => true,
+                _ => false,
+            };
+            if over {
+                self.left(stream, &room).await?;
+            }
+            return Ok(());
+        }
+        let Some(r) = self.rooms.get_mut(&room) else {
+            return Ok(());
+        };
         match presence.type_ {
             PresenceType::Error => {
                 if from.resource().as_str() != r.nick {
