@@ -36,13 +36,15 @@ impl Platform {
     async fn exchange(&self, request: &Request) -> Result<Value, PlatformError> {
         let shared = &self.shared;
         let destination = request.destination();
-        if let Destination::Agent(agent) = &destination {
-            self.join_agent_room(agent).await?;
-        }
         let occupant = shared
             .addresses
             .destination(&destination)
             .map_err(|e| PlatformError::BadResponse(e.to_string()))?;
+        // Held until the answer or the timeout: the room is not left under this request.
+        let _in_room = shared.occupancy.request(&occupant.to_bare()).await;
+        if let Destination::Agent(_) = &destination {
+            self.join_room(occupant.to_bare()).await?;
+        }
         let mut ticket = shared
             .table
             .register(occupant.clone())

@@ -2,10 +2,12 @@
 //! and the tasks that route what the link receives and keep the platform's rooms joined.
 //!
 //! This module holds the handle, its start and its readiness; `client` sends requests,
-//! `rooms` keeps the rooms joined and `dispatch` routes what the link receives.
+//! `rooms` keeps the rooms joined, `occupancy` orders requests in a room and the bridge's
+//! leave of it, and `dispatch` routes what the link receives.
 
 mod client;
 mod dispatch;
+mod occupancy;
 mod rooms;
 
 use std::collections::{BTreeSet, HashMap};
@@ -26,6 +28,7 @@ use crate::xmpp::{ConnectSettings, Link, LinkState, LinkStatus};
 pub use crate::converja::PlatformError;
 
 use dispatch::Dispatcher;
+use occupancy::Occupancy;
 
 /// Updates buffered per subscriber before a slow one starts losing them (and is told so).
 const UPDATE_BUFFER: usize = 16_384;
@@ -80,6 +83,7 @@ struct Shared {
     nickname: String,
     timeout: Duration,
     updates: broadcast::Sender<Update>,
+    occupancy: Occupancy,
     /// Rooms readiness depends on: filis, catraquis and the followed queues.
     base_rooms: Mutex<BTreeSet<BareJid>>,
     /// Whether the queues to follow are known: until then filis and catraquis alone would
@@ -148,6 +152,7 @@ impl Platform {
                 nickname,
                 timeout: cfg.request_timeout.0,
                 updates,
+                occupancy: Occupancy::default(),
                 base_rooms: Mutex::new(base),
                 queues_known: watch::Sender::new(false),
                 queue_names: Mutex::new(HashMap::new()),

@@ -19,12 +19,20 @@ const QUEUE_RETRY: Duration = Duration::from_secs(5);
 
 impl Platform {
     /// Joins `agent.<id>` unless already joined; requests to the agent's occupant need it.
+    /// A leave of the room under way is done first.
     pub async fn join_agent_room(&self, agent: &AgentId) -> Result<(), PlatformError> {
         let room = self
             .shared
             .addresses
             .room(&RoomName::Agent(agent.clone()))
             .map_err(|e| PlatformError::BadResponse(e.to_string()))?;
+        let _in_room = self.shared.occupancy.request(&room).await;
+        self.join_room(room).await
+    }
+
+    /// Joins `room` unless already joined. The caller holds the room's use, so that no leave
+    /// of it is under way.
+    pub(super) async fn join_room(&self, room: BareJid) -> Result<(), PlatformError> {
         if self.shared.link.state().borrow().joined.contains(&room) {
             return Ok(());
         }
@@ -41,11 +49,20 @@ impl Platform {
         }
     }
 
-    /// Leaves `agent.<id>`.
+    /// Leaves `agent.<id>` once the answers awaited there have come; requests meanwhile wait
+    /// for the leave, then join the room again.
     pub async fn leave_agent_room(&self, agent: &AgentId) {
         if let Ok(room) = self.shared.addresses.room(&RoomName::Agent(agent.clone())) {
-            self.shared.link.leave(room).await;
+            self.leave_room(room).await;
         }
+    }
+
+    async fn leave_room(&self, room: BareJid) {
+        let shared = &self.shared;
+        shared
+            .occupancy
+            .leave(&room, shared.link.leave(room.clone()))
+            .await;
     }
 
     /// Joins filis and catraquis, then follows the queue rooms, re-reading the queue list
@@ -153,7 +170,7 @@ impl Platform {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&room);
-            shared.link.leave(room).await;
+            self.leave_room(room).await;
         }
         *followed = wanted;
     }

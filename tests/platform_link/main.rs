@@ -34,6 +34,7 @@ over_tcp_and_bosh!(
     spoofed_duplicate_and_malformed_answers_are_dropped_and_counted,
     a_slow_answer_times_out_with_a_clear_error,
     a_request_to_an_absent_occupant_fails_fast_from_the_bounce,
+    an_agent_room_left_under_requests_loses_no_answer,
     a_full_table_refuses_at_once,
     link_loss_fails_pending_requests_and_the_link_recovers,
     events_arrive_typed_once_and_replays_are_dropped,

@@ -317,3 +317,39 @@ pub(crate) async fn many_requests_in_flight_never_stall(via: Via) {
     assert_eq!(all, total);
     assert_eq!(s.platform.pending(), 0);
 }
+
+pub(crate) async fn an_agent_room_left_under_requests_loses_no_answer(via: Via) {
+    let s = stack_with(via, scenario(), Duration::from_secs(3), 1000).await;
+    let a = agent("22010");
+    // GET /timestamp goes to the agent's occupant in agent.22010.
+    s.platform.terminal_time(&a).await.expect("answered");
+    // An answer still awaited when the room is left comes to the bridge all the same.
+    s.sim
+        .set_faults(vec![FaultRule::new(
+            "/timestamp",
+            Fault {
+                delay: Some(Duration::from_millis(500)),
+                ..Fault::default()
+            },
+        )])
+        .await;
+    let awaited = tokio::spawn({
+        let (platform, a) = (s.platform.clone(), a.clone());
+        async move { platform.terminal_time(&a).await }
+    });
+    eventually("the request is out", || async { s.platform.pending() == 1 }).await;
+    s.platform.leave_agent_room(&a).await;
+    awaited
+        .await
+        .expect("ended")
+        .expect("answered although the room was left meanwhile");
+    s.sim.set_faults(Vec::new()).await;
+    // A request made as the room is being left goes out once the bridge is in it again.
+    for _ in 0..20 {
+        let (_, time) = tokio::join!(
+            s.platform.leave_agent_room(&a),
+            s.platform.terminal_time(&a)
+        );
+        time.expect("answered in the room joined again");
+    }
+}
