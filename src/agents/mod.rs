@@ -532,13 +532,14 @@ impl<P: Platform, S: Sink> Agents<P, S> {
 
     /// Leaves the agent's room unless a session still needs it.
     fn leave_if_unused(self: &Arc<Self>, agent: &AgentId) {
-        if self.state().registry.session_of_agent(agent).is_some() {
-            return;
-        }
         let agents = self.clone();
         let agent = agent.clone();
-        self.tasks
-            .spawn(async move { agents.platform.leave_agent_room(&agent).await });
+        self.tasks.spawn(async move {
+            // Looked at as the leave goes out: a new session of the agent may have come since.
+            if agents.state().registry.session_of_agent(&agent).is_none() {
+                agents.platform.leave_agent_room(&agent).await;
+            }
+        });
     }
 }
 
