@@ -6,8 +6,9 @@
 //!   accepting again to `/readyz` 200, and whether every agent's UI shows exactly the calls
 //!   the platform has for it (with no NEW_CALL twice and no CALL_ENDED for a call not shown).
 //! - `churn`: connect / `USER_CONNECT` / disconnect cycles, every other one left to expire
-//!   through the reconnect grace; sessions, sockets, pending requests, rooms and RSS before
-//!   and after.
+//!   through the reconnect grace and logged in again at its very end, then disconnected;
+//!   sessions, sockets, pending requests, rooms and RSS before and after, and how many of
+//!   those late logins got `USER_CONNECTED` but not `USER_DISCONNECTED`.
 //!
 //! - `fuzz`: sockets, half of them logged in as other agents, send random events (wrong
 //!   types, missing and extra fields, huge strings, deep nesting, binary attachments,
@@ -26,7 +27,8 @@
 //!   up to 100 calls a second; the bridge's RSS is sampled every 10 s and its trend printed.
 //!
 //! Run: `cargo bench --bench faults` (options: `-- --agents 200 --kills 4 --churn 2000
-//! --fuzz 20000 --requests 20000 --soak 600 --seed 1`). Needs Prosody and `npm ci --prefix tests/node`.
+//! --fuzz 20000 --requests 20000 --soak 600 --seed 1 --only churn --server ejabberd`). Needs
+//! Prosody (or ejabberd for `--server ejabberd`) and `npm ci --prefix tests/node`.
 
 mod common;
 
@@ -54,6 +56,16 @@ const DOMAIN: &str = "faults.bench";
 
 /// How long a recovered bridge may take to show every UI what the platform has.
 const SETTLE_LIMIT: Duration = Duration::from_secs(30);
+
+/// The reconnect grace of the churn: short, so that many logins land at its end.
+const CHURN_GRACE: Duration = Duration::from_secs(1);
+
+/// The XMPP server the cases run against (`--server`).
+static SERVER: std::sync::OnceLock<ServerKind> = std::sync::OnceLock::new();
+
+fn server() -> ServerKind {
+    SERVER.get().copied().unwrap_or(ServerKind::Prosody)
+}
 
 /// A small deterministic generator: same seed, same run.
 struct Dice(u64);
@@ -292,8 +304,8 @@ fn metric_by(port: u16, name: &str, label: &str) -> BTreeMap<String, f64> {
 async fn churn(cycles: u64) {
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
-    let (_prosody, _sim, bridge, port, _dir) =
-        stack(100, "reconnect_grace = \"1s\"\n", &tracker, &cancel).await;
+    let grace = format!("reconnect_grace = \"{}ms\"\n", CHURN_GRACE.as_millis());
+    let (_prosody, _sim, bridge, port, _dir) = stack(100, &grace, &tracker, &cancel).await;
     let pid = bridge.0.id();
     let gauges = [
         "converja_sessions",
@@ -309,6 +321,7 @@ async fn churn(cycles: u64) {
         format!("http://127.0.0.1:{port}"),
         cycles.to_string(),
         FIRST_AGENT.to_string(),
+        CHURN_GRACE.as_millis().to_string(),
     ]);
     let done = uis.read();
     let took = started.elapsed();
@@ -331,6 +344,13 @@ async fn churn(cycles: u64) {
         rss_before as f64 / 1048576.0,
         rss_after as f64 / 1048576.0,
     );
+    println!(
+        "  grace edge ({:?}): {} logins again at the very end of the grace got USER_CONNECTED; {} of them then got no USER_DISCONNECTED (target 0; first: {})",
+        server(),
+        done["edge"],
+        done["edgeLost"],
+        done["firstEdgeLost"],
+    );
     cancel.cancel();
 }
 
@@ -341,12 +361,8 @@ async fn stack(
     tracker: &TaskTracker,
     cancel: &CancellationToken,
 ) -> (LocalServer, SimHandle, Killed, u16, tempfile::TempDir) {
-    let prosody = LocalServer::start(
-        ServerKind::Prosody,
-        DOMAIN,
-        &[("bridge", "b"), ("platform", "p")],
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let prosody = LocalServer::start(server(), DOMAIN, &[("bridge", "b"), ("platform", "p")])
+        .unwrap_or_else(|e| panic!("{e}"));
     let sim = sim::start(
         prosody.account("platform", "p"),
         prosody.conference.parse().expect("domain"),
@@ -489,12 +505,8 @@ fn tally(
 }
 
 async fn misbehaving_platform(requests: u64) {
-    let prosody = LocalServer::start(
-        ServerKind::Prosody,
-        DOMAIN,
-        &[("platform", "p"), ("probe", "x")],
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let prosody = LocalServer::start(server(), DOMAIN, &[("platform", "p"), ("probe", "x")])
+        .unwrap_or_else(|e| panic!("{e}"));
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
     let sim = sim::start(
@@ -863,6 +875,14 @@ fn main() {
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1))
         .cloned();
+    if let Some(kind) = args
+        .iter()
+        .position(|a| a == "--server")
+        .and_then(|i| args.get(i + 1))
+    {
+        let kind = kind.parse().unwrap_or_else(|e| panic!("--server: {e}"));
+        SERVER.set(kind).expect("set once");
+    }
     let runs = |case: &str| only.as_deref().is_none_or(|o| o == case);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

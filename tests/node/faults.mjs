@@ -1,8 +1,11 @@
 // Agent UIs for the fault runner (benches/faults.rs).
 //   node faults.mjs agents URL COUNT FIRST_ID   N agent UIs that keep what they are shown;
 //                                                stdin "view" prints {agent: [callIds]}.
-//   node faults.mjs churn URL CYCLES FIRST_ID   connect, USER_CONNECT, then USER_DISCONNECT
-//                                                or just close (every other cycle), N times.
+//   node faults.mjs churn URL CYCLES FIRST_ID GRACE_MS
+//                                                connect, USER_CONNECT, then USER_DISCONNECT,
+//                                                or (every other cycle) close and log in again
+//                                                at the very end of the grace, then
+//                                                USER_DISCONNECT; N times.
 //   node faults.mjs fuzz URL EVENTS FIRST_ID     10 sockets (half logged in as agents FIRST+1..)
 //                                                send EVENTS random events; stdin "calls a,b"
 //                                                names calls to aim at; prints a summary.
@@ -20,7 +23,7 @@ function login(username, { keep }) {
     const calls = new Set();
     if (keep) shown.set(username, calls);
     socket.on("connect", () => socket.emit("USER_CONNECT", { username, maxCalls: 8 }));
-    socket.on("USER_CONNECTED", () => resolve(socket));
+    socket.on("USER_CONNECTED", () => { socket.loggedIn = true; resolve(socket); });
     socket.on("USER_CONNECTION_ERROR", (d) => { errors.push(d.error); resolve(socket); });
     socket.on("connect_error", (e) => { errors.push(e.message); resolve(socket); });
     socket.on("NEW_CALL", (d) => {
@@ -47,26 +50,45 @@ if (mode === "agents") {
     }
   });
 } else if (mode === "churn") {
+  const graceMs = Number(process.argv[6]);
   const parallel = 50;
-  let done = 0;
+  let done = 0, edge = 0;
+  const edgeLost = [];
+  // The error USER_DISCONNECT ended with, or null for USER_DISCONNECTED.
+  const disconnect = (socket, username) => new Promise((resolve) => {
+    const timer = setTimeout(() => resolve("no answer to USER_DISCONNECT"), 120000);
+    const end = (error) => { clearTimeout(timer); resolve(error); };
+    socket.once("USER_DISCONNECTED", () => end(null));
+    socket.once("USER_DISCONNECTION_ERROR", (d) => end(d.error));
+    socket.emit("USER_DISCONNECT", { username });
+  });
   const cycle = async (i) => {
     const username = String(firstId + (i % 100));
-    const socket = await login(username + "", { keep: false });
-    await new Promise((resolve) => {
-      if (i % 2 === 0) {
-        socket.once("USER_DISCONNECTED", resolve);
-        socket.once("USER_DISCONNECTION_ERROR", (d) => { errors.push(d.error); resolve(); });
-        socket.emit("USER_DISCONNECT", { username });
-      } else resolve();
-    });
-    socket.close();
+    const socket = await login(username, { keep: false });
+    if (i % 2 === 0) {
+      const error = await disconnect(socket, username);
+      if (error) errors.push(error);
+      socket.close();
+    } else {
+      // Back as the grace ends, as a user reloading late would be: from 100 ms before the
+      // session's end to 200 ms after it (the bridge looks every 100 ms).
+      socket.close();
+      await new Promise((r) => setTimeout(r, graceMs + ((i * 37) % 31 - 10) * 10));
+      const again = await login(username, { keep: false });
+      if (again.loggedIn) {
+        edge++;
+        const error = await disconnect(again, username);
+        if (error) { edgeLost.push(error); errors.push(error); }
+      }
+      again.close();
+    }
     done++;
   };
   for (let i = 0; i < count; i += parallel) {
     // One username per lane: a lane's cycles for the same agent run one after the other.
     await Promise.all(Array.from({ length: Math.min(parallel, count - i) }, (_, k) => cycle(i + k)));
   }
-  say({ event: "done", cycles: done, errors: errors.length, firstError: errors[0] ?? null });
+  say({ event: "done", cycles: done, errors: errors.length, firstError: errors[0] ?? null, edge, edgeLost: edgeLost.length, firstEdgeLost: edgeLost[0] ?? null });
   process.exit(0);
 }
 
