@@ -59,6 +59,10 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(30);
 
 /// The reconnect grace of the churn: short, so that many logins land at its end.
 const CHURN_GRACE: Duration = Duration::from_secs(1);
+/// How long the platform takes to answer the churn's agent status reads and logouts, as a
+/// real one does rather than at once like the simulator: a late login's checks and the end of
+/// the expired session on the platform then overlap, as they do in production.
+const CHURN_PLATFORM_TIME: Duration = Duration::from_millis(200);
 
 /// The XMPP server the cases run against (`--server`).
 static SERVER: std::sync::OnceLock<ServerKind> = std::sync::OnceLock::new();
@@ -305,7 +309,16 @@ async fn churn(cycles: u64) {
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
     let grace = format!("reconnect_grace = \"{}ms\"\n", CHURN_GRACE.as_millis());
-    let (_prosody, _sim, bridge, port, _dir) = stack(100, &grace, &tracker, &cancel).await;
+    let (_prosody, sim, bridge, port, _dir) = stack(100, &grace, &tracker, &cancel).await;
+    let slow = Fault {
+        delay: Some(CHURN_PLATFORM_TIME),
+        ..Fault::default()
+    };
+    sim.set_faults(vec![
+        FaultRule::new("/agents", slow.clone()),
+        FaultRule::new("/session", slow),
+    ])
+    .await;
     let pid = bridge.0.id();
     let gauges = [
         "converja_sessions",
@@ -345,8 +358,9 @@ async fn churn(cycles: u64) {
         rss_after as f64 / 1048576.0,
     );
     println!(
-        "  grace edge ({:?}): {} logins again at the very end of the grace got USER_CONNECTED; {} of them then got no USER_DISCONNECTED (target 0; first: {})",
+        "  grace edge ({:?}, status and logout answered in {} ms): {} logins again at the very end of the grace got USER_CONNECTED; {} of them then got no USER_DISCONNECTED (target 0; first: {})",
         server(),
+        CHURN_PLATFORM_TIME.as_millis(),
         done["edge"],
         done["edgeLost"],
         done["firstEdgeLost"],
