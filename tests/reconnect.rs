@@ -375,10 +375,19 @@ async fn the_connect_reply_carries_a_private_session_id() {
     let sid = handshake["sid"].as_str().unwrap();
     let path = format!("/callcontrol/?EIO=4&transport=polling&sid={sid}");
     assert_eq!(http(stack.port, "POST", &path, "40").await, "ok");
-    let reply = http(stack.port, "GET", &path, "").await;
-    // Packets in one poll are separated by U+001E; the CONNECT reply is the first.
-    let first = reply.split('\u{1e}').next().unwrap();
-    let connect: Value = serde_json::from_str(first.strip_prefix("40").unwrap()).unwrap();
+    // Each poll answers with the packets queued, separated by U+001E; read until the CONNECT
+    // reply ("40...") is among them.
+    let reply = tokio::time::timeout(common::PATIENCE, async {
+        loop {
+            let polled = http(stack.port, "GET", &path, "").await;
+            if let Some(connect) = polled.split('\u{1e}').find_map(|p| p.strip_prefix("40")) {
+                return connect.to_owned();
+            }
+        }
+    })
+    .await
+    .expect("the CONNECT reply");
+    let connect: Value = serde_json::from_str(&reply).unwrap();
     let pid = connect["pid"].as_str().unwrap_or_default();
     assert_eq!(pid.len(), 64, "a 256-bit pid in {reply}");
     assert!(connect["sid"].is_string(), "{reply}");
