@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::agent_ui::{Puppet, http_get, wait_ready};
-use common::daemon::{Daemon, open_with_token, scraped, write_config, write_open_config};
+use common::daemon::{Daemon, UI_GRACE, open_with_token, scraped, write_config, write_open_config};
 use common::screen::{nothing_twice, settled};
 use common::{PATIENCE, agent, scenario, start_sim};
 use converja_bridge::balancer::{Proxy, Route};
@@ -211,6 +211,8 @@ async fn unmodified_uis_keep_their_sessions_across_a_failover() {
     stop.store(true, Ordering::SeqCst);
     pacer.await.unwrap();
     settled(&mut ui, &pair.sim, &["22010", "22011"]).await;
+    // Past the grace the new active bridge gave the restored sessions.
+    tokio::time::sleep(UI_GRACE + Duration::from_secs(1)).await;
     for username in ["22010", "22011"] {
         nothing_twice(&mut ui, username);
         assert!(pair.sim.world().await.agents[&agent(username)].logged_in);

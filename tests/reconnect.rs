@@ -12,7 +12,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::agent_ui::Puppet;
-use common::daemon::{Daemon, GRACE, scraped, write_open_config};
+use common::daemon::{Daemon, UI_GRACE, scraped, write_open_config};
 use common::screen::{nothing_twice, settled, shown};
 use common::{agent, scenario, start_sim};
 use converja_bridge::converja::{CallId, QueueId};
@@ -76,7 +76,7 @@ async fn stack(tracker: &TaskTracker) -> Stack {
 /// Whether the platform still has `id` logged in once the grace is over: a session the
 /// bridge gave up would have been logged out by then.
 async fn logged_in_after_the_grace(sim: &SimHandle, id: &str) -> bool {
-    tokio::time::sleep(GRACE + Duration::from_secs(1)).await;
+    tokio::time::sleep(UI_GRACE + Duration::from_secs(1)).await;
     sim.world().await.agents[&agent(id)].logged_in
 }
 

@@ -17,6 +17,10 @@ pub(crate) const BRIDGE: &str = env!("CARGO_BIN_EXE_converja-bridge");
 pub(crate) const SECRET: &str = "a-test-secret-for-tokens";
 /// Short, so that the sessions nobody reclaims end within the test.
 pub(crate) const GRACE: Duration = Duration::from_secs(4);
+/// The grace for UIs that reconnect with socket.io-client's defaults: longer than its
+/// longest wait between two attempts (5 s), so that a UI that keeps trying through a
+/// restart or a failover comes back within it, as it does with the default 30 s.
+pub(crate) const UI_GRACE: Duration = Duration::from_secs(10);
 
 /// The bridge binary; killed if the test ends first.
 pub(crate) struct Daemon(pub Child);
@@ -95,11 +99,11 @@ pub(crate) fn write_config(
     store: &str,
 ) -> PathBuf {
     let auth = format!("[auth]\nhmac_secret = \"{SECRET}\"");
-    write_config_with(dir, xmpp, port, name, store, &auth)
+    write_config_with(dir, xmpp, port, name, store, &auth, GRACE)
 }
 
 /// Like [`write_config`], without `[auth]`: any socket may act as any username, as in a
-/// deployment where the UIs carry no token.
+/// deployment where the UIs carry no token; the grace is [`UI_GRACE`].
 pub(crate) fn write_open_config(
     dir: &Path,
     xmpp: &Server,
@@ -107,7 +111,7 @@ pub(crate) fn write_open_config(
     name: &str,
     store: &str,
 ) -> PathBuf {
-    write_config_with(dir, xmpp, port, name, store, "")
+    write_config_with(dir, xmpp, port, name, store, "", UI_GRACE)
 }
 
 fn write_config_with(
@@ -117,6 +121,7 @@ fn write_config_with(
     name: &str,
     store: &str,
     auth: &str,
+    grace: Duration,
 ) -> PathBuf {
     let file = dir.join(format!("{name}.toml"));
     std::fs::write(
@@ -147,7 +152,7 @@ fn write_config_with(
             domain = xmpp.domain,
             c2s = xmpp.c2s_port,
             conference = xmpp.conference,
-            grace = GRACE.as_secs(),
+            grace = grace.as_secs(),
             store = store,
         ),
     )
