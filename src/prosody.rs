@@ -61,6 +61,11 @@ fn lua_string(s: &str) -> String {
     format!("{s:?}")
 }
 
+/// What Prosody logs when one of its ports is taken; it keeps running without that service.
+const PORT_TAKEN: &str = "Failed to open server port";
+/// Starts on fresh ports before giving up on taken ones.
+const PORT_ATTEMPTS: u32 = 3;
+
 impl LocalProsody {
     /// Starts a Prosody for `domain` with the given `(user, password)` accounts, plaintext only.
     pub fn start(domain: &str, accounts: &[(&str, &str)]) -> anyhow::Result<LocalProsody> {
@@ -94,11 +99,25 @@ impl LocalProsody {
         if tls {
             server.make_certificate()?;
         }
-        server.write_config(tls)?;
         for (user, password) in accounts {
             server.add_account(user, password)?;
         }
-        server.spawn()?;
+        // A port chosen free can be taken by another process before Prosody binds it (tests
+        // start servers in parallel): start again on other ports.
+        for attempt in 1.. {
+            server.write_config(tls)?;
+            match server.spawn() {
+                Ok(()) => break,
+                Err(e) if attempt < PORT_ATTEMPTS && e.to_string().contains(PORT_TAKEN) => {
+                    server.kill();
+                    std::fs::remove_file(server.log_path()).ok();
+                    server.c2s_port = free_port()?;
+                    server.http_port = free_port()?;
+                    server.https_port = free_port()?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         Ok(server)
     }
 
@@ -247,7 +266,7 @@ Component {conference} "muc"
             log: &self.log_path(),
             lines: &services,
             starts: self.starts,
-            fatal: Some("Failed to open server port"),
+            fatal: Some(PORT_TAKEN),
         };
         let waited = loopback::wait_for_log("prosody", &mut child, &ready, START_TIMEOUT, || {
             self.diagnostics()
