@@ -315,26 +315,12 @@ mod tests {
     use super::super::Consumer;
     use super::super::self_ping::ID_PREFIX;
     use super::*;
-    use crate::config::{Endpoint, Secret, TlsMode};
-    use crate::xmpp::ConnectSettings;
 
     const EVERY: Duration = Duration::from_secs(120);
 
     /// A link task in `rooms`, every one joined and not due for a check for a while.
     fn in_rooms(rooms: &[&str], now: Instant) -> LinkTask {
-        let settings = ConnectSettings {
-            jid: "bridge@converja.test".parse().expect("valid"),
-            password: Secret::new("x"),
-            endpoint: Endpoint::Tcp {
-                host: "127.0.0.1".into(),
-                port: 1,
-                tls: TlsMode::None,
-            },
-            ca_file: None,
-            connect_timeout: Duration::from_secs(1),
-            resource: "converja-bridge".into(),
-            self_ping_every: EVERY,
-        };
+        let settings = super::super::tests::settings("converja-bridge", EVERY);
         let (queue, _) = mpsc::channel(1);
         let (mut link, _) = LinkTask::new(
             settings,

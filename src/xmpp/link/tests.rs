@@ -17,6 +17,24 @@ use super::{Consumer, Link, LinkError, LinkTask};
 use crate::config::{Endpoint, Secret, TlsMode};
 use crate::xmpp::{ConnectSettings, Io, Stream, TIMEOUTS};
 
+/// Settings of a link that never dials out (its tests hand it a stream): bound to
+/// `resource`, checking each room every `self_ping_every`.
+pub(super) fn settings(resource: &str, self_ping_every: Duration) -> ConnectSettings {
+    ConnectSettings {
+        jid: "bridge@converja.test".parse().expect("valid"),
+        password: Secret::new("x"),
+        endpoint: Endpoint::Tcp {
+            host: "127.0.0.1".into(),
+            port: 1,
+            tls: TlsMode::None,
+        },
+        ca_file: None,
+        connect_timeout: Duration::from_secs(1),
+        resource: resource.into(),
+        self_ping_every,
+    }
+}
+
 const ROOM: &str = "agent.22010@conference.converja.test";
 const NICK: &str = "converja-bridge";
 
@@ -104,19 +122,7 @@ async fn online() -> (Link, Server, JoinHandle<String>) {
         .await
         .expect("stream opened");
     let (_, stream): (StreamFeatures, Stream) = pending.recv_features().await.expect("features");
-    let settings = ConnectSettings {
-        jid: "bridge@converja.test".parse().expect("valid"),
-        password: Secret::new("x"),
-        endpoint: Endpoint::Tcp {
-            host: "127.0.0.1".into(),
-            port: 1,
-            tls: TlsMode::None,
-        },
-        ca_file: None,
-        connect_timeout: Duration::from_secs(1),
-        resource: "r".into(),
-        self_ping_every: Duration::from_secs(120),
-    };
+    let settings = settings("r", Duration::from_secs(120));
     let (queue, mut inbound) = mpsc::channel(64);
     tokio::spawn(async move { while inbound.recv().await.is_some() {} });
     let (mut task, link) = LinkTask::new(
