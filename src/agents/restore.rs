@@ -29,7 +29,6 @@ impl<P: Platform, S: Sink> Agents<P, S> {
             for r in saved.rejected {
                 state.registry.rejected_before(r.call, r.queue, r.started);
             }
-            let mut pids = saved.pids;
             for s in saved.sessions {
                 let away = s
                     .orphaned_at
@@ -45,9 +44,8 @@ impl<P: Platform, S: Sink> Agents<P, S> {
                     agents.push(s.agent);
                 }
             }
-            // Only the ids of sessions brought back name anything.
-            pids.retain(|(_, username)| state.registry.session(username).is_some());
-            for (key, username) in pids {
+            // Only the ids of sessions brought back name anything: the others bind to nothing.
+            for (key, username) in saved.pids {
                 state.registry.bind_pid(PidKey(key), &username);
             }
         }

@@ -222,7 +222,7 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
 
     /// Binds socket `id`'s private session id to the session it now acts for.
     pub(super) fn bind_pid(&mut self, id: SocketId, username: &str) {
-        let Some(pid) = self.sockets.get(&id).map(|e| e.pid.clone()) else {
+        let Some(pid) = self.pid_of(id) else {
             return;
         };
         if self.registry.bind_pid(pid.clone(), username) {
