@@ -291,7 +291,7 @@ async fn idle_cpu(pid: u32) -> f64 {
 
 /// The bridge's `/metrics` text.
 fn metrics_text(port: u16) -> String {
-    common::http_get(port, "/metrics").expect("the bridge serves /metrics")
+    common::admin_get(port, "/metrics").expect("the bridge serves /metrics")
 }
 
 /// The cumulative buckets of `converja_bridge_latency_seconds` by path: (upper bound, count).

@@ -275,7 +275,7 @@ async fn xmpp_kill(agents: u64, kills: u32, seed: u64) {
 
 /// A gauge or counter of the bridge's `/metrics`, summed over its label sets.
 fn metric(port: u16, name: &str) -> f64 {
-    let Some(text) = common::http_get(port, "/metrics") else {
+    let Some(text) = common::admin_get(port, "/metrics") else {
         return f64::NAN;
     };
     text.lines()
@@ -286,7 +286,7 @@ fn metric(port: u16, name: &str) -> f64 {
 
 /// A counter of the bridge's `/metrics` summed by the value of one of its labels.
 fn metric_by(port: u16, name: &str, label: &str) -> BTreeMap<String, f64> {
-    let Some(text) = common::http_get(port, "/metrics") else {
+    let Some(text) = common::admin_get(port, "/metrics") else {
         return BTreeMap::new();
     };
     let key = format!("{label}=\"");

@@ -1,6 +1,7 @@
-//! The daemon: wires the platform client, the socket.io gateway and the HTTP endpoints onto
-//! one listener, and shuts them down in order.
+//! The daemon: wires the platform client and the socket.io gateway onto the public listener
+//! and the probes and metrics onto the admin listener, and shuts them down in order.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,11 +16,35 @@ use tracing::{info, warn};
 use crate::agents::{Agents, Settings};
 use crate::config::Config;
 use crate::gateway::SocketSink;
+use crate::http::Readiness;
 use crate::platform::Platform;
 use crate::store::lease::Kept;
 use crate::store::{self, Change, Journal, Lease, Saved, SqlStore, Store};
 use crate::xmpp::ConnectSettings;
 use crate::{bridge, gateway, http, telemetry};
+
+/// The two listeners: agents on one, probes and metrics on the other.
+pub struct Listeners {
+    /// socket.io and the console.
+    pub public: TcpListener,
+    /// `/healthz`, `/readyz`, `/metrics`.
+    pub admin: TcpListener,
+}
+
+impl Listeners {
+    /// Binds both addresses of `config`.
+    pub async fn bind(config: &Config) -> anyhow::Result<Listeners> {
+        let bind = async |address: SocketAddr, what: &str| {
+            TcpListener::bind(address)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {address} ({what}): {e}"))
+        };
+        Ok(Listeners {
+            public: bind(config.socketio.listen, "socketio.listen").await?,
+            admin: bind(config.admin.listen, "admin.listen").await?,
+        })
+    }
+}
 
 /// How long shutdown waits for the agent events already taken, and then for requests
 /// already sent to the platform.
@@ -36,13 +61,57 @@ const FENCE_DEADLINE: Duration = Duration::from_millis(500);
 /// stops serving at once and stands by again.
 pub async fn serve(
     config: Config,
-    listener: TcpListener,
+    listeners: Listeners,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     telemetry::prometheus();
     if config.auth.is_none() {
         warn!("no [auth] configured: any socket.io client may act as any agent username");
     }
+    if config.socketio.cors_origins.iter().any(|o| o == "*") {
+        warn!("socketio.cors_origins = [\"*\"]: pages from any site may connect agents");
+    }
+    let readiness = Readiness::default();
+    let admin = serve_admin(&config, listeners.admin, readiness.clone(), &shutdown)?;
+    let served = serve_public(config, listeners.public, readiness, shutdown).await;
+    admin.cancel();
+    served
+}
+
+/// Serves the admin listener until the returned token is cancelled; `/readyz` says
+/// draining from the moment `shutdown` is cancelled.
+fn serve_admin(
+    config: &Config,
+    listener: TcpListener,
+    readiness: Readiness,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<CancellationToken> {
+    info!(address = %listener.local_addr()?, "admin listener: /healthz /readyz /metrics");
+    let done = CancellationToken::new();
+    let router = http::admin_routes(readiness.clone(), config.admin.token.clone());
+    tokio::spawn(
+        axum::serve(listener, router)
+            .with_graceful_shutdown(done.clone().cancelled_owned())
+            .into_future(),
+    );
+    let shutdown = shutdown.clone();
+    let stop = done.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = shutdown.cancelled() => readiness.draining(),
+            _ = stop.cancelled() => {}
+        }
+    });
+    Ok(done)
+}
+
+/// Serves agents, through the lease's phases when the store is shared.
+async fn serve_public(
+    config: Config,
+    listener: TcpListener,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let store = store::open(&config.store).await?;
     let lease = store
         .as_ref()
@@ -56,7 +125,8 @@ pub async fn serve(
         let held = match &lease {
             None => None,
             Some(lease) => {
-                let held = stand_by(reuse(&listener)?, lease, &shutdown).await?;
+                let held =
+                    stand_by(&config, reuse(&listener)?, lease, &readiness, &shutdown).await?;
                 if held.is_none() {
                     break;
                 }
@@ -74,8 +144,15 @@ pub async fn serve(
                 }
             })
         });
-        let served =
-            serve_active(&config, store.clone(), reuse(&listener)?, &stop, &shutdown).await;
+        let served = serve_active(
+            &config,
+            store.clone(),
+            reuse(&listener)?,
+            &readiness,
+            &stop,
+            &shutdown,
+        )
+        .await;
         stop.cancel();
         if let Some(keeper) = keeper {
             let _ = keeper.await;
@@ -101,20 +178,26 @@ fn reuse(listener: &std::net::TcpListener) -> anyhow::Result<TcpListener> {
 /// Serves as the standby until this process holds the lease (when it was taken), or until
 /// `shutdown` (`None`).
 async fn stand_by(
+    config: &Config,
     listener: TcpListener,
     lease: &Lease,
+    readiness: &Readiness,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<tokio::time::Instant>> {
     telemetry::set_role(false);
+    readiness.standby();
     info!(
         holder = lease.holder(),
         "standing by until the lease is free"
     );
     let done = CancellationToken::new();
     let server = tokio::spawn(
-        axum::serve(listener, http::standby_routes())
-            .with_graceful_shutdown(done.clone().cancelled_owned())
-            .into_future(),
+        axum::serve(
+            listener,
+            http::standby_routes(config.socketio.readyz.then(|| readiness.clone())),
+        )
+        .with_graceful_shutdown(done.clone().cancelled_owned())
+        .into_future(),
     );
     let held = lease.acquire(shutdown).await;
     done.cancel();
@@ -128,15 +211,23 @@ async fn serve_active(
     config: &Config,
     store: Option<SqlStore>,
     listener: TcpListener,
+    readiness: &Readiness,
     stop: &CancellationToken,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let running = Running::start(config, store).await?;
     let core = running.core.clone();
-    let (gateway, io) = gateway::start(config, core.clone());
-    let router = gateway.router(http::routes(
-        running.platform.clone(),
+    let (gateway, io) = match gateway::start(config, core.clone()) {
+        Ok(started) => started,
+        Err(e) => {
+            running.stop(DRAIN_DEADLINE).await;
+            return Err(e);
+        }
+    };
+    readiness.active(running.platform.clone());
+    let router = gateway.router(http::public_routes(
         config.socketio.console,
+        config.socketio.readyz.then(|| readiness.clone()),
     ));
     // Agent events are tiny and latency-bound; Nagle would delay them by tens of ms.
     let listener = listener.tap_io(|tcp| {
@@ -144,6 +235,8 @@ async fn serve_active(
     });
     let asked = shutdown.clone();
     let (stop, shutdown) = (stop.clone(), shutdown.clone());
+    // The peer's address, for the limits per client address and the trusted proxies.
+    let router = router.into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             stop.cancelled().await;

@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// Whether the bridge on `port` answers `/readyz` with 200.
+/// Whether the bridge whose admin listener is on `port` answers `/readyz` with 200.
 pub async fn is_ready(port: u16) -> bool {
     let probe = async {
         let mut tcp = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
@@ -34,18 +34,19 @@ pub async fn is_ready(port: u16) -> bool {
 pub enum Route {
     /// Always this port.
     To(u16),
-    /// The first of these bridges that is ready; none ready, the connection is closed.
-    Ready(Vec<u16>),
+    /// The first of these bridges that is ready, each as (its port, its admin port where
+    /// `/readyz` answers); none ready, the connection is closed.
+    Ready(Vec<(u16, u16)>),
 }
 
 impl Route {
     async fn pick(&self) -> Option<u16> {
         match self {
             Route::To(port) => Some(*port),
-            Route::Ready(ports) => {
-                for port in ports {
-                    if is_ready(*port).await {
-                        return Some(*port);
+            Route::Ready(bridges) => {
+                for &(port, admin) in bridges {
+                    if is_ready(admin).await {
+                        return Some(port);
                     }
                 }
                 None

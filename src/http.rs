@@ -1,22 +1,157 @@
-//! HTTP on the socket.io listener: liveness, readiness, metrics, and the agent console.
+//! HTTP besides socket.io: the agent console on the public listener, and liveness,
+//! readiness and metrics on the admin listener, away from the agents.
+
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
+use crate::config::Secret;
 use crate::platform::Platform;
 use crate::telemetry;
 
-/// `/healthz`, `/readyz`, `/metrics`, and the console at `/` when `console` is on.
-pub(crate) fn routes(platform: Platform, console: bool) -> Router {
-    let router = Router::new()
+/// Where the bridge stands, as `/readyz` reports it.
+#[derive(Clone, Default)]
+pub(crate) struct Readiness(Arc<Mutex<Phase>>);
+
+#[derive(Clone, Default)]
+enum Phase {
+    /// Reading the store, or waiting for the lease for the first time.
+    #[default]
+    Starting,
+    /// Another bridge holds the lease.
+    Standby,
+    /// Serving agents through this platform link.
+    Active(Platform),
+    /// Shutting down: new agents must go elsewhere.
+    Draining,
+}
+
+impl Readiness {
+    fn set(&self, phase: Phase) {
+        let mut current = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Once draining, always draining: a phase change on the way out must not undo it.
+        if !matches!(*current, Phase::Draining) {
+            *current = phase;
+        }
+    }
+
+    /// This bridge stands by for another.
+    pub(crate) fn standby(&self) {
+        self.set(Phase::Standby);
+    }
+
+    /// This bridge serves agents through `platform`.
+    pub(crate) fn active(&self, platform: Platform) {
+        self.set(Phase::Active(platform));
+    }
+
+    /// This bridge is shutting down.
+    pub(crate) fn draining(&self) {
+        self.set(Phase::Draining);
+    }
+
+    fn report(&self) -> (StatusCode, serde_json::Value) {
+        let phase = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match phase {
+            Phase::Starting => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({ "ready": false, "starting": true }),
+            ),
+            Phase::Standby => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({ "ready": false, "role": "standby" }),
+            ),
+            Phase::Draining => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({ "ready": false, "draining": true }),
+            ),
+            Phase::Active(platform) => {
+                let readiness = platform.readiness();
+                let status = if readiness.is_ready() {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
+                let body = json!({ "ready": readiness.is_ready(), "role": "active", "xmpp_online": readiness.online, "rooms_missing": readiness.missing });
+                (status, body)
+            }
+        }
+    }
+}
+
+async fn readyz(State(readiness): State<Readiness>) -> impl IntoResponse {
+    let (status, body) = readiness.report();
+    (status, axum::Json(body))
+}
+
+/// The admin listener: `/healthz`, `/readyz`, and `/metrics` (behind `token` when set; the
+/// probes stay open, since they tell nothing but up or down and probes rarely send headers).
+pub(crate) fn admin_routes(readiness: Readiness, token: Option<Secret>) -> Router {
+    let metrics = Router::new().route("/metrics", get(metrics));
+    let metrics = match token {
+        Some(token) => {
+            let expected = Arc::new(digest(token.expose()));
+            metrics.layer(axum::middleware::from_fn(
+                move |req: Request, next: Next| {
+                    let expected = expected.clone();
+                    async move { bearer_only(&expected, req, next).await }
+                },
+            ))
+        }
+        None => metrics,
+    };
+    Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .with_state(platform);
+        .with_state(readiness)
+        .merge(metrics)
+}
+
+fn digest(text: &str) -> [u8; 32] {
+    Sha256::digest(text.as_bytes()).into()
+}
+
+// Compared as digests, so that the time taken says nothing about the token.
+async fn bearer_only(expected: &[u8; 32], req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(digest);
+    let matches = given.is_some_and(|given| {
+        given
+            .iter()
+            .zip(expected.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    });
+    if matches {
+        next.run(req).await
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "a valid admin token is required\n",
+        )
+            .into_response()
+    }
+}
+
+/// The public listener's own routes: the console at `/` when `console` is on, and
+/// `/readyz` when the configuration asks for it there.
+pub(crate) fn public_routes(console: bool, readyz_too: Option<Readiness>) -> Router {
+    let mut router = Router::new();
+    if let Some(readiness) = readyz_too {
+        router = router.route("/readyz", get(readyz).with_state(readiness));
+    }
     if !console {
         return router;
     }
@@ -52,29 +187,21 @@ pub(crate) fn routes(platform: Platform, console: bool) -> Router {
         )
 }
 
-/// What a standby bridge serves: alive, not ready, its metrics, and a refusal for everything
-/// else (socket.io included) that a client retries, by which time a load balancer sends it to
-/// the active bridge.
-pub(crate) fn standby_routes() -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route(
-            "/readyz",
-            get(|| async {
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    axum::Json(json!({ "ready": false, "role": "standby" })),
-                )
-            }),
+/// What a standby bridge serves on the public listener: a refusal for everything (socket.io
+/// included) that a client retries, by which time a load balancer sends it to the active
+/// bridge.
+pub(crate) fn standby_routes(readyz_too: Option<Readiness>) -> Router {
+    let mut router = Router::new();
+    if let Some(readiness) = readyz_too {
+        router = router.route("/readyz", get(readyz).with_state(readiness));
+    }
+    router.fallback(|| async {
+        metrics::counter!(telemetry::SOCKETS_REFUSED, "reason" => "standby").increment(1);
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this converja-bridge is the standby: another one is active; connect through the load balancer\n",
         )
-        .route("/metrics", get(metrics))
-        .fallback(|| async {
-            metrics::counter!(telemetry::SOCKETS_REFUSED, "reason" => "standby").increment(1);
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "this converja-bridge is the standby: another one is active; connect through the load balancer\n",
-            )
-        })
+    })
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
@@ -85,17 +212,6 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
         ],
         body,
     )
-}
-
-async fn readyz(State(platform): State<Platform>) -> impl IntoResponse {
-    let readiness = platform.readiness();
-    let status = if readiness.is_ready() {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let body = json!({ "ready": readiness.is_ready(), "xmpp_online": readiness.online, "rooms_missing": readiness.missing });
-    (status, axum::Json(body))
 }
 
 async fn metrics() -> impl IntoResponse {

@@ -67,12 +67,8 @@ fn main() -> ExitCode {
             };
             telemetry::init_tracing(&cfg.log);
             runtime(async move {
-                let listener = tokio::net::TcpListener::bind(cfg.socketio.listen)
-                    .await
-                    .map_err(|e| {
-                        anyhow::anyhow!("cannot listen on {}: {e}", cfg.socketio.listen)
-                    })?;
-                app::serve(cfg, listener, app::shutdown_on_signal()).await
+                let listeners = app::Listeners::bind(&cfg).await?;
+                app::serve(cfg, listeners, app::shutdown_on_signal()).await
             })
         }
         Command::Demo { port, bosh, pair } => {

@@ -8,7 +8,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::agent_ui::{http_get, wait_ready};
+use common::agent_ui::{admin_get, http_get, note_admin_port, wait_ready};
 use converja_bridge::prosody::LocalProsody;
 
 const BRIDGE: &str = env!("CARGO_BIN_EXE_converja-bridge");
@@ -41,6 +41,18 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Waits until the demo on `port` is ready: the demo serves `/readyz` on its public port
+/// too, as a load balancer that cannot reach a second port would use it.
+async fn demo_ready(port: u16) {
+    tokio::time::timeout(common::PATIENCE, async {
+        while http_get(port, "/readyz").await.0 != 200 {
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    })
+    .await
+    .expect("the demo becomes ready");
 }
 
 fn free_port() -> u16 {
@@ -88,12 +100,14 @@ async fn the_daemon_runs_and_exits_cleanly_on_sigterm() {
     let prosody = LocalProsody::start(common::DOMAIN, &[("bridge", "bridge-pw")])
         .unwrap_or_else(|e| panic!("{e}"));
     let port = free_port();
+    let admin = free_port();
+    note_admin_port(port, admin);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bridge.toml");
     std::fs::write(
         &file,
         format!(
-            "[xmpp]\njid = \"bridge@{}\"\npassword = \"bridge-pw\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n[converja]\nconference = \"{}\"\nqueues = [7]\n[socketio]\nlisten = \"127.0.0.1:{port}\"\n[store]\npath = \"{}\"\n",
+            "[xmpp]\njid = \"bridge@{}\"\npassword = \"bridge-pw\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n[converja]\nconference = \"{}\"\nqueues = [7]\n[socketio]\nlisten = \"127.0.0.1:{port}\"\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n[store]\npath = \"{}\"\n",
             prosody.domain,
             prosody.c2s_port,
             prosody.conference,
@@ -112,7 +126,7 @@ async fn the_daemon_runs_and_exits_cleanly_on_sigterm() {
             .unwrap(),
     );
     wait_ready(port).await;
-    assert_eq!(http_get(port, "/healthz").await.0, 200);
+    assert_eq!(admin_get(port, "/healthz").await.0, 200);
     signal(child.0.id(), "TERM");
     assert!(wait_exit(&mut child.0).success());
     let mut logs = String::new();
@@ -155,7 +169,7 @@ async fn demo_serves_and_stops(extra: &[&str]) {
             .spawn()
             .unwrap(),
     );
-    wait_ready(port).await;
+    demo_ready(port).await;
     let prosody = Command::new("pgrep")
         .args(["-P", &child.0.id().to_string(), "lua"])
         .output()
@@ -212,7 +226,7 @@ async fn the_pair_demo_fails_over_when_asked_and_stops_on_ctrl_c() {
     };
     read_until("Press Enter");
     // Through the load balancer, the active bridge serves the console.
-    wait_ready(port).await;
+    demo_ready(port).await;
     assert_eq!(http_get(port, "/").await.0, 200);
     let bridges = Command::new("pgrep")
         .args(["-P", &child.0.id().to_string(), "converja-bridge"])
@@ -229,7 +243,7 @@ async fn the_pair_demo_fails_over_when_asked_and_stops_on_ctrl_c() {
     let took = read_until("is active: ready");
     assert!(took.contains(" ms after the crash"), "{took}");
     read_until("started again: the standby");
-    wait_ready(port).await;
+    demo_ready(port).await;
     signal(child.0.id(), "INT");
     assert!(wait_exit(&mut child.0).success());
     for pid in bridges {

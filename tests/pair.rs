@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::agent_ui::{Puppet, http_get, wait_ready};
+use common::agent_ui::{Puppet, admin_get, admin_port, http_get, wait_ready};
 use common::daemon::{Daemon, UI_GRACE, open_with_token, scraped, write_config, write_open_config};
 use common::screen::{nothing_twice, settled};
 use common::{PATIENCE, agent, scenario, start_sim};
@@ -33,7 +33,7 @@ async fn role(port: u16, role: &str) -> f64 {
 /// Waits until `port` answers `/readyz` 200; how long that took.
 async fn ready_within(port: u16, limit: Duration) -> Duration {
     let started = Instant::now();
-    while http_get(port, "/readyz").await.0 != 200 {
+    while admin_get(port, "/readyz").await.0 != 200 {
         assert!(started.elapsed() < limit, "not ready within {limit:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -106,9 +106,15 @@ impl Pair {
             "bridge-b",
             &format!("url = \"{}\"", postgres.url()),
         );
-        let balancer = Proxy::start(0, Route::Ready(vec![a_port, b_port]))
-            .await
-            .unwrap();
+        let balancer = Proxy::start(
+            0,
+            Route::Ready(vec![
+                (a_port, admin_port(a_port)),
+                (b_port, admin_port(b_port)),
+            ]),
+        )
+        .await
+        .unwrap();
         let a_bridge = Daemon::start(&a, a_port).await;
         let b_bridge = Daemon::spawn(&b);
         wait_until_listening(b_port).await;
@@ -146,8 +152,8 @@ async fn the_standby_takes_over_when_the_active_one_is_killed_and_no_call_is_los
     let tracker = TaskTracker::new();
     let mut pair = Pair::start(&tracker).await;
     // The standby listens, is alive, not ready, and says so.
-    assert_eq!(http_get(pair.b.0, "/healthz").await.0, 200);
-    assert_eq!(http_get(pair.b.0, "/readyz").await.0, 503);
+    assert_eq!(admin_get(pair.b.0, "/healthz").await.0, 200);
+    assert_eq!(admin_get(pair.b.0, "/readyz").await.0, 503);
     assert_eq!(role(pair.b.0, "standby").await, 1.0);
     assert_eq!(role(pair.a.0, "active").await, 1.0);
     let (status, body) = http_get(pair.b.0, "/callcontrol/?EIO=4&transport=polling").await;
@@ -228,7 +234,7 @@ async fn unmodified_uis_keep_their_sessions_across_a_failover() {
 /// Waits until something listens on `port`.
 async fn wait_until_listening(port: u16) {
     let deadline = Instant::now() + PATIENCE;
-    while http_get(port, "/healthz").await.0 == 0 {
+    while admin_get(port, "/healthz").await.0 == 0 {
         assert!(Instant::now() < deadline, "nothing listens on {port}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -270,7 +276,7 @@ async fn an_active_bridge_cut_from_the_database_stops_before_the_other_starts() 
         "B took over before A could have stopped"
     );
     // A stands by again: not ready, standby role.
-    assert_eq!(http_get(pair.a.0, "/readyz").await.0, 503);
+    assert_eq!(admin_get(pair.a.0, "/readyz").await.0, 503);
     assert_eq!(role(pair.a.0, "standby").await, 1.0);
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.store(true, Ordering::SeqCst);

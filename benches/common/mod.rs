@@ -85,9 +85,27 @@ pub(crate) fn http_get(port: u16, path: &str) -> Option<String> {
     Some(text)
 }
 
+/// The admin port of each bridge started here, by its public port.
+static ADMIN_PORTS: std::sync::Mutex<std::collections::BTreeMap<u16, u16>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// The whole answer to `GET path` on the admin listener of the bridge on `port`.
+pub(crate) fn admin_get(port: u16, path: &str) -> Option<String> {
+    let admin = *ADMIN_PORTS.lock().ok()?.get(&port)?;
+    http_get(admin, path)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
 /// Whether the bridge on `port` answers `/readyz` with 200.
 pub(crate) fn is_ready(port: u16) -> bool {
-    http_get(port, "/readyz")
+    admin_get(port, "/readyz")
         .is_some_and(|text| text.starts_with("HTTP/1.1 200") || text.starts_with("HTTP/1.0 200"))
 }
 
@@ -98,7 +116,7 @@ pub(crate) fn wait_ready(port: u16) -> Duration {
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "the bridge did not become ready: {}",
-            http_get(port, "/readyz").unwrap_or_else(|| "no answer on /readyz".into())
+            admin_get(port, "/readyz").unwrap_or_else(|| "no answer on /readyz".into())
         );
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -106,7 +124,8 @@ pub(crate) fn wait_ready(port: u16) -> Duration {
 }
 
 /// Starts the bridge binary against `xmpp`, with `extra` lines in `[agents]` and its
-/// session store in a SQLite file in `dir`; returns it and its socket.io port.
+/// session store in a SQLite file in `dir`; returns it and its socket.io port. Every
+/// simulated agent comes from the one loopback address, so the limits per address are off.
 pub(crate) fn start_bridge(xmpp: &LocalServer, dir: &Path, extra: &str) -> (Killed, u16) {
     let store = format!("path = \"{}\"", dir.join("sessions.db").display());
     start_bridge_on(xmpp, dir, extra, &store)
@@ -134,18 +153,20 @@ pub(crate) fn start_bridge_following(
     store: &str,
     queues: &[u32],
 ) -> (Killed, u16, Duration) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let (port, admin) = (free_port(), free_port());
+    ADMIN_PORTS
+        .lock()
+        .expect("not poisoned")
+        .insert(port, admin);
     let config = dir.join("bridge.toml");
     std::fs::write(
         &config,
         format!(
             "[xmpp]\njid = \"bridge@{}\"\npassword = \"b\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
              [converja]\nconference = \"{}\"\nrequest_timeout = \"60s\"\nqueues = {queues:?}\n\
-             [socketio]\nlisten = \"127.0.0.1:{port}\"\n[agents]\nfirst_call_delay = \"0ms\"\nmax_calls_limit = 8\n{extra}[log]\nlevel = \"warn\"\n\
+             [socketio]\nlisten = \"127.0.0.1:{port}\"\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n\
+             [limits]\nconnections_per_address = 0\nhandshakes_per_second_per_address = 0\n\
+             events_per_second_per_socket = 0\n[agents]\nfirst_call_delay = \"0ms\"\nmax_calls_limit = 8\n{extra}[log]\nlevel = \"warn\"\n\
              [store]\n{store}\n",
             xmpp.domain,
             xmpp.c2s_port,

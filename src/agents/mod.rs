@@ -35,7 +35,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 pub(crate) use event::{AckReply, ClientEvent, NewCall, ServerEvent, SocketId};
-pub(crate) use port::{EmitError, Platform, Sink};
+pub(crate) use port::{AckError, EmitError, Platform, Sink};
 pub(crate) use refusal::Refusal;
 pub(crate) use registry::{Registry, Rules};
 pub(crate) use resume::Resume;
@@ -49,7 +49,13 @@ use refusal::Subject;
 use registry::Among;
 use restore::TakenBy;
 use resume::{PidKey, Shown};
-use state::{Next, State};
+use state::{Next, NotQueued, State};
+
+/// How long a socket's task waits for room in the socket's buffer before it gives the
+/// socket up as no longer reading.
+pub(super) const STALL_AFTER: Duration = Duration::from_secs(10);
+/// The step of that wait.
+const PACE: Duration = Duration::from_millis(5);
 
 /// How the core behaves, from `[agents]` and `[auth]`.
 #[derive(Debug, Clone)]
@@ -101,6 +107,8 @@ impl Settings {
 pub enum Inbound<A> {
     /// An event, with its acknowledgement callback if the UI passed one.
     Event(ClientEvent, Option<A>),
+    /// An event the edge refused (a limit), to be answered in its turn.
+    Refused(ClientEvent, Option<A>, Refusal),
     /// The socket is gone; everything it sent before is handled first.
     Closed,
 }
@@ -226,18 +234,28 @@ impl<P: Platform, S: Sink> Agents<P, S> {
     /// Takes what socket `id` sent, to be handled after everything it sent before. An event
     /// that does not fit in the socket's inbox, or comes during shutdown, is refused at once.
     pub fn submit(self: &Arc<Self>, id: SocketId, item: Inbound<S::Ack>) {
+        let queued = |event, ack, refusal| state::Queued {
+            event,
+            ack,
+            arrived: tokio::time::Instant::now(),
+            refusal,
+        };
         let queued = match item {
-            Inbound::Event(event, ack) => {
-                self.state()
-                    .queue_event(id, event, ack, tokio::time::Instant::now())
-            }
+            Inbound::Event(event, ack) => self.state().queue_event(id, queued(event, ack, None)),
+            Inbound::Refused(event, ack, refusal) => self
+                .state()
+                .queue_event(id, queued(event, ack, Some(refusal))),
             Inbound::Closed => Ok(self.state().queue_close(id)),
         };
         let start = match queued {
             Ok(start) => start,
-            Err(turned) => {
-                let (event, ack, refusal) = *turned;
-                return handlers::turn_away(self, id, event, ack, refusal);
+            Err(not) => {
+                return match *not {
+                    NotQueued::Refused(event, ack, refusal) => {
+                        handlers::turn_away(self, id, event, ack, refusal);
+                    }
+                    NotQueued::Flooding => self.state().drop_flooding(&self.sink, id),
+                };
             }
         };
         if start {
@@ -255,7 +273,19 @@ impl<P: Platform, S: Sink> Agents<P, S> {
         loop {
             let next = self.state().next_event(id, now());
             match next {
-                Next::Event(event, ack, arrived) => {
+                Next::Event(state::Queued {
+                    event,
+                    ack,
+                    arrived,
+                    refusal,
+                }) => {
+                    if !self.paced(id).await {
+                        continue;
+                    }
+                    if let Some(refusal) = refusal {
+                        handlers::turn_away(&self, id, event, ack, refusal);
+                        continue;
+                    }
                     let span = info_span!("socket_event", socket = id.0, event = event.label());
                     let handled = latency::event(
                         arrived,
@@ -467,11 +497,27 @@ impl<P: Platform, S: Sink> Agents<P, S> {
         }
     }
 
-    /// Answers an acknowledgement of `socket`. An answer its buffer cannot take is lost, so
-    /// the socket is dropped rather than kept alive missing a reply.
+    /// Answers an acknowledgement of `socket`, in order with its events.
     fn answer(&self, socket: SocketId, ack: S::Ack, reply: &AckReply) {
-        if let Err(EmitError::Full) = self.sink.ack(ack, reply) {
-            self.state().drop_stalled(&self.sink, socket);
+        self.state()
+            .answer_to(&self.sink, socket, ack, reply.clone());
+    }
+
+    /// Waits until what socket `id` was sent so far is in its buffer, so that a socket that
+    /// sends faster than it reads still gets every answer, in order; false if it stopped
+    /// reading for [`STALL_AFTER`] and was dropped. socketioxide has no signal for room in a
+    /// buffer, hence the short steps.
+    async fn paced(&self, id: SocketId) -> bool {
+        let deadline = tokio::time::Instant::now() + STALL_AFTER;
+        loop {
+            if !self.state().flush_socket(&self.sink, id) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                self.state().drop_stalled(&self.sink, id);
+                return false;
+            }
+            tokio::time::sleep(PACE).await;
         }
     }
 

@@ -66,6 +66,15 @@ pub enum EmitError {
     Closed,
 }
 
+/// Why an acknowledgement could not be answered.
+#[derive(Debug)]
+pub enum AckError<A> {
+    /// The socket's buffer is full: the callback, to answer later.
+    Full(A),
+    /// The socket is gone.
+    Closed,
+}
+
 /// Where the core's events to agent UIs go.
 pub trait Sink: Send + Sync + 'static {
     /// A handle to one socket.
@@ -81,9 +90,9 @@ pub trait Sink: Send + Sync + 'static {
         event: &ServerEvent,
         offset: Option<&str>,
     ) -> Result<(), EmitError>;
-    /// Answers an acknowledgement callback. An answer that finds the buffer full is lost
-    /// (it cannot wait), so the core drops that socket.
-    fn ack(&self, ack: Self::Ack, reply: &AckReply) -> Result<(), EmitError>;
+    /// Answers an acknowledgement callback; one that finds the buffer full comes back, to be
+    /// answered once there is room.
+    fn ack(&self, ack: Self::Ack, reply: &AckReply) -> Result<(), AckError<Self::Ack>>;
     /// Closes a socket the core gave up on; false when it cannot be closed yet (not even a
     /// disconnect packet fits in its buffer), and the core tries again later.
     fn disconnect(&self, socket: &Self::Socket) -> bool;

@@ -107,6 +107,12 @@ pub enum Refusal {
     /// The bridge is at its limits.
     #[error("the bridge is overloaded")]
     Overloaded,
+    /// The connection sends more events than its limit allows.
+    #[error("too many events: this connection may send {0} per second; try again in a moment")]
+    RateLimited(u32),
+    /// The connection tried more usernames than its limit allows.
+    #[error("this connection has tried {0} usernames already; open a new connection")]
+    TooManyUsernames(u32),
     /// The session store could not record the change, so it would not survive a restart.
     #[error("the bridge cannot record your session right now; try again in a moment")]
     Unsaved(crate::store::StoreError),
@@ -175,6 +181,8 @@ impl Refusal {
             Refusal::Unconfirmed(_) => "unconfirmed",
             Refusal::Platform { error, .. } => error.outcome(),
             Refusal::Overloaded => "overloaded",
+            Refusal::RateLimited(_) => "rate_limited",
+            Refusal::TooManyUsernames(_) => "usernames",
             Refusal::ShuttingDown => "shutting_down",
             Refusal::Unsaved(_) => "store",
             Refusal::UnknownEvent(_) => "unknown_event",

@@ -9,8 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 use tracing::{debug, info, warn};
 
-use super::event::{ClientEvent, ServerEvent, SocketId};
-use super::port::{EmitError, Sink};
+use super::event::{AckReply, ClientEvent, ServerEvent, SocketId};
+use super::port::{AckError, EmitError, Sink};
 use super::refusal::Refusal;
 use super::registry::Registry;
 use super::resume::PidKey;
@@ -24,7 +24,31 @@ use crate::telemetry;
 const BACKLOG: usize = 64;
 
 /// Events a socket may have waiting while its previous one is handled; a UI sends a handful.
+/// Past it, events are refused, in order, with the others.
 pub(super) const INBOX: usize = 256;
+
+/// Refusals a socket may have waiting besides its inbox. A client that sends even more
+/// without reading the answers is disconnected: its answers could not be kept for it.
+const REFUSALS: usize = 1024;
+
+/// Something the socket's buffer did not take yet.
+enum Outgoing<A> {
+    /// An event, with its offset.
+    Event(ServerEvent, Option<String>),
+    /// An acknowledgement's answer.
+    Answer(A, AckReply),
+}
+
+/// An event a socket sent, waiting for the ones before it.
+pub(super) struct Queued<A> {
+    pub(super) event: ClientEvent,
+    pub(super) ack: Option<A>,
+    /// When it was taken in.
+    pub(super) arrived: tokio::time::Instant,
+    /// Why it is refused, when it is: answered in its turn, so a socket hears about every
+    /// event in the order it sent them.
+    pub(super) refusal: Option<Refusal>,
+}
 
 /// One admitted socket.
 struct SocketEntry<T, A> {
@@ -41,10 +65,10 @@ struct SocketEntry<T, A> {
     /// The username of a session its UI still shows but that ended while it was away: the
     /// UI is told once connected.
     farewell: Option<String>,
-    /// Events not yet accepted by the socket's buffer, oldest first, each with its offset.
-    backlog: VecDeque<(ServerEvent, Option<String>)>,
+    /// What the socket's buffer did not take yet, oldest first.
+    backlog: VecDeque<Outgoing<A>>,
     /// Events the socket sent that wait for the one being handled, oldest first.
-    inbox: VecDeque<(ClientEvent, Option<A>, tokio::time::Instant)>,
+    inbox: VecDeque<Queued<A>>,
     /// Whether a task is handling the socket's events now.
     serving: bool,
     /// The socket is gone; it is forgotten once its inbox is empty.
@@ -53,8 +77,8 @@ struct SocketEntry<T, A> {
 
 /// What a socket's task does next.
 pub(super) enum Next<A> {
-    /// Handle this event, taken in at the instant given.
-    Event(ClientEvent, Option<A>, tokio::time::Instant),
+    /// Handle (or refuse) this event.
+    Event(Queued<A>),
     /// Nothing waits: the task ends, and the next event starts a new one.
     Idle,
     /// The socket closed and everything it sent is handled.
@@ -83,8 +107,13 @@ pub(super) struct State<T, A> {
     pub(super) journal: Journal,
 }
 
-/// An event the core did not take, with its acknowledgement and why.
-pub(super) type Turned<A> = (ClientEvent, Option<A>, Refusal);
+/// Why an event could not be queued.
+pub(super) enum NotQueued<A> {
+    /// Refused at once, with its acknowledgement.
+    Refused(ClientEvent, Option<A>, Refusal),
+    /// The socket sent far more than it reads: it is to be dropped.
+    Flooding,
+}
 
 /// A session end under way on the platform, from [`Ending::begin`] until dropped (done,
 /// failed or cancelled alike).
@@ -122,6 +151,39 @@ impl<T, A> Drop for Ending<'_, T, A> {
 
 fn lock<T, A>(state: &Mutex<State<T, A>>) -> std::sync::MutexGuard<'_, State<T, A>> {
     state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<T, A> SocketEntry<T, A> {
+    /// Sends what the buffer accepts of the backlog; whether some is left.
+    fn flush<S: Sink<Socket = T, Ack = A>>(&mut self, sink: &S) -> bool {
+        while let Some(next) = self.backlog.pop_front() {
+            let full = match next {
+                Outgoing::Event(event, offset) => {
+                    match sink.emit(&self.handle, &event, offset.as_deref()) {
+                        Ok(()) => None,
+                        Err(EmitError::Full) => Some(Outgoing::Event(event, offset)),
+                        Err(EmitError::Closed) => {
+                            self.backlog.clear();
+                            None
+                        }
+                    }
+                }
+                Outgoing::Answer(ack, reply) => match sink.ack(ack, &reply) {
+                    Ok(()) => None,
+                    Err(AckError::Full(ack)) => Some(Outgoing::Answer(ack, reply)),
+                    Err(AckError::Closed) => {
+                        self.backlog.clear();
+                        None
+                    }
+                },
+            };
+            if let Some(back) = full {
+                self.backlog.push_front(back);
+                return true;
+            }
+        }
+        false
+    }
 }
 
 impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
@@ -188,7 +250,12 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
 
     /// The client of socket `id` now knows it is connected: what waited for that is sent,
     /// and a socket that took its session back is told what it missed.
-    pub(super) fn connected<S: Sink<Socket = T>>(&mut self, sink: &S, id: SocketId, now: Instant) {
+    pub(super) fn connected<S: Sink<Socket = T, Ack = A>>(
+        &mut self,
+        sink: &S,
+        id: SocketId,
+        now: Instant,
+    ) {
         let Some(entry) = self.sockets.get_mut(&id) else {
             return;
         };
@@ -254,7 +321,7 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
 
     /// Tells every socket that took its session back the end of the calls it shows that
     /// ended while it was away; only once the registry holds what the platform has.
-    pub(super) fn settle_all<S: Sink<Socket = T>>(&mut self, sink: &S) {
+    pub(super) fn settle_all<S: Sink<Socket = T, Ack = A>>(&mut self, sink: &S) {
         let unsettled: Vec<SocketId> = self
             .sockets
             .iter()
@@ -266,7 +333,7 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
         }
     }
 
-    fn settle<S: Sink<Socket = T>>(&mut self, sink: &S, id: SocketId) {
+    fn settle<S: Sink<Socket = T, Ack = A>>(&mut self, sink: &S, id: SocketId) {
         if !self.synced {
             return;
         }
@@ -280,26 +347,31 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
         }
     }
 
-    /// Queues an event of socket `id`; true if no task serves the socket yet and the caller
-    /// must start one. The event comes back when the inbox is full or the bridge is
-    /// shutting down.
+    /// Queues an event of socket `id`, to be handled or, with `refusal`, refused in its
+    /// turn; true if no task serves the socket yet and the caller must start one. Past the
+    /// inbox, events are refused as overloaded; during shutdown they come back at once.
     pub(super) fn queue_event(
         &mut self,
         id: SocketId,
-        event: ClientEvent,
-        ack: Option<A>,
-        arrived: tokio::time::Instant,
-    ) -> Result<bool, Box<Turned<A>>> {
+        mut item: Queued<A>,
+    ) -> Result<bool, Box<NotQueued<A>>> {
         if self.draining {
-            return Err(Box::new((event, ack, Refusal::ShuttingDown)));
+            return Err(Box::new(NotQueued::Refused(
+                item.event,
+                item.ack,
+                Refusal::ShuttingDown,
+            )));
         }
         let Some(entry) = self.sockets.get_mut(&id) else {
             return Ok(false);
         };
-        if entry.inbox.len() >= INBOX {
-            return Err(Box::new((event, ack, Refusal::Overloaded)));
+        if entry.inbox.len() >= INBOX + REFUSALS {
+            return Err(Box::new(NotQueued::Flooding));
         }
-        entry.inbox.push_back((event, ack, arrived));
+        if entry.inbox.len() >= INBOX && item.refusal.is_none() {
+            item.refusal = Some(Refusal::Overloaded);
+        }
+        entry.inbox.push_back(item);
         Ok(!std::mem::replace(&mut entry.serving, true))
     }
 
@@ -324,8 +396,8 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
         let Some(entry) = self.sockets.get_mut(&id) else {
             return Next::Idle;
         };
-        if let Some((event, ack, arrived)) = entry.inbox.pop_front() {
-            return Next::Event(event, ack, arrived);
+        if let Some(item) = entry.inbox.pop_front() {
+            return Next::Event(item);
         }
         if entry.closing {
             self.close_socket(id, now);
@@ -375,7 +447,7 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
     }
 
     /// Emits to one socket, in order: behind its backlog if it has one. Counts the outcome.
-    pub(super) fn emit_to<S: Sink<Socket = T>>(
+    pub(super) fn emit_to<S: Sink<Socket = T, Ack = A>>(
         &mut self,
         sink: &S,
         id: SocketId,
@@ -399,7 +471,9 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
                     Ok(()) => "ok",
                     Err(EmitError::Closed) => "closed",
                     Err(EmitError::Full) if entry.backlog.len() < BACKLOG => {
-                        entry.backlog.push_back((event.clone(), offset));
+                        entry
+                            .backlog
+                            .push_back(Outgoing::Event(event.clone(), offset));
                         if !entry.connecting {
                             self.backlogged.insert(id);
                         }
@@ -429,37 +503,86 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
     }
 
     /// Sends what the sockets' buffers now accept of their backlogs.
-    pub(super) fn flush_backlogs<S: Sink<Socket = T>>(&mut self, sink: &S) {
+    pub(super) fn flush_backlogs<S: Sink<Socket = T, Ack = A>>(&mut self, sink: &S) {
         let sockets = &mut self.sockets;
-        self.backlogged.retain(|id| {
-            let Some(entry) = sockets.get_mut(id) else {
-                return false;
-            };
-            while let Some((event, offset)) = entry.backlog.front() {
-                match sink.emit(&entry.handle, event, offset.as_deref()) {
-                    Ok(()) => {
-                        entry.backlog.pop_front();
-                    }
-                    Err(EmitError::Full) => return true,
-                    Err(EmitError::Closed) => entry.backlog.clear(),
-                }
+        self.backlogged
+            .retain(|id| sockets.get_mut(id).is_some_and(|entry| entry.flush(sink)));
+    }
+
+    /// Sends what socket `id`'s buffer now accepts of its backlog; whether some is left.
+    pub(super) fn flush_socket<S: Sink<Socket = T, Ack = A>>(
+        &mut self,
+        sink: &S,
+        id: SocketId,
+    ) -> bool {
+        let left = self.sockets.get_mut(&id).is_some_and(|e| e.flush(sink));
+        if !left {
+            self.backlogged.remove(&id);
+        }
+        left
+    }
+
+    /// Answers an acknowledgement of socket `id`, in order behind what its buffer did not
+    /// take yet. An answer that does not fit waits in the backlog like an event.
+    pub(super) fn answer_to<S: Sink<Socket = T, Ack = A>>(
+        &mut self,
+        sink: &S,
+        id: SocketId,
+        ack: A,
+        reply: AckReply,
+    ) {
+        let Some(entry) = self.sockets.get_mut(&id) else {
+            return;
+        };
+        let ack = if entry.backlog.is_empty() && !entry.connecting {
+            match sink.ack(ack, &reply) {
+                Ok(()) | Err(AckError::Closed) => return,
+                Err(AckError::Full(ack)) => ack,
             }
-            false
-        });
+        } else {
+            ack
+        };
+        if entry.backlog.len() >= BACKLOG {
+            self.drop_stalled(sink, id);
+            return;
+        }
+        entry.backlog.push_back(Outgoing::Answer(ack, reply));
+        if !entry.connecting {
+            self.backlogged.insert(id);
+        }
     }
 
     /// Closes the dropped sockets whose close did not fit in their buffer before.
-    pub(super) fn retry_closes<S: Sink<Socket = T>>(&mut self, sink: &S) {
+    pub(super) fn retry_closes<S: Sink<Socket = T, Ack = A>>(&mut self, sink: &S) {
         self.unclosed.retain(|handle| !sink.disconnect(handle));
     }
 
     /// Drops a socket that stopped reading: its session waits for the UI's next connection.
-    pub(super) fn drop_stalled<S: Sink<Socket = T>>(&mut self, sink: &S, id: SocketId) {
+    pub(super) fn drop_stalled<S: Sink<Socket = T, Ack = A>>(&mut self, sink: &S, id: SocketId) {
         warn!(
             socket = id.0,
             "socket dropped: it stopped reading; its calls wait for its next connection"
         );
-        metrics::counter!(telemetry::SOCKETS_DROPPED, "reason" => "stalled").increment(1);
+        self.drop_socket(sink, id, "stalled");
+    }
+
+    /// Drops a socket that sent far more events than it read answers: they could not be
+    /// kept for it. The UI sees its connection close, and its session waits for the next.
+    pub(super) fn drop_flooding<S: Sink<Socket = T, Ack = A>>(&mut self, sink: &S, id: SocketId) {
+        warn!(
+            socket = id.0,
+            "socket dropped: it sent far more events than it read answers"
+        );
+        self.drop_socket(sink, id, "flood");
+    }
+
+    fn drop_socket<S: Sink<Socket = T, Ack = A>>(
+        &mut self,
+        sink: &S,
+        id: SocketId,
+        reason: &'static str,
+    ) {
+        metrics::counter!(telemetry::SOCKETS_DROPPED, "reason" => reason).increment(1);
         self.backlogged.remove(&id);
         if let Some(entry) = self.sockets.remove(&id)
             && !sink.disconnect(&entry.handle)
@@ -470,7 +593,7 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
     }
 
     /// Ends `call` in whichever session holds it and tells every socket of that session, once.
-    pub(super) fn end_call<S: Sink<Socket = T>>(&mut self, sink: &S, call: CallId) {
+    pub(super) fn end_call<S: Sink<Socket = T, Ack = A>>(&mut self, sink: &S, call: CallId) {
         let Some((username, sockets)) = self.registry.call_ended(call) else {
             return;
         };
@@ -484,20 +607,20 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
     }
 
     /// Emits the NEW_CALLs due in the sessions changed since the last look.
-    pub(super) fn deliver_changed<S: Sink<Socket = T>>(&mut self, sink: &S, now: Instant) {
+    pub(super) fn deliver_changed<S: Sink<Socket = T, Ack = A>>(&mut self, sink: &S, now: Instant) {
         let due = self.registry.due_changed(now);
         self.deliver(sink, due, now);
     }
 
     /// Emits every NEW_CALL due now: first-call delays that passed, redeliveries, and emits
     /// that found a full buffer before.
-    pub(super) fn deliver_all<S: Sink<Socket = T>>(&mut self, sink: &S, now: Instant) {
+    pub(super) fn deliver_all<S: Sink<Socket = T, Ack = A>>(&mut self, sink: &S, now: Instant) {
         let due = self.registry.due(now);
         self.deliver(sink, due, now);
         self.registry.rest();
     }
 
-    fn deliver<S: Sink<Socket = T>>(
+    fn deliver<S: Sink<Socket = T, Ack = A>>(
         &mut self,
         sink: &S,
         due: Vec<(SocketId, super::NewCall)>,

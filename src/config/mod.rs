@@ -5,6 +5,7 @@
 //! `raw` holds the file as written, `validate` turns it into the types of `validated`,
 //! and this module loads it and prints it back with secrets masked.
 
+mod access;
 mod raw;
 mod validate;
 mod validated;
@@ -18,14 +19,16 @@ use figment::providers::{Env, Format, Toml};
 pub use raw::Transport;
 pub use validate::valid_nickname;
 pub use validated::{
-    AgentsConfig, AllQueues, AuthConfig, BoshUrl, Config, ConverjaConfig, Endpoint, HumanDuration,
-    LogConfig, LogFormat, OnCallError, OnDisconnect, QueueSelection, Secret, SocketIoConfig,
-    StoreConfig, TlsMode, XmppConfig,
+    AdminConfig, AgentsConfig, AllQueues, AuthConfig, BoshUrl, Config, ConverjaConfig, Endpoint,
+    HumanDuration, JwtConfig, JwtKeySource, LimitsConfig, LogConfig, LogFormat, OnCallError,
+    OnDisconnect, QueueSelection, Secret, SocketIoConfig, StoreConfig, TlsMode, TrustedProxies,
+    XmppConfig,
 };
 
 use raw::{
-    CallErrorPolicy, DEFAULT_PAUSE_REASON, DisconnectPolicy, RawAgents, RawAuth, RawConfig,
-    RawConverja, RawSocketIo, RawStore, RawXmpp, StoreBackend, default_port,
+    AuthMode, CallErrorPolicy, DEFAULT_PAUSE_REASON, DisconnectPolicy, RawAdmin, RawAgents,
+    RawAuth, RawConfig, RawConverja, RawLimits, RawSocketIo, RawStore, RawXmpp, StoreBackend,
+    default_port,
 };
 
 /// Prefix of the environment variables that override the file.
@@ -94,6 +97,57 @@ fn written_store(store: &StoreConfig) -> RawStore {
     raw
 }
 
+fn written_auth(c: &Config) -> Option<RawAuth> {
+    let mut raw = RawAuth {
+        trusted_proxies: c
+            .trusted_proxies
+            .0
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        ..RawAuth::default()
+    };
+    match c.auth.as_ref()? {
+        AuthConfig::Hmac { secret } => {
+            raw.mode = Some(AuthMode::Hmac);
+            raw.hmac_secret = Some(secret.clone());
+        }
+        AuthConfig::Proxy { header } => {
+            raw.mode = Some(AuthMode::Proxy);
+            raw.header = Some(header.to_string());
+        }
+        AuthConfig::Jwt(jwt) => {
+            raw.mode = Some(AuthMode::Jwt);
+            match &jwt.keys {
+                JwtKeySource::Secret(secret) => raw.jwt_secret = Some(secret.clone()),
+                JwtKeySource::PublicKey { path, .. } => {
+                    raw.jwt_public_key_file = Some(path.clone())
+                }
+                JwtKeySource::Jwks { url, ca_file } => {
+                    raw.jwks_url = Some(url.clone());
+                    raw.jwks_ca_file.clone_from(ca_file);
+                }
+            }
+            raw.jwt_algorithms = jwt.algorithms.iter().map(|a| format!("{a:?}")).collect();
+            raw.jwt_issuer.clone_from(&jwt.issuer);
+            raw.jwt_audience.clone_from(&jwt.audience);
+            raw.username_claim = Some(jwt.username_claim.clone());
+            raw.leeway = Some(jwt.leeway);
+        }
+    }
+    Some(raw)
+}
+
+fn written_limits(l: &LimitsConfig) -> RawLimits {
+    let n = |v: Option<std::num::NonZeroU32>| v.map_or(0, std::num::NonZeroU32::get);
+    RawLimits {
+        connections_per_address: n(l.connections_per_address),
+        handshakes_per_second_per_address: n(l.handshakes_per_second_per_address),
+        events_per_second_per_socket: n(l.events_per_second_per_socket),
+        usernames_per_socket: n(l.usernames_per_socket),
+    }
+}
+
 /// The file that would load as `c`; secrets stay wrapped, so they serialize masked.
 fn written(c: &Config) -> RawConfig {
     RawConfig {
@@ -111,11 +165,16 @@ fn written(c: &Config) -> RawConfig {
             cors_origins: c.socketio.cors_origins.clone(),
             max_payload: c.socketio.max_payload,
             console: c.socketio.console,
+            readyz: c.socketio.readyz,
         },
         agents: written_agents(&c.agents),
-        auth: c.auth.as_ref().map(|a| RawAuth {
-            hmac_secret: a.hmac_secret.clone(),
-        }),
+        auth: written_auth(c),
+        limits: written_limits(&c.limits),
+        admin: RawAdmin {
+            listen: c.admin.listen.to_string(),
+            token: c.admin.token.clone(),
+            token_file: None,
+        },
         store: written_store(&c.store),
         log: c.log.clone(),
     }

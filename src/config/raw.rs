@@ -62,6 +62,10 @@ pub(super) struct RawConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) auth: Option<RawAuth>,
     #[serde(default)]
+    pub(super) limits: RawLimits,
+    #[serde(default)]
+    pub(super) admin: RawAdmin,
+    #[serde(default)]
     pub(super) store: RawStore,
     #[serde(default)]
     pub(super) log: LogConfig,
@@ -142,6 +146,7 @@ pub(super) struct RawSocketIo {
     pub(super) cors_origins: Vec<String>,
     pub(super) max_payload: usize,
     pub(super) console: bool,
+    pub(super) readyz: bool,
 }
 
 impl Default for RawSocketIo {
@@ -149,9 +154,10 @@ impl Default for RawSocketIo {
         Self {
             listen: "0.0.0.0:3000".into(),
             paths: vec!["/callcontrol".into(), "/socket.io".into()],
-            cors_origins: vec!["*".into()],
+            cors_origins: Vec::new(),
             max_payload: 64 * 1024,
             console: true,
+            readyz: false,
         }
     }
 }
@@ -215,6 +221,8 @@ pub(super) struct RawStore {
     pub(super) path: PathBuf,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) url: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) url_file: Option<PathBuf>,
 }
 
 /// Where the container image keeps its volume.
@@ -226,13 +234,97 @@ impl Default for RawStore {
             backend: None,
             path: PathBuf::from(DEFAULT_STORE_PATH),
             url: None,
+            url_file: None,
         }
     }
 }
 
-/// `[auth]`.
-#[derive(Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+/// `auth.mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum AuthMode {
+    /// `<username>.<HMAC>` tokens.
+    Hmac,
+    /// A header set by a trusted reverse proxy.
+    Proxy,
+    /// JSON Web Tokens.
+    Jwt,
+}
+
+/// `[auth]`: one mode's keys; the others stay unset.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub(super) struct RawAuth {
-    pub(super) hmac_secret: Secret,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) mode: Option<AuthMode>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) hmac_secret: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) hmac_secret_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) header: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(super) trusted_proxies: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) jwt_secret: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) jwt_secret_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) jwt_public_key_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) jwks_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) jwks_ca_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(super) jwt_algorithms: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) jwt_issuer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) jwt_audience: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) username_claim: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) leeway: Option<HumanDuration>,
+}
+
+/// `[limits]`: per client address; 0 means no limit.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawLimits {
+    pub(super) connections_per_address: u32,
+    pub(super) handshakes_per_second_per_address: u32,
+    pub(super) events_per_second_per_socket: u32,
+    pub(super) usernames_per_socket: u32,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        Self {
+            connections_per_address: 100,
+            handshakes_per_second_per_address: 20,
+            events_per_second_per_socket: 20,
+            usernames_per_socket: 3,
+        }
+    }
+}
+
+/// `[admin]`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawAdmin {
+    pub(super) listen: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) token: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) token_file: Option<PathBuf>,
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9600".into(),
+            token: None,
+            token_file: None,
+        }
+    }
 }

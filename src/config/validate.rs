@@ -5,13 +5,15 @@ use std::time::Duration;
 
 use tokio_xmpp::jid::BareJid;
 
+use super::access::secret;
 use super::raw::{
     CallErrorPolicy, DisconnectPolicy, RawAgents, RawConfig, RawConverja, RawSocketIo, RawStore,
     RawXmpp, StoreBackend, Transport,
 };
 use super::{
-    AgentsConfig, AuthConfig, BoshUrl, Config, ConfigError, ConverjaConfig, Endpoint, OnCallError,
-    OnDisconnect, QueueSelection, Secret, SocketIoConfig, StoreConfig, TlsMode, XmppConfig,
+    AgentsConfig, BoshUrl, Config, ConfigError, ConverjaConfig, Endpoint, OnCallError,
+    OnDisconnect, QueueSelection, Secret, SocketIoConfig, StoreConfig, TlsMode, TrustedProxies,
+    XmppConfig,
 };
 use crate::converja::PauseReason;
 
@@ -22,18 +24,21 @@ impl RawConfig {
         let converja = self.converja.validate()?;
         let socketio = self.socketio.validate()?;
         let agents = self.agents.validate()?;
-        let auth = match self.auth {
-            Some(a) if a.hmac_secret.expose().len() < 16 => {
-                return Err(ConfigError::key(
-                    "auth.hmac_secret",
-                    "must be at least 16 characters",
-                ));
+        let (auth, trusted_proxies) = match self.auth {
+            Some(a) => {
+                let (auth, trusted) = a.validate()?;
+                (Some(auth), trusted)
             }
-            Some(a) => Some(AuthConfig {
-                hmac_secret: a.hmac_secret,
-            }),
-            None => None,
+            None => (None, TrustedProxies::default()),
         };
+        let limits = self.limits.validate();
+        let admin = self.admin.validate()?;
+        if admin.listen == socketio.listen {
+            return Err(ConfigError::key(
+                "admin.listen",
+                "must differ from socketio.listen: metrics and probes stay off the agents' port",
+            ));
+        }
         let store = self.store.validate()?;
         if let Err(e) = self.log.level.parse::<tracing_subscriber::EnvFilter>() {
             return Err(ConfigError::key("log.level", e));
@@ -44,6 +49,9 @@ impl RawConfig {
             socketio,
             agents,
             auth,
+            trusted_proxies,
+            limits,
+            admin,
             store,
             log: self.log,
         })
@@ -52,12 +60,13 @@ impl RawConfig {
 
 impl RawStore {
     fn validate(self) -> Result<StoreConfig, ConfigError> {
-        let backend = self.backend.unwrap_or(if self.url.is_some() {
+        let url = secret("store.url", self.url, self.url_file)?;
+        let backend = self.backend.unwrap_or(if url.is_some() {
             StoreBackend::Postgres
         } else {
             StoreBackend::Sqlite
         });
-        match (backend, self.url) {
+        match (backend, url) {
             (StoreBackend::Postgres, None) => Err(ConfigError::key(
                 "store.url",
                 "required when store.backend = \"postgres\"",
@@ -152,34 +161,12 @@ fn password(
     password: Option<Secret>,
     file: Option<std::path::PathBuf>,
 ) -> Result<Secret, ConfigError> {
-    let password = match (password, file) {
-        (Some(_), Some(_)) => {
-            return Err(ConfigError::key(
-                "xmpp.password_file",
-                "set either xmpp.password or xmpp.password_file, not both",
-            ));
-        }
-        (Some(p), None) => p,
-        (None, Some(file)) => {
-            let text = std::fs::read_to_string(&file).map_err(|e| {
-                ConfigError::key(
-                    "xmpp.password_file",
-                    format!("cannot read {}: {e}", file.display()),
-                )
-            })?;
-            Secret::new(text.trim_end_matches(['\n', '\r']))
-        }
-        (None, None) => {
-            return Err(ConfigError::key(
-                "xmpp.password",
-                "missing (set xmpp.password or xmpp.password_file)",
-            ));
-        }
-    };
-    if password.expose().is_empty() {
-        return Err(ConfigError::key("xmpp.password", "is empty"));
-    }
-    Ok(password)
+    secret("xmpp.password", password, file)?.ok_or_else(|| {
+        ConfigError::key(
+            "xmpp.password",
+            "missing (set xmpp.password or xmpp.password_file)",
+        )
+    })
 }
 
 /// The BOSH endpoint, if one is written; plain HTTP only where `tls = "none"` allows it.
@@ -288,6 +275,7 @@ impl RawSocketIo {
             cors_origins: self.cors_origins,
             max_payload: self.max_payload,
             console: self.console,
+            readyz: self.readyz,
         })
     }
 }

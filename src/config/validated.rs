@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -273,8 +274,15 @@ pub struct Config {
     pub socketio: SocketIoConfig,
     /// Agent sessions and call delivery.
     pub agents: AgentsConfig,
-    /// Optional handshake authentication.
+    /// How sockets prove who they are; `None`: they do not.
     pub auth: Option<AuthConfig>,
+    /// Proxies whose forwarded client address (and, with `auth.mode = "proxy"`, username)
+    /// the bridge believes.
+    pub trusted_proxies: TrustedProxies,
+    /// What one client may cost.
+    pub limits: LimitsConfig,
+    /// Metrics and probes.
+    pub admin: AdminConfig,
     /// Where sessions survive a restart.
     pub store: StoreConfig,
     /// Logging.
@@ -333,12 +341,14 @@ pub struct SocketIoConfig {
     pub listen: SocketAddr,
     /// socket.io request paths.
     pub paths: Vec<String>,
-    /// Allowed browser origins (`*` for any).
+    /// Browser origins allowed besides the bridge's own (`*` for any).
     pub cors_origins: Vec<String>,
     /// Largest accepted socket.io packet, in bytes.
     pub max_payload: usize,
     /// Serve the agent console at `/`.
     pub console: bool,
+    /// Serve `/readyz` here too, for load balancers that cannot reach the admin listener.
+    pub readyz: bool,
 }
 
 /// Agent sessions and call delivery.
@@ -364,9 +374,91 @@ pub struct AgentsConfig {
     pub ids: BTreeMap<String, AgentId>,
 }
 
-/// Handshake authentication.
+/// How the bridge knows who a socket is.
 #[derive(Clone, Debug)]
-pub struct AuthConfig {
-    /// Secret of the HMAC-SHA256 tokens.
-    pub hmac_secret: Secret,
+pub enum AuthConfig {
+    /// `<username>.<hex HMAC-SHA256>` tokens in the handshake's `auth.token`.
+    Hmac {
+        /// The tokens' secret.
+        secret: Secret,
+    },
+    /// The username in a header that a trusted reverse proxy sets.
+    Proxy {
+        /// The header.
+        header: http::HeaderName,
+    },
+    /// A JSON Web Token in the handshake's `auth.token` or `Authorization: Bearer`.
+    Jwt(JwtConfig),
+}
+
+/// JSON Web Token verification.
+#[derive(Clone, Debug)]
+pub struct JwtConfig {
+    /// Where the verification keys come from.
+    pub keys: JwtKeySource,
+    /// The signature algorithms accepted.
+    pub algorithms: Vec<jsonwebtoken::Algorithm>,
+    /// The `iss` a token must carry, when set.
+    pub issuer: Option<String>,
+    /// The `aud` a token must carry, when set.
+    pub audience: Option<String>,
+    /// The claim that holds the username.
+    pub username_claim: String,
+    /// Clock skew allowed on `exp` and `nbf`.
+    pub leeway: HumanDuration,
+}
+
+/// Where JWT verification keys come from.
+#[derive(Clone, Debug)]
+pub enum JwtKeySource {
+    /// An HS256 shared secret.
+    Secret(Secret),
+    /// A PEM public key (RSA or EC), read from `path` at load.
+    PublicKey {
+        /// The file it was read from.
+        path: PathBuf,
+        /// Its text.
+        pem: String,
+    },
+    /// A JWKS document fetched over HTTPS, refreshed when a token names an unknown key.
+    Jwks {
+        /// Its URL.
+        url: String,
+        /// Extra CA certificate (PEM) trusted for it besides the system roots.
+        ca_file: Option<PathBuf>,
+    },
+}
+
+/// Addresses whose forwarded headers the bridge believes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrustedProxies(pub Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    /// Whether a request from `peer` comes from a trusted proxy.
+    pub fn contains(&self, peer: std::net::IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        self.0.iter().any(|net| net.contains(&peer))
+    }
+}
+
+/// What one client address may cost; `None` means no limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// Open socket.io connections per client address.
+    pub connections_per_address: Option<NonZeroU32>,
+    /// New socket.io handshakes per second per client address.
+    pub handshakes_per_second_per_address: Option<NonZeroU32>,
+    /// Events per second per socket.
+    pub events_per_second_per_socket: Option<NonZeroU32>,
+    /// Distinct usernames one socket may try in `USER_CONNECT`.
+    pub usernames_per_socket: Option<NonZeroU32>,
+}
+
+/// The admin listener: metrics and probes, away from the agents.
+#[derive(Clone, Debug)]
+pub struct AdminConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Bearer token `/metrics` requires, when set.
+    pub token: Option<Secret>,
 }

@@ -80,6 +80,8 @@ impl Platform {
             conference = "{conference}"
             [socketio]
             listen = "127.0.0.1:{listen}"
+            # A load balancer that cannot reach the admin port probes here.
+            readyz = true
             [agents]
             on_disconnect = "logout"
             "#,
@@ -113,21 +115,33 @@ pub async fn run(port: u16, bosh: bool, shutdown: CancellationToken) -> anyhow::
         .with_context(|| {
             format!("cannot listen on 127.0.0.1:{port}; pass --port to use another")
         })?;
+    // Any free port: the banner says which.
+    let admin = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let admin_port = admin.local_addr()?.port();
     let platform = Platform::start().await?;
     let store = tempfile::tempdir().context("a temporary directory for the session store")?;
     let mut config = Config::from_toml(&platform.bridge_config(bosh, port))?;
     // Sessions survive a restart of the bridge, not of the demo.
     config.store = StoreConfig::Sqlite(store.path().join("sessions.db"));
-    print_banner(port, &platform.xmpp(bosh), &platform.agents);
+    print_banner(
+        port,
+        Some(admin_port),
+        &platform.xmpp(bosh),
+        &platform.agents,
+    );
     println!("  Press Ctrl-C to stop.");
     println!();
-    let result = app::serve(config, listener, shutdown).await;
+    let listeners = app::Listeners {
+        public: listener,
+        admin,
+    };
+    let result = app::serve(config, listeners, shutdown).await;
     platform.stop().await;
     result
 }
 
 /// What the user can open and try.
-fn print_banner(port: u16, xmpp: &str, agents: &[String]) {
+fn print_banner(port: u16, admin_port: Option<u16>, xmpp: &str, agents: &[String]) {
     println!();
     println!("  converja-bridge demo is running.");
     println!();
@@ -135,9 +149,11 @@ fn print_banner(port: u16, xmpp: &str, agents: &[String]) {
     println!(
         "  socket.io:       http://127.0.0.1:{port}  (path /callcontrol, or /socket.io with namespace /callcontrol)"
     );
-    println!(
-        "  Health:          http://127.0.0.1:{port}/readyz   Metrics: http://127.0.0.1:{port}/metrics"
-    );
+    if let Some(admin) = admin_port {
+        println!(
+            "  Health:          http://127.0.0.1:{admin}/readyz   Metrics: http://127.0.0.1:{admin}/metrics"
+        );
+    }
     println!("  XMPP (Prosody):  {xmpp}");
     println!("  Agents to try:   {}", agents.join(", "));
     println!("  Calls arrive every few seconds in Financeiro, Suporte Técnico and Vendas.");

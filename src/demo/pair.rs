@@ -22,6 +22,7 @@ const READY_LIMIT: Duration = Duration::from_secs(30);
 struct Bridge {
     name: &'static str,
     port: u16,
+    admin: u16,
     config: PathBuf,
     log: PathBuf,
     child: Child,
@@ -30,7 +31,7 @@ struct Bridge {
 impl Bridge {
     fn spawn(
         name: &'static str,
-        port: u16,
+        (port, admin): (u16, u16),
         config: PathBuf,
         log: PathBuf,
     ) -> anyhow::Result<Bridge> {
@@ -38,6 +39,7 @@ impl Bridge {
         Ok(Bridge {
             name,
             port,
+            admin,
             config,
             log,
             child,
@@ -99,18 +101,18 @@ pub async fn run_pair(port: u16, shutdown: CancellationToken) -> anyhow::Result<
         .context("a temporary directory")?;
     let mut bridges = Vec::new();
     for name in ["A", "B"] {
-        let listen = free_port()?;
+        let (listen, admin) = (free_port()?, free_port()?);
         let config = dir.path().join(format!("bridge-{name}.toml"));
         let text = format!(
-            "{}\n[store]\nurl = \"{}\"\n",
+            "{}\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n[store]\nurl = \"{}\"\n",
             platform.bridge_config(false, listen),
             postgres.url()
         );
         std::fs::write(&config, text)?;
         let log = dir.path().join(format!("bridge-{name}.log"));
-        bridges.push(Bridge::spawn(name, listen, config, log)?);
+        bridges.push(Bridge::spawn(name, (listen, admin), config, log)?);
     }
-    let ports: Vec<u16> = bridges.iter().map(|b| b.port).collect();
+    let ports = bridges.iter().map(|b| (b.port, b.admin)).collect();
     let balancer = Proxy::start(port, Route::Ready(ports))
         .await
         .with_context(|| {
@@ -120,12 +122,12 @@ pub async fn run_pair(port: u16, shutdown: CancellationToken) -> anyhow::Result<
         Some(active) => println!("  bridge {} is active", bridges[active].name),
         None => anyhow::bail!("no bridge became ready; logs in {}", dir.path().display()),
     }
-    print_banner(balancer.port, &platform.xmpp(false), &platform.agents);
+    print_banner(balancer.port, None, &platform.xmpp(false), &platform.agents);
     for b in &bridges {
         println!(
             "  Bridge {}:        http://127.0.0.1:{}/readyz   log {}",
             b.name,
-            b.port,
+            b.admin,
             b.log.display()
         );
     }
@@ -171,7 +173,7 @@ async fn wait_active(bridges: &[Bridge], limit: Duration) -> Option<usize> {
     let deadline = Instant::now() + limit;
     loop {
         for (i, b) in bridges.iter().enumerate() {
-            if is_ready(b.port).await {
+            if is_ready(b.admin).await {
                 return Some(i);
             }
         }

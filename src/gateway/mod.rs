@@ -1,15 +1,19 @@
 //! The socket.io front end: where agent UIs connect (two paths, two namespaces, WebSocket and
-//! polling), how each socket is admitted (origin, optional token), and how its events reach
-//! the agents core: parsed once at the edge ([`payload::parse`]) and queued to the socket's
-//! own task in exactly the order the socket sent them.
+//! polling), how each socket is admitted ([`admission`]: origin, sign-in, limits), and how
+//! its events reach the agents core: parsed once at the edge ([`payload::parse`]), charged to
+//! the socket's budget, and queued to the socket's own task in exactly the order the socket
+//! sent them.
 
+mod address;
+mod admission;
 mod auth;
+mod identity;
+mod jwt;
+mod limits;
 pub mod payload;
 mod sink;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::Request;
@@ -17,77 +21,78 @@ use axum::http::{HeaderValue, Method, header};
 use serde_json::Value;
 use socketioxide::SocketIo;
 use socketioxide::adapter::LocalAdapter;
-use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
+use socketioxide::extract::{Event, SocketRef, TryData};
 use socketioxide::handler::{ConnectHandler, FromMessageParts, MessageHandler};
-use socketioxide::socket::Sid;
-use socketioxide::socket::{DisconnectReason, Socket};
+use socketioxide::socket::Socket;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tracing::{debug, warn};
+use tracing::warn;
 
 pub use auth::{mint_token, verify_token};
-pub use sink::SocketSink;
+pub use sink::{SocketAck, SocketSink};
 
-use crate::agents::{self, Agents, Inbound, Resume, SocketId};
-use crate::config::{Config, Secret};
+use crate::agents::{self, Agents, Inbound, SocketId};
+use crate::config::Config;
 use crate::telemetry;
+use admission::Admission;
+use identity::Identity;
+use limits::SocketBudget;
 
 /// The path socketioxide itself serves; every configured path is rewritten to it.
 const INTERNAL_PATH: &str = "/socket.io";
 /// Namespaces that behave the same.
 pub const NAMESPACES: [&str; 2] = ["/", "/callcontrol"];
 /// Packets queued per socket: room for the answers to a client that sends a burst of
-/// events before it reads (an acknowledgement that finds the buffer full drops the socket:
-/// socketioxide consumes it, it cannot wait). Small, because a socket that stops reading
-/// holds this many packets plus the WebSocket's own write buffer (about 128 KiB): measured
-/// at about 230 KiB per stalled socket in all (`cargo bench --bench faults -- --only
-/// stalled`). Past it, the agents core holds a short backlog of events, then drops the socket.
+/// events before it reads. Small, because a socket that stops reading holds this many
+/// packets plus the WebSocket's own write buffer (about 128 KiB): measured at about 230 KiB
+/// per stalled socket in all (`cargo bench --bench faults -- --only stalled`). Past it, the
+/// agents core holds a short backlog, and a socket's task waits for room before it answers
+/// the socket's next event.
 const SOCKET_BUFFER: usize = 128;
 /// Each WebSocket's read buffer. The WebSocket layer zero-fills the whole buffer before every
 /// read, so its size is resident memory per agent and work per read; agent events are tens
 /// of bytes, and a larger message grows the buffer as it needs. (The default is 4 KiB.)
 const WS_READ_BUFFER: usize = 512;
+/// How long an engine.io connection may wait for its socket.io CONNECT: a client that opens
+/// connections and never connects holds them no longer than this.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The agents core as the gateway drives it.
 type Core<P> = Arc<Agents<P, SocketSink>>;
 
-/// Hands what a socket sent to the agents core; an event that does not fit comes back.
-type Submit = dyn Fn(SocketId, Inbound<AckSender>) + Send + Sync;
-
 /// Where a socket's events go: the handler of every event it sends.
-#[derive(Clone)]
-struct Inbox {
+struct Inbox<P: agents::Platform> {
     id: SocketId,
-    submit: Arc<Submit>,
-    max_calls_limit: u32,
-}
-
-/// What every admitted socket needs at connect time.
-struct Admission<P: agents::Platform> {
     core: Core<P>,
-    submit: Arc<Submit>,
-    next_id: AtomicU64,
-    secret: Option<Secret>,
-    origins: Vec<String>,
+    budget: Arc<SocketBudget>,
     max_calls_limit: u32,
-    /// Sockets admitted whose client is not yet told it is connected.
-    opening: Mutex<HashMap<Sid, SocketId>>,
 }
 
-impl<P: agents::Platform> Admission<P> {
-    fn opening(&self) -> std::sync::MutexGuard<'_, HashMap<Sid, SocketId>> {
-        self.opening.lock().unwrap_or_else(|e| e.into_inner())
+// Not derived: a derive would ask the platform to be `Clone` too.
+impl<P: agents::Platform> Clone for Inbox<P> {
+    fn clone(&self) -> Self {
+        Self {
+            id: self.id,
+            core: self.core.clone(),
+            budget: self.budget.clone(),
+            max_calls_limit: self.max_calls_limit,
+        }
     }
 }
 
 /// The socket.io server, ready to be mounted.
-pub struct Gateway {
+pub struct Gateway<P: agents::Platform> {
     layer: socketioxide::layer::SocketIoLayer,
     paths: Vec<String>,
     cors: CorsLayer,
+    admission: Arc<Admission<P>>,
 }
 
-/// Builds the socket.io server in front of `core`.
-pub fn start<P: agents::Platform>(config: &Config, core: Core<P>) -> (Gateway, SocketIo) {
+/// Builds the socket.io server in front of `core`; fails when the configured sign-in cannot
+/// be set up (a JWT key that does not parse).
+pub fn start<P: agents::Platform>(
+    config: &Config,
+    core: Core<P>,
+) -> anyhow::Result<(Gateway<P>, SocketIo)> {
     let (layer, io) = SocketIo::builder()
         .req_path(INTERNAL_PATH)
         .max_payload(config.socketio.max_payload as u64)
@@ -95,36 +100,21 @@ pub fn start<P: agents::Platform>(config: &Config, core: Core<P>) -> (Gateway, S
         .ws_max_frame_size(config.socketio.max_payload)
         .max_buffer_size(SOCKET_BUFFER)
         .ws_read_buffer_size(WS_READ_BUFFER)
+        .connect_timeout(CONNECT_TIMEOUT)
         .build_layer();
-    let submit: Arc<Submit> = {
-        let core = core.clone();
-        Arc::new(move |id, item| core.submit(id, item))
-    };
-    let admission = Arc::new(Admission {
-        core,
-        submit,
-        next_id: AtomicU64::new(1),
-        secret: config.auth.as_ref().map(|a| a.hmac_secret.clone()),
-        origins: config.socketio.cors_origins.clone(),
-        max_calls_limit: config.agents.max_calls_limit,
-        opening: Mutex::new(HashMap::new()),
-    });
+    let identity = Identity::from_config(config)?;
+    let admission = Arc::new(Admission::new(config, core, identity));
     for ns in NAMESPACES {
         let admitting = admission.clone();
         let admit = move |socket: SocketRef, TryData(auth): TryData<Value>| {
             let admission = admitting.clone();
-            async move { admit(&admission, &socket, auth.ok()) }
+            async move { admission.admit(&socket, auth.ok()).await }
         };
         let admission = admission.clone();
         // Runs once the CONNECT reply is sent: only then can events reach the client.
         let connected = move |socket: SocketRef| {
             let admission = admission.clone();
-            async move {
-                let id = admission.opening().remove(&socket.id);
-                if let Some(id) = id {
-                    admission.core.socket_connected(id);
-                }
-            }
+            async move { admission.connected(&socket) }
         };
         io.ns(ns, connected.with(admit));
     }
@@ -132,8 +122,9 @@ pub fn start<P: agents::Platform>(config: &Config, core: Core<P>) -> (Gateway, S
         layer,
         paths: config.socketio.paths.clone(),
         cors: cors(&config.socketio.cors_origins),
+        admission,
     };
-    (gateway, io)
+    Ok((gateway, io))
 }
 
 fn cors(origins: &[String]) -> CorsLayer {
@@ -149,12 +140,24 @@ fn cors(origins: &[String]) -> CorsLayer {
         .allow_headers([header::CONTENT_TYPE])
 }
 
-impl Gateway {
+impl<P: agents::Platform> Gateway<P> {
     /// The complete HTTP service: socket.io on every configured path, plus `routes`.
     pub fn router(self, routes: Router) -> Router {
         let paths = Arc::new(self.paths);
+        let admission = self.admission;
         routes
             .layer(self.layer)
+            .layer(axum::middleware::from_fn(
+                move |req: Request, next: axum::middleware::Next| {
+                    let refused = admission.guard(&req);
+                    async move {
+                        match refused {
+                            Some(refused) => refused,
+                            None => next.run(req).await,
+                        }
+                    }
+                },
+            ))
             .layer(self.cors)
             .layer(axum::middleware::map_request(move |req: Request| {
                 let paths = paths.clone();
@@ -194,108 +197,11 @@ fn rewrite(mut req: Request, paths: &[String]) -> Request {
     req
 }
 
-/// Why a socket was not admitted; the client receives the text in `connect_error`.
-#[derive(Debug, thiserror::Error)]
-enum Refused {
-    #[error("origin {0} is not allowed")]
-    Origin(String),
-    #[error("a valid auth.token is required")]
-    Token,
-}
-
-/// Runs before the client is told it is connected, so the handlers registered here exist
-/// before its first event can arrive.
-fn admit<P: agents::Platform>(
-    admission: &Arc<Admission<P>>,
-    socket: &SocketRef,
-    auth: Option<Value>,
-) -> Result<(), Refused> {
-    check_origin(admission, socket)?;
-    let proven = check_token(admission, auth.as_ref())?;
-    let id = SocketId(admission.next_id.fetch_add(1, Ordering::Relaxed));
-    let inbox = Inbox {
-        id,
-        submit: admission.submit.clone(),
-        max_calls_limit: admission.max_calls_limit,
-    };
-    let resume = resume_of(auth.as_ref());
-    let fresh = agents::resume::new_pid();
-    admission.opening().insert(socket.id, id);
-    let pid = admission
-        .core
-        .socket_opened(id, socket.clone(), proven, resume, fresh);
-    socket.set_pid(pid);
-    socket.on_fallback(inbox.clone());
-    let sid = socket.id;
-    let closing = admission.clone();
-    socket.on_disconnect(async move |_: SocketRef, reason: DisconnectReason| {
-        debug!(socket = id.0, %reason, "socket disconnected");
-        closing.opening().remove(&sid);
-        // A close always fits: it is a mark behind the socket's events, not an event.
-        (inbox.submit)(id, Inbound::Closed);
-    });
-    debug!(socket = id.0, ns = socket.ns(), transport = ?socket.transport_type(), "socket admitted");
-    Ok(())
-}
-
-/// What socket.io-client hands back from an earlier connection of the same socket: the
-/// `pid` and `offset` it adds to the handshake's `auth` (4.6 and later).
-fn resume_of(auth: Option<&Value>) -> Resume {
-    let field = |name: &str| {
-        auth.and_then(|a| a.get(name))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
-    Resume {
-        pid: field("pid"),
-        offset: field("offset"),
-    }
-}
-
-// CORS does not apply to WebSocket upgrades, so the origin is checked here for both.
-fn check_origin<P: agents::Platform>(
-    admission: &Admission<P>,
-    socket: &SocketRef,
-) -> Result<(), Refused> {
-    let origin = socket
-        .req_parts()
-        .headers
-        .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok());
-    match origin {
-        Some(origin) if !admission.origins.iter().any(|o| o == "*" || o == origin) => {
-            metrics::counter!(telemetry::SOCKETS_REFUSED, "reason" => "origin").increment(1);
-            warn!(%origin, "socket refused: origin not allowed");
-            Err(Refused::Origin(origin.to_owned()))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// The username the handshake token proves; `None` when tokens are off.
-fn check_token<P: agents::Platform>(
-    admission: &Admission<P>,
-    auth: Option<&Value>,
-) -> Result<Option<String>, Refused> {
-    let Some(secret) = &admission.secret else {
-        return Ok(None);
-    };
-    let token = auth.and_then(|a| a.get("token")).and_then(Value::as_str);
-    match token.and_then(|t| verify_token(secret, t)) {
-        Some(user) => Ok(Some(user)),
-        None => {
-            metrics::counter!(telemetry::SOCKETS_REFUSED, "reason" => "token").increment(1);
-            warn!("socket refused: missing or invalid auth.token");
-            Err(Refused::Token)
-        }
-    }
-}
-
 /// Every event of a socket comes here: parsed and queued for the socket's task, inline in
 /// the socket's read loop. socketioxide runs a handler's extractors inline, in the order
 /// packets arrive, and spawns a task per call for the handler's body; handling everything at
 /// the extractor stage keeps a socket's events in order and spares the task.
-impl MessageHandler<LocalAdapter, Inbox> for Inbox {
+impl<P: agents::Platform> MessageHandler<LocalAdapter, Inbox<P>> for Inbox<P> {
     fn call(
         &self,
         s: Arc<Socket<LocalAdapter>>,
@@ -305,14 +211,25 @@ impl MessageHandler<LocalAdapter, Inbox> for Inbox {
         let name = Event::from_message_parts(&s, &mut v, &ack_id)
             .map(|e| e.0)
             .unwrap_or_default();
-        let ack = match ack_id {
-            Some(_) => AckSender::from_message_parts(&s, &mut v, &ack_id).ok(),
-            None => None,
-        };
         let data = TryData::<Value>::from_message_parts(&s, &mut v, &ack_id)
             .ok()
             .and_then(|TryData(data)| data.ok());
+        let ack = ack_id.map(|id| SocketAck::new(s.clone(), id));
         let event = payload::parse(&name, data, self.max_calls_limit);
-        (self.submit)(self.id, Inbound::Event(event, ack));
+        // Refused in its turn, behind what the socket sent before, never dropped.
+        let item = match self.budget.spend(&event) {
+            Ok(()) => Inbound::Event(event, ack),
+            Err(refusal) => {
+                metrics::counter!(telemetry::EVENTS_LIMITED, "reason" => refusal.reason())
+                    .increment(1);
+                warn!(
+                    socket = self.id.0,
+                    reason = refusal.reason(),
+                    "event refused: {refusal}"
+                );
+                Inbound::Refused(event, ack, refusal)
+            }
+        };
+        self.core.submit(self.id, item);
     }
 }

@@ -120,6 +120,8 @@ pub const UNKNOWN_EVENTS: &str = "converja_socket_unknown_events_total";
 pub const EMITS: &str = "converja_socket_emits_total";
 /// Sockets refused at connect, by `reason`.
 pub const SOCKETS_REFUSED: &str = "converja_sockets_refused_total";
+/// Counter: socket events refused by a per-socket limit, by `reason`.
+pub const EVENTS_LIMITED: &str = "converja_events_limited_total";
 /// Sockets the bridge closed itself, by `reason`.
 pub const SOCKETS_DROPPED: &str = "converja_sockets_dropped_total";
 /// Connected sockets.
@@ -185,7 +187,14 @@ pub fn describe() {
     describe_counter!(SOCKET_EVENTS, "socket.io events by event and outcome");
     describe_counter!(UNKNOWN_EVENTS, "socket.io events outside the contract");
     describe_counter!(EMITS, "Events emitted to agent UIs by event and outcome");
-    describe_counter!(SOCKETS_REFUSED, "Sockets refused at connect, by reason");
+    describe_counter!(
+        SOCKETS_REFUSED,
+        "Connections refused at the handshake or at connect, by reason"
+    );
+    describe_counter!(
+        EVENTS_LIMITED,
+        "Socket events refused by a per-socket limit, by reason"
+    );
     describe_counter!(
         SOCKETS_DROPPED,
         "Sockets closed by the bridge, by reason (stalled: stopped reading)"

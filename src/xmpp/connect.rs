@@ -233,7 +233,8 @@ async fn starttls(
         .map_err(|e| LinkError::Connect(format!("TLS handshake failed: {e}")))
 }
 
-pub(super) fn tls_config(ca_file: Option<&std::path::Path>) -> Result<ClientConfig, LinkError> {
+/// TLS client settings: the system's roots, plus the certificates in `ca_file` when given.
+pub(crate) fn tls_config(ca_file: Option<&std::path::Path>) -> Result<ClientConfig, LinkError> {
     use rustls::pki_types::{CertificateDer, pem::PemObject};
     let mut roots = RootCertStore::empty();
     for cert in rustls_native_certs::load_native_certs().certs {

@@ -181,7 +181,7 @@ pub(crate) async fn events_before_login_and_unknown_events_get_errors_not_crashe
 pub(crate) async fn with_auth_the_token_decides_the_username(via: Via) {
     let secret = Secret::new("a-test-secret-of-some-length");
     let s2 = secret.clone();
-    let stack = bridge_with(via, move |c| c.auth = Some(AuthConfig { hmac_secret: s2 })).await;
+    let stack = bridge_with(via, move |c| c.auth = Some(AuthConfig::Hmac { secret: s2 })).await;
     let mut ui = Puppet::start(&stack.url).await;
     ui.send(json!({"op": "connect", "id": "anon", "url": stack.url, "path": "/callcontrol", "transports": ["websocket"]})).await;
     assert_eq!(

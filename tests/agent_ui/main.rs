@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::agent_ui::{Puppet, bridge, bridge_with, http_get};
+use common::agent_ui::{Puppet, admin_get, bridge, bridge_with};
 use common::{Via, agent, counter};
 use converja_bridge::config::{AuthConfig, OnCallError, OnDisconnect, Secret};
 use converja_bridge::converja::{Method, PauseReason, QueueId};

@@ -130,22 +130,22 @@ pub(crate) async fn events_of_one_socket_are_served_in_the_order_sent(via: Via) 
 
 pub(crate) async fn health_readiness_metrics_and_graceful_shutdown(via: Via) {
     let mut stack = bridge(via).await;
-    assert_eq!(http_get(stack.port, "/healthz").await.0, 200);
-    let (status, body) = http_get(stack.port, "/readyz").await;
+    assert_eq!(admin_get(stack.port, "/healthz").await.0, 200);
+    let (status, body) = admin_get(stack.port, "/readyz").await;
     assert_eq!(status, 200, "{body}");
-    let (status, body) = http_get(stack.port, "/metrics").await;
+    let (status, body) = admin_get(stack.port, "/metrics").await;
     assert_eq!(status, 200);
     assert!(body.contains("converja_xmpp_link_up"), "{body}");
     stack.xmpp.kill();
     tokio::time::timeout(common::PATIENCE, async {
-        while http_get(stack.port, "/readyz").await.0 != 503 {
+        while admin_get(stack.port, "/readyz").await.0 != 503 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
     .await
     .expect("not ready without XMPP");
     assert_eq!(
-        http_get(stack.port, "/healthz").await.0,
+        admin_get(stack.port, "/healthz").await.0,
         200,
         "alive all the same"
     );

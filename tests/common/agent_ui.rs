@@ -114,10 +114,18 @@ pub(crate) async fn bridge_on(
         .await
         .expect("a free port");
     let port = listener.local_addr().expect("bound").port();
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    note_admin_port(port, admin.local_addr().expect("bound").port());
     let shutdown = CancellationToken::new();
+    let listeners = converja_bridge::app::Listeners {
+        public: listener,
+        admin,
+    };
     let server = tokio::spawn(converja_bridge::app::serve(
         config.clone(),
-        listener,
+        listeners,
         shutdown.clone(),
     ));
     let stack = BridgeStack {
@@ -166,9 +174,33 @@ pub(crate) async fn http_get(port: u16, path: &str) -> (u16, String) {
     (status, body)
 }
 
+/// The admin port of each bridge a test started, by its public port: tests name a bridge by
+/// the port its agents use.
+static ADMIN_PORTS: std::sync::Mutex<std::collections::BTreeMap<u16, u16>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// Records that the bridge on `port` serves probes and metrics on `admin`.
+pub(crate) fn note_admin_port(port: u16, admin: u16) {
+    ADMIN_PORTS.lock().unwrap().insert(port, admin);
+}
+
+/// The admin port of the bridge on `port`.
+pub(crate) fn admin_port(port: u16) -> u16 {
+    *ADMIN_PORTS
+        .lock()
+        .unwrap()
+        .get(&port)
+        .expect("a bridge started by this test")
+}
+
+/// [`http_get`] on the admin listener of the bridge on `port`.
+pub(crate) async fn admin_get(port: u16, path: &str) -> (u16, String) {
+    http_get(admin_port(port), path).await
+}
+
 pub(crate) async fn wait_ready(port: u16) {
     tokio::time::timeout(PATIENCE, async {
-        while http_get(port, "/readyz").await.0 != 200 {
+        while admin_get(port, "/readyz").await.0 != 200 {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     })

@@ -10,7 +10,7 @@ use converja_bridge::postgres::LocalPostgres;
 use serde_json::json;
 
 use super::PATIENCE;
-use super::agent_ui::{Puppet, http_get, wait_ready};
+use super::agent_ui::{Puppet, admin_get, wait_ready};
 use super::server::Server;
 
 pub(crate) const BRIDGE: &str = env!("CARGO_BIN_EXE_converja-bridge");
@@ -124,6 +124,8 @@ fn write_config_with(
     grace: Duration,
 ) -> PathBuf {
     let file = dir.join(format!("{name}.toml"));
+    let admin = super::unused_port();
+    super::agent_ui::note_admin_port(port, admin);
     std::fs::write(
         &file,
         format!(
@@ -140,6 +142,8 @@ fn write_config_with(
             request_timeout = "3s"
             [socketio]
             listen = "127.0.0.1:{port}"
+            [admin]
+            listen = "127.0.0.1:{admin}"
             [agents]
             first_call_delay = "100ms"
             reconnect_grace = "{grace}s"
@@ -183,7 +187,7 @@ pub(crate) async fn open_with_token(
 /// The value of the metric line `series` (name and labels, as rendered) on the `/metrics` of
 /// the bridge on `port`; -1 when it has no such line.
 pub(crate) async fn scraped(port: u16, series: &str) -> f64 {
-    let (_, body) = http_get(port, "/metrics").await;
+    let (_, body) = admin_get(port, "/metrics").await;
     let wanted = format!("{series} ");
     body.lines()
         .find_map(|l| l.strip_prefix(&wanted))

@@ -188,7 +188,7 @@ async fn a_call_assigned_while_the_login_is_in_flight_is_delivered_after_it() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_socket_that_floods_the_bridge_gets_its_excess_events_refused_at_once() {
+async fn a_socket_that_floods_the_bridge_gets_every_event_answered_in_order() {
     let mut bench = Bench::new();
     let held = bench.platform.hold("check");
     let ui = bench.open(None);
@@ -198,18 +198,75 @@ async fn a_socket_that_floods_the_bridge_gets_its_excess_events_refused_at_once(
     for _ in 0..300 {
         answers.push(ui.send_later(ClientEvent::Unknown("X".into())).await);
     }
-    let refused = answers
-        .iter_mut()
-        .filter_map(|a| a.try_recv().ok())
-        .inspect(|reply| assert_eq!(reply["error"], "the bridge is overloaded"))
-        .count();
-    assert_eq!(refused, 300 - crate::agents::state::INBOX);
+    // Nothing is answered ahead of the event being handled, and nothing is dropped.
+    assert!(answers.iter_mut().all(|a| a.try_recv().is_err()));
     held.release(Ok(()));
     after(Duration::from_millis(10)).await;
-    // What was taken is handled, and the socket is served again.
+    let errors: Vec<String> = answers
+        .iter_mut()
+        .map(|a| a.try_recv().expect("every event is answered")["error"].to_string())
+        .collect();
+    let inbox = crate::agents::state::INBOX;
+    assert!(
+        errors[..inbox]
+            .iter()
+            .all(|e| e.contains("unknown event X"))
+    );
+    assert!(errors[inbox..].iter().all(|e| e.contains("overloaded")));
+    // The socket is served again.
     assert_eq!(
         ui.send(ClientEvent::Unknown("LAST".into())).await["error"],
         "unknown event LAST"
+    );
+    bench.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_socket_that_sends_faster_than_it_reads_gets_every_answer_once_it_reads() {
+    let mut bench = Bench::new();
+    let ui = bench.login("22010", 1).await;
+    ui.set_full(true);
+    let mut answers = Vec::new();
+    for _ in 0..200 {
+        answers.push(ui.send_later(ClientEvent::Unknown("X".into())).await);
+    }
+    after(Duration::from_secs(2)).await;
+    assert!(!ui.dropped(), "a socket is given time to read");
+    ui.set_full(false);
+    after(Duration::from_millis(500)).await;
+    assert!(
+        answers.iter_mut().all(|a| a.try_recv().is_ok()),
+        "every event is answered once the socket reads"
+    );
+    assert!(!ui.dropped());
+    bench.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_socket_that_never_reads_is_dropped_after_the_stall_limit() {
+    let mut bench = Bench::new();
+    let ui = bench.login("22010", 1).await;
+    ui.set_full(true);
+    let _answer = ui.send_later(ClientEvent::Unknown("X".into())).await;
+    let _next = ui.send_later(ClientEvent::Unknown("Y".into())).await;
+    after(crate::agents::STALL_AFTER - Duration::from_millis(100)).await;
+    assert!(!ui.dropped());
+    after(Duration::from_millis(200)).await;
+    assert!(
+        ui.dropped(),
+        "dropped once it has read nothing for the stall limit"
+    );
+    assert!(!ui.closed(), "not even the close fits in the buffer");
+    ui.set_full(false);
+    after(Duration::from_millis(200)).await;
+    assert!(ui.closed(), "the close goes out once it fits");
+    let mut again = bench.login("22010", 1).await;
+    after(SETTLE).await;
+    assert!(
+        again
+            .take()
+            .iter()
+            .all(|(name, _)| *name != "USER_DISCONNECTED")
     );
     bench.stop().await;
 }

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::event::{AckReply, ClientEvent, Login, ServerEvent, SocketId};
-use super::port::{EmitError, Platform, Sink};
+use super::port::{AckError, EmitError, Platform, Sink};
 use super::{Agents, Inbound, Resume, Rules, Settings};
 use crate::config::{OnCallError, OnDisconnect};
 use crate::converja::{
@@ -270,9 +270,9 @@ impl Sink for Recorder {
         Ok(())
     }
 
-    fn ack(&self, ack: Self::Ack, reply: &AckReply) -> Result<(), EmitError> {
+    fn ack(&self, ack: Self::Ack, reply: &AckReply) -> Result<(), AckError<TestAck>> {
         if self.full.lock().unwrap().contains(&ack.socket) {
-            return Err(EmitError::Full);
+            return Err(AckError::Full(ack));
         }
         let _ = ack.answer.send(serde_json::to_value(reply).unwrap());
         Ok(())

@@ -1,0 +1,136 @@
+//! Who a socket is, as the configured sign-in proves it: an HMAC token, a header from a
+//! trusted reverse proxy, or a JSON Web Token. Without `[auth]` a socket proves nothing and
+//! may act as any username.
+
+use http::request::Parts;
+use serde_json::Value;
+
+use super::address;
+use super::auth::verify_token;
+use super::jwt::{JwtError, JwtKeys, JwtSettings, JwtVerifier};
+use crate::config::{AuthConfig, Config, JwtKeySource, Secret, TrustedProxies, valid_nickname};
+
+/// The sign-in the bridge checks at every handshake.
+pub(super) enum Identity {
+    /// Nothing is checked.
+    Open,
+    /// `<username>.<HMAC>` in `auth.token`.
+    Hmac(Secret),
+    /// A header that trusted proxies set.
+    Proxy {
+        header: http::HeaderName,
+        trusted: TrustedProxies,
+    },
+    /// A JWT in `auth.token` or `Authorization: Bearer`.
+    Jwt(JwtVerifier),
+}
+
+/// Why a handshake proves no one; the client receives the text in `connect_error`.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Unproven {
+    #[error("a valid auth.token is required")]
+    Token,
+    #[error("connections are accepted only through the sign-in proxy")]
+    NotThroughProxy,
+    #[error("the sign-in proxy did not name the user (no valid {0} header)")]
+    NoUser(http::HeaderName),
+    #[error("a token is required in auth.token or an Authorization: Bearer header")]
+    NoJwt,
+    #[error("{0}")]
+    Jwt(#[from] JwtError),
+}
+
+impl Unproven {
+    /// The metric label of the refusal.
+    pub(super) fn reason(&self) -> &'static str {
+        match self {
+            Unproven::Token | Unproven::NoJwt | Unproven::Jwt(_) => "token",
+            Unproven::NotThroughProxy => "untrusted_address",
+            Unproven::NoUser(_) => "proxy_header",
+        }
+    }
+}
+
+impl Identity {
+    /// The sign-in `config` asks for.
+    pub(super) fn from_config(config: &Config) -> Result<Self, JwtError> {
+        Ok(match &config.auth {
+            None => Identity::Open,
+            Some(AuthConfig::Hmac { secret }) => Identity::Hmac(secret.clone()),
+            Some(AuthConfig::Proxy { header }) => Identity::Proxy {
+                header: header.clone(),
+                trusted: config.trusted_proxies.clone(),
+            },
+            Some(AuthConfig::Jwt(jwt)) => Identity::Jwt(JwtVerifier::new(JwtSettings {
+                keys: match &jwt.keys {
+                    JwtKeySource::Secret(secret) => JwtKeys::Secret(secret.clone()),
+                    JwtKeySource::PublicKey { pem, .. } => JwtKeys::PublicKeyPem(pem.clone()),
+                    JwtKeySource::Jwks { url, ca_file } => JwtKeys::Jwks {
+                        url: url.clone(),
+                        ca_file: ca_file.clone(),
+                    },
+                },
+                algorithms: jwt.algorithms.clone(),
+                issuer: jwt.issuer.clone(),
+                audience: jwt.audience.clone(),
+                username_claim: jwt.username_claim.clone(),
+                leeway: jwt.leeway.0,
+            })?),
+        })
+    }
+
+    /// The username the handshake proves; `None` when nothing is checked.
+    pub(super) async fn prove(
+        &self,
+        parts: &Parts,
+        auth: Option<&Value>,
+    ) -> Result<Option<String>, Unproven> {
+        let token = auth.and_then(|a| a.get("token")).and_then(Value::as_str);
+        match self {
+            Identity::Open => Ok(None),
+            Identity::Hmac(secret) => token
+                .and_then(|t| verify_token(secret, t))
+                .map(Some)
+                .ok_or(Unproven::Token),
+            Identity::Proxy { header, trusted } => proxied_user(parts, header, trusted).map(Some),
+            Identity::Jwt(verifier) => {
+                let token = token.or_else(|| bearer(parts)).ok_or(Unproven::NoJwt)?;
+                Ok(Some(verifier.verify(token).await?))
+            }
+        }
+    }
+}
+
+/// The username a trusted proxy put in `header`.
+pub(super) fn proxied_user(
+    parts: &Parts,
+    header: &http::HeaderName,
+    trusted: &TrustedProxies,
+) -> Result<String, Unproven> {
+    if !address::peer(&parts.extensions).is_some_and(|peer| trusted.contains(peer)) {
+        return Err(Unproven::NotThroughProxy);
+    }
+    named_user(&parts.headers, header).ok_or_else(|| Unproven::NoUser(header.clone()))
+}
+
+/// The valid username in `header`, if there is one.
+pub(super) fn named_user(headers: &http::HeaderMap, header: &http::HeaderName) -> Option<String> {
+    headers
+        .get(header)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|user| valid_nickname(user))
+        .map(str::to_owned)
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts
+        .headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
