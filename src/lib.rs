@@ -13,8 +13,10 @@
 //! - [`agents`]: the core. Sessions, capacity, delivery, the reconnect grace, reconciliation,
 //!   and one handler per socket.io event. Knows neither socket.io nor XMPP: it talks to the
 //!   platform through the [`agents::Platform`] trait and to sockets through [`agents::Sink`].
-//! - [`gateway`]: socket.io. Admits sockets, parses each event once into an
-//!   [`agents::ClientEvent`], queues it to the socket's task, emits [`agents::ServerEvent`]s.
+//! - [`gateway`]: socket.io. Admits sockets (origin, sign-in, limits per client), parses
+//!   each event once into an [`agents::ClientEvent`], queues it to the socket's task, emits
+//!   [`agents::ServerEvent`]s.
+//! - `signin`: JSON Web Tokens and the identity provider's key set, for the gateway.
 //! - [`platform`]: the typed platform client over XMPP: requests matched to responses by
 //!   `to` in the pending table, room keeping and readiness, inbound dispatch of events.
 //! - [`xmpp`]: the XMPP link (TCP with STARTTLS, or BOSH), reconnection, room membership.
@@ -60,7 +62,9 @@ pub mod postgres;
 #[cfg(feature = "demo")]
 pub mod prosody;
 mod recent;
+mod signin;
 pub mod sim;
 pub mod store;
 pub mod telemetry;
+mod tls;
 pub mod xmpp;

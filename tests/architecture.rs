@@ -68,6 +68,15 @@ const RULES: &[(&str, &[&str], &[&str])] = &[
         ],
     ),
     (
+        // Sign-in proofs are checked for the gateway; they know no transport and no core.
+        "signin",
+        &["socketioxide", "axum", "tokio_xmpp", "xmpp_parsers", "sqlx"],
+        &[
+            "agents", "gateway", "platform", "xmpp", "pending", "bridge", "app", "http", "sim",
+            "store",
+        ],
+    ),
+    (
         // The simulator plays the platform: it knows the protocol and XMPP, not the bridge.
         "sim",
         &["socketioxide", "axum"],

@@ -6,7 +6,20 @@ const $ = (id) => document.getElementById(id);
 const calls = new Map(); // callId -> { data, since, element }
 let username = null;
 
-const socket = io({ path: "/callcontrol", transports: ["websocket", "polling"] });
+// With `[auth] mode = "jwt"` (or an HMAC token), the page is opened as `/#token=...`: the
+// token goes in the handshake and out of the address bar, kept for reloads of this tab.
+const fromUrl = new URLSearchParams(location.hash.slice(1)).get("token");
+if (fromUrl) {
+  sessionStorage.setItem("converja-token", fromUrl);
+  history.replaceState(null, "", location.pathname + location.search);
+}
+const token = sessionStorage.getItem("converja-token");
+
+const socket = io({
+  path: "/callcontrol",
+  transports: ["websocket", "polling"],
+  ...(token ? { auth: { token } } : {}),
+});
 
 function setStatus(text, online) {
   $("status").textContent = text;

@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use super::address;
 use super::auth::verify_token;
-use super::jwt::{JwtError, JwtKeys, JwtSettings, JwtVerifier};
 use crate::config::{AuthConfig, Config, JwtKeySource, Secret, TrustedProxies, valid_nickname};
+use crate::signin::jwt::{JwtError, JwtKeys, JwtSettings, JwtVerifier};
 
 /// The sign-in the bridge checks at every handshake.
 pub(super) enum Identity {

@@ -8,7 +8,6 @@ mod address;
 mod admission;
 mod auth;
 mod identity;
-mod jwt;
 mod limits;
 pub mod payload;
 mod sink;

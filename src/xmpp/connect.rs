@@ -12,7 +12,7 @@ use sasl::common::{ChannelBinding, Credentials};
 use tokio::io::BufStream;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::rustls::{self, ClientConfig, RootCertStore, pki_types::ServerName};
+use tokio_rustls::rustls::{ClientConfig, pki_types::ServerName};
 use tokio_util::task::TaskTracker;
 use tokio_xmpp::connect::AsyncReadAndWrite;
 use tokio_xmpp::jid::{BareJid, FullJid};
@@ -235,30 +235,7 @@ async fn starttls(
 
 /// TLS client settings: the system's roots, plus the certificates in `ca_file` when given.
 pub(crate) fn tls_config(ca_file: Option<&std::path::Path>) -> Result<ClientConfig, LinkError> {
-    use rustls::pki_types::{CertificateDer, pem::PemObject};
-    let mut roots = RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        // A broken system certificate should not stop the others from being used.
-        let _ = roots.add(cert);
-    }
-    if let Some(path) = ca_file {
-        let certs = CertificateDer::pem_file_iter(path)
-            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| {
-                LinkError::Connect(format!("cannot read CA file {}: {e}", path.display()))
-            })?;
-        for cert in certs {
-            roots.add(cert).map_err(|e| {
-                LinkError::Connect(format!("bad certificate in {}: {e}", path.display()))
-            })?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| LinkError::Connect(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+    crate::tls::client_config(ca_file).map_err(LinkError::Connect)
 }
 
 async fn bind(stream: &mut Stream, resource: &str) -> Result<FullJid, LinkError> {

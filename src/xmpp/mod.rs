@@ -14,7 +14,6 @@ use tokio_xmpp::jid::{BareJid, FullJid, Jid};
 /// The server endpoint is the configuration's own type: one description of it everywhere.
 pub use crate::config::Endpoint;
 pub use backoff::Backoff;
-pub(crate) use connect::tls_config;
 pub use connect::{ConnectSettings, Io, Stream, TIMEOUTS, connect};
 pub use link::{InboundHandler, Link};
 

@@ -19,7 +19,6 @@ use tokio_rustls::rustls::pki_types::ServerName;
 use tracing::{debug, warn};
 
 use super::JwtError;
-use crate::xmpp::{LinkError, tls_config};
 
 /// Bound on one whole fetch: connecting, TLS, request and answer.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -269,10 +268,7 @@ impl Endpoint {
             .to_owned();
         let server_name = ServerName::try_from(host.clone())
             .map_err(|e| format!("`{host}` is not a TLS server name: {e}"))?;
-        let tls = tls_config(ca_file).map_err(|e| match e {
-            LinkError::Connect(reason) => reason,
-            other => other.to_string(),
-        })?;
+        let tls = crate::tls::client_config(ca_file)?;
         Ok(Self {
             host,
             port: uri.port_u16().unwrap_or(443),
