@@ -22,10 +22,12 @@ use serde_json::json;
 mod calls;
 mod login;
 mod sessions;
+mod signin;
 
 use calls::*;
 use login::*;
 use sessions::*;
+use signin::*;
 
 fn is_iso_millis(s: &str) -> bool {
     s.len() == 24 && s.ends_with('Z') && s.as_bytes()[10] == b'T' && s.as_bytes()[19] == b'.'
@@ -66,4 +68,6 @@ over_tcp_and_bosh!(
     health_readiness_metrics_and_graceful_shutdown,
     shutdown_answers_the_requests_in_flight_before_closing,
     on_call_error_transfer_and_on_disconnect_none,
+    with_jwt_the_token_decides_the_username,
+    each_limit_refuses_with_its_reason_while_a_good_agent_keeps_working,
 );
