@@ -69,6 +69,26 @@ need_chromium() {
   fi
 }
 
+# nginx is the reverse proxy that signs agents in for tests/proxy_signin.rs, which starts it
+# privately (its own config, a free loopback port).
+need_nginx() {
+  if [ ! -x /usr/sbin/nginx ]; then
+    echo "installing nginx (reverse proxy of the sign-in tests)..." >&2
+    if [ -e /usr/sbin/policy-rc.d ]; then
+      apt_install nginx
+      return
+    fi
+    # Debian's package starts a system-wide nginx on port 80 as it installs, which nothing
+    # here uses: policy-rc.d's 101 ("not allowed") keeps it from starting.
+    printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+    as_root chmod +x /usr/sbin/policy-rc.d
+    local status=0
+    apt_install nginx || status=$?
+    as_root rm -f /usr/sbin/policy-rc.d
+    return "$status"
+  fi
+}
+
 # The agent console is built with npm into console/dist, which the binary embeds; the built
 # files are committed so that building the bridge needs no Node.js.
 check_console_build() {

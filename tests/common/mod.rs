@@ -5,6 +5,7 @@
 
 pub(crate) mod agent_ui;
 pub(crate) mod daemon;
+pub(crate) mod nginx;
 pub(crate) mod screen;
 pub(crate) mod server;
 
