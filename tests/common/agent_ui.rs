@@ -284,8 +284,14 @@ impl Puppet {
     /// "4.5") with its defaults (polling, then WebSocket; reconnection on, 1 s to 5 s
     /// apart), path /callcontrol, no auth.
     pub(crate) async fn connect_as_shipped(&mut self, id: &str, client: &str) {
+        self.connect_as_shipped_with(id, client, json!({})).await;
+    }
+
+    /// Like [`connect_as_shipped`](Self::connect_as_shipped), sending `headers` with every
+    /// request, as a browser sends the credentials of a site behind basic auth.
+    pub(crate) async fn connect_as_shipped_with(&mut self, id: &str, client: &str, headers: Value) {
         let url = self.url.clone();
-        self.send(json!({"op": "connect", "asShipped": true, "client": client, "id": id, "url": url, "path": "/callcontrol"}))
+        self.send(json!({"op": "connect", "asShipped": true, "client": client, "id": id, "url": url, "path": "/callcontrol", "headers": headers}))
             .await;
         let what = self.expect_any(id, &["connect", "connect_error"]).await;
         assert_eq!(what.0, "connect", "socket {id} did not connect: {}", what.1);

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::PATIENCE;
 use super::agent_ui::{Puppet, admin_get, wait_ready};
+use super::nginx::{PROXY_ADDRESS, USER_HEADER};
 use super::server::Server;
 
 pub(crate) const BRIDGE: &str = env!("CARGO_BIN_EXE_converja-bridge");
@@ -112,6 +113,23 @@ pub(crate) fn write_open_config(
     store: &str,
 ) -> PathBuf {
     write_config_with(dir, xmpp, port, name, store, "", UI_GRACE)
+}
+
+/// Like [`write_open_config`], signing sockets in through a reverse proxy: a socket is the
+/// username in [`USER_HEADER`] of a handshake from [`PROXY_ADDRESS`], and nothing from
+/// elsewhere is admitted.
+pub(crate) fn write_proxy_config(
+    dir: &Path,
+    xmpp: &Server,
+    port: u16,
+    name: &str,
+    store: &str,
+) -> PathBuf {
+    let auth = format!(
+        "[auth]\nmode = \"proxy\"\nheader = \"{USER_HEADER}\"\n\
+         trusted_proxies = [\"{PROXY_ADDRESS}/32\"]"
+    );
+    write_config_with(dir, xmpp, port, name, store, &auth, UI_GRACE)
 }
 
 fn write_config_with(

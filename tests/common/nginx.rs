@@ -128,7 +128,7 @@ http {{
             proxy_pass http://127.0.0.1:{upstream_port};
             proxy_bind {PROXY_ADDRESS};
             proxy_http_version 1.1;
-            proxy_set_header Host $host;
+            proxy_set_header Host $http_host;
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header Connection $connection_upgrade;
             # The bridge believes this header from the proxy's address, so the proxy must

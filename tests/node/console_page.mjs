@@ -3,12 +3,18 @@ import { chromium } from "playwright-core";
 
 // Opens the console at `url` in a new headless Chromium and logs in as `username` with
 // `maxCalls`; `errors` collects the page's console errors that `expected` does not match.
-export async function loggedIn(url, { username, maxCalls, viewport, expected }, errors) {
+// `credentials` ({username, password}) answer the site's basic-auth challenge, as a person
+// signing in to it does.
+export async function loggedIn(url, { username, maxCalls, viewport, expected, credentials }, errors) {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
   });
-  const page = await browser.newPage(viewport ? { viewport } : {});
+  const context = await browser.newContext({
+    ...(viewport ? { viewport } : {}),
+    ...(credentials ? { httpCredentials: credentials } : {}),
+  });
+  const page = await context.newPage();
   page.on("console", (msg) => {
     if (msg.type() === "error" && !(expected && expected.test(msg.text()))) errors.push(msg.text());
   });

@@ -8,10 +8,12 @@ const sockets = new Map();
 const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
 
 // A UI as the public ones are written: the library's defaults, nothing but the path (and
-// the given client version).
+// the given client version), and the headers a browser adds by itself, such as a basic-auth
+// site's credentials.
 function connectAsShipped(cmd) {
   const connectTo = cmd.client === "4.5" ? io45 : io;
-  return connectTo(cmd.url, { path: cmd.path ?? "/socket.io", forceNew: true });
+  const headers = cmd.headers && Object.keys(cmd.headers).length ? { extraHeaders: cmd.headers } : {};
+  return connectTo(cmd.url, { path: cmd.path ?? "/socket.io", forceNew: true, ...headers });
 }
 
 function connect(cmd) {
