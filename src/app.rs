@@ -54,7 +54,7 @@ pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
 /// the margin between [`store::lease::FENCE_AFTER`] and [`store::lease::TTL`].
 const FENCE_DEADLINE: Duration = Duration::from_millis(500);
 
-/// Runs the bridge on `listener` until `shutdown` is cancelled, then drains and returns.
+/// Runs the bridge on `listeners` until `shutdown` is cancelled, then drains and returns.
 ///
 /// With a shared store (PostgreSQL), the bridge serves only while it holds the store's lease:
 /// until then it stands by (`/readyz` 503, sockets refused), and if it loses the lease it
@@ -72,37 +72,42 @@ pub async fn serve(
         warn!("socketio.cors_origins = [\"*\"]: pages from any site may connect agents");
     }
     let readiness = Readiness::default();
-    let admin = serve_admin(&config, listeners.admin, readiness.clone(), &shutdown)?;
+    let admin = TaskTracker::new();
+    let done = CancellationToken::new();
+    serve_admin(&config, listeners.admin, &readiness, &admin, &done)?;
+    // `/readyz` says draining from the moment shutdown is asked, before anything stops.
+    admin.spawn({
+        let (readiness, shutdown, done) = (readiness.clone(), shutdown.clone(), done.clone());
+        async move {
+            tokio::select! {
+                _ = shutdown.cancelled() => readiness.draining(),
+                _ = done.cancelled() => {}
+            }
+        }
+    });
     let served = serve_public(config, listeners.public, readiness, shutdown).await;
-    admin.cancel();
+    done.cancel();
+    admin.close();
+    admin.wait().await;
     served
 }
 
-/// Serves the admin listener until the returned token is cancelled; `/readyz` says
-/// draining from the moment `shutdown` is cancelled.
+/// Serves the admin listener on `tracker` until `done`.
 fn serve_admin(
     config: &Config,
     listener: TcpListener,
-    readiness: Readiness,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<CancellationToken> {
+    readiness: &Readiness,
+    tracker: &TaskTracker,
+    done: &CancellationToken,
+) -> anyhow::Result<()> {
     info!(address = %listener.local_addr()?, "admin listener: /healthz /readyz /metrics");
-    let done = CancellationToken::new();
     let router = http::admin_routes(readiness.clone(), config.admin.token.clone());
-    tokio::spawn(
+    tracker.spawn(
         axum::serve(listener, router)
             .with_graceful_shutdown(done.clone().cancelled_owned())
             .into_future(),
     );
-    let shutdown = shutdown.clone();
-    let stop = done.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = shutdown.cancelled() => readiness.draining(),
-            _ = stop.cancelled() => {}
-        }
-    });
-    Ok(done)
+    Ok(())
 }
 
 /// Serves agents, through the lease's phases when the store is shared.

@@ -148,10 +148,7 @@ async fn bearer_only(expected: &[u8; 32], req: Request, next: Next) -> Response 
 /// The public listener's own routes: the console at `/` when `console` is on, and
 /// `/readyz` when the configuration asks for it there.
 pub(crate) fn public_routes(console: bool, readyz_too: Option<Readiness>) -> Router {
-    let mut router = Router::new();
-    if let Some(readiness) = readyz_too {
-        router = router.route("/readyz", get(readyz).with_state(readiness));
-    }
+    let router = with_readyz(Router::new(), readyz_too);
     if !console {
         return router;
     }
@@ -191,17 +188,21 @@ pub(crate) fn public_routes(console: bool, readyz_too: Option<Readiness>) -> Rou
 /// included) that a client retries, by which time a load balancer sends it to the active
 /// bridge.
 pub(crate) fn standby_routes(readyz_too: Option<Readiness>) -> Router {
-    let mut router = Router::new();
-    if let Some(readiness) = readyz_too {
-        router = router.route("/readyz", get(readyz).with_state(readiness));
-    }
-    router.fallback(|| async {
+    with_readyz(Router::new(), readyz_too).fallback(|| async {
         metrics::counter!(telemetry::SOCKETS_REFUSED, "reason" => "standby").increment(1);
         (
             StatusCode::SERVICE_UNAVAILABLE,
             "this converja-bridge is the standby: another one is active; connect through the load balancer\n",
         )
     })
+}
+
+/// `router` with `/readyz` too, when the public listener is to answer it.
+fn with_readyz(router: Router, readyz_too: Option<Readiness>) -> Router {
+    match readyz_too {
+        Some(readiness) => router.route("/readyz", get(readyz).with_state(readiness)),
+        None => router,
+    }
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::config::{BoshUrl, Secret, TlsMode};
+use crate::config::{HttpUrl, Secret, TlsMode};
 use crate::xmpp::{ConnectSettings, Endpoint};
 
 /// A loopback port free right now (bound, read, released).
@@ -158,7 +158,7 @@ pub(crate) fn account(domain: &str, c2s_port: u16, user: &str, password: &str) -
 
 /// `account` over BOSH at `url` instead.
 pub(crate) fn over_bosh(account: ConnectSettings, url: &str) -> ConnectSettings {
-    let url = BoshUrl::parse(url).expect("the loopback BOSH URL is valid");
+    let url = HttpUrl::parse(url).expect("the loopback BOSH URL is valid");
     ConnectSettings {
         endpoint: Endpoint::Bosh(url),
         ..account

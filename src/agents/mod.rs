@@ -482,7 +482,7 @@ impl<P: Platform, S: Sink> Agents<P, S> {
             warn!(socket = socket.0, event = event.name(), error = ?e, "reply not delivered");
         }
         if let Some(ack) = ack {
-            self.answer(socket, ack, &AckReply::Event(event));
+            self.answer(socket, ack, AckReply::Event(event));
         }
     }
 
@@ -493,14 +493,13 @@ impl<P: Platform, S: Sink> Agents<P, S> {
         metrics::counter!(telemetry::SOCKET_EVENTS, "event" => error.reason(), "outcome" => "refused")
             .increment(1);
         if let Some(ack) = ack {
-            self.answer(socket, ack, &AckReply::Refused(error));
+            self.answer(socket, ack, AckReply::Refused(error));
         }
     }
 
     /// Answers an acknowledgement of `socket`, in order with its events.
-    fn answer(&self, socket: SocketId, ack: S::Ack, reply: &AckReply) {
-        self.state()
-            .answer_to(&self.sink, socket, ack, reply.clone());
+    fn answer(&self, socket: SocketId, ack: S::Ack, reply: AckReply) {
+        self.state().answer_to(&self.sink, socket, ack, reply);
     }
 
     /// Waits until what socket `id` was sent so far is in its buffer, so that a socket that

@@ -153,33 +153,48 @@ fn lock<T, A>(state: &Mutex<State<T, A>>) -> std::sync::MutexGuard<'_, State<T, 
     state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// What became of something handed to a socket's buffer.
+enum Handed<A> {
+    Sent,
+    /// No room: it comes back.
+    Full(Outgoing<A>),
+    Closed,
+}
+
 impl<T, A> SocketEntry<T, A> {
+    /// Whether what is sent now may go straight to the buffer: nothing waits before it.
+    fn open(&self) -> bool {
+        self.backlog.is_empty() && !self.connecting
+    }
+
+    /// Hands `out` to the socket's buffer.
+    fn hand<S: Sink<Socket = T, Ack = A>>(&self, sink: &S, out: Outgoing<A>) -> Handed<A> {
+        match out {
+            Outgoing::Event(event, offset) => {
+                match sink.emit(&self.handle, &event, offset.as_deref()) {
+                    Ok(()) => Handed::Sent,
+                    Err(EmitError::Full) => Handed::Full(Outgoing::Event(event, offset)),
+                    Err(EmitError::Closed) => Handed::Closed,
+                }
+            }
+            Outgoing::Answer(ack, reply) => match sink.ack(ack, &reply) {
+                Ok(()) => Handed::Sent,
+                Err(AckError::Full(ack)) => Handed::Full(Outgoing::Answer(ack, reply)),
+                Err(AckError::Closed) => Handed::Closed,
+            },
+        }
+    }
+
     /// Sends what the buffer accepts of the backlog; whether some is left.
     fn flush<S: Sink<Socket = T, Ack = A>>(&mut self, sink: &S) -> bool {
         while let Some(next) = self.backlog.pop_front() {
-            let full = match next {
-                Outgoing::Event(event, offset) => {
-                    match sink.emit(&self.handle, &event, offset.as_deref()) {
-                        Ok(()) => None,
-                        Err(EmitError::Full) => Some(Outgoing::Event(event, offset)),
-                        Err(EmitError::Closed) => {
-                            self.backlog.clear();
-                            None
-                        }
-                    }
+            match self.hand(sink, next) {
+                Handed::Sent => {}
+                Handed::Full(back) => {
+                    self.backlog.push_front(back);
+                    return true;
                 }
-                Outgoing::Answer(ack, reply) => match sink.ack(ack, &reply) {
-                    Ok(()) => None,
-                    Err(AckError::Full(ack)) => Some(Outgoing::Answer(ack, reply)),
-                    Err(AckError::Closed) => {
-                        self.backlog.clear();
-                        None
-                    }
-                },
-            };
-            if let Some(back) = full {
-                self.backlog.push_front(back);
-                return true;
+                Handed::Closed => self.backlog.clear(),
             }
         }
         false
@@ -459,29 +474,15 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
             ServerEvent::UserDisconnected { .. } => Some(String::new()),
             _ => self.registry.offset(id),
         };
-        let outcome = match self.sockets.get_mut(&id) {
+        let outcome = match self.sockets.get(&id) {
             None => "closed",
-            Some(entry) => {
-                let sent = if entry.backlog.is_empty() && !entry.connecting {
-                    sink.emit(&entry.handle, event, offset.as_deref())
-                } else {
-                    Err(EmitError::Full)
-                };
-                match sent {
-                    Ok(()) => "ok",
-                    Err(EmitError::Closed) => "closed",
-                    Err(EmitError::Full) if entry.backlog.len() < BACKLOG => {
-                        entry
-                            .backlog
-                            .push_back(Outgoing::Event(event.clone(), offset));
-                        if !entry.connecting {
-                            self.backlogged.insert(id);
-                        }
-                        "held"
-                    }
-                    Err(EmitError::Full) => "stalled",
-                }
-            }
+            Some(entry) if entry.open() => match sink.emit(&entry.handle, event, offset.as_deref())
+            {
+                Ok(()) => "ok",
+                Err(EmitError::Closed) => "closed",
+                Err(EmitError::Full) => self.hold(id, Outgoing::Event(event.clone(), offset)),
+            },
+            Some(_) => self.hold(id, Outgoing::Event(event.clone(), offset)),
         };
         metrics::counter!(telemetry::EMITS, "event" => event.name(), "outcome" => outcome)
             .increment(1);
@@ -531,25 +532,37 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
         ack: A,
         reply: AckReply,
     ) {
-        let Some(entry) = self.sockets.get_mut(&id) else {
+        let Some(entry) = self.sockets.get(&id) else {
             return;
         };
-        let ack = if entry.backlog.is_empty() && !entry.connecting {
-            match sink.ack(ack, &reply) {
-                Ok(()) | Err(AckError::Closed) => return,
-                Err(AckError::Full(ack)) => ack,
+        let answer = Outgoing::Answer(ack, reply);
+        let answer = if entry.open() {
+            match entry.hand(sink, answer) {
+                Handed::Sent | Handed::Closed => return,
+                Handed::Full(answer) => answer,
             }
         } else {
-            ack
+            answer
+        };
+        if self.hold(id, answer) == "stalled" {
+            self.drop_stalled(sink, id);
+        }
+    }
+
+    /// Holds `out` at the end of socket `id`'s backlog: `"held"`, or `"stalled"` when the
+    /// backlog is full (the socket stopped reading; the caller drops it).
+    fn hold(&mut self, id: SocketId, out: Outgoing<A>) -> &'static str {
+        let Some(entry) = self.sockets.get_mut(&id) else {
+            return "closed";
         };
         if entry.backlog.len() >= BACKLOG {
-            self.drop_stalled(sink, id);
-            return;
+            return "stalled";
         }
-        entry.backlog.push_back(Outgoing::Answer(ack, reply));
+        entry.backlog.push_back(out);
         if !entry.connecting {
             self.backlogged.insert(id);
         }
+        "held"
     }
 
     /// Closes the dropped sockets whose close did not fit in their buffer before.

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use super::raw::{AuthMode, RawAdmin, RawAuth, RawLimits};
 use super::{
-    AdminConfig, AuthConfig, ConfigError, HumanDuration, JwtConfig, JwtKeySource, LimitsConfig,
-    Secret, TrustedProxies,
+    AdminConfig, AuthConfig, ConfigError, HttpUrl, HumanDuration, JwtConfig, JwtKeySource,
+    LimitsConfig, Secret, TrustedProxies,
 };
 
 /// Shortest HMAC or HS256 secret accepted.
@@ -110,7 +110,9 @@ impl RawAuth {
                 JwtKeySource::PublicKey { path, pem }
             }
             (None, None, Some(url)) => {
-                if !url.starts_with("https://") {
+                let parsed =
+                    HttpUrl::parse(&url).map_err(|e| ConfigError::key("auth.jwks_url", e))?;
+                if !parsed.is_tls() {
                     return Err(ConfigError::key(
                         "auth.jwks_url",
                         format!("`{url}` must be an https:// URL"),

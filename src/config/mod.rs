@@ -19,7 +19,7 @@ use figment::providers::{Env, Format, Toml};
 pub use raw::Transport;
 pub use validate::valid_nickname;
 pub use validated::{
-    AdminConfig, AgentsConfig, AllQueues, AuthConfig, BoshUrl, Config, ConverjaConfig, Endpoint,
+    AdminConfig, AgentsConfig, AllQueues, AuthConfig, Config, ConverjaConfig, Endpoint, HttpUrl,
     HumanDuration, JwtConfig, JwtKeySource, LimitsConfig, LogConfig, LogFormat, OnCallError,
     OnDisconnect, QueueSelection, Secret, SocketIoConfig, StoreConfig, TlsMode, TrustedProxies,
     XmppConfig,

@@ -11,7 +11,7 @@ use super::raw::{
     RawXmpp, StoreBackend, Transport,
 };
 use super::{
-    AgentsConfig, BoshUrl, Config, ConfigError, ConverjaConfig, Endpoint, OnCallError,
+    AgentsConfig, Config, ConfigError, ConverjaConfig, Endpoint, HttpUrl, OnCallError,
     OnDisconnect, QueueSelection, Secret, SocketIoConfig, StoreConfig, TlsMode, TrustedProxies,
     XmppConfig,
 };
@@ -170,11 +170,11 @@ fn password(
 }
 
 /// The BOSH endpoint, if one is written; plain HTTP only where `tls = "none"` allows it.
-fn bosh_url(text: Option<String>, tls: TlsMode) -> Result<Option<BoshUrl>, ConfigError> {
+fn bosh_url(text: Option<String>, tls: TlsMode) -> Result<Option<HttpUrl>, ConfigError> {
     let Some(text) = text else {
         return Ok(None);
     };
-    let url = BoshUrl::parse(&text).map_err(|e| ConfigError::key("xmpp.bosh_url", e))?;
+    let url = HttpUrl::parse(&text).map_err(|e| ConfigError::key("xmpp.bosh_url", e))?;
     // One switch for plaintext, whatever the transport: `tls = "none"`.
     if !url.is_tls() && tls == TlsMode::Required {
         return Err(ConfigError::key(
@@ -367,7 +367,7 @@ mod tests {
         password = "secret"
     "#;
 
-    fn bosh_url_of(c: &Config) -> &BoshUrl {
+    fn bosh_url_of(c: &Config) -> &HttpUrl {
         match &c.xmpp.endpoint {
             Endpoint::Bosh(url) => url,
             other => panic!("not BOSH: {other:?}"),

@@ -70,18 +70,19 @@ impl<'de> Deserialize<'de> for HumanDuration {
     }
 }
 
-/// A validated BOSH endpoint such as `https://platform.example/http-bind`.
+/// A validated http(s) URL with a host, such as the BOSH endpoint
+/// `https://platform.example/http-bind` or an identity provider's key set.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BoshUrl {
+pub struct HttpUrl {
     uri: http::Uri,
     host: String,
     port: u16,
     tls: bool,
 }
 
-impl BoshUrl {
+impl HttpUrl {
     /// Parses an `http://` or `https://` URL with a host.
-    pub fn parse(text: &str) -> Result<BoshUrl, String> {
+    pub fn parse(text: &str) -> Result<HttpUrl, String> {
         let uri: http::Uri = text
             .parse()
             .map_err(|e| format!("`{text}` is not a URL ({e})"))?;
@@ -98,7 +99,7 @@ impl BoshUrl {
             .trim_end_matches(']')
             .to_owned();
         let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-        Ok(BoshUrl {
+        Ok(HttpUrl {
             uri,
             host,
             port,
@@ -132,7 +133,7 @@ impl BoshUrl {
     }
 }
 
-impl fmt::Display for BoshUrl {
+impl fmt::Display for HttpUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.uri.fmt(f)
     }
@@ -162,7 +163,7 @@ pub enum Endpoint {
         tls: TlsMode,
     },
     /// An XMPP-over-BOSH HTTP endpoint; TLS or not follows its scheme.
-    Bosh(BoshUrl),
+    Bosh(HttpUrl),
 }
 
 impl fmt::Display for Endpoint {

@@ -3,7 +3,6 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::ConnectInfo;
-use http::request::Parts;
 
 use crate::config::TrustedProxies;
 
@@ -14,18 +13,15 @@ pub(super) fn peer(extensions: &http::Extensions) -> Option<IpAddr> {
         .map(|ConnectInfo(addr)| addr.ip().to_canonical())
 }
 
-/// The client's address: the peer, or behind trusted proxies the nearest address in
-/// `X-Forwarded-For` that is not one of them (the ones further left are the client's word).
-pub(super) fn client(parts: &Parts, trusted: &TrustedProxies) -> Option<IpAddr> {
-    client_of(peer(&parts.extensions)?, &parts.headers, trusted)
-}
-
-/// [`client`] of a request still on its way in.
-pub(super) fn client_of_request<B>(
-    req: &http::Request<B>,
+/// The client's address of a request (its extensions and headers): the peer, or behind
+/// trusted proxies the nearest address in `X-Forwarded-For` that is not one of them (the
+/// ones further left are the client's word).
+pub(super) fn client(
+    extensions: &http::Extensions,
+    headers: &http::HeaderMap,
     trusted: &TrustedProxies,
 ) -> Option<IpAddr> {
-    client_of(peer(req.extensions())?, req.headers(), trusted)
+    client_of(peer(extensions)?, headers, trusted)
 }
 
 fn client_of(peer: IpAddr, headers: &http::HeaderMap, trusted: &TrustedProxies) -> Option<IpAddr> {

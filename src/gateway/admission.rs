@@ -90,7 +90,8 @@ impl<P: agents::Platform> Admission<P> {
         socket: &SocketRef,
         auth: Option<Value>,
     ) -> Result<(), Refused> {
-        let client = address::client(socket.req_parts(), &self.trusted);
+        let parts = socket.req_parts();
+        let client = address::client(&parts.extensions, &parts.headers, &self.trusted);
         let admitted = self.check(socket, client, auth.as_ref()).await;
         let (proven, slot) = match admitted {
             Ok(admitted) => admitted,
@@ -169,11 +170,12 @@ impl<P: agents::Platform> Admission<P> {
     /// a UI refused during a crowd of reconnections still comes back), and in proxy mode a
     /// request through the proxy that does not name its user.
     pub(super) fn guard(&self, req: &Request) -> Option<Response> {
+        // From anywhere else, the handshake goes on to be refused at CONNECT with a sentence.
         if let Identity::Proxy { header, trusted } = &self.identity
-            && address::peer(req.extensions()).is_some_and(|peer| trusted.contains(peer))
-            && identity::named_user(req.headers(), header).is_none()
+            && let Err(unnamed @ Unproven::NoUser(_)) =
+                identity::proxied_user(req.extensions(), req.headers(), header, trusted)
         {
-            let refused = Refused::from(Unproven::NoUser(header.clone()));
+            let refused = Refused::from(unnamed);
             return Some(self.refuse_http(StatusCode::UNAUTHORIZED, None, &refused));
         }
         let handshake = !req
@@ -183,7 +185,7 @@ impl<P: agents::Platform> Admission<P> {
         if !handshake {
             return None;
         }
-        let client = address::client_of_request(req, &self.trusted)?;
+        let client = address::client(req.extensions(), req.headers(), &self.trusted)?;
         let limited = self.addresses.handshake(client).err()?;
         let refused = Refused::from(limited);
         Some(self.refuse_http(StatusCode::TOO_MANY_REQUESTS, Some(client), &refused))

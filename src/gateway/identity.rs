@@ -92,7 +92,9 @@ impl Identity {
                 .and_then(|t| verify_token(secret, t))
                 .map(Some)
                 .ok_or(Unproven::Token),
-            Identity::Proxy { header, trusted } => proxied_user(parts, header, trusted).map(Some),
+            Identity::Proxy { header, trusted } => {
+                proxied_user(&parts.extensions, &parts.headers, header, trusted).map(Some)
+            }
             Identity::Jwt(verifier) => {
                 let token = token.or_else(|| bearer(parts)).ok_or(Unproven::NoJwt)?;
                 Ok(Some(verifier.verify(token).await?))
@@ -101,26 +103,23 @@ impl Identity {
     }
 }
 
-/// The username a trusted proxy put in `header`.
+/// The username a trusted proxy put in `header` of a request (its extensions and headers).
 pub(super) fn proxied_user(
-    parts: &Parts,
+    extensions: &http::Extensions,
+    headers: &http::HeaderMap,
     header: &http::HeaderName,
     trusted: &TrustedProxies,
 ) -> Result<String, Unproven> {
-    if !address::peer(&parts.extensions).is_some_and(|peer| trusted.contains(peer)) {
+    if !address::peer(extensions).is_some_and(|peer| trusted.contains(peer)) {
         return Err(Unproven::NotThroughProxy);
     }
-    named_user(&parts.headers, header).ok_or_else(|| Unproven::NoUser(header.clone()))
-}
-
-/// The valid username in `header`, if there is one.
-pub(super) fn named_user(headers: &http::HeaderMap, header: &http::HeaderName) -> Option<String> {
     headers
         .get(header)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|user| valid_nickname(user))
         .map(str::to_owned)
+        .ok_or_else(|| Unproven::NoUser(header.clone()))
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {

@@ -74,10 +74,14 @@ impl AddressLimits {
     }
 
     fn room_for_connection(&self, addr: IpAddr) -> Result<(), Limited> {
+        let open = self.connections().get(&addr).copied().unwrap_or(0);
+        self.room_beside(addr, open)
+    }
+
+    /// Whether `addr` may open one more connection beside the `open` ones it has.
+    fn room_beside(&self, addr: IpAddr, open: u32) -> Result<(), Limited> {
         match self.connections_per_address {
-            Some(n) if self.connections().get(&addr).copied().unwrap_or(0) >= n.get() => {
-                Err(Limited::Connections(addr, n))
-            }
+            Some(n) if open >= n.get() => Err(Limited::Connections(addr, n)),
             _ => Ok(()),
         }
     }
@@ -86,11 +90,7 @@ impl AddressLimits {
     pub(super) fn connect(self: &Arc<Self>, addr: IpAddr) -> Result<Slot, Limited> {
         let mut connections = self.connections();
         let open = connections.entry(addr).or_insert(0);
-        if let Some(n) = self.connections_per_address
-            && *open >= n.get()
-        {
-            return Err(Limited::Connections(addr, n));
-        }
+        self.room_beside(addr, *open)?;
         *open += 1;
         Ok(Slot {
             limits: self.clone(),

@@ -175,7 +175,7 @@ pub(crate) async fn tls_with_a_trusted_certificate_connects_and_an_untrusted_one
             port: prosody.c2s_port,
             tls: TlsMode::Required,
         },
-        Via::Bosh => Endpoint::Bosh(BoshUrl::parse(&prosody.bosh_https_url()).unwrap()),
+        Via::Bosh => Endpoint::Bosh(HttpUrl::parse(&prosody.bosh_https_url()).unwrap()),
     };
     trusted.ca_file = Some(prosody.certificate());
     let (stream, bound) = connect(&trusted, &tracker)
@@ -302,11 +302,11 @@ pub(crate) async fn a_wrong_bosh_url_is_reported_with_its_status() {
         .unwrap_or_else(|e| panic!("{e}"));
     let mut wrong = prosody.bosh_account("bridge", "b");
     let url = format!("http://127.0.0.1:{}/not-bosh", prosody.http_port);
-    wrong.endpoint = Endpoint::Bosh(BoshUrl::parse(&url).unwrap());
+    wrong.endpoint = Endpoint::Bosh(HttpUrl::parse(&url).unwrap());
     let err = connect(&wrong, &tracker).await.err().expect("refused");
     assert!(err.to_string().contains("HTTP 404"), "{err}");
     let closed = format!("http://127.0.0.1:{}/http-bind", common::unused_port());
-    wrong.endpoint = Endpoint::Bosh(BoshUrl::parse(&closed).unwrap());
+    wrong.endpoint = Endpoint::Bosh(HttpUrl::parse(&closed).unwrap());
     let err = connect(&wrong, &tracker).await.err().expect("refused");
     assert!(err.to_string().contains("cannot reach"), "{err}");
 }
@@ -321,7 +321,7 @@ pub(crate) async fn lost_bosh_answers_are_recovered_by_retransmission() {
     let proxy = AnswerDroppingProxy::start(prosody.http_port, 9).await;
     let mut settings = prosody.bosh_account("bridge", "bridge-pw");
     let url = format!("http://127.0.0.1:{}/http-bind", proxy.port);
-    settings.endpoint = Endpoint::Bosh(BoshUrl::parse(&url).unwrap());
+    settings.endpoint = Endpoint::Bosh(HttpUrl::parse(&url).unwrap());
     let platform = converja_bridge::platform::Platform::start(
         settings,
         BRIDGE_NICK.into(),

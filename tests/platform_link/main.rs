@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use converja_bridge::config::{BoshUrl, TlsMode};
+use converja_bridge::config::{HttpUrl, TlsMode};
 use converja_bridge::converja::{
     AgentState, CallId, Event, EventMessage, Message, PauseReason, QueueId, RoomName,
 };

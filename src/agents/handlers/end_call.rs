@@ -34,7 +34,7 @@ pub(super) async fn handle<P: Platform, S: Sink>(
     match result {
         Ok(()) => {
             if let Some(ack) = ack {
-                agents.answer(socket, ack, &AckReply::Event(ServerEvent::CallEnded(call)));
+                agents.answer(socket, ack, AckReply::Event(ServerEvent::CallEnded(call)));
             }
         }
         Err(error) => refuse(agents, socket, call, error, ack),

@@ -44,7 +44,7 @@ pub(super) async fn handle<P: Platform, S: Sink>(
             metrics::counter!(telemetry::UNKNOWN_EVENTS).increment(1);
             if let Some(ack) = ack {
                 let refusal = super::AckReply::Refused(Refusal::UnknownEvent(name));
-                agents.answer(socket, ack, &refusal);
+                agents.answer(socket, ack, refusal);
             }
         }
     }

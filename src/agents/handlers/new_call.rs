@@ -22,7 +22,7 @@ pub(super) fn answered<P: Platform, S: Sink>(
     if agents.state().registry.answered(socket, call) {
         debug!(%call, "call answered");
         if let Some(ack) = ack {
-            agents.answer(socket, ack, &AckReply::Accepted(call));
+            agents.answer(socket, ack, AckReply::Accepted(call));
         }
     } else {
         agents.refuse(socket, ack, Refusal::NotThisConnectionsCall(call));
@@ -66,7 +66,7 @@ pub(super) async fn rejected<P: Platform, S: Sink>(
                 warn!(%call, %error, "rejection not stored: a restart may offer the call again");
             }
             if let Some(ack) = ack {
-                agents.answer(socket, ack, &AckReply::Accepted(call));
+                agents.answer(socket, ack, AckReply::Accepted(call));
             }
             agents.act_on_rejection(agent, among);
         }

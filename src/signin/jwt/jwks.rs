@@ -19,6 +19,7 @@ use tokio_rustls::rustls::pki_types::ServerName;
 use tracing::{debug, warn};
 
 use super::JwtError;
+use crate::config::HttpUrl;
 
 /// Bound on one whole fetch: connecting, TLS, request and answer.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -65,11 +66,7 @@ struct Key {
 
 /// Where the key set is served.
 struct Endpoint {
-    host: String,
-    port: u16,
-    /// The `Host` header.
-    authority: String,
-    path: String,
+    url: HttpUrl,
     tls: TlsConnector,
     server_name: ServerName<'static>,
 }
@@ -240,40 +237,19 @@ impl Key {
 
 impl Endpoint {
     fn new(url: &str, ca_file: Option<&std::path::Path>) -> Result<Self, String> {
-        let uri: hyper::Uri = url
-            .parse()
-            .map_err(|e| format!("the JWKS URL `{url}` is not a URL: {e}"))?;
-        match uri.scheme_str() {
-            Some("https") => {}
+        let url = HttpUrl::parse(url).map_err(|e| format!("the JWKS URL {e}"))?;
+        if !url.is_tls() {
             // Keys fetched in the clear could be swapped on the way for an attacker's.
-            Some("http") => {
-                return Err(format!(
-                    "the JWKS URL `{url}` must use https://, not http://: keys fetched in the \
-                     clear could be replaced on the way"
-                ));
-            }
-            _ => return Err(format!("the JWKS URL `{url}` must be an https:// URL")),
+            return Err(format!(
+                "the JWKS URL `{url}` must use https://, not http://: keys fetched in the \
+                 clear could be replaced on the way"
+            ));
         }
-        let Some(host) = uri.host() else {
-            return Err(format!("the JWKS URL `{url}` has no host"));
-        };
-        let authority = match uri.port_u16() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.to_owned(),
-        };
-        // An IPv6 address comes bracketed, as in the URL.
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        let server_name = ServerName::try_from(host.clone())
-            .map_err(|e| format!("`{host}` is not a TLS server name: {e}"))?;
+        let server_name = ServerName::try_from(url.host().to_owned())
+            .map_err(|e| format!("`{}` is not a TLS server name: {e}", url.host()))?;
         let tls = crate::tls::client_config(ca_file)?;
         Ok(Self {
-            host,
-            port: uri.port_u16().unwrap_or(443),
-            authority,
-            path: uri.path_and_query().map_or("/", |p| p.as_str()).to_owned(),
+            url,
             tls: TlsConnector::from(Arc::new(tls)),
             server_name,
         })
@@ -281,7 +257,7 @@ impl Endpoint {
 
     /// The document, over a connection of its own.
     async fn get(&self) -> Result<Bytes, String> {
-        let tcp = TcpStream::connect((self.host.as_str(), self.port))
+        let tcp = TcpStream::connect((self.url.host(), self.url.port()))
             .await
             .map_err(|e| format!("cannot connect: {e}"))?;
         let tls = self
@@ -292,8 +268,8 @@ impl Endpoint {
         let (mut sender, conn) = http1::handshake(TokioIo::new(tls))
             .await
             .map_err(|e| format!("the HTTP handshake failed: {e}"))?;
-        let request = Request::get(self.path.as_str())
-            .header(header::HOST, self.authority.as_str())
+        let request = Request::get(self.url.path_and_query())
+            .header(header::HOST, self.url.authority())
             .header(header::ACCEPT, "application/json")
             .body(Empty::<Bytes>::new())
             .map_err(|e| format!("cannot make the request: {e}"))?;

@@ -22,7 +22,7 @@ use tracing::debug;
 use super::super::LinkError;
 use super::super::connect::{ConnectSettings, tls_config};
 use super::body;
-use crate::config::BoshUrl;
+use crate::config::HttpUrl;
 use crate::telemetry;
 
 /// Tries per request: the first and its retransmissions with the same `rid`.
@@ -34,7 +34,7 @@ const MAX_ANSWER: usize = 8 * 1024 * 1024;
 
 /// The HTTP side: where to connect and how.
 pub(super) struct Http {
-    url: BoshUrl,
+    url: HttpUrl,
     /// The XMPP domain the session is for.
     pub(super) domain: String,
     tls: Option<(TlsConnector, ServerName<'static>)>,
@@ -70,7 +70,7 @@ impl RawAnswer {
 }
 
 impl Http {
-    pub(super) fn new(url: &BoshUrl, settings: &ConnectSettings) -> Result<Http, LinkError> {
+    pub(super) fn new(url: &HttpUrl, settings: &ConnectSettings) -> Result<Http, LinkError> {
         let tls = if url.is_tls() {
             let config = tls_config(settings.ca_file.as_deref())?;
             let name = ServerName::try_from(url.host().to_owned()).map_err(|e| {

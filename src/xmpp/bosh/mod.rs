@@ -24,7 +24,7 @@ use tracing::{Instrument, debug};
 
 use super::LinkError;
 use super::connect::{ConnectSettings, Io};
-use crate::config::BoshUrl;
+use crate::config::HttpUrl;
 use body::{SessionParams, terminated};
 use http::Http;
 use session::Session;
@@ -41,7 +41,7 @@ const PIPE_BUFFER: usize = 64 * 1024;
 /// is spawned on `tracker` and ends when the stream is dropped or the session dies.
 pub(super) async fn open(
     settings: &ConnectSettings,
-    url: &BoshUrl,
+    url: &HttpUrl,
     tracker: &TaskTracker,
 ) -> Result<Io, LinkError> {
     let http = Arc::new(Http::new(url, settings)?);

@@ -2,11 +2,11 @@
 
 use super::super::WAIT;
 use super::*;
-use crate::config::BoshUrl;
+use crate::config::HttpUrl;
 use crate::xmpp::ConnectSettings;
 
 fn session() -> Session {
-    let url = BoshUrl::parse("http://127.0.0.1:1/http-bind").expect("valid");
+    let url = HttpUrl::parse("http://127.0.0.1:1/http-bind").expect("valid");
     let settings = ConnectSettings {
         jid: "bridge@converja.test".parse().expect("valid"),
         password: crate::config::Secret::new("x"),
