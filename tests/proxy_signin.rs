@@ -7,19 +7,14 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::Duration;
-
 use common::agent_ui::Puppet;
-use common::daemon::{Daemon, UI_GRACE, scraped, write_proxy_config};
+use common::call_of;
+use common::console::ConsolePage;
+use common::daemon::{DaemonStack, logged_in_after_the_grace, scraped, write_proxy_config};
+use common::engineio::{OPEN, connect_answer_from, request_from};
 use common::nginx::{LocalNginx, PROXY_ADDRESS, USER_HEADER, basic_auth};
-use common::{agent, scenario, start_sim};
-use converja_bridge::converja::{CallId, QueueId};
-use converja_bridge::sim::SimHandle;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio_util::sync::CancellationToken;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::task::TaskTracker;
 
 /// The people the proxy lets in: (username, password).
@@ -28,40 +23,15 @@ const JOAO: (&str, &str) = ("22011", "joao-pw");
 
 /// Prosody, the simulator, the bridge binary trusting only the proxy, and nginx before it.
 struct Stack {
-    sim: SimHandle,
-    /// The bridge's socket.io port, which clients can reach around the proxy too.
-    port: u16,
+    /// Its socket.io port is reachable around the proxy too.
+    daemon: DaemonStack,
     proxy: LocalNginx,
-    _bridge: Daemon,
-    _xmpp: common::server::Server,
-    _dir: tempfile::TempDir,
-    cancel: CancellationToken,
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        self.cancel.cancel();
-    }
 }
 
 async fn stack(tracker: &TaskTracker) -> Stack {
-    let cancel = CancellationToken::new();
-    let (xmpp, sim) = start_sim(scenario(), tracker, &cancel).await;
-    let dir = tempfile::tempdir().unwrap();
-    let port = common::unused_port();
-    let store = format!("path = \"{}\"", dir.path().join("sessions.db").display());
-    let config = write_proxy_config(dir.path(), &xmpp, port, "converja-bridge", &store);
-    let bridge = Daemon::start(&config, port).await;
-    let proxy = LocalNginx::start(port, &[MARIA, JOAO]).unwrap_or_else(|e| panic!("{e}"));
-    Stack {
-        sim,
-        port,
-        proxy,
-        _bridge: bridge,
-        _xmpp: xmpp,
-        _dir: dir,
-        cancel,
-    }
+    let daemon = DaemonStack::start(tracker, write_proxy_config).await;
+    let proxy = LocalNginx::start(daemon.port, &[MARIA, JOAO]).unwrap_or_else(|e| panic!("{e}"));
+    Stack { daemon, proxy }
 }
 
 impl Stack {
@@ -70,31 +40,13 @@ impl Stack {
         Puppet::start(&self.proxy.url()).await
     }
 
-    /// The platform gives 22010 a new call from `caller`.
-    async fn new_call(&self, caller: &str) -> CallId {
-        self.sim
-            .start_call(QueueId(7), &agent("22010"), caller)
-            .await
-            .unwrap()
-    }
-
-    /// Whether the platform still has `id` logged in (the bridge logs out the agents whose
-    /// sessions it ends).
-    async fn logged_in(&self, id: &str) -> bool {
-        self.sim.world().await.agents[&agent(id)].logged_in
-    }
-
     /// Whether the bridge asked the platform about `id`, as it does for every session it
     /// starts.
     async fn acted_for(&self, id: &str) -> bool {
         let status = format!("/agents/{id}/status");
-        let requests = self.sim.requests().await;
+        let requests = self.daemon.sim.requests().await;
         requests.iter().any(|r| r.message.resource == status)
     }
-}
-
-fn call_of(payload: &Value) -> CallId {
-    CallId(payload["callId"].as_str().unwrap().parse().unwrap())
 }
 
 /// The headers of a browser signed in to the proxy as `who`.
@@ -221,7 +173,7 @@ async fn an_unmodified_ui_signed_in_by_the_proxy_takes_calls() {
     ui.connect_as_shipped_with("22010", "4.8", signed_in_as(MARIA))
         .await;
     ui.login("22010", "22010", 3).await;
-    let call = stack.new_call("0800").await;
+    let call = stack.daemon.new_call("0800").await;
     assert_eq!(call_of(&ui.expect("22010", "NEW_CALL").await), call);
     assert!(stack.acted_for("22010").await);
     tracker.close();
@@ -261,11 +213,11 @@ async fn a_ui_cannot_log_in_as_someone_the_proxy_did_not_sign_in() {
 async fn a_client_around_the_proxy_is_refused_even_naming_a_user() {
     let tracker = TaskTracker::new();
     let stack = stack(&tracker).await;
-    let mut ui = Puppet::start(&format!("http://127.0.0.1:{}", stack.port)).await;
+    let mut ui = Puppet::start(&format!("http://127.0.0.1:{}", stack.daemon.port)).await;
     ui.send(json!({
         "op": "connect",
         "id": "forger",
-        "url": format!("http://127.0.0.1:{}", stack.port),
+        "url": format!("http://127.0.0.1:{}", stack.daemon.port),
         "path": "/callcontrol",
         "headers": {USER_HEADER: "22010"},
     }))
@@ -281,75 +233,21 @@ async fn a_client_around_the_proxy_is_refused_even_naming_a_user() {
     tracker.close();
 }
 
-/// One HTTP/1.0 request to the bridge on `port`, connecting from the loopback address
-/// `from`, with `headers` (whole lines): the status and the body.
-async fn request_from(
-    from: &str,
-    port: u16,
-    (method, path): (&str, &str),
-    headers: &str,
-    body: &str,
-) -> (u16, String) {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
-    let mut tcp = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
-    let request = format!(
-        "{method} {path} HTTP/1.0\r\nHost: localhost\r\n{headers}\
-         Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut text = String::new();
-    tcp.read_to_string(&mut text).await.unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, body.to_owned())
-}
-
-/// Engine.IO's handshake over long-polling, on the socket.io path.
-const OPEN: &str = "/callcontrol/?EIO=4&transport=polling";
-
-/// The bridge's answer to a socket.io CONNECT sent over Engine.IO long-polling from the
-/// loopback address `from` with `headers`: `40…` admitted, `44…` refused. On the wire, so
-/// that the handshake carries exactly these headers from exactly this address.
-async fn connect_answer_from(from: &str, port: u16, headers: &str) -> String {
-    let (status, open) = request_from(from, port, ("GET", OPEN), headers, "").await;
-    assert_eq!(status, 200, "{open}");
-    let handshake: Value = serde_json::from_str(open.strip_prefix('0').unwrap()).unwrap();
-    let sid = handshake["sid"].as_str().unwrap();
-    let path = format!("{OPEN}&sid={sid}");
-    let (_, posted) = request_from(from, port, ("POST", &path), headers, "40").await;
-    assert_eq!(posted, "ok");
-    // Each poll answers with the packets queued, separated by U+001E.
-    tokio::time::timeout(common::PATIENCE, async {
-        loop {
-            let (_, polled) = request_from(from, port, ("GET", &path), headers, "").await;
-            let answer = polled
-                .split('\u{1e}')
-                .find(|p| p.starts_with("40") || p.starts_with("44"));
-            if let Some(answer) = answer {
-                return answer.to_owned();
-            }
-        }
-    })
-    .await
-    .expect("the CONNECT is answered")
-}
-
 /// The proxy's own address is believed only with the header that names the user: a request
 /// from it without one is refused, saying so; with one, the socket is admitted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handshake_from_the_proxy_without_a_username_is_refused() {
     let tracker = TaskTracker::new();
     let stack = stack(&tracker).await;
-    let (status, refusal) = request_from(PROXY_ADDRESS, stack.port, ("GET", OPEN), "", "").await;
+    let (status, refusal) =
+        request_from(PROXY_ADDRESS, stack.daemon.port, ("GET", OPEN), "", "").await;
     assert_eq!(status, 401, "{refusal}");
     assert!(
         refusal.to_lowercase().contains(&USER_HEADER.to_lowercase()),
         "the refusal says why: {refusal:?}"
     );
     let named = format!("{USER_HEADER}: 22010\r\n");
-    let admitted = connect_answer_from(PROXY_ADDRESS, stack.port, &named).await;
+    let admitted = connect_answer_from(PROXY_ADDRESS, stack.daemon.port, &named).await;
     assert!(admitted.starts_with("40"), "admitted: {admitted}");
     tracker.close();
 }
@@ -368,7 +266,7 @@ async fn a_client_older_than_4_6_keeps_its_session_across_a_blip_behind_the_prox
     ui.blip("22010").await;
     ui.expect("22010", "disconnect").await;
     // Assigned while the UI is away.
-    let call = stack.new_call("0800").await;
+    let call = stack.daemon.new_call("0800").await;
     ui.expect("22010", "connect").await;
     assert_eq!(ui.expect("22010", "recovered").await, false);
     assert_eq!(call_of(&ui.expect("22010", "NEW_CALL").await), call);
@@ -385,70 +283,15 @@ async fn a_client_older_than_4_6_keeps_its_session_across_a_blip_behind_the_prox
     );
     let logins = "converja_socket_events_total{event=\"USER_CONNECT\",outcome=\"received\"}";
     assert_eq!(
-        scraped(stack.port, logins).await,
+        scraped(stack.daemon.port, logins).await,
         1.0,
         "one login, at the start"
     );
-    // A session the bridge gave up would have been logged out once the grace is over.
-    tokio::time::sleep(UI_GRACE + Duration::from_secs(1)).await;
     assert!(
-        stack.logged_in("22010").await,
+        logged_in_after_the_grace(&stack.daemon.sim, "22010").await,
         "the agent is never logged out on the platform"
     );
     tracker.close();
-}
-
-/// The console in headless Chromium, served through the proxy and driven line by line
-/// (`tests/node/console_reconnect.mjs`).
-struct ConsolePage {
-    child: tokio::process::Child,
-    commands: tokio::process::ChildStdin,
-    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-}
-
-impl ConsolePage {
-    /// Opens the console through `proxy`, the browser signed in to it as `who`, and logs in
-    /// as 22010.
-    async fn logged_in(proxy: &LocalNginx, (user, password): (&str, &str)) -> ConsolePage {
-        let script =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/node/console_reconnect.mjs");
-        let mut child = tokio::process::Command::new("node")
-            .arg(script)
-            .arg(format!("{}/", proxy.url()))
-            .arg(format!("{user}:{password}"))
-            .env("CHROMIUM", common::chromium())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let commands = child.stdin.take().unwrap();
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut page = ConsolePage {
-            child,
-            commands,
-            lines,
-        };
-        assert_eq!(page.said().await, "LOGGED_IN");
-        page
-    }
-
-    async fn said(&mut self) -> String {
-        tokio::time::timeout(common::PATIENCE * 2, self.lines.next_line())
-            .await
-            .expect("the browser script moves on")
-            .unwrap()
-            .expect("a line")
-    }
-
-    /// Sends `line` and waits for `answer`.
-    async fn told(&mut self, line: &str, answer: &str) {
-        self.commands
-            .write_all(format!("{line}\n").as_bytes())
-            .await
-            .unwrap();
-        assert_eq!(self.said().await, answer);
-    }
 }
 
 /// The built-in console, in a real browser that signed in to the proxy as 22010: it logs in
@@ -457,12 +300,11 @@ impl ConsolePage {
 async fn the_console_in_a_browser_works_through_the_proxy() {
     let tracker = TaskTracker::new();
     let stack = stack(&tracker).await;
-    let mut page = ConsolePage::logged_in(&stack.proxy, MARIA).await;
+    let url = format!("{}/", stack.proxy.url());
+    let mut page = ConsolePage::logged_in(&url, Some(MARIA)).await;
     assert!(stack.acted_for("22010").await);
-    let call = stack.new_call("0800").await;
-    page.told(&format!("screen {call}"), &format!("SCREEN {call}"))
-        .await;
-    page.told("done", "DONE").await;
-    assert!(page.child.wait().await.unwrap().success());
+    let call = stack.daemon.new_call("0800").await;
+    page.shows(&[call], "the call the platform gave").await;
+    page.close().await;
     tracker.close();
 }

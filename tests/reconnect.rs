@@ -12,21 +12,16 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::agent_ui::Puppet;
-use common::daemon::{Daemon, UI_GRACE, scraped, write_open_config};
+use common::console::ConsolePage;
+use common::daemon::{Daemon, DaemonStack, logged_in_after_the_grace, scraped, write_open_config};
+use common::engineio::connect_answer_from;
 use common::screen::{nothing_twice, settled, shown};
-use common::{agent, scenario, start_sim};
-use converja_bridge::converja::{CallId, QueueId};
-use converja_bridge::sim::SimHandle;
+use common::{agent, call_of};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// How soon after its reconnect a UI must have what it missed.
 const BACK_WITHIN: Duration = Duration::from_secs(1);
-
-fn call_of(payload: &Value) -> CallId {
-    CallId(payload["callId"].as_str().unwrap().parse().unwrap())
-}
 
 /// What breaks the UI's connection.
 #[derive(Debug, Clone, Copy)]
@@ -38,61 +33,13 @@ enum Gap {
 }
 
 /// Prosody, the simulator and the bridge binary, open (no `[auth]`), sessions in SQLite.
-struct Stack {
-    sim: SimHandle,
-    port: u16,
-    config: std::path::PathBuf,
-    bridge: Option<Daemon>,
-    _xmpp: common::server::Server,
-    _dir: tempfile::TempDir,
-    cancel: CancellationToken,
+async fn stack(tracker: &TaskTracker) -> DaemonStack {
+    DaemonStack::start(tracker, write_open_config).await
 }
 
-impl Drop for Stack {
-    fn drop(&mut self) {
-        self.cancel.cancel();
-    }
-}
-
-async fn stack(tracker: &TaskTracker) -> Stack {
-    let cancel = CancellationToken::new();
-    let (xmpp, sim) = start_sim(scenario(), tracker, &cancel).await;
-    let dir = tempfile::tempdir().unwrap();
-    let port = common::unused_port();
-    let store = format!("path = \"{}\"", dir.path().join("sessions.db").display());
-    let config = write_open_config(dir.path(), &xmpp, port, "converja-bridge", &store);
-    let bridge = Daemon::start(&config, port).await;
-    Stack {
-        sim,
-        port,
-        config,
-        bridge: Some(bridge),
-        _xmpp: xmpp,
-        _dir: dir,
-        cancel,
-    }
-}
-
-/// Whether the platform still has `id` logged in once the grace is over: a session the
-/// bridge gave up would have been logged out by then.
-async fn logged_in_after_the_grace(sim: &SimHandle, id: &str) -> bool {
-    tokio::time::sleep(UI_GRACE + Duration::from_secs(1)).await;
-    sim.world().await.agents[&agent(id)].logged_in
-}
-
-impl Stack {
-    /// The platform gives 22010 a new call from `caller`.
-    async fn new_call(&self, caller: &str) -> CallId {
-        self.sim
-            .start_call(QueueId(7), &agent("22010"), caller)
-            .await
-            .unwrap()
-    }
-
-    /// Whether the bridge counted `taken` sessions taken back by their pid.
-    async fn taken_back_by_pid(&self) -> f64 {
-        scraped(self.port, "converja_sessions_taken_back_total{by=\"pid\"}").await
-    }
+/// Whether the bridge on `port` counted `taken` sessions taken back by their pid.
+async fn taken_back_by_pid(port: u16) -> f64 {
+    scraped(port, "converja_sessions_taken_back_total{by=\"pid\"}").await
 }
 
 async fn through(gap: Gap, client: &str) {
@@ -164,7 +111,7 @@ async fn through(gap: Gap, client: &str) {
         logged_in_after_the_grace(&stack.sim, "22010").await,
         "the agent is never logged out on the platform"
     );
-    assert_eq!(stack.taken_back_by_pid().await, 1.0);
+    assert_eq!(taken_back_by_pid(stack.port).await, 1.0);
     tracker.close();
 }
 
@@ -197,18 +144,14 @@ async fn a_client_older_than_4_6_loses_its_session_after_a_blip() {
     ui.expect("22010", "disconnect").await;
     ui.expect("22010", "connect").await;
     assert_eq!(ui.expect("22010", "recovered").await, false);
-    stack
-        .sim
-        .start_call(QueueId(7), &agent("22010"), "0800")
-        .await
-        .unwrap();
+    stack.new_call("0800").await;
     assert!(
         !logged_in_after_the_grace(&stack.sim, "22010").await,
         "the session ended with the grace"
     );
     ui.expect_none("22010", "NEW_CALL").await;
     assert!(
-        stack.taken_back_by_pid().await <= 0.0,
+        taken_back_by_pid(stack.port).await <= 0.0,
         "an old client cannot name its session"
     );
     tracker.close();
@@ -247,71 +190,6 @@ async fn a_logout_on_the_platform_sends_the_ui_back_to_its_login() {
     tracker.close();
 }
 
-/// The console in headless Chromium, driven line by line (`tests/node/console_reconnect.mjs`).
-struct ConsolePage {
-    child: tokio::process::Child,
-    commands: tokio::process::ChildStdin,
-    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
-}
-
-impl ConsolePage {
-    /// Opens the console of the bridge on `port` and logs in as 22010.
-    async fn logged_in(port: u16) -> ConsolePage {
-        use tokio::io::AsyncBufReadExt;
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/node/console_reconnect.mjs");
-        let mut child = tokio::process::Command::new("node")
-            .arg(script)
-            .arg(format!("http://127.0.0.1:{port}/"))
-            .env("CHROMIUM", common::chromium())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let commands = child.stdin.take().unwrap();
-        let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut page = ConsolePage {
-            child,
-            commands,
-            lines,
-        };
-        assert_eq!(page.said().await, "LOGGED_IN");
-        page
-    }
-
-    async fn said(&mut self) -> String {
-        tokio::time::timeout(common::PATIENCE * 2, self.lines.next_line())
-            .await
-            .expect("the browser script moves on")
-            .unwrap()
-            .expect("a line")
-    }
-
-    async fn tell(&mut self, line: &str) {
-        use tokio::io::AsyncWriteExt;
-        self.commands
-            .write_all(format!("{line}\n").as_bytes())
-            .await
-            .unwrap();
-    }
-
-    /// Waits until the page shows exactly `calls`, with the agent logged in.
-    async fn shows(&mut self, calls: &[CallId], when: &str) {
-        let mut ids: Vec<String> = calls.iter().map(ToString::to_string).collect();
-        ids.sort();
-        let ids = ids.join(",");
-        self.tell(&format!("screen {ids}")).await;
-        assert_eq!(self.said().await, format!("SCREEN {ids}"), "{when}");
-    }
-
-    async fn close(mut self) {
-        self.tell("done").await;
-        assert_eq!(self.said().await, "DONE");
-        assert!(self.child.wait().await.unwrap().success());
-    }
-}
-
 /// The built-in console in headless Chromium sends USER_CONNECT once, like the public UIs:
 /// across a SIGTERM restart and a SIGKILL restart of the bridge it stays logged in, shows the
 /// call assigned during the gap, drops the one that ended, and never logs in again.
@@ -319,7 +197,7 @@ impl ConsolePage {
 async fn the_console_in_a_browser_stays_logged_in_across_restarts() {
     let tracker = TaskTracker::new();
     let mut stack = stack(&tracker).await;
-    let mut page = ConsolePage::logged_in(stack.port).await;
+    let mut page = ConsolePage::logged_in(&format!("http://127.0.0.1:{}/", stack.port), None).await;
     let mut held = vec![stack.new_call("0800").await];
     page.shows(&held, "before any restart").await;
     for signal in ["TERM", "KILL"] {
@@ -333,28 +211,12 @@ async fn the_console_in_a_browser_stays_logged_in_across_restarts() {
             scraped(stack.port, logins).await <= 0.0,
             "the console never logs in again"
         );
-        assert_eq!(stack.taken_back_by_pid().await, 1.0);
+        assert_eq!(taken_back_by_pid(stack.port).await, 1.0);
     }
     assert!(logged_in_after_the_grace(&stack.sim, "22010").await);
     page.shows(&held, "after the grace").await;
     page.close().await;
     tracker.close();
-}
-
-/// One HTTP/1.0 request on loopback: the response's body.
-async fn http(port: u16, method: &str, path: &str, body: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let request = format!(
-        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut text = String::new();
-    tcp.read_to_string(&mut text).await.unwrap();
-    text.split_once("\r\n\r\n").unwrap().1.to_owned()
 }
 
 /// The socketioxide change the bridge carries (docs/socketioxide-pid.md): the CONNECT reply
@@ -364,30 +226,9 @@ async fn http(port: u16, method: &str, path: &str, body: &str) -> String {
 async fn the_connect_reply_carries_a_private_session_id() {
     let tracker = TaskTracker::new();
     let stack = stack(&tracker).await;
-    let open = http(
-        stack.port,
-        "GET",
-        "/callcontrol/?EIO=4&transport=polling",
-        "",
-    )
-    .await;
-    let handshake: Value = serde_json::from_str(open.strip_prefix('0').unwrap()).unwrap();
-    let sid = handshake["sid"].as_str().unwrap();
-    let path = format!("/callcontrol/?EIO=4&transport=polling&sid={sid}");
-    assert_eq!(http(stack.port, "POST", &path, "40").await, "ok");
-    // Each poll answers with the packets queued, separated by U+001E; read until the CONNECT
-    // reply ("40...") is among them.
-    let reply = tokio::time::timeout(common::PATIENCE, async {
-        loop {
-            let polled = http(stack.port, "GET", &path, "").await;
-            if let Some(connect) = polled.split('\u{1e}').find_map(|p| p.strip_prefix("40")) {
-                return connect.to_owned();
-            }
-        }
-    })
-    .await
-    .expect("the CONNECT reply");
-    let connect: Value = serde_json::from_str(&reply).unwrap();
+    let answer = connect_answer_from("127.0.0.1", stack.port, "").await;
+    let reply = answer.strip_prefix("40").expect("the socket is admitted");
+    let connect: Value = serde_json::from_str(reply).unwrap();
     let pid = connect["pid"].as_str().unwrap_or_default();
     assert_eq!(pid.len(), 64, "a 256-bit pid in {reply}");
     assert!(connect["sid"].is_string(), "{reply}");

@@ -11,16 +11,12 @@ use std::time::{Duration, Instant};
 
 use common::agent_ui::Puppet;
 use common::daemon::{Daemon, GRACE, Store, open_with_token, scraped, write_config};
-use common::{PATIENCE, agent, scenario, start_sim};
+use common::{PATIENCE, agent, call_of, scenario, start_sim};
 use converja_bridge::converja::{CallId, QueueId};
 use converja_bridge::sim::SimHandle;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-fn call_of(payload: &Value) -> CallId {
-    CallId(payload["callId"].as_str().unwrap().parse().unwrap())
-}
 
 /// The NEW_CALLs `username` receives until it has `count` of them.
 async fn new_calls(ui: &mut Puppet, username: &str, count: usize) -> BTreeSet<CallId> {

@@ -189,6 +189,16 @@ pub(crate) async fn with_auth_the_token_decides_the_username(via: Via) {
         "a valid auth.token is required"
     );
     let token = mint_token(&secret, "22010");
+    a_token_for_22010_acts_for_22010_alone(&stack, &mut ui, &token).await;
+}
+
+/// A socket whose handshake carries `token`, proving 22010, cannot log in as 22011 (the
+/// platform never hears of it) and can log in as 22010.
+pub(crate) async fn a_token_for_22010_acts_for_22010_alone(
+    stack: &common::agent_ui::BridgeStack,
+    ui: &mut Puppet,
+    token: &str,
+) {
     ui.connect_with(
         "maria",
         "/callcontrol",
@@ -208,6 +218,11 @@ pub(crate) async fn with_auth_the_token_decides_the_username(via: Via) {
             .as_str()
             .unwrap()
             .contains("not for 22011")
+    );
+    // The bridge starts every session with a status request; none went out for 22011.
+    assert_eq!(
+        requests_to(stack, Method::Get, "/agents/22011/status").await,
+        0
     );
     ui.login("maria", "22010", 1).await;
 }

@@ -65,28 +65,7 @@ pub(crate) async fn with_jwt_the_token_decides_the_username(via: Via) {
             .contains("signature")
     );
     let token = jwt("22010", 600, "converja-bridge", JWT_SECRET);
-    ui.connect_with(
-        "maria",
-        "/callcontrol",
-        "",
-        &["websocket"],
-        json!({"auth": {"token": token}}),
-    )
-    .await;
-    ui.emit(
-        "maria",
-        "USER_CONNECT",
-        json!({"username": "22011", "maxCalls": 1}),
-    )
-    .await;
-    let refused = ui.expect("maria", "USER_CONNECTION_ERROR").await;
-    assert!(refused["error"].as_str().unwrap().contains("not for 22011"));
-    // The bridge starts every session with a status request; none went out for 22011.
-    assert_eq!(
-        requests_to(&stack, Method::Get, "/agents/22011/status").await,
-        0
-    );
-    ui.login("maria", "22010", 1).await;
+    a_token_for_22010_acts_for_22010_alone(&stack, &mut ui, &token).await;
 }
 
 /// Limits small enough to reach in a test.

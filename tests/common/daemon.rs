@@ -5,14 +5,18 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use converja_bridge::config::Secret;
+use converja_bridge::converja::{CallId, QueueId};
 use converja_bridge::gateway::mint_token;
 use converja_bridge::postgres::LocalPostgres;
+use converja_bridge::sim::SimHandle;
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use super::PATIENCE;
 use super::agent_ui::{Puppet, admin_get, wait_ready};
 use super::nginx::{PROXY_ADDRESS, USER_HEADER};
 use super::server::Server;
+use super::{PATIENCE, agent, scenario, start_sim, unused_port};
 
 pub(crate) const BRIDGE: &str = env!("CARGO_BIN_EXE_converja-bridge");
 pub(crate) const SECRET: &str = "a-test-secret-for-tokens";
@@ -211,4 +215,64 @@ pub(crate) async fn scraped(port: u16, series: &str) -> f64 {
         .find_map(|l| l.strip_prefix(&wanted))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(-1.0)
+}
+
+/// How a test writes the bridge's configuration: [`write_config`], [`write_open_config`],
+/// [`write_proxy_config`].
+pub(crate) type WriteConfig = fn(&Path, &Server, u16, &str, &str) -> PathBuf;
+
+/// Prosody, the simulator and the bridge binary, its sessions in SQLite; stops with the test.
+pub(crate) struct DaemonStack {
+    pub(crate) sim: SimHandle,
+    /// The bridge's socket.io port.
+    pub(crate) port: u16,
+    pub(crate) config: PathBuf,
+    /// `None` while a test has it stopped.
+    pub(crate) bridge: Option<Daemon>,
+    _xmpp: Server,
+    _dir: tempfile::TempDir,
+    cancel: CancellationToken,
+}
+
+impl Drop for DaemonStack {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+impl DaemonStack {
+    /// Starts everything on `tracker`, the bridge configured by `write`.
+    pub(crate) async fn start(tracker: &TaskTracker, write: WriteConfig) -> DaemonStack {
+        let cancel = CancellationToken::new();
+        let (xmpp, sim) = start_sim(scenario(), tracker, &cancel).await;
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let port = unused_port();
+        let store = format!("path = \"{}\"", dir.path().join("sessions.db").display());
+        let config = write(dir.path(), &xmpp, port, "converja-bridge", &store);
+        let bridge = Daemon::start(&config, port).await;
+        DaemonStack {
+            sim,
+            port,
+            config,
+            bridge: Some(bridge),
+            _xmpp: xmpp,
+            _dir: dir,
+            cancel,
+        }
+    }
+
+    /// The platform gives 22010 a new call from `caller`.
+    pub(crate) async fn new_call(&self, caller: &str) -> CallId {
+        self.sim
+            .start_call(QueueId(7), &agent("22010"), caller)
+            .await
+            .expect("the call starts")
+    }
+}
+
+/// Whether the platform still has `id` logged in once [`UI_GRACE`] is over: a session the
+/// bridge gave up would have been logged out by then.
+pub(crate) async fn logged_in_after_the_grace(sim: &SimHandle, id: &str) -> bool {
+    tokio::time::sleep(UI_GRACE + Duration::from_secs(1)).await;
+    sim.world().await.agents[&agent(id)].logged_in
 }

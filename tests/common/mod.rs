@@ -4,7 +4,9 @@
 #![allow(dead_code, unused_macros)]
 
 pub(crate) mod agent_ui;
+pub(crate) mod console;
 pub(crate) mod daemon;
+pub(crate) mod engineio;
 pub(crate) mod nginx;
 pub(crate) mod screen;
 pub(crate) mod server;
@@ -57,6 +59,12 @@ pub(crate) fn scenario() -> Scenario {
 
 pub(crate) fn agent(id: &str) -> AgentId {
     AgentId::new(id)
+}
+
+/// The call a `NEW_CALL` (or any payload with a `callId`) names.
+pub(crate) fn call_of(payload: &serde_json::Value) -> converja_bridge::converja::CallId {
+    let id = payload["callId"].as_str().expect("a callId");
+    converja_bridge::converja::CallId(id.parse().expect("a call id"))
 }
 
 pub(crate) fn settings(xmpp: &Server, user: &str, password: &str) -> ConnectSettings {
