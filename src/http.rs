@@ -221,3 +221,41 @@ async fn metrics() -> impl IntoResponse {
         telemetry::prometheus().render(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::IntoFuture;
+
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// The status of `GET path` with `headers` (whole lines) on the server at `port`.
+    async fn status(port: u16, path: &str, headers: &str) -> String {
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n{headers}\r\n");
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        tcp.read_to_string(&mut answer).await.unwrap();
+        answer.split_whitespace().nth(1).unwrap().to_owned()
+    }
+
+    #[tokio::test]
+    async fn with_a_token_metrics_need_it_and_the_probes_do_not() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let readiness = Readiness::default();
+        readiness.draining();
+        let routes = admin_routes(readiness, Some(Secret::new("the-admin-token")));
+        let server = tokio::spawn(axum::serve(listener, routes).into_future());
+        assert_eq!(status(port, "/metrics", "").await, "401");
+        let wrong = "Authorization: Bearer not-the-token\r\n";
+        assert_eq!(status(port, "/metrics", wrong).await, "401");
+        let right = "Authorization: Bearer the-admin-token\r\n";
+        assert_eq!(status(port, "/metrics", right).await, "200");
+        assert_eq!(status(port, "/healthz", "").await, "200");
+        assert_eq!(status(port, "/readyz", "").await, "503");
+        server.abort();
+    }
+}

@@ -239,3 +239,101 @@ impl RawAdmin {
         Ok(AdminConfig { listen, token })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::super::{AuthConfig, Config, JwtKeySource, StoreConfig};
+
+    const MINIMAL: &str = "[xmpp]\njid = \"bridge@converja.local\"\npassword = \"pw\"\n";
+
+    fn load(extra: &str) -> Result<Config, String> {
+        Config::from_toml(&format!("{MINIMAL}{extra}\n")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn each_sign_in_mode_needs_what_it_reads() {
+        let proxy =
+            load("[auth]\nmode = \"proxy\"\ntrusted_proxies = [\"10.0.0.0/8\", \"127.0.0.1\"]")
+                .unwrap();
+        assert!(
+            matches!(proxy.auth, Some(AuthConfig::Proxy { ref header }) if header == "x-forwarded-user")
+        );
+        assert!(proxy.trusted_proxies.contains("127.0.0.1".parse().unwrap()));
+        assert!(
+            proxy
+                .trusted_proxies
+                .contains("::ffff:10.1.2.3".parse().unwrap())
+        );
+        let jwks = load("[auth]\nmode = \"jwt\"\njwks_url = \"https://sso.example/jwks\"").unwrap();
+        let Some(AuthConfig::Jwt(jwt)) = jwks.auth else {
+            panic!("jwt");
+        };
+        assert!(matches!(jwt.keys, JwtKeySource::Jwks { .. }));
+        assert_eq!(jwt.algorithms.len(), 2, "RS256 and ES256 by default");
+        let refused = [
+            ("[auth]\nmode = \"proxy\"", "auth.trusted_proxies"),
+            (
+                "[auth]\nmode = \"proxy\"\ntrusted_proxies = [\"here\"]",
+                "auth.trusted_proxies",
+            ),
+            (
+                "[auth]\nmode = \"proxy\"\ntrusted_proxies = [\"::1\"]\nheader = \"a b\"",
+                "auth.header",
+            ),
+            ("[auth]\nmode = \"hmac\"", "auth.hmac_secret"),
+            ("[auth]\nheader = \"X-User\"", "auth.mode"),
+            ("[auth]\nmode = \"jwt\"", "auth.mode"),
+            (
+                "[auth]\nmode = \"jwt\"\njwks_url = \"http://sso.example/jwks\"",
+                "auth.jwks_url",
+            ),
+            (
+                "[auth]\nmode = \"jwt\"\njwks_url = \"not a url\"",
+                "auth.jwks_url",
+            ),
+            (
+                "[auth]\nmode = \"jwt\"\njwt_secret = \"short\"",
+                "auth.jwt_secret",
+            ),
+            (
+                "[auth]\nmode = \"jwt\"\njwt_secret = \"long-enough-secret-1\"\njwt_algorithms = [\"RS256\"]",
+                "auth.jwt_algorithms",
+            ),
+            (
+                "[auth]\nmode = \"jwt\"\njwks_url = \"https://sso.example/jwks\"\njwt_algorithms = [\"none\"]",
+                "auth.jwt_algorithms",
+            ),
+            ("[admin]\nlisten = \"0.0.0.0:3000\"", "admin.listen"),
+        ];
+        for (extra, key) in refused {
+            let err = load(extra).expect_err(extra);
+            assert!(err.contains(key), "{extra:?} gave {err}");
+        }
+    }
+
+    #[test]
+    fn secrets_come_inline_or_from_a_file_never_both() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(file, "postgres://b:pw@db/converja").unwrap();
+        let path = file.path().display();
+        let c = load(&format!(
+            "[store]\nurl_file = \"{path}\"\n[admin]\ntoken_file = \"{path}\""
+        ))
+        .unwrap();
+        assert_eq!(
+            c.store,
+            StoreConfig::Postgres(super::Secret::new("postgres://b:pw@db/converja"))
+        );
+        assert!(c.admin.token.is_some());
+        let c = load(&format!("[auth]\nhmac_secret_file = \"{path}\"")).unwrap();
+        assert!(matches!(c.auth, Some(AuthConfig::Hmac { .. })));
+        let both = load(&format!(
+            "[auth]\nhmac_secret = \"long-enough-secret-1\"\nhmac_secret_file = \"{path}\""
+        ));
+        assert!(both.unwrap_err().contains("not both"));
+        let missing = load("[admin]\ntoken_file = \"/nonexistent/token\"");
+        assert!(missing.unwrap_err().contains("admin.token_file"));
+    }
+}

@@ -186,6 +186,19 @@ pub(crate) async fn shutdown_answers_the_requests_in_flight_before_closing(via: 
     .await
     .expect("the hangup reaches the platform");
     let asked = std::time::Instant::now();
+    stack.ask_shutdown();
+    // While it drains, a balancer is told to send new agents elsewhere.
+    tokio::time::timeout(common::PATIENCE, async {
+        loop {
+            let (status, body) = admin_get(stack.port, "/readyz").await;
+            if status == 503 && body.contains(r#""draining":true"#) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("/readyz says draining from the moment shutdown is asked");
     stack.shutdown().await.expect("a clean shutdown");
     assert!(
         asked.elapsed() < 2 * converja_bridge::app::DRAIN_DEADLINE,

@@ -43,6 +43,11 @@ impl Drop for BridgeStack {
 
 impl BridgeStack {
     /// Stops the bridge as SIGTERM would and returns what `serve` returned.
+    /// Asks the bridge to stop, as SIGTERM does, without waiting.
+    pub(crate) fn ask_shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
     pub(crate) async fn shutdown(&mut self) -> anyhow::Result<()> {
         self.shutdown.cancel();
         let server = self.server.take().expect("running");
