@@ -9,7 +9,9 @@ use std::path::Path;
 use std::process::Stdio;
 
 use common::agent;
-use common::agent_ui::bridge;
+use common::agent_ui::{bridge, bridge_with};
+use common::console::ConsolePage;
+use common::jwt;
 use converja_bridge::converja::{Method, QueueId};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -84,4 +86,20 @@ async fn the_console_takes_ends_and_rejects_calls_in_a_real_browser() {
             .iter()
             .any(|r| r.message.method == Method::Delete && r.message.resource == "/session")
     );
+}
+
+/// With JWT sign-in, the console opened as `/#token=...` (as a portal links to it) sends the
+/// token in its handshake: it logs in as the token's agent and shows its calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_signs_in_with_a_token_from_its_address() {
+    let stack = bridge_with(common::Via::Tcp, |c| c.auth = Some(jwt::auth())).await;
+    let token = jwt::token("22010", 600, jwt::AUDIENCE, jwt::SECRET);
+    let mut page = ConsolePage::logged_in(&format!("{}/#token={token}", stack.url), None).await;
+    let call = stack
+        .sim
+        .start_call(QueueId(7), &agent("22010"), "0800")
+        .await
+        .unwrap();
+    page.shows(&[call], "the call the platform gave").await;
+    page.close().await;
 }

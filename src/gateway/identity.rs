@@ -133,3 +133,24 @@ fn bearer(parts: &Parts) -> Option<&str> {
         .eq_ignore_ascii_case("bearer")
         .then_some(token.trim())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::bearer;
+
+    fn parts(authorization: &str) -> http::request::Parts {
+        let request = http::Request::builder()
+            .header(http::header::AUTHORIZATION, authorization)
+            .body(())
+            .unwrap();
+        request.into_parts().0
+    }
+
+    #[test]
+    fn a_bearer_token_is_read_whatever_the_scheme_case() {
+        assert_eq!(bearer(&parts("Bearer abc.def.ghi")), Some("abc.def.ghi"));
+        assert_eq!(bearer(&parts("bearer  abc")), Some("abc"));
+        assert_eq!(bearer(&parts("Basic YTpi")), None);
+        assert_eq!(bearer(&parts("Bearer")), None);
+    }
+}

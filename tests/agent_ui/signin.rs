@@ -3,26 +3,8 @@
 
 use std::num::NonZeroU32;
 
-use converja_bridge::config::{HumanDuration, JwtConfig, JwtKeySource};
-use jsonwebtoken::{EncodingKey, Header, encode};
-
 use super::*;
-
-const JWT_SECRET: &str = "a-jwt-secret-of-some-length";
-
-fn jwt(username: &str, expires_in: i64, audience: &str, secret: &str) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let claims = json!({"sub": username, "exp": now + expires_in, "aud": audience});
-    encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(secret.as_bytes()).unwrap(),
-    )
-    .unwrap()
-}
+use common::jwt::{AUDIENCE, SECRET as JWT_SECRET, token as jwt};
 
 async fn refused_with(ui: &mut Puppet, url: &str, id: &str, token: &str) -> String {
     ui.send(json!({"op": "connect", "id": id, "url": url, "path": "/callcontrol", "transports": ["websocket"], "auth": {"token": token}})).await;
@@ -34,19 +16,9 @@ async fn refused_with(ui: &mut Puppet, url: &str, id: &str, token: &str) -> Stri
 }
 
 pub(crate) async fn with_jwt_the_token_decides_the_username(via: Via) {
-    let stack = bridge_with(via, |c| {
-        c.auth = Some(AuthConfig::Jwt(JwtConfig {
-            keys: JwtKeySource::Secret(Secret::new(JWT_SECRET)),
-            algorithms: vec![jsonwebtoken::Algorithm::HS256],
-            issuer: None,
-            audience: Some("converja-bridge".into()),
-            username_claim: "sub".into(),
-            leeway: HumanDuration(Duration::from_secs(5)),
-        }));
-    })
-    .await;
+    let stack = bridge_with(via, |c| c.auth = Some(common::jwt::auth())).await;
     let mut ui = Puppet::start(&stack.url).await;
-    let expired = jwt("22010", -60, "converja-bridge", JWT_SECRET);
+    let expired = jwt("22010", -60, AUDIENCE, JWT_SECRET);
     assert!(
         refused_with(&mut ui, &stack.url, "old", &expired)
             .await
@@ -58,13 +30,13 @@ pub(crate) async fn with_jwt_the_token_decides_the_username(via: Via) {
             .await
             .contains("audience")
     );
-    let forged = jwt("22010", 600, "converja-bridge", "not-the-secret-at-all");
+    let forged = jwt("22010", 600, AUDIENCE, "not-the-secret-at-all");
     assert!(
         refused_with(&mut ui, &stack.url, "forged", &forged)
             .await
             .contains("signature")
     );
-    let token = jwt("22010", 600, "converja-bridge", JWT_SECRET);
+    let token = jwt("22010", 600, AUDIENCE, JWT_SECRET);
     a_token_for_22010_acts_for_22010_alone(&stack, &mut ui, &token).await;
 }
 

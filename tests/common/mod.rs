@@ -7,6 +7,7 @@ pub(crate) mod agent_ui;
 pub(crate) mod console;
 pub(crate) mod daemon;
 pub(crate) mod engineio;
+pub(crate) mod jwt;
 pub(crate) mod nginx;
 pub(crate) mod screen;
 pub(crate) mod server;
