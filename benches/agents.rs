@@ -41,7 +41,9 @@ use tokio_util::task::TaskTracker;
 mod common;
 
 use common::load::LoadUis;
-use common::{FIRST_AGENT, floor, scenario, start_bridge_following, start_bridge_on, usage};
+use common::{
+    FIRST_AGENT, Limits, floor, scenario, start_bridge_following, start_bridge_on, usage,
+};
 
 const DOMAIN: &str = "agents.bench";
 /// How long the idle CPU is sampled, with every agent connected and no call: socket.io's
@@ -776,8 +778,14 @@ async fn readiness(server: ServerKind) -> Vec<Duration> {
     let mut times = Vec::new();
     for _ in 0..READY_ROUNDS {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (_bridge, _, ready_in) =
-            start_bridge_following(&xmpp, dir.path(), "", "backend = \"none\"", &queues);
+        let (_bridge, _, ready_in) = start_bridge_following(
+            &xmpp,
+            dir.path(),
+            "",
+            "backend = \"none\"",
+            &queues,
+            Limits::Off,
+        );
         times.push(ready_in);
     }
     cancel.cancel();

@@ -123,12 +123,32 @@ pub(crate) fn wait_ready(port: u16) -> Duration {
     started.elapsed()
 }
 
+/// Whether a bridge applies its limits per client address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Limits {
+    /// None: every simulated agent comes from the one loopback address.
+    Off,
+    /// The defaults of a production bridge.
+    Defaults,
+}
+
 /// Starts the bridge binary against `xmpp`, with `extra` lines in `[agents]` and its
 /// session store in a SQLite file in `dir`; returns it and its socket.io port. Every
 /// simulated agent comes from the one loopback address, so the limits per address are off.
 pub(crate) fn start_bridge(xmpp: &LocalServer, dir: &Path, extra: &str) -> (Killed, u16) {
+    start_bridge_limited(xmpp, dir, extra, Limits::Off)
+}
+
+/// [`start_bridge`] with `limits`.
+pub(crate) fn start_bridge_limited(
+    xmpp: &LocalServer,
+    dir: &Path,
+    extra: &str,
+    limits: Limits,
+) -> (Killed, u16) {
     let store = format!("path = \"{}\"", dir.join("sessions.db").display());
-    start_bridge_on(xmpp, dir, extra, &store)
+    let (bridge, port, _) = start_bridge_following(xmpp, dir, extra, &store, &[7], limits);
+    (bridge, port)
 }
 
 /// [`start_bridge`] with `store` as the `[store]` section's lines.
@@ -138,26 +158,35 @@ pub(crate) fn start_bridge_on(
     extra: &str,
     store: &str,
 ) -> (Killed, u16) {
-    let (bridge, port, _) = start_bridge_following(xmpp, dir, extra, store, &[7]);
+    let (bridge, port, _) = start_bridge_following(xmpp, dir, extra, store, &[7], Limits::Off);
     (bridge, port)
 }
 
 /// The bridge's tokio worker threads, when not one per core (`TOKIO_WORKER_THREADS`).
 pub(crate) static BRIDGE_THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
 
-/// [`start_bridge_on`] following `queues`; also returns how long it took to be ready.
+/// [`start_bridge_on`] following `queues` with `limits`; also returns how long it took to be
+/// ready.
 pub(crate) fn start_bridge_following(
     xmpp: &LocalServer,
     dir: &Path,
     extra: &str,
     store: &str,
     queues: &[u32],
+    limits: Limits,
 ) -> (Killed, u16, Duration) {
     let (port, admin) = (free_port(), free_port());
     ADMIN_PORTS
         .lock()
         .expect("not poisoned")
         .insert(port, admin);
+    let limits = match limits {
+        Limits::Off => {
+            "[limits]\nconnections_per_address = 0\nhandshakes_per_second_per_address = 0\n\
+             events_per_second_per_socket = 0\nusernames_per_socket = 0\n"
+        }
+        Limits::Defaults => "",
+    };
     let config = dir.join("bridge.toml");
     std::fs::write(
         &config,
@@ -165,8 +194,7 @@ pub(crate) fn start_bridge_following(
             "[xmpp]\njid = \"bridge@{}\"\npassword = \"b\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
              [converja]\nconference = \"{}\"\nrequest_timeout = \"60s\"\nqueues = {queues:?}\n\
              [socketio]\nlisten = \"127.0.0.1:{port}\"\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n\
-             [limits]\nconnections_per_address = 0\nhandshakes_per_second_per_address = 0\n\
-             events_per_second_per_socket = 0\n[agents]\nfirst_call_delay = \"0ms\"\nmax_calls_limit = 8\n{extra}[log]\nlevel = \"warn\"\n\
+             {limits}[agents]\nfirst_call_delay = \"0ms\"\nmax_calls_limit = 8\n{extra}[log]\nlevel = \"warn\"\n\
              [store]\n{store}\n",
             xmpp.domain,
             xmpp.c2s_port,
