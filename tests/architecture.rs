@@ -1,121 +1,156 @@
-//! The layout in `src/lib.rs`, enforced: each part of the bridge may only reach the parts
-//! beneath it. A test reads the source and names every import that crosses a line.
+//! The layout written in `docs/architecture.toml`, enforced: every source file belongs to one
+//! part, and each part imports only the parts it lists. A test reads the source and names
+//! every import that crosses a line, with the reason when it breaks one of the `never` arrows.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// What each part must not import: external crates by name, and this crate's modules.
-const RULES: &[(&str, &[&str], &[&str])] = &[
-    (
-        // The domain knows no transport, and no database: it records changes in a journal.
-        "agents",
-        &[
-            "socketioxide",
-            "axum",
-            "tower_http",
-            "tokio_xmpp",
-            "xmpp_parsers",
-            "hyper",
-            "sqlx",
-        ],
-        &[
-            "gateway", "platform", "xmpp", "pending", "bridge", "app", "http", "sim", "demo",
-        ],
-    ),
-    (
-        // Protocol types are values: no I/O, no transport, no knowledge of their users.
-        "converja",
-        &[
-            "socketioxide",
-            "axum",
-            "tokio",
-            "tokio_xmpp",
-            "xmpp_parsers",
-            "hyper",
-        ],
-        &[
-            "agents", "gateway", "platform", "xmpp", "pending", "bridge", "app", "sim",
-        ],
-    ),
-    (
-        // socket.io talks to the core only, never to XMPP.
-        "gateway",
-        &["tokio_xmpp", "xmpp_parsers", "hyper"],
-        &["platform", "xmpp", "pending", "bridge", "sim"],
-    ),
-    (
-        "platform",
-        &["socketioxide", "axum"],
-        &["agents", "gateway", "bridge", "app", "sim"],
-    ),
-    (
-        "xmpp",
-        &["socketioxide", "axum"],
-        &["agents", "gateway", "platform", "bridge", "app", "sim"],
-    ),
-    (
-        // The store keeps values for the core; it knows neither the core nor any transport.
-        "store",
-        &[
-            "socketioxide",
-            "axum",
-            "tokio_xmpp",
-            "xmpp_parsers",
-            "hyper",
-        ],
-        &[
-            "agents", "gateway", "platform", "xmpp", "pending", "bridge", "app", "http", "sim",
-        ],
-    ),
-    (
-        // Sign-in proofs are checked for the gateway; they know no transport and no core.
-        "signin",
-        &["socketioxide", "axum", "tokio_xmpp", "xmpp_parsers", "sqlx"],
-        &[
-            "agents", "gateway", "platform", "xmpp", "pending", "bridge", "app", "http", "sim",
-            "store",
-        ],
-    ),
-    (
-        // The simulator plays the platform: it knows the protocol and XMPP, not the bridge.
-        "sim",
-        &["socketioxide", "axum"],
-        &["agents", "gateway", "bridge", "app", "http"],
-    ),
-];
+use serde::Deserialize;
 
-/// The `.rs` files of a module: `src/<name>.rs` or everything under `src/<name>/`.
-fn files_of(module: &str) -> Vec<PathBuf> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    let single = src.join(format!("{module}.rs"));
-    if single.exists() {
-        files.push(single);
+/// The layout as the data file writes it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Layout {
+    parts: BTreeMap<String, Part>,
+    #[serde(default)]
+    never: Vec<Never>,
+}
+
+/// One part of the crate: its files, what it may import, what it never imports.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Part {
+    files: Vec<String>,
+    #[allow(dead_code)]
+    about: String,
+    uses: Vec<String>,
+    crates_never: Vec<String>,
+}
+
+/// An arrow that must never exist, and why.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Never {
+    from: String,
+    to: String,
+    why: String,
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn layout() -> Layout {
+    let text = std::fs::read_to_string(root().join("docs/architecture.toml"))
+        .expect("docs/architecture.toml is readable");
+    toml::from_str(&text).expect("docs/architecture.toml is a valid layout")
+}
+
+impl Layout {
+    /// The part a file (a path relative to the repository, `src/...`) belongs to: the one
+    /// with the longest matching prefix.
+    fn part_of(&self, file: &str) -> Option<&str> {
+        self.parts
+            .iter()
+            .flat_map(|(name, part)| part.files.iter().map(move |f| (name, f)))
+            .filter(|(_, prefix)| {
+                file == prefix.as_str() || (prefix.ends_with('/') && file.starts_with(*prefix))
+            })
+            .max_by_key(|(_, prefix)| prefix.len())
+            .map(|(name, _)| name.as_str())
     }
-    let mut dirs = vec![src.join(module)];
-    while let Some(dir) = dirs.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
+
+    /// The part of the crate's top-level module `module`, by the file that declares it.
+    fn part_of_module(&self, module: &str) -> Option<&str> {
+        self.part_of(&format!("src/{module}.rs"))
+            .or_else(|| self.part_of(&format!("src/{module}/mod.rs")))
+    }
+
+    /// What is wrong with the data itself: unknown parts, and `never` arrows a part uses.
+    fn inconsistencies(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, part) in &self.parts {
+            for used in &part.uses {
+                if !self.parts.contains_key(used) {
+                    out.push(format!("part {name} uses {used}, which is no part"));
+                }
+            }
+        }
+        for never in &self.never {
+            match self.parts.get(&never.from) {
+                None => out.push(format!("never-arrow from unknown part {}", never.from)),
+                Some(part) if part.uses.contains(&never.to) => out.push(format!(
+                    "part {} uses {}, an arrow that must never exist: {}",
+                    never.from, never.to, never.why
+                )),
+                Some(_) => {}
+            }
+            if !self.parts.contains_key(&never.to) {
+                out.push(format!("never-arrow to unknown part {}", never.to));
+            }
+        }
+        out
+    }
+
+    /// Every import of `source` (the text of `file`) that its part may not make.
+    fn violations_in(&self, file: &str, source: &str) -> Vec<String> {
+        let Some(own) = self.part_of(file) else {
+            return vec![format!("{file} belongs to no part")];
         };
-        for entry in entries.flatten() {
-            let path = entry.path();
+        let part = &self.parts[own];
+        let mut out = Vec::new();
+        for module in reached_modules(file, source) {
+            let Some(target) = self.part_of_module(&module) else {
+                out.push(format!(
+                    "{file} uses crate::{module}, which belongs to no part"
+                ));
+                continue;
+            };
+            if target == own || part.uses.iter().any(|u| u == target) {
+                continue;
+            }
+            let why = self
+                .never
+                .iter()
+                .find(|n| n.from == own && n.to == target)
+                .map_or_else(
+                    || format!("{own} does not list {target} in its uses"),
+                    |n| n.why.clone(),
+                );
+            out.push(format!(
+                "{file} ({own}) uses crate::{module} ({target}): {why}"
+            ));
+        }
+        for name in reached_crates(source, &part.crates_never) {
+            out.push(format!("{file} ({own}) uses the crate {name}"));
+        }
+        out
+    }
+}
+
+/// Every `.rs` file under `src/`, as a path relative to the repository.
+fn source_files() -> Vec<String> {
+    let mut files = Vec::new();
+    let mut dirs = vec![root().join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("src is readable").flatten() {
+            let path: PathBuf = entry.path();
             if path.is_dir() {
                 dirs.push(path);
             } else if path.extension().is_some_and(|e| e == "rs") {
-                files.push(path);
+                let relative = path.strip_prefix(root()).expect("under the repository");
+                files.push(relative.to_string_lossy().replace('\\', "/"));
             }
         }
     }
+    files.sort();
     files
 }
 
 /// Source without comments, so that prose may name anything.
 fn code(text: &str) -> String {
     text.lines()
-        .map(|l| match l.find("//") {
-            Some(i) => &l[..i],
-            None => l,
-        })
+        .map(|l| l.find("//").map_or(l, |i| &l[..i]))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -127,16 +162,17 @@ fn ident_at(s: &str) -> &str {
     &s[..end]
 }
 
-/// The first path segment of every item in a `{a, b::c, d::{e}}` group starting at `s`.
-fn group_heads(s: &str) -> Vec<&str> {
-    let mut heads = Vec::new();
+/// The path of each item in a `{a, b::c, d::{e}}` group starting at `s`, up to its first
+/// nested group.
+fn group_items(s: &str) -> Vec<&str> {
+    let mut items = Vec::new();
     let mut depth = 0;
     let mut start = 1;
     for (i, c) in s.char_indices() {
         match c {
             '{' => depth += 1,
             '}' | ',' if depth == 1 => {
-                heads.push(ident_at(s[start..i].trim_start()));
+                items.push(s[start..i].trim());
                 start = i + 1;
                 if c == '}' {
                     break;
@@ -146,62 +182,143 @@ fn group_heads(s: &str) -> Vec<&str> {
             _ => {}
         }
     }
-    heads.into_iter().filter(|h| !h.is_empty()).collect()
+    items.into_iter().filter(|h| !h.is_empty()).collect()
 }
 
-/// Every module of this crate that `source` names (`crate::x`, `crate::{x, y}`), and every
-/// external crate among `crates` it names as a path (`x::...`).
-fn reached(source: &str, crates: &[&str]) -> BTreeSet<String> {
-    let code = code(source);
-    let mut found = BTreeSet::new();
-    for (i, _) in code.match_indices("crate::") {
-        let before = code[..i].chars().last();
-        if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
-            continue; // e.g. `converja_bridge::`
-        }
-        let rest = &code[i + "crate::".len()..];
-        if rest.starts_with('{') {
-            found.extend(group_heads(rest).into_iter().map(|h| format!("crate::{h}")));
-        } else {
-            found.insert(format!("crate::{}", ident_at(rest)));
-        }
+/// The module path of a file: `src/a/b.rs` and `src/a/b/mod.rs` are `[a, b]`; the crate
+/// roots are `[]`.
+fn module_of(file: &str) -> Vec<String> {
+    let inner = file.trim_start_matches("src/").trim_end_matches(".rs");
+    if matches!(inner, "lib" | "main") || inner.starts_with("bin/") {
+        return Vec::new();
     }
-    for name in crates {
-        let needle = format!("{name}::");
-        for (i, _) in code.match_indices(&needle) {
+    let mut path: Vec<String> = inner.split('/').map(str::to_owned).collect();
+    if path.last().is_some_and(|l| l == "mod") {
+        path.pop();
+    }
+    path
+}
+
+/// The top-level module a path names, from the module `base` it is written in: `crate::x::y`
+/// and `converja_bridge::x` name `x`; `super::` climbs from `base`. `None` for the crate
+/// root itself (its items are re-exports) and for paths that stay in `base`.
+fn top_module(base: &[String], path: &str) -> Option<String> {
+    let mut segments: Vec<&str> = path.split("::").map(str::trim).collect();
+    let mut absolute: Vec<String> = match segments.first().copied() {
+        Some("crate" | "converja_bridge") => {
+            segments.remove(0);
+            Vec::new()
+        }
+        Some("super") => {
+            let mut at = base.to_vec();
+            while segments.first() == Some(&"super") {
+                segments.remove(0);
+                at.pop();
+            }
+            at
+        }
+        _ => return None,
+    };
+    // Modules are lowercase; the first other segment is an item.
+    for segment in segments {
+        let name = ident_at(segment);
+        if name.is_empty() || !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+            break;
+        }
+        absolute.push(name.to_owned());
+    }
+    absolute.into_iter().next()
+}
+
+/// Every top-level module of this crate that `source`, the text of `file`, imports or names
+/// by path. A `super::` after an inline `mod name {` climbs from that inline module.
+fn reached_modules(file: &str, source: &str) -> BTreeSet<String> {
+    let code = code(source);
+    let base = module_of(file);
+    let inline_at = code.find("\nmod ").filter(|&i| {
+        let line = code[i + 1..].lines().next().unwrap_or("");
+        line.trim_end().ends_with('{')
+    });
+    let mut found = BTreeSet::new();
+    for head in ["crate::", "converja_bridge::", "super::"] {
+        for (i, _) in code.match_indices(head) {
             let before = code[..i].chars().last();
-            if !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
-                found.insert((*name).to_owned());
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+                continue;
+            }
+            let mut base = base.clone();
+            if head == "super::" && inline_at.is_some_and(|at| i > at) {
+                base.push("inline".into());
+            }
+            let rest = &code[i + head.len()..];
+            let prefix = head.trim_end_matches("::");
+            let paths: Vec<String> = if rest.starts_with('{') {
+                group_items(rest)
+                    .into_iter()
+                    .map(|item| format!("{prefix}::{item}"))
+                    .collect()
+            } else {
+                let end = rest
+                    .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+                    .unwrap_or(rest.len());
+                vec![format!("{prefix}::{}", &rest[..end])]
+            };
+            for path in paths {
+                found.extend(top_module(&base, &path));
             }
         }
     }
     found
 }
 
-fn violations() -> Vec<String> {
-    let mut out = Vec::new();
-    for (module, crates, modules) in RULES {
-        let files = files_of(module);
-        assert!(!files.is_empty(), "no source found for {module}");
-        for file in files {
-            let text = std::fs::read_to_string(&file).expect("source is readable");
-            for name in reached(&text, crates) {
-                let forbidden = crates.contains(&name.as_str())
-                    || name
-                        .strip_prefix("crate::")
-                        .is_some_and(|m| modules.contains(&m));
-                if forbidden {
-                    out.push(format!("{} uses {name}", file.display()));
-                }
+/// Every crate among `crates` that `source` names as a path (`x::...`).
+fn reached_crates(source: &str, crates: &[String]) -> BTreeSet<String> {
+    let code = code(source);
+    let mut found = BTreeSet::new();
+    for name in crates {
+        let needle = format!("{name}::");
+        for (i, _) in code.match_indices(&needle) {
+            let before = code[..i].chars().last();
+            if !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+                found.insert(name.clone());
             }
         }
     }
-    out
+    found
+}
+
+#[test]
+fn the_layout_file_is_consistent() {
+    let found = layout().inconsistencies();
+    assert!(
+        found.is_empty(),
+        "docs/architecture.toml:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn every_source_file_belongs_to_a_part() {
+    let layout = layout();
+    let unplaced: Vec<String> = source_files()
+        .into_iter()
+        .filter(|f| layout.part_of(f).is_none())
+        .collect();
+    assert!(
+        unplaced.is_empty(),
+        "files of no part in docs/architecture.toml:\n{}",
+        unplaced.join("\n")
+    );
 }
 
 #[test]
 fn each_part_imports_only_what_the_layout_allows() {
-    let found = violations();
+    let layout = layout();
+    let mut found = Vec::new();
+    for file in source_files() {
+        let text = std::fs::read_to_string(root().join(&file)).expect("source is readable");
+        found.extend(layout.violations_in(&file, &text));
+    }
     assert!(
         found.is_empty(),
         "imports across the layout:\n{}",
@@ -210,21 +327,52 @@ fn each_part_imports_only_what_the_layout_allows() {
 }
 
 #[test]
-fn the_checker_sees_plain_grouped_and_external_imports() {
-    let source = "use crate::gateway::Sink;\n\
-                  use crate::{converja::CallId, platform::{Platform, Update}};\n\
-                  // crate::xmpp in a comment is prose\n\
+fn a_forbidden_import_is_reported_with_its_reason() {
+    let layout = layout();
+    let found = layout.violations_in("src/xmpp/link/mod.rs", "use crate::converja::Request;\n");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("knows no Converja JSON"),
+        "the never-arrow's reason: {found:?}"
+    );
+    let found = layout.violations_in("src/pending/mod.rs", "use super::gateway::SocketSink;\n");
+    assert_eq!(found.len(), 1, "super:: is resolved: {found:?}");
+    assert!(found[0].contains("knows no socket"), "{found:?}");
+    let found = layout.violations_in(
+        "src/agents/handlers/end_call.rs",
+        "use super::super::super::platform::Client;\n",
+    );
+    assert_eq!(found.len(), 1, "super::super:: is resolved: {found:?}");
+}
+
+#[test]
+fn allowed_and_local_imports_pass() {
+    let layout = layout();
+    let source = "use crate::converja::CallId;\n\
+                  use super::registry::Registry;\n\
+                  // crate::gateway in a comment is prose\n\
+                  #[cfg(test)]\nmod tests {\n    use super::*;\n}\n";
+    assert_eq!(
+        layout.violations_in("src/agents/handlers/end_call.rs", source),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        layout.violations_in("src/nowhere.rs", ""),
+        vec!["src/nowhere.rs belongs to no part".to_string()]
+    );
+}
+
+#[test]
+fn the_checker_sees_grouped_and_external_imports() {
+    let source = "use crate::{converja::CallId, platform::{Client, Update}};\n\
                   let x = socketioxide::SocketIo::new();\n\
                   use converja_bridge::sim;\n";
-    let found = reached(source, &["socketioxide", "tokio_xmpp"]);
-    let expected: BTreeSet<String> = [
-        "crate::gateway",
-        "crate::converja",
-        "crate::platform",
-        "socketioxide",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    assert_eq!(found, expected);
+    let modules = reached_modules("src/app.rs", source);
+    let expected: BTreeSet<String> = ["converja", "platform", "sim"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(modules, expected);
+    let crates = reached_crates(source, &["socketioxide".into(), "tokio_xmpp".into()]);
+    assert_eq!(crates, BTreeSet::from(["socketioxide".to_string()]));
 }

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use jid::{FullJid, Jid};
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
-use tokio_xmpp::jid::{FullJid, Jid};
 
 use crate::converja::ResponseMessage;
 use crate::recent::RecentIds;
