@@ -8,11 +8,11 @@ mod common;
 use std::path::Path;
 use std::process::Stdio;
 
-use common::agent;
+use common::Calls;
 use common::agent_ui::{bridge, bridge_with};
 use common::console::ConsolePage;
 use common::jwt;
-use converja_bridge::converja::{Method, QueueId};
+use converja_bridge::converja::Method;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -48,17 +48,8 @@ async fn the_console_takes_ends_and_rejects_calls_in_a_real_browser() {
     };
     assert_eq!(next().await, "LOGGED_IN");
     assert_eq!(next().await, "WANT_CALL 2");
-    let maria = agent("22010");
-    let first = stack
-        .sim
-        .start_call(QueueId(7), &maria, "01921215544")
-        .await
-        .unwrap();
-    let second = stack
-        .sim
-        .start_call(QueueId(8), &maria, "01130304040")
-        .await
-        .unwrap();
+    let first = stack.sim.call("22010", "01921215544").await;
+    let second = stack.sim.call_in(8, "22010", "01130304040").await;
     stdin.write_all(b"go\n").await.unwrap();
     assert_eq!(next().await, format!("ENDED {second}"));
     assert!(
@@ -95,11 +86,7 @@ async fn the_console_signs_in_with_a_token_from_its_address() {
     let stack = bridge_with(common::Via::Tcp, |c| c.auth = Some(jwt::auth())).await;
     let token = jwt::token("22010", 600, jwt::AUDIENCE, jwt::SECRET);
     let mut page = ConsolePage::logged_in(&format!("{}/#token={token}", stack.url), None).await;
-    let call = stack
-        .sim
-        .start_call(QueueId(7), &agent("22010"), "0800")
-        .await
-        .unwrap();
+    let call = stack.sim.call("22010", "0800").await;
     page.shows(&[call], "the call the platform gave").await;
     page.close().await;
 }

@@ -6,7 +6,6 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::agent_ui::{admin_get, http_get, note_admin_port, wait_ready};
 use converja_bridge::prosody::LocalProsody;
@@ -20,17 +19,6 @@ fn signal(pid: u32, sig: &str) {
         .arg(pid.to_string())
         .status()
         .unwrap();
-}
-
-fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
-    let deadline = Instant::now() + common::PATIENCE;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "the process did not exit");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Kills the child if the test fails before it exits by itself.
@@ -128,7 +116,7 @@ async fn the_daemon_runs_and_exits_cleanly_on_sigterm() {
     wait_ready(port).await;
     assert_eq!(admin_get(port, "/healthz").await.0, 200);
     signal(child.0.id(), "TERM");
-    assert!(wait_exit(&mut child.0).success());
+    assert!(common::wait_exit(&mut child.0).success());
     let mut logs = String::new();
     std::io::Read::read_to_string(&mut child.0.stdout.take().unwrap(), &mut logs).unwrap();
     let messages: Vec<String> = logs
@@ -183,7 +171,7 @@ async fn demo_serves_and_stops(extra: &[&str]) {
     assert_eq!(status, 200);
     assert!(body.contains("USER_CONNECT"));
     signal(child.0.id(), "INT");
-    assert!(wait_exit(&mut child.0).success());
+    assert!(common::wait_exit(&mut child.0).success());
     let mut printed = String::new();
     std::io::Read::read_to_string(child.0.stdout.as_mut().unwrap(), &mut printed).unwrap();
     assert!(
@@ -245,7 +233,7 @@ async fn the_pair_demo_fails_over_when_asked_and_stops_on_ctrl_c() {
     read_until("started again: the standby");
     demo_ready(port).await;
     signal(child.0.id(), "INT");
-    assert!(wait_exit(&mut child.0).success());
+    assert!(common::wait_exit(&mut child.0).success());
     for pid in bridges {
         assert!(
             !std::path::Path::new(&format!("/proc/{pid}")).exists(),

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::agent_ui::{Puppet, admin_get, admin_port, http_get, wait_ready};
 use common::daemon::{Daemon, UI_GRACE, open_with_token, scraped, write_config, write_open_config};
 use common::screen::{nothing_twice, settled};
-use common::{PATIENCE, agent, scenario, start_sim};
+use common::{agent, eventually, scenario, start_sim};
 use converja_bridge::balancer::{Proxy, Route};
 use converja_bridge::converja::QueueId;
 use converja_bridge::postgres::LocalPostgres;
@@ -233,11 +233,10 @@ async fn unmodified_uis_keep_their_sessions_across_a_failover() {
 
 /// Waits until something listens on `port`.
 async fn wait_until_listening(port: u16) {
-    let deadline = Instant::now() + PATIENCE;
-    while admin_get(port, "/healthz").await.0 == 0 {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(&format!("something listens on {port}"), || async {
+        admin_get(port, "/healthz").await.0 != 0
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,13 +7,11 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
 
 use common::agent_ui::Puppet;
 use common::daemon::{Daemon, GRACE, Store, open_with_token, scraped, write_config};
-use common::{PATIENCE, agent, call_of, scenario, start_sim};
-use converja_bridge::converja::{CallId, QueueId};
-use converja_bridge::sim::SimHandle;
+use common::{Calls, PATIENCE, agent, call_of, eventually_within, scenario, start_sim};
+use converja_bridge::converja::CallId;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -26,18 +24,6 @@ async fn new_calls(ui: &mut Puppet, username: &str, count: usize) -> BTreeSet<Ca
         assert!(calls.insert(call), "{call} delivered twice to {username}");
     }
     calls
-}
-
-/// Waits until the platform has logged `id` out (true) or the wait is over (false).
-async fn logged_out(sim: &SimHandle, id: &str, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if !sim.world().await.agents[&agent(id)].logged_in {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
 }
 
 async fn restart_under_agents(signal: &str, store: Store) {
@@ -62,15 +48,9 @@ async fn restart_under_agents(signal: &str, store: Store) {
     open_with_token(&mut ui, "22010", true, 3).await;
     open_with_token(&mut ui, "22011", true, 3).await;
     open_with_token(&mut ui, "22012", false, 3).await;
-    let a = sim
-        .start_call(QueueId(7), &agent("22010"), "0800")
-        .await
-        .unwrap();
+    let a = sim.call("22010", "0800").await;
     assert_eq!(new_calls(&mut ui, "22010", 1).await, BTreeSet::from([a]));
-    let b = sim
-        .start_call(QueueId(8), &agent("22011"), "0801")
-        .await
-        .unwrap();
+    let b = sim.call_in(8, "22011", "0801").await;
     assert_eq!(new_calls(&mut ui, "22011", 1).await, BTreeSet::from([b]));
     ui.send(json!({"op": "emit", "id": "22011", "event": "NEW_CALL_ERROR", "data": {"callId": b.to_string(), "error": "busy"}, "ack": true}))
         .await;
@@ -79,14 +59,8 @@ async fn restart_under_agents(signal: &str, store: Store) {
 
     bridge.stop(signal);
     // Calls the platform gives the agents while no bridge runs.
-    let c = sim
-        .start_call(QueueId(7), &agent("22010"), "0802")
-        .await
-        .unwrap();
-    let d = sim
-        .start_call(QueueId(7), &agent("22011"), "0803")
-        .await
-        .unwrap();
+    let c = sim.call("22010", "0802").await;
+    let d = sim.call("22011", "0803").await;
     let _bridge = Daemon::start(&config, port).await;
 
     ui.expect("22010", "connect").await;
@@ -102,10 +76,12 @@ async fn restart_under_agents(signal: &str, store: Store) {
     ui.expect_none("22011", "NEW_CALL").await;
     ui.expect_none("22010", "NEW_CALL").await;
 
-    assert!(
-        logged_out(&sim, "22012", GRACE + PATIENCE).await,
-        "a session nobody reclaims is logged out after the grace"
-    );
+    eventually_within(
+        "a session nobody reclaims is logged out after the grace",
+        GRACE + PATIENCE,
+        || async { !sim.world().await.agents[&agent("22012")].logged_in },
+    )
+    .await;
     // Counted: three brought back, two taken back by their UIs, one ended after the grace.
     let restored =
         |outcome: &str| format!("converja_restored_sessions_total{{outcome=\"{outcome}\"}}");

@@ -8,8 +8,8 @@
 mod common;
 
 use common::agent_ui::{Puppet, bridge_on};
-use common::{Via, agent, scenario};
-use converja_bridge::converja::{CallId, QueueId};
+use common::{Calls, Via, agent, scenario};
+use converja_bridge::converja::CallId;
 use converja_bridge::sim::CurrentCall;
 use serde_json::json;
 
@@ -26,11 +26,7 @@ async fn two_calls(
     ui.login("a", "22010", 2).await;
     let mut calls = [CallId(0); 2];
     for (i, caller) in ["0800111", "0800222"].iter().enumerate() {
-        calls[i] = stack
-            .sim
-            .start_call(QueueId(7), &agent("22010"), caller)
-            .await
-            .unwrap();
+        calls[i] = stack.sim.call("22010", caller).await;
         assert_eq!(
             ui.expect("a", "NEW_CALL").await["callId"],
             calls[i].to_string()
@@ -98,21 +94,13 @@ async fn ending_the_older_of_two_calls_ends_that_call_or_nothing(via: Via) {
 async fn a_call_the_agent_already_had_reaches_the_ui_on_login(via: Via) {
     let stack = bridge_on(via, scenario(), |_| {}).await;
     // The platform assigns a call before any UI of the agent connects.
-    let call = stack
-        .sim
-        .start_call(QueueId(7), &agent("22010"), "0800333")
-        .await
-        .unwrap();
+    let call = stack.sim.call("22010", "0800333").await;
     // Barrier: a later event in the same room reaches another agent's UI, so the bridge has
     // handled the first one before 22010 logs in.
     let mut witness = Puppet::start(&stack.url).await;
     witness.connect("w").await;
     witness.login("w", "22011", 1).await;
-    let later = stack
-        .sim
-        .start_call(QueueId(7), &agent("22011"), "0800444")
-        .await
-        .unwrap();
+    let later = stack.sim.call("22011", "0800444").await;
     assert_eq!(
         witness.expect("w", "NEW_CALL").await["callId"],
         later.to_string()

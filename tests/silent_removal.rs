@@ -11,9 +11,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::agent_ui::{Puppet, bridge_with};
-use common::{Via, agent};
+use common::{Calls, Via};
 use converja_bridge::config::HumanDuration;
-use converja_bridge::converja::QueueId;
 use converja_bridge::telemetry;
 
 async fn a_silent_removal_is_noticed_and_the_missed_call_delivered(via: Via) {
@@ -31,11 +30,7 @@ async fn a_silent_removal_is_noticed_and_the_missed_call_delivered(via: Via) {
         .expect("the server drops the bridge from the queue room");
     let removed = Instant::now();
     // Published in the room the bridge is no longer in: only a re-read can find it.
-    let call = stack
-        .sim
-        .start_call(QueueId(7), &agent("22010"), "1")
-        .await
-        .unwrap();
+    let call = stack.sim.call("22010", "1").await;
     assert_eq!(ui.expect("a", "NEW_CALL").await["callId"], call.to_string());
     println!(
         "removal → call delivered: {} ms",

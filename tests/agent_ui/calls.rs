@@ -9,11 +9,7 @@ pub(crate) async fn one_agent_cannot_end_another_agents_call(via: Via) {
     ui.connect("joao").await;
     ui.login("maria", "22010", 2).await;
     ui.login("joao", "22011", 2).await;
-    let call = stack
-        .sim
-        .start_call(QueueId(7), &agent("22010"), "0800")
-        .await
-        .unwrap();
+    let call = stack.sim.call("22010", "0800").await;
     ui.expect("maria", "NEW_CALL").await;
     ui.emit("joao", "END_CALL", json!({"callId": call.to_string()}))
         .await;
@@ -47,21 +43,9 @@ pub(crate) async fn capacity_holds_calls_back_in_arrival_order(via: Via) {
     let mut ui = Puppet::start(&stack.url).await;
     ui.connect("a").await;
     ui.login("a", "22010", 1).await;
-    let first = stack
-        .sim
-        .start_call(QueueId(7), &agent("22010"), "1")
-        .await
-        .unwrap();
-    let second = stack
-        .sim
-        .start_call(QueueId(7), &agent("22010"), "2")
-        .await
-        .unwrap();
-    let third = stack
-        .sim
-        .start_call(QueueId(7), &agent("22010"), "3")
-        .await
-        .unwrap();
+    let first = stack.sim.call("22010", "1").await;
+    let second = stack.sim.call("22010", "2").await;
+    let third = stack.sim.call("22010", "3").await;
     assert_eq!(
         ui.expect("a", "NEW_CALL").await["callId"],
         first.to_string()
@@ -88,16 +72,8 @@ pub(crate) async fn calls_reach_each_socket_once_and_a_new_socket_gets_them_all(
     let mut ui = Puppet::start(&stack.url).await;
     ui.connect("tab1").await;
     ui.login("tab1", "22010", 4).await;
-    let a = stack
-        .sim
-        .start_call(QueueId(7), &agent("22010"), "1")
-        .await
-        .unwrap();
-    let b = stack
-        .sim
-        .start_call(QueueId(7), &agent("22010"), "2")
-        .await
-        .unwrap();
+    let a = stack.sim.call("22010", "1").await;
+    let b = stack.sim.call("22010", "2").await;
     ui.expect("tab1", "NEW_CALL").await;
     ui.expect("tab1", "NEW_CALL").await;
     // A repeated USER_CONNECT on the same socket re-delivers nothing.
@@ -129,16 +105,8 @@ pub(crate) async fn a_rejected_call_frees_its_slot_and_applies_on_call_error(via
     let mut ui = Puppet::start(&stack.url).await;
     ui.connect("a").await;
     ui.login("a", "22010", 1).await;
-    let first = stack
-        .sim
-        .start_call(QueueId(7), &agent("22010"), "1")
-        .await
-        .unwrap();
-    let second = stack
-        .sim
-        .start_call(QueueId(7), &agent("22010"), "2")
-        .await
-        .unwrap();
+    let first = stack.sim.call("22010", "1").await;
+    let second = stack.sim.call("22010", "2").await;
     assert_eq!(
         ui.expect("a", "NEW_CALL").await["callId"],
         first.to_string()
@@ -181,11 +149,7 @@ pub(crate) async fn platform_failures_reach_the_ui_as_sentences(via: Via) {
     let mut ui = Puppet::start(&stack.url).await;
     ui.connect("a").await;
     ui.login("a", "22010", 1).await;
-    let call = stack
-        .sim
-        .start_call(QueueId(7), &agent("22010"), "1")
-        .await
-        .unwrap();
+    let call = stack.sim.call("22010", "1").await;
     ui.expect("a", "NEW_CALL").await;
     stack
         .sim
@@ -224,11 +188,7 @@ pub(crate) async fn platform_failures_reach_the_ui_as_sentences(via: Via) {
     assert!(err["error"].as_str().unwrap().contains("(500)"), "{err}");
     // The session is unchanged: it still receives calls.
     stack.sim.set_faults(vec![]).await;
-    let next = stack
-        .sim
-        .start_call(QueueId(7), &agent("22010"), "2")
-        .await
-        .unwrap();
+    let next = stack.sim.call("22010", "2").await;
     assert_eq!(ui.expect("a", "NEW_CALL").await["callId"], next.to_string());
 }
 
@@ -237,20 +197,12 @@ pub(crate) async fn calls_missed_during_an_outage_are_delivered_after_it(via: Vi
     let mut ui = Puppet::start(&stack.url).await;
     ui.connect("a").await;
     ui.login("a", "22010", 4).await;
-    let ended = stack
-        .sim
-        .start_call(QueueId(7), &agent("22010"), "1")
-        .await
-        .unwrap();
+    let ended = stack.sim.call("22010", "1").await;
     ui.expect("a", "NEW_CALL").await;
     stack.xmpp.kill();
     // While the XMPP server is down, one call ends and another starts on the platform.
     stack.sim.finish_call(ended).await.unwrap();
-    let started = stack
-        .sim
-        .start_call(QueueId(8), &agent("22010"), "2")
-        .await
-        .unwrap();
+    let started = stack.sim.call_in(8, "22010", "2").await;
     stack.xmpp.restart().expect("prosody restarts");
     assert_eq!(
         ui.expect("a", "CALL_ENDED").await["callId"],
@@ -273,11 +225,7 @@ pub(crate) async fn on_call_error_transfer_and_on_disconnect_none(via: Via) {
     let mut ui = Puppet::start(&stack.url).await;
     ui.connect("a").await;
     ui.login("a", "22010", 1).await;
-    let call = stack
-        .sim
-        .start_call(QueueId(7), &agent("22010"), "1")
-        .await
-        .unwrap();
+    let call = stack.sim.call("22010", "1").await;
     ui.expect("a", "NEW_CALL").await;
     ui.emit(
         "a",
@@ -285,21 +233,14 @@ pub(crate) async fn on_call_error_transfer_and_on_disconnect_none(via: Via) {
         json!({"callId": call.0, "error": "busy"}),
     )
     .await;
-    tokio::time::timeout(common::PATIENCE, async {
-        loop {
-            let seen = stack.sim.requests().await;
-            if let Some(r) = seen
-                .iter()
-                .find(|r| r.message.resource == "/calls/active/local")
-            {
-                assert_eq!(r.message.params["value"], "11001");
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    let transfer = poll_for("the call was transferred", common::PATIENCE, || async {
+        let seen = stack.sim.requests().await;
+        seen.into_iter()
+            .find(|r| r.message.resource == "/calls/active/local")
+            .ok_or_else(String::new)
     })
-    .await
-    .expect("the call was transferred");
+    .await;
+    assert_eq!(transfer.message.params["value"], "11001");
     // A rejected call gets no CALL_ENDED: the UI already dropped it.
     ui.expect_none("a", "CALL_ENDED").await;
     ui.emit_bare("a", "USER_DISCONNECT").await;

@@ -17,11 +17,7 @@ pub(crate) async fn an_agent_logs_in_takes_a_call_and_ends_it(via: Via) {
         json!({"username": "22010", "maxCalls": 8})
     );
 
-    let call = stack
-        .sim
-        .start_call(QueueId(7), &agent("22010"), "01921215544")
-        .await
-        .unwrap();
+    let call = stack.sim.call("22010", "01921215544").await;
     let new_call = ui.expect("a", "NEW_CALL").await;
     assert_eq!(new_call["callId"], call.to_string());
     assert_eq!(new_call["media"], "CHAT");
@@ -79,11 +75,7 @@ pub(crate) async fn both_paths_both_namespaces_and_both_transports_work(via: Via
     ui.login("ws", "22010", 1).await;
     ui.login("poll", "22011", 1).await;
     ui.login("mixed", "22012", 1).await;
-    let call = stack
-        .sim
-        .start_call(QueueId(8), &agent("22011"), "0800")
-        .await
-        .unwrap();
+    let call = stack.sim.call_in(8, "22011", "0800").await;
     assert_eq!(
         ui.expect("poll", "NEW_CALL").await["callId"],
         call.to_string()

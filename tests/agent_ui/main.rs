@@ -11,9 +11,9 @@ mod common;
 use std::time::Duration;
 
 use common::agent_ui::{Puppet, admin_get, bridge, bridge_with};
-use common::{Via, agent, counter};
+use common::{Calls, Via, agent, counter, eventually, poll_for};
 use converja_bridge::config::{AuthConfig, OnCallError, OnDisconnect, Secret};
-use converja_bridge::converja::{Method, PauseReason, QueueId};
+use converja_bridge::converja::{Method, PauseReason};
 use converja_bridge::gateway::mint_token;
 use converja_bridge::sim::{Fault, FaultRule};
 use converja_bridge::telemetry;

@@ -25,11 +25,7 @@ pub(crate) async fn disconnect_logs_out_with_or_without_a_payload(via: Via) {
     );
     // Calls for a disconnected agent no longer reach the socket.
     stack.sim.login(&agent("22011")).await.unwrap();
-    stack
-        .sim
-        .start_call(QueueId(7), &agent("22011"), "1")
-        .await
-        .unwrap();
+    stack.sim.call("22011", "1").await;
     ui.expect_none("a", "NEW_CALL").await;
 }
 
@@ -50,11 +46,7 @@ pub(crate) async fn a_lost_socket_keeps_its_session_for_the_grace_period_then_lo
     let mut ui = Puppet::start(&stack.url).await;
     ui.connect("a").await;
     ui.login("a", "22010", 1).await;
-    let call = stack
-        .sim
-        .start_call(QueueId(7), &agent("22010"), "1")
-        .await
-        .unwrap();
+    let call = stack.sim.call("22010", "1").await;
     ui.expect("a", "NEW_CALL").await;
     ui.send(json!({"op": "close", "id": "a"})).await;
     // Back within the grace period: same session, its call delivered again on the new socket.
@@ -157,11 +149,7 @@ pub(crate) async fn shutdown_answers_the_requests_in_flight_before_closing(via: 
     let mut ui = Puppet::start(&stack.url).await;
     ui.connect("a").await;
     ui.login("a", "22010", 1).await;
-    let call = stack
-        .sim
-        .start_call(QueueId(7), &agent("22010"), "1")
-        .await
-        .unwrap();
+    let call = stack.sim.call("22010", "1").await;
     ui.expect("a", "NEW_CALL").await;
     stack
         .sim
@@ -188,17 +176,14 @@ pub(crate) async fn shutdown_answers_the_requests_in_flight_before_closing(via: 
     let asked = std::time::Instant::now();
     stack.ask_shutdown();
     // While it drains, a balancer is told to send new agents elsewhere.
-    tokio::time::timeout(common::PATIENCE, async {
-        loop {
+    eventually(
+        "/readyz says draining from the moment shutdown is asked",
+        || async {
             let (status, body) = admin_get(stack.port, "/readyz").await;
-            if status == 503 && body.contains(r#""draining":true"#) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("/readyz says draining from the moment shutdown is asked");
+            status == 503 && body.contains(r#""draining":true"#)
+        },
+    )
+    .await;
     stack.shutdown().await.expect("a clean shutdown");
     assert!(
         asked.elapsed() < 2 * converja_bridge::app::DRAIN_DEADLINE,

@@ -93,11 +93,7 @@ pub(crate) async fn each_limit_refuses_with_its_reason_while_a_good_agent_keeps_
     ui.expect("fourth", "connect_error").await;
     assert!(counter(telemetry::SOCKETS_REFUSED, "reason=\"connections\"") > before);
     // The well-behaved agent's round trips are answered as before.
-    let call = stack
-        .sim
-        .start_call(QueueId(7), &agent("22010"), "0800")
-        .await
-        .unwrap();
+    let call = stack.sim.call("22010", "0800").await;
     ui.expect("maria", "NEW_CALL").await;
     ui.emit("maria", "END_CALL", json!({"callId": call.to_string()}))
         .await;

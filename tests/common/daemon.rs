@@ -2,10 +2,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use converja_bridge::config::Secret;
-use converja_bridge::converja::{CallId, QueueId};
+use converja_bridge::converja::CallId;
 use converja_bridge::gateway::mint_token;
 use converja_bridge::postgres::LocalPostgres;
 use converja_bridge::sim::SimHandle;
@@ -16,7 +16,7 @@ use tokio_util::task::TaskTracker;
 use super::agent_ui::{Puppet, admin_get, wait_ready};
 use super::nginx::{PROXY_ADDRESS, USER_HEADER};
 use super::server::Server;
-use super::{PATIENCE, agent, scenario, start_sim, unused_port};
+use super::{Calls, agent, scenario, start_sim, unused_port};
 
 pub(crate) const BRIDGE: &str = env!("CARGO_BIN_EXE_converja-bridge");
 pub(crate) const SECRET: &str = "a-test-secret-for-tokens";
@@ -64,11 +64,7 @@ impl Daemon {
             .args([&format!("-{signal}"), &self.0.id().to_string()])
             .status()
             .expect("kill runs");
-        let deadline = Instant::now() + PATIENCE;
-        while self.0.try_wait().expect("waitable").is_none() {
-            assert!(Instant::now() < deadline, "the bridge did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        super::wait_exit(&mut self.0);
     }
 }
 
@@ -263,10 +259,7 @@ impl DaemonStack {
 
     /// The platform gives 22010 a new call from `caller`.
     pub(crate) async fn new_call(&self, caller: &str) -> CallId {
-        self.sim
-            .start_call(QueueId(7), &agent("22010"), caller)
-            .await
-            .expect("the call starts")
+        self.sim.call("22010", caller).await
     }
 }
 

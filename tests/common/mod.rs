@@ -15,7 +15,7 @@ pub(crate) mod server;
 use std::time::Duration;
 
 use converja_bridge::config::{ConverjaConfig, HumanDuration, QueueSelection};
-use converja_bridge::converja::AgentId;
+use converja_bridge::converja::{AgentId, CallId, QueueId};
 use converja_bridge::platform::{Platform, Update};
 use converja_bridge::sim::{self, Scenario, SimHandle};
 use converja_bridge::xmpp::ConnectSettings;
@@ -63,9 +63,9 @@ pub(crate) fn agent(id: &str) -> AgentId {
 }
 
 /// The call a `NEW_CALL` (or any payload with a `callId`) names.
-pub(crate) fn call_of(payload: &serde_json::Value) -> converja_bridge::converja::CallId {
+pub(crate) fn call_of(payload: &serde_json::Value) -> CallId {
     let id = payload["callId"].as_str().expect("a callId");
-    converja_bridge::converja::CallId(id.parse().expect("a call id"))
+    CallId(id.parse().expect("a call id"))
 }
 
 pub(crate) fn settings(xmpp: &Server, user: &str, password: &str) -> ConnectSettings {
@@ -231,20 +231,88 @@ pub(crate) async fn wait_ready(platform: &Platform) {
     );
 }
 
+/// Starting calls on the simulated platform, as the tests do.
+pub(crate) trait Calls {
+    /// Starts a call in queue 7 for agent `id` from `caller`; its id.
+    async fn call(&self, id: &str, caller: &str) -> CallId;
+    /// Starts a call in `queue` for agent `id` from `caller`; its id.
+    async fn call_in(&self, queue: u64, id: &str, caller: &str) -> CallId;
+}
+
+impl Calls for SimHandle {
+    async fn call(&self, id: &str, caller: &str) -> CallId {
+        self.call_in(7, id, caller).await
+    }
+
+    async fn call_in(&self, queue: u64, id: &str, caller: &str) -> CallId {
+        self.start_call(QueueId(queue), &agent(id), caller)
+            .await
+            .unwrap_or_else(|e| panic!("a call for {id} in queue {queue} starts: {e}"))
+    }
+}
+
 /// Polls `check` until it holds; panics with `what` after [`PATIENCE`].
-pub(crate) async fn eventually<F, Fut>(what: &str, mut check: F)
+pub(crate) async fn eventually<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let polled = tokio::time::timeout(PATIENCE, async {
-        while !check().await {
+    eventually_within(what, PATIENCE, check).await;
+}
+
+/// [`eventually`] for at most `within`.
+pub(crate) async fn eventually_within<F, Fut>(what: &str, within: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    poll_for(what, within, || {
+        let holds = check();
+        async move {
+            if holds.await {
+                Ok(())
+            } else {
+                Err(String::new())
+            }
+        }
+    })
+    .await;
+}
+
+/// Polls `check` until it gives a value, for at most `within`; panics with `what` and the
+/// last reason `check` gave otherwise.
+pub(crate) async fn poll_for<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let mut last = String::new();
+    let polled = tokio::time::timeout(within, async {
+        loop {
+            match check().await {
+                Ok(found) => return found,
+                Err(why) => last = why,
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    });
-    polled
-        .await
-        .unwrap_or_else(|_| panic!("never happened: {what}"));
+    })
+    .await;
+    polled.unwrap_or_else(|_| panic!("never happened within {within:?}: {what} {last}"))
+}
+
+/// Waits for `child` to exit, for at most [`PATIENCE`]; its status.
+pub(crate) fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(status) = child.try_wait().expect("waitable") {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the process did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// The next event from `updates` that `pick` accepts, within [`PATIENCE`].

@@ -2,7 +2,6 @@
 //! platform has.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
 
 use converja_bridge::converja::CallId;
 use converja_bridge::sim::SimHandle;
@@ -75,12 +74,13 @@ pub(crate) fn nothing_twice(ui: &mut Puppet, username: &str) {
 
 /// Waits until every UI shows exactly the platform's calls of its agent.
 pub(crate) async fn settled(ui: &mut Puppet, sim: &SimHandle, usernames: &[&str]) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
+    let ui = std::cell::RefCell::new(ui);
+    super::poll_for("every UI shows the platform's calls;", PATIENCE, || async {
         let platform = platform_calls(sim).await;
+        let mut ui = ui.borrow_mut();
         let mut differing = Vec::new();
         for username in usernames {
-            let on_screen = shown(ui, username);
+            let on_screen = shown(&mut ui, username);
             let on_platform = &platform[*username];
             if &on_screen != on_platform {
                 let extra: Vec<_> = on_screen.difference(on_platform).collect();
@@ -89,12 +89,10 @@ pub(crate) async fn settled(ui: &mut Puppet, sim: &SimHandle, usernames: &[&str]
             }
         }
         if differing.is_empty() {
-            return;
+            Ok(())
+        } else {
+            Err(format!("UIs differ from the platform: {differing:?}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "UIs differ from the platform: {differing:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
 }

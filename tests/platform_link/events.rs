@@ -6,11 +6,7 @@ pub(crate) async fn events_arrive_typed_once_and_replays_are_dropped(via: Via) {
     let s = stack(via).await;
     let mut updates = s.platform.subscribe();
     let maria = agent("22010");
-    let call = s
-        .sim
-        .start_call(QueueId(7), &maria, "01921215544")
-        .await
-        .unwrap();
+    let call = s.sim.call("22010", "01921215544").await;
     let start = next_update(&mut updates, |u| match u {
         Update::Event(e) => match &e.event {
             Event::CallDidStart(start) => Some((e.room.clone(), e.id, start.clone())),
@@ -61,10 +57,7 @@ pub(crate) async fn events_published_before_the_bridge_joined_are_not_replayed(v
     let cancel = tokio_util::sync::CancellationToken::new();
     let (prosody, sim) = start_sim(scenario(), &tracker, &cancel).await;
     // History the room would replay to a joiner that asked for it.
-    let early = sim
-        .start_call(QueueId(7), &agent("22010"), "111")
-        .await
-        .unwrap();
+    let early = sim.call("22010", "111").await;
     let cfg = converja(&prosody, Duration::from_secs(5));
     let platform = converja_bridge::platform::Platform::start(
         via.account(&prosody, "bridge", "bridge-pw"),
@@ -75,10 +68,7 @@ pub(crate) async fn events_published_before_the_bridge_joined_are_not_replayed(v
     );
     let mut updates = platform.subscribe();
     wait_ready(&platform).await;
-    let late = sim
-        .start_call(QueueId(7), &agent("22011"), "222")
-        .await
-        .unwrap();
+    let late = sim.call("22011", "222").await;
     let first: CallId = next_update(&mut updates, |u| match u {
         Update::Event(e) => match &e.event {
             Event::CallDidStart(s) => Some(s.callid),

@@ -39,11 +39,7 @@ pub(crate) async fn every_request_round_trips_to_the_simulator(via: Via) {
         AgentState::Idle
     );
 
-    let call = s
-        .sim
-        .start_call(QueueId(7), &maria, "01921215544")
-        .await
-        .expect("call starts");
+    let call = s.sim.call("22010", "01921215544").await;
     let calls = p
         .queue_calls(QueueId(7))
         .await
@@ -72,7 +68,7 @@ pub(crate) async fn every_request_round_trips_to_the_simulator(via: Via) {
         .expect("DELETE /calls/active");
     assert_eq!(p.agent_status(&maria).await.unwrap().name, AgentState::Idle);
 
-    s.sim.start_call(QueueId(7), &maria, "0800").await.unwrap();
+    s.sim.call("22010", "0800").await;
     p.transfer(&maria, "11001")
         .await
         .expect("PUT /calls/active/local");
@@ -137,8 +133,16 @@ pub(crate) async fn reordered_responses_reach_the_right_caller(via: Via) {
     s.sim.pause(&agent("22011"), PauseReason(3)).await.unwrap();
     let p = s.platform.clone();
     let first = tokio::spawn(async move { p.agent_status(&agent("22010")).await });
-    // The first answer is held back until the second one has been sent.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The first answer is held back until the second one has been sent: the second is asked
+    // once the platform has the first.
+    eventually("the platform has the first request", || async {
+        s.sim
+            .requests()
+            .await
+            .iter()
+            .any(|r| r.message.resource == "/agents/22010")
+    })
+    .await;
     let second = s
         .platform
         .agent_status(&agent("22011"))
