@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tracing::info;
 
+use super::reply;
 use crate::agents::event::{Echo, Login, ServerEvent, SocketId};
 use crate::agents::refusal::{Refusal, Subject};
 use crate::agents::{Agents, Platform, Sink, now, restore};
@@ -32,7 +33,7 @@ pub(super) async fn handle<P: Platform, S: Sink>(
             error,
         },
     };
-    agents.reply(socket, reply, ack);
+    reply::event(agents, socket, reply, ack);
     // A logout the platform announced while it was answering for this login, but after the
     // status it answered with, ends the session as it would have ended it a moment later.
     let crossed = agents.state().logout_since_confirmed(&agent);
@@ -105,12 +106,22 @@ async fn admit<P: Platform, S: Sink>(
     attached
 }
 
+/// Returns once no session end of `agent` is under way on the platform.
+async fn ended<P: Platform, S: Sink>(agents: &Agents<P, S>, agent: &AgentId) {
+    loop {
+        let Some(ending) = agents.state().ending(agent) else {
+            return;
+        };
+        ending.cancelled().await;
+    }
+}
+
 /// Asks the platform about `agent`, once any end of its previous session is done there.
 async fn check_agent<P: Platform, S: Sink>(
     agents: &Agents<P, S>,
     agent: &AgentId,
 ) -> Result<Timestamp, crate::converja::PlatformError> {
-    agents.ended(agent).await;
+    ended(agents, agent).await;
     agents.platform.check_agent(agent).await
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
+use super::reply;
 use crate::agents::event::{ServerEvent, SocketId};
 use crate::agents::refusal::{Refusal, Subject};
 use crate::agents::{Agents, Platform, Sink};
@@ -52,5 +53,5 @@ pub(super) async fn handle<P: Platform, S: Sink>(
             },
         },
     };
-    agents.reply(socket, reply, ack);
+    reply::event(agents, socket, reply, ack);
 }

@@ -249,7 +249,7 @@ async fn a_socket_that_never_reads_is_dropped_after_the_stall_limit() {
     ui.set_full(true);
     let _answer = ui.send_later(ClientEvent::Unknown("X".into())).await;
     let _next = ui.send_later(ClientEvent::Unknown("Y".into())).await;
-    after(crate::agents::STALL_AFTER - Duration::from_millis(100)).await;
+    after(crate::agents::inbox::STALL_AFTER - Duration::from_millis(100)).await;
     assert!(!ui.dropped());
     after(Duration::from_millis(200)).await;
     assert!(
