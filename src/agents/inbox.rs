@@ -20,7 +20,7 @@ const PACE: Duration = Duration::from_millis(5);
 
 /// What a socket's task receives, in the order the socket sent it.
 #[derive(Debug)]
-pub enum Inbound<A> {
+pub enum FromSocket<A> {
     /// An event, with its acknowledgement callback if the UI passed one.
     Event(ClientEvent, Option<A>),
     /// An event the edge refused (a limit), to be answered in its turn.
@@ -61,7 +61,7 @@ pub(super) enum NotQueued<A> {
 impl<P: Platform, S: Sink> Agents<P, S> {
     /// Takes what socket `id` sent, to be handled after everything it sent before. An event
     /// that does not fit in the socket's inbox, or comes during shutdown, is refused at once.
-    pub fn submit(self: &Arc<Self>, id: SocketId, item: Inbound<S::Ack>) {
+    pub fn submit(self: &Arc<Self>, id: SocketId, item: FromSocket<S::Ack>) {
         let queued = |event, ack, refusal| Queued {
             event,
             ack,
@@ -69,11 +69,11 @@ impl<P: Platform, S: Sink> Agents<P, S> {
             refusal,
         };
         let queued = match item {
-            Inbound::Event(event, ack) => self.state().queue_event(id, queued(event, ack, None)),
-            Inbound::Refused(event, ack, refusal) => self
+            FromSocket::Event(event, ack) => self.state().queue_event(id, queued(event, ack, None)),
+            FromSocket::Refused(event, ack, refusal) => self
                 .state()
                 .queue_event(id, queued(event, ack, Some(refusal))),
-            Inbound::Closed => Ok(self.state().queue_close(id)),
+            FromSocket::Closed => Ok(self.state().queue_close(id)),
         };
         let start = match queued {
             Ok(start) => start,

@@ -36,7 +36,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 pub(crate) use event::{AckReply, ClientEvent, NewCall, ServerEvent, SocketId};
-pub(crate) use inbox::Inbound;
+pub(crate) use inbox::FromSocket;
 pub(crate) use port::{AckError, EmitError, Platform, Sink};
 pub(crate) use refusal::Refusal;
 pub(crate) use registry::{Registry, Rules};
@@ -272,7 +272,7 @@ impl<P: Platform, S: Sink> Agents<P, S> {
     }
 
     /// The platform ended a call.
-    pub fn call_finished(&self, call: CallId) {
+    pub fn call_ended(&self, call: CallId) {
         {
             let mut state = self.state();
             if state.registry.rejection_over(call) {
@@ -280,7 +280,7 @@ impl<P: Platform, S: Sink> Agents<P, S> {
                     .journal
                     .note(crate::store::Change::RejectionOver(call));
             }
-            state.end_call(&self.sink, call);
+            state.call_ended(&self.sink, call);
             state.deliver_changed(&self.sink, now());
         }
         self.call_ends.notify_waiters();

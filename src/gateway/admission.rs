@@ -17,8 +17,8 @@ use tracing::{debug, warn};
 
 use super::identity::{self, Identity, Unproven};
 use super::limits::{AddressLimits, Limited, SocketBudget};
-use super::{Core, Inbox, address};
-use crate::agents::{self, Inbound, Resume, SocketId};
+use super::{Core, EventRelay, address};
+use crate::agents::{self, FromSocket, Resume, SocketId};
 use crate::config::{Config, LimitsConfig, TrustedProxies};
 use crate::telemetry;
 
@@ -103,7 +103,7 @@ impl<P: agents::Platform> Admission<P> {
             }
         };
         let id = SocketId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        let inbox = Inbox {
+        let inbox = EventRelay {
             id,
             core: self.core.clone(),
             budget: Arc::new(SocketBudget::new(&self.limits)),
@@ -126,7 +126,7 @@ impl<P: agents::Platform> Admission<P> {
             closing.opening().remove(&sid);
             slot.lock().unwrap_or_else(|e| e.into_inner()).take();
             // A close always fits: it is a mark behind the socket's events, not an event.
-            inbox.core.submit(id, Inbound::Closed);
+            inbox.core.submit(id, FromSocket::Closed);
         });
         debug!(socket = id.0, client = ?client, ns = socket.ns(), transport = ?socket.transport_type(), "socket admitted");
         Ok(())

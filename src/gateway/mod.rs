@@ -29,7 +29,7 @@ use tracing::warn;
 pub use auth::{mint_token, verify_token};
 pub use sink::{SocketAck, SocketSink};
 
-use crate::agents::{self, Agents, Inbound, SocketId};
+use crate::agents::{self, Agents, FromSocket, SocketId};
 use crate::config::Config;
 use crate::telemetry;
 use admission::Admission;
@@ -59,7 +59,7 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 type Core<P> = Arc<Agents<P, SocketSink>>;
 
 /// Where a socket's events go: the handler of every event it sends.
-struct Inbox<P: agents::Platform> {
+struct EventRelay<P: agents::Platform> {
     id: SocketId,
     core: Core<P>,
     budget: Arc<SocketBudget>,
@@ -67,7 +67,7 @@ struct Inbox<P: agents::Platform> {
 }
 
 // Not derived: a derive would ask the platform to be `Clone` too.
-impl<P: agents::Platform> Clone for Inbox<P> {
+impl<P: agents::Platform> Clone for EventRelay<P> {
     fn clone(&self) -> Self {
         Self {
             id: self.id,
@@ -200,7 +200,7 @@ fn rewrite(mut req: Request, paths: &[String]) -> Request {
 /// the socket's read loop. socketioxide runs a handler's extractors inline, in the order
 /// packets arrive, and spawns a task per call for the handler's body; handling everything at
 /// the extractor stage keeps a socket's events in order and spares the task.
-impl<P: agents::Platform> MessageHandler<LocalAdapter, Inbox<P>> for Inbox<P> {
+impl<P: agents::Platform> MessageHandler<LocalAdapter, EventRelay<P>> for EventRelay<P> {
     fn call(
         &self,
         s: Arc<Socket<LocalAdapter>>,
@@ -217,7 +217,7 @@ impl<P: agents::Platform> MessageHandler<LocalAdapter, Inbox<P>> for Inbox<P> {
         let event = payload::parse(&name, data, self.max_calls_limit);
         // Refused in its turn, behind what the socket sent before, never dropped.
         let item = match self.budget.spend(&event) {
-            Ok(()) => Inbound::Event(event, ack),
+            Ok(()) => FromSocket::Event(event, ack),
             Err(refusal) => {
                 metrics::counter!(telemetry::EVENTS_LIMITED, "reason" => refusal.reason())
                     .increment(1);
@@ -226,7 +226,7 @@ impl<P: agents::Platform> MessageHandler<LocalAdapter, Inbox<P>> for Inbox<P> {
                     reason = refusal.reason(),
                     "event refused: {refusal}"
                 );
-                Inbound::Refused(event, ack, refusal)
+                FromSocket::Refused(event, ack, refusal)
             }
         };
         self.core.submit(self.id, item);

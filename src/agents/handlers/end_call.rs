@@ -78,12 +78,12 @@ async fn end_only_call<P: Platform, S: Sink>(
 ) -> Result<(), Refusal> {
     agents
         .platform
-        .end_active_call(agent)
+        .end_call(agent)
         .await
         .map_err(refused(call))?;
     // CALL_ENDED goes to every socket once; if the platform's event came first, the asker
     // still gets its acknowledgement.
-    agents.call_finished(call);
+    agents.call_ended(call);
     Ok(())
 }
 
@@ -96,7 +96,7 @@ async fn end_one_of_several<P: Platform, S: Sink>(
     super::confirm_current(agents, agent, among).await?;
     agents
         .platform
-        .end_active_call(agent)
+        .end_call(agent)
         .await
         .map_err(refused(among.call))?;
     // The platform's CallDidFinish says which call really ended; the UIs hear of that one.

@@ -102,7 +102,7 @@ fn act_on_rejection<P: Platform, S: Sink>(
         }
         let result = match &policy {
             OnCallError::None => return,
-            OnCallError::Hangup => core.platform.end_active_call(&agent).await,
+            OnCallError::Hangup => core.platform.end_call(&agent).await,
             OnCallError::Transfer(to) => core.platform.transfer(&agent, to).await,
         };
         if let Err(e) = result {

@@ -477,7 +477,7 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
     }
 
     /// Ends `call` in whichever session holds it and tells every socket of that session, once.
-    pub(super) fn end_call<S: Sink<Socket = T, Ack = A>>(&mut self, sink: &S, call: CallId) {
+    pub(super) fn call_ended<S: Sink<Socket = T, Ack = A>>(&mut self, sink: &S, call: CallId) {
         let Some((username, sockets)) = self.registry.call_ended(call) else {
             return;
         };

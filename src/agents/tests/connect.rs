@@ -295,7 +295,7 @@ async fn shutdown_finishes_the_events_taken_and_refuses_new_ones() {
         )]
     );
     held.release(Ok(()));
-    bench.core.call_finished(CallId(5));
+    bench.core.call_ended(CallId(5));
     assert_eq!(in_flight.await.unwrap(), json!({"callId": "5"}));
     drained
         .await
