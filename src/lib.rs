@@ -15,7 +15,7 @@
 //!   platform through the [`agents::Platform`] trait and to sockets through [`agents::Sink`].
 //! - [`gateway`]: socket.io. Admits sockets (origin, sign-in, limits per client), parses
 //!   each event once into an [`agents::ClientEvent`], queues it to the socket's task, emits
-//!   [`agents::ServerEvent`]s.
+//!   [`agents::ServerEvent`]s; [`gateway::contract`] holds the payloads on the wire.
 //! - `signin`: JSON Web Tokens and the identity provider's key set, for the gateway.
 //! - [`platform`]: the typed platform client over XMPP: requests matched to responses by
 //!   `to` in the pending table, room keeping and readiness, inbound dispatch of events.
@@ -30,7 +30,7 @@
 //! # The path of one request
 //!
 //! `END_CALL` from a UI: [`gateway`]'s event handler (`EventRelay`) parses it with
-//! [`gateway::payload::parse`] into [`agents::ClientEvent::EndCall`] and hands it to
+//! [`gateway::contract::parse`] into [`agents::ClientEvent::EndCall`] and hands it to
 //! [`agents::Agents::submit`]; the socket's task ([`agents::Agents::serve_socket`], in
 //! `agents/inbox.rs`) hands it to the `end_call` handler, which checks the session holds the
 //! call and calls [`agents::Platform::end_call`]; the platform client

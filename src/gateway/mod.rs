@@ -1,15 +1,15 @@
 //! The socket.io front end: where agent UIs connect (two paths, two namespaces, WebSocket and
 //! polling), how each socket is admitted ([`admission`]: origin, sign-in, limits), and how
-//! its events reach the agents core: parsed once at the edge ([`payload::parse`]), charged to
+//! its events reach the agents core: parsed once at the edge ([`contract::parse`]), charged to
 //! the socket's budget, and queued to the socket's own task in exactly the order the socket
 //! sent them.
 
 mod address;
 mod admission;
 mod auth;
+pub mod contract;
 mod identity;
 mod limits;
-pub mod payload;
 mod sink;
 
 use std::sync::Arc;
@@ -214,7 +214,7 @@ impl<P: agents::Platform> MessageHandler<LocalAdapter, EventRelay<P>> for EventR
             .ok()
             .and_then(|TryData(data)| data.ok());
         let ack = ack_id.map(|id| SocketAck::new(s.clone(), id));
-        let event = payload::parse(&name, data, self.max_calls_limit);
+        let event = contract::parse(&name, data, self.max_calls_limit);
         // Refused in its turn, behind what the socket sent before, never dropped.
         let item = match self.budget.spend(&event) {
             Ok(()) => FromSocket::Event(event, ack),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tracing::warn;
 
 use super::reply;
-use crate::agents::event::{AckReply, Echo, ServerEvent, SocketId};
+use crate::agents::event::{AckReply, Scalar, ServerEvent, SocketId};
 use crate::agents::refusal::{Refusal, Subject};
 use crate::agents::registry::Among;
 use crate::agents::{Agents, Platform, Sink};
@@ -55,7 +55,7 @@ pub(super) fn refuse<P: Platform, S: Sink>(
     error: Refusal,
     ack: Option<S::Ack>,
 ) {
-    let call = Echo(serde_json::Value::String(call.to_string()));
+    let call = Some(Scalar::Text(call.to_string()));
     reply::event(
         agents,
         socket,

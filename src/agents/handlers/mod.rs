@@ -111,7 +111,7 @@ fn invalid<P: Platform, S: Sink>(
     let reply = match kind {
         ClientEventKind::UserConnect => ServerEvent::UserConnectionError { echo, error },
         ClientEventKind::EndCall => ServerEvent::EndCallError {
-            call: Echo(echo.0.get("callId").cloned().unwrap_or_default()),
+            call: echo.call_id,
             error,
         },
         ClientEventKind::UserDisconnect => ServerEvent::UserDisconnectionError {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tracing::info;
 
 use super::reply;
-use crate::agents::event::{Echo, Login, ServerEvent, SocketId};
+use crate::agents::event::{Echo, Login, Scalar, ServerEvent, SocketId};
 use crate::agents::refusal::{Refusal, Subject};
 use crate::agents::{Agents, Platform, Sink, now, restore};
 use crate::converja::{AgentId, Timestamp};
@@ -164,5 +164,9 @@ fn attach<P: Platform, S: Sink>(
 }
 
 pub(super) fn echo(login: &Login) -> Echo {
-    Echo(serde_json::json!({"username": login.username, "maxCalls": login.max_calls}))
+    Echo {
+        username: Some(Scalar::Text(login.username.clone())),
+        max_calls: Some(Scalar::Whole(u64::from(login.max_calls))),
+        call_id: None,
+    }
 }

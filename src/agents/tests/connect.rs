@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::agents::event::{ClientEventKind, Echo};
+use crate::agents::event::{ClientEventKind, Echo, Scalar};
 use crate::agents::refusal::PayloadError;
 
 #[tokio::test(start_paused = true)]
@@ -56,12 +56,15 @@ async fn an_unknown_agent_is_refused_with_the_platforms_reason_and_its_room_left
 async fn a_bad_payload_is_refused_with_what_was_sent_and_nothing_asked() {
     let mut bench = Bench::new();
     let mut ui = bench.open(None);
-    let sent = json!({"username": "a@b", "maxCalls": "x"});
     let reply = ui
         .send(ClientEvent::Invalid {
             kind: ClientEventKind::UserConnect,
             error: PayloadError::UsernameInvalid,
-            echo: Echo(sent),
+            echo: Echo {
+                username: Some(Scalar::Text("a@b".into())),
+                max_calls: Some(Scalar::Text("x".into())),
+                call_id: None,
+            },
         })
         .await;
     assert_eq!(
