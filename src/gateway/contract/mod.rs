@@ -1,6 +1,6 @@
 //! The socket.io contract on the wire: how each event a UI sends is read into the core's
 //! [`ClientEvent`](crate::agents::ClientEvent) ([`read`]), and how each event and
-//! acknowledgement the bridge sends is written as JSON ([`write`]). The core's events are
+//! acknowledgement the bridge sends is written as JSON ([`write`](mod@write)). The core's events are
 //! typed and carry no JSON; this module is the one place that knows the payloads.
 
 mod read;

@@ -5,6 +5,7 @@ use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
 use crate::agents::event::{AckReply, NewCall, Scalar, ServerEvent};
+use crate::converja::CallId;
 
 /// A scalar echoed back as the UI sent it.
 struct Echoed<'a>(&'a Scalar);
@@ -19,6 +20,13 @@ impl Serialize for Echoed<'_> {
             Scalar::Flag(b) => s.serialize_bool(*b),
         }
     }
+}
+
+/// `{callId}`, the call id as a string.
+fn call_only<S: Serializer>(call: CallId, s: S) -> Result<S::Ok, S::Error> {
+    let mut m = s.serialize_map(Some(1))?;
+    m.serialize_entry("callId", &call.to_string())?;
+    m.end()
 }
 
 /// `NEW_CALL {callId, media, startDate, service, caller}`, the call id as a string.
@@ -61,11 +69,7 @@ impl Serialize for ServerEvent {
                 m.serialize_entry("error", &error.to_string())?;
                 m.end()
             }
-            Self::CallEnded(call) => {
-                let mut m = s.serialize_map(Some(1))?;
-                m.serialize_entry("callId", &call.to_string())?;
-                m.end()
-            }
+            Self::CallEnded(call) => call_only(*call, s),
             Self::EndCallError { call, error } => {
                 let mut m = s.serialize_map(Some(2))?;
                 m.serialize_entry("callId", &call.as_ref().map(Echoed))?;
@@ -81,11 +85,7 @@ impl Serialize for AckReply {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Self::Event(event) => event.serialize(s),
-            Self::Accepted(call) => {
-                let mut m = s.serialize_map(Some(1))?;
-                m.serialize_entry("callId", &call.to_string())?;
-                m.end()
-            }
+            Self::Accepted(call) => call_only(*call, s),
             Self::Refused(error) => {
                 let mut m = s.serialize_map(Some(1))?;
                 m.serialize_entry("error", &error.to_string())?;
@@ -102,7 +102,7 @@ mod tests {
     use super::*;
     use crate::agents::event::{Echo, Login};
     use crate::agents::refusal::{Refusal, Subject};
-    use crate::converja::{AgentId, CallId};
+    use crate::converja::AgentId;
 
     fn payload<T: Serialize>(value: &T) -> serde_json::Value {
         serde_json::to_value(value).expect("payloads serialise")
