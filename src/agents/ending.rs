@@ -1,6 +1,5 @@
-//! How a session's end reaches the platform: `on_disconnect`, then the agent's room is left.
-//! A login of the same agent waits until that is done there, so that the leave cannot land
-//! after the new session's join.
+//! How a session's end reaches the platform, and how the core knows it is still under way
+//! there while the agent logs in again.
 
 use std::sync::Arc;
 

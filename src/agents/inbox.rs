@@ -31,7 +31,9 @@ pub enum FromSocket<A> {
 
 /// An event a socket sent, waiting for the ones before it.
 pub(super) struct Queued<A> {
+    /// The event, parsed.
     pub(super) event: ClientEvent,
+    /// Its acknowledgement callback, if the UI passed one.
     pub(super) ack: Option<A>,
     /// When it was taken in.
     pub(super) arrived: tokio::time::Instant,

@@ -6,10 +6,10 @@
 //! Shape: one [`Agents`] value shared by every task. Its state (the [`Registry`] and the socket
 //! handles) sits behind one mutex that is only ever held for synchronous work, emits included
 //! (they queue without waiting), so events reach each socket in the order the state changed.
-//! Each socket has one task ([`inbox`]) that handles its events one after the
-//! other, awaiting the platform between "decide" and "apply"; that is what keeps a socket's
-//! events in order without a central queue. Platform events, the clock and reconciliation
-//! each come in through their own method.
+//! Each socket has one task ([`inbox`]) that handles its events one after the other, awaiting
+//! the platform between "decide" and "apply"; that is what keeps a socket's events in order
+//! without a central queue. Platform events, the clock and reconciliation each come in
+//! through their own method.
 
 mod clock;
 mod ending;

@@ -58,7 +58,8 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// The agents core as the gateway drives it.
 type Core<P> = Arc<Agents<P, SocketSink>>;
 
-/// Where a socket's events go: the handler of every event it sends.
+/// Relays every event a socket sends to the core: parsed, charged to the socket's budget,
+/// and submitted behind what the socket sent before.
 struct EventRelay<P: agents::Platform> {
     id: SocketId,
     core: Core<P>,

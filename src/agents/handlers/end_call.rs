@@ -20,6 +20,7 @@ use crate::converja::{AgentId, CallId};
 /// How long the platform's `CallDidFinish` may follow its answer to the hangup.
 const FINISH_PATIENCE: Duration = Duration::from_secs(5);
 
+/// Ends the named call on the platform and tells the session, or tells the asker why not.
 pub(super) async fn handle<P: Platform, S: Sink>(
     agents: &Arc<Agents<P, S>>,
     socket: SocketId,

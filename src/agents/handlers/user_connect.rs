@@ -12,6 +12,7 @@ use crate::agents::{Agents, Platform, Sink, now, restore};
 use crate::converja::{AgentId, Timestamp};
 use crate::store::Change;
 
+/// Logs the socket in for the username, or tells it why not.
 pub(super) async fn handle<P: Platform, S: Sink>(
     agents: &Arc<Agents<P, S>>,
     socket: SocketId,

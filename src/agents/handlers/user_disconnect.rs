@@ -11,6 +11,7 @@ use crate::agents::refusal::{Refusal, Subject};
 use crate::agents::{Agents, Platform, Sink};
 use crate::store::Change;
 
+/// Ends the socket's session on the platform and in the core, or tells it why not.
 pub(super) async fn handle<P: Platform, S: Sink>(
     agents: &Arc<Agents<P, S>>,
     socket: SocketId,
