@@ -8,10 +8,8 @@ use std::path::{Path, PathBuf};
 const RULES: &[(&str, &[&str], &[&str])] = &[
     (
         // The domain knows no transport, and no database: it records changes in a journal.
-        // Nor the wire: its events are typed, and the gateway writes them as JSON.
         "agents",
         &[
-            "serde",
             "socketioxide",
             "axum",
             "tower_http",
