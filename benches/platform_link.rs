@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use converja_bridge::config::{ConverjaConfig, HumanDuration, QueueSelection};
 use converja_bridge::converja::{AgentId, Message, Request};
-use converja_bridge::platform::Platform;
+use converja_bridge::platform::Client;
 use converja_bridge::prosody::LocalProsody;
 use converja_bridge::sim::{self, Scenario};
 use converja_bridge::xmpp::{Stream, connect};
@@ -63,8 +63,8 @@ impl Stats {
     }
 }
 
-/// The bridge path: `Platform::agent_status` with `in_flight` concurrent callers.
-async fn through_bridge(platform: &Platform, total: usize, in_flight: usize) -> Stats {
+/// The bridge path: `Client::agent_status` with `in_flight` concurrent callers.
+async fn through_bridge(platform: &Client, total: usize, in_flight: usize) -> Stats {
     let agent = AgentId::new("22010");
     let started = Instant::now();
     let per_worker = total / in_flight;
@@ -203,8 +203,8 @@ fn main() {
             queue_refresh: HumanDuration(Duration::from_secs(3600)),
             max_pending: 100_000,
         };
-        let platform = Platform::start(prosody.account("bridge", "b"), "converja-bridge".into(), &cfg, &tracker, cancel.clone());
-        let over_bosh = Platform::start(prosody.bosh_account("bosh", "h"), "converja-bridge".into(), &cfg, &tracker, cancel.clone());
+        let platform = Client::start(prosody.account("bridge", "b"), "converja-bridge".into(), &cfg, &tracker, cancel.clone());
+        let over_bosh = Client::start(prosody.bosh_account("bosh", "h"), "converja-bridge".into(), &cfg, &tracker, cancel.clone());
         while !platform.readiness().is_ready() || !over_bosh.readiness().is_ready() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

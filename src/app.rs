@@ -17,7 +17,7 @@ use crate::agents::{Agents, Settings};
 use crate::config::Config;
 use crate::gateway::SocketSink;
 use crate::http::Readiness;
-use crate::platform::Platform;
+use crate::platform::Client;
 use crate::store::lease::Kept;
 use crate::store::{self, Change, Journal, Lease, Saved, SqlStore, Store};
 use crate::xmpp::ConnectSettings;
@@ -273,12 +273,12 @@ async fn serve_active(
 
 /// What runs while the bridge serves, with the tokens that stop it in order.
 struct Running {
-    platform: Platform,
-    core: Arc<Agents<Platform, SocketSink>>,
+    platform: Client,
+    core: Arc<Agents<Client, SocketSink>>,
     journal: Journal,
     tracker: TaskTracker,
     /// The core's work: the clock, platform events, gauges.
-    gateway_cancel: CancellationToken,
+    core_cancel: CancellationToken,
     /// The journal's writer, which outlives the sockets so that their sessions' last changes
     /// are written.
     store_cancel: CancellationToken,
@@ -293,7 +293,7 @@ impl Running {
         let store_cancel = CancellationToken::new();
         let (journal, saved) = read_store(store, &tracker, store_cancel.clone()).await?;
         let platform_cancel = CancellationToken::new();
-        let platform = Platform::start_after(
+        let platform = Client::start_after(
             saved.request_ids_used(),
             ConnectSettings::from_config(&config.xmpp),
             config.xmpp.nickname.clone(),
@@ -301,34 +301,34 @@ impl Running {
             &tracker,
             platform_cancel.clone(),
         );
-        let gateway_cancel = CancellationToken::new();
+        let core_cancel = CancellationToken::new();
         let core = Agents::new(
             Settings::from_config(config),
             platform.clone(),
             SocketSink,
             journal.clone(),
             tracker.clone(),
-            gateway_cancel.clone(),
+            core_cancel.clone(),
         );
         core.restore(saved);
         core.start_clock();
         tracker.spawn(bridge::record_request_ids(
             platform.clone(),
             journal.clone(),
-            gateway_cancel.clone(),
+            core_cancel.clone(),
         ));
-        tracker.spawn(telemetry::upkeep(gateway_cancel.clone()));
+        tracker.spawn(telemetry::upkeep(core_cancel.clone()));
         tracker.spawn(bridge::follow_platform(
             core.clone(),
             platform.subscribe(),
-            gateway_cancel.clone(),
+            core_cancel.clone(),
         ));
         Ok(Running {
             platform,
             core,
             journal,
             tracker,
-            gateway_cancel,
+            core_cancel,
             store_cancel,
             platform_cancel,
         })
@@ -338,7 +338,7 @@ impl Running {
     /// store must keep, leaves the rooms and waits for every task; each step at most
     /// `deadline`.
     async fn stop(self, deadline: Duration) {
-        self.gateway_cancel.cancel();
+        self.core_cancel.cancel();
         if tokio::time::timeout(deadline, self.platform.idle())
             .await
             .is_err()
@@ -382,7 +382,7 @@ async fn read_store(
 }
 
 /// Shutdown: writes the request-id mark and whatever the journal still holds.
-async fn write_last(journal: &Journal, platform: &Platform, deadline: Duration) {
+async fn write_last(journal: &Journal, platform: &Client, deadline: Duration) {
     journal.note(Change::RequestHighWater(platform.last_request_id()));
     match tokio::time::timeout(deadline, journal.flush()).await {
         Ok(Ok(())) => {}

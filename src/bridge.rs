@@ -12,11 +12,11 @@ use crate::agents::{self, Agents, Sink};
 use crate::converja::{
     AgentId, AgentState, Event, PauseReason, PlatformError, QueueCalls, QueueId, Timestamp,
 };
-use crate::platform::{Platform, Update};
+use crate::platform::{Client, Update};
 use crate::store::{self, Change, Journal};
 use crate::telemetry::latency;
 
-impl agents::Platform for Platform {
+impl agents::Platform for Client {
     async fn check_agent(&self, agent: &AgentId) -> Result<Timestamp, PlatformError> {
         self.join_agent_room(agent).await?;
         self.agent_status(agent)
@@ -32,16 +32,16 @@ impl agents::Platform for Platform {
         })
     }
 
-    async fn end_active_call(&self, agent: &AgentId) -> Result<(), PlatformError> {
-        Platform::end_active_call(self, agent).await
+    async fn end_call(&self, agent: &AgentId) -> Result<(), PlatformError> {
+        self.end_active_call(agent).await
     }
 
     async fn transfer(&self, agent: &AgentId, number: &str) -> Result<(), PlatformError> {
-        Platform::transfer(self, agent, number).await
+        Client::transfer(self, agent, number).await
     }
 
     async fn logout(&self, agent: &AgentId) -> Result<(), PlatformError> {
-        Platform::logout(self, agent).await
+        Client::logout(self, agent).await
     }
 
     async fn pause(&self, agent: &AgentId, reason: PauseReason) -> Result<(), PlatformError> {
@@ -49,30 +49,30 @@ impl agents::Platform for Platform {
     }
 
     async fn leave_agent_room(&self, agent: &AgentId) {
-        Platform::leave_agent_room(self, agent).await;
+        Client::leave_agent_room(self, agent).await;
     }
 
     async fn queue_calls(&self, queue: QueueId) -> Result<QueueCalls, PlatformError> {
-        Platform::queue_calls(self, queue).await
+        Client::queue_calls(self, queue).await
     }
 
     fn followed_queues(&self) -> Vec<QueueId> {
-        Platform::followed_queues(self)
+        Client::followed_queues(self)
     }
 
     fn queue_name(&self, queue: QueueId) -> Option<String> {
-        Platform::queue_name(self, queue)
+        Client::queue_name(self, queue)
     }
 
     async fn wait_ready(&self, limit: Duration) -> bool {
-        Platform::wait_ready(self, limit).await
+        Client::wait_ready(self, limit).await
     }
 }
 
 /// Records the request-id high-water mark every [`store::HIGH_WATER_EVERY`] until
 /// `cancel`, so that a successor never reuses an id (shutdown records the last one).
 pub(crate) async fn record_request_ids(
-    platform: Platform,
+    platform: Client,
     journal: Journal,
     cancel: CancellationToken,
 ) {
@@ -93,7 +93,7 @@ pub(crate) async fn record_request_ids(
 
 /// Feeds `core` with the platform's call events and link changes until `cancel`.
 pub(crate) async fn follow_platform<S: Sink>(
-    core: Arc<Agents<Platform, S>>,
+    core: Arc<Agents<Client, S>>,
     mut updates: broadcast::Receiver<Update>,
     cancel: CancellationToken,
 ) {
@@ -106,7 +106,7 @@ pub(crate) async fn follow_platform<S: Sink>(
             Ok(Update::Event(e)) => match e.event {
                 Event::CallDidStart(start) => latency::stanza(e.read, || core.call_started(&start)),
                 Event::CallDidFinish(finish) => {
-                    latency::stanza(e.read, || core.call_finished(finish.callid))
+                    latency::stanza(e.read, || core.call_ended(finish.callid))
                 }
                 Event::UserSessionDidFinish(session) => {
                     latency::stanza(e.read, || {

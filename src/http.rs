@@ -13,7 +13,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::config::Secret;
-use crate::platform::Platform;
+use crate::platform::Client;
 use crate::telemetry;
 
 /// Where the bridge stands, as `/readyz` reports it.
@@ -28,7 +28,7 @@ enum Phase {
     /// Another bridge holds the lease.
     Standby,
     /// Serving agents through this platform link.
-    Active(Platform),
+    Active(Client),
     /// Shutting down: new agents must go elsewhere.
     Draining,
 }
@@ -48,7 +48,7 @@ impl Readiness {
     }
 
     /// This bridge serves agents through `platform`.
-    pub(crate) fn active(&self, platform: Platform) {
+    pub(crate) fn active(&self, platform: Client) {
         self.set(Phase::Active(platform));
     }
 

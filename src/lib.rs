@@ -15,7 +15,7 @@
 //!   platform through the [`agents::Platform`] trait and to sockets through [`agents::Sink`].
 //! - [`gateway`]: socket.io. Admits sockets (origin, sign-in, limits per client), parses
 //!   each event once into an [`agents::ClientEvent`], queues it to the socket's task, emits
-//!   [`agents::ServerEvent`]s.
+//!   [`agents::ServerEvent`]s; [`gateway::contract`] holds the payloads on the wire.
 //! - `signin`: JSON Web Tokens and the identity provider's key set, for the gateway.
 //! - [`platform`]: the typed platform client over XMPP: requests matched to responses by
 //!   `to` in the pending table, room keeping and readiness, inbound dispatch of events.
@@ -29,14 +29,16 @@
 //!
 //! # The path of one request
 //!
-//! `END_CALL` from a UI: [`gateway`]'s event handler (`Inbox`) parses it with
-//! [`gateway::payload::parse`] into [`agents::ClientEvent::EndCall`] and queues it;
-//! [`agents::Agents::serve_socket`] hands it to the `end_call` handler, which checks the
-//! session holds the call and calls [`agents::Platform::end_active_call`]; the platform client
-//! ([`platform::Platform::call`]) registers the request in the [`pending`] table and sends it
-//! as a chat message over the [`xmpp`] link. The answer comes back through
-//! `platform::dispatch`, which resolves the pending request; the handler then ends the call
-//! in the core, which emits `CALL_ENDED` through the [`gateway::SocketSink`].
+//! `END_CALL` from a UI: [`gateway`]'s event handler (`EventRelay`) parses it with
+//! [`gateway::contract::parse`] into [`agents::ClientEvent::EndCall`] and hands it to
+//! [`agents::Agents::submit`]; the socket's task ([`agents::Agents::serve_socket`], in
+//! `agents/inbox.rs`) hands it to the `end_call` handler, which checks the session holds the
+//! call and calls [`agents::Platform::end_call`]; the platform client
+//! ([`platform::Client::end_active_call`], then [`platform::Client::call`]) registers the
+//! request in the [`pending`] table and sends it as a chat message over the [`xmpp`] link.
+//! The answer comes back through `platform::dispatch`, which resolves the pending request;
+//! the handler then ends the call in the core ([`agents::Agents::call_ended`]), which emits
+//! `CALL_ENDED` through the [`gateway::SocketSink`].
 
 mod agents;
 pub mod app;

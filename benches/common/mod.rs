@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use converja_bridge::config::{ConverjaConfig, HumanDuration, QueueSelection};
 use converja_bridge::converja::QueueId;
 use converja_bridge::local_server::LocalServer;
-use converja_bridge::platform::Platform;
+use converja_bridge::platform::Client;
 use converja_bridge::sim::Scenario;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -240,7 +240,7 @@ pub(crate) async fn probe_platform(
     timeout: Duration,
     tracker: &TaskTracker,
     cancel: &CancellationToken,
-) -> Platform {
+) -> Client {
     let cfg = ConverjaConfig {
         conference: xmpp.conference.parse().expect("domain"),
         request_timeout: HumanDuration(timeout),
@@ -248,7 +248,7 @@ pub(crate) async fn probe_platform(
         queue_refresh: HumanDuration(Duration::from_secs(3600)),
         max_pending: 100_000,
     };
-    let platform = Platform::start(
+    let platform = Client::start(
         xmpp.account("probe", "x"),
         "probe".into(),
         &cfg,

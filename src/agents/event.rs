@@ -1,9 +1,6 @@
-//! The socket.io contract as types, named by direction: what an agent UI sends
-//! ([`ClientEvent`]) and what the bridge sends back ([`ServerEvent`]). The gateway parses into
-//! the first and serialises the second; nothing in between sees JSON, except what is echoed.
-
-use serde::ser::SerializeMap;
-use serde::{Serialize, Serializer};
+//! The events of the socket.io contract as types, named by direction: what an agent UI sends
+//! ([`ClientEvent`]) and what the bridge sends back ([`ServerEvent`]). The gateway reads the
+//! first from JSON and writes the second as JSON (`gateway::contract`); the core sees no JSON.
 
 use super::refusal::{PayloadError, Refusal};
 use crate::converja::CallId;
@@ -12,7 +9,8 @@ use crate::converja::CallId;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SocketId(pub u64);
 
-/// Event names of the contract.
+/// Event names of the contract: what the gateway sends and reads them as, and what the core
+/// counts and names them by in metrics, logs and refusals.
 pub(crate) mod name {
     /// UI: log in.
     pub(crate) const USER_CONNECT: &str = "USER_CONNECT";
@@ -40,14 +38,31 @@ pub(crate) mod name {
     pub(crate) const END_CALL_ERROR: &str = "END_CALL_ERROR";
 }
 
-/// What the UI sent, kept only to be echoed back in an error reply.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Echo(pub serde_json::Value);
+/// A scalar the UI sent, kept as sent so that an error reply can echo it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    /// A string.
+    Text(String),
+    /// A whole number, zero or more.
+    Whole(u64),
+    /// A whole number below zero.
+    Negative(i64),
+    /// A number with a fraction or an exponent.
+    Fraction(f64),
+    /// `true` or `false`.
+    Flag(bool),
+}
 
-impl Echo {
-    fn field(&self, key: &str) -> &serde_json::Value {
-        self.0.get(key).unwrap_or(&serde_json::Value::Null)
-    }
+/// The fields of a UI's event that its error reply echoes back, as the UI sent them; a field
+/// that was absent, or not a scalar, is `None`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Echo {
+    /// `username`.
+    pub username: Option<Scalar>,
+    /// `maxCalls`.
+    pub max_calls: Option<Scalar>,
+    /// `callId`.
+    pub call_id: Option<Scalar>,
 }
 
 /// A USER_CONNECT that passed validation.
@@ -75,17 +90,14 @@ pub enum ClientEventKind {
 }
 
 impl ClientEventKind {
-    /// The kind named `event`, if the contract defines it.
-    pub fn from_name(event: &str) -> Option<Self> {
-        Some(match event {
-            name::USER_CONNECT => Self::UserConnect,
-            name::USER_DISCONNECT => Self::UserDisconnect,
-            name::END_CALL => Self::EndCall,
-            name::NEW_CALL_ANSWERED => Self::NewCallAnswered,
-            name::NEW_CALL_ERROR => Self::NewCallError,
-            _ => return None,
-        })
-    }
+    /// Every event of the contract an agent UI may send.
+    pub const ALL: [Self; 5] = [
+        Self::UserConnect,
+        Self::UserDisconnect,
+        Self::EndCall,
+        Self::NewCallAnswered,
+        Self::NewCallError,
+    ];
 
     /// The event's name on the wire.
     pub fn name(self) -> &'static str {
@@ -123,7 +135,7 @@ pub enum ClientEvent {
         kind: ClientEventKind,
         /// What was wrong.
         error: PayloadError,
-        /// The payload, echoed in the error reply.
+        /// The fields of the payload its error reply echoes.
         echo: Echo,
     },
     /// An event outside the contract.
@@ -146,11 +158,9 @@ impl ClientEvent {
 }
 
 /// The NEW_CALL payload.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewCall {
     /// The platform's call id, sent as a string.
-    #[serde(rename = "callId", serialize_with = "as_string")]
     pub call: CallId,
     /// From `agents.media`.
     pub media: String,
@@ -162,10 +172,6 @@ pub struct NewCall {
     pub caller: String,
 }
 
-fn as_string<S: Serializer>(call: &CallId, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(call)
-}
-
 /// Every event the bridge emits to an agent UI.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServerEvent {
@@ -173,7 +179,7 @@ pub enum ServerEvent {
     UserConnected(Login),
     /// `USER_CONNECTION_ERROR {username, maxCalls, error}`, echoing what was sent.
     UserConnectionError {
-        /// The USER_CONNECT payload.
+        /// The fields of the USER_CONNECT payload it echoes.
         echo: Echo,
         /// Why.
         error: Refusal,
@@ -197,7 +203,7 @@ pub enum ServerEvent {
     /// `END_CALL_ERROR {callId, error}`, echoing the call id as sent.
     EndCallError {
         /// The `callId` the UI sent.
-        call: Echo,
+        call: Option<Scalar>,
         /// Why.
         error: Refusal,
     },
@@ -228,50 +234,6 @@ impl ServerEvent {
     }
 }
 
-/// The payload, as the contract writes it.
-impl Serialize for ServerEvent {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Self::NewCall(call) => call.serialize(s),
-            Self::UserConnected(login) => {
-                let mut m = s.serialize_map(Some(2))?;
-                m.serialize_entry("username", &login.username)?;
-                m.serialize_entry("maxCalls", &login.max_calls)?;
-                m.end()
-            }
-            Self::UserConnectionError { echo, error } => {
-                let mut m = s.serialize_map(Some(3))?;
-                m.serialize_entry("username", echo.field("username"))?;
-                m.serialize_entry("maxCalls", echo.field("maxCalls"))?;
-                m.serialize_entry("error", &error.to_string())?;
-                m.end()
-            }
-            Self::UserDisconnected { username } => {
-                let mut m = s.serialize_map(Some(1))?;
-                m.serialize_entry("username", username)?;
-                m.end()
-            }
-            Self::UserDisconnectionError { username, error } => {
-                let mut m = s.serialize_map(Some(2))?;
-                m.serialize_entry("username", username)?;
-                m.serialize_entry("error", &error.to_string())?;
-                m.end()
-            }
-            Self::CallEnded(call) => {
-                let mut m = s.serialize_map(Some(1))?;
-                m.serialize_entry("callId", &call.to_string())?;
-                m.end()
-            }
-            Self::EndCallError { call, error } => {
-                let mut m = s.serialize_map(Some(2))?;
-                m.serialize_entry("callId", &call.0)?;
-                m.serialize_entry("error", &error.to_string())?;
-                m.end()
-            }
-        }
-    }
-}
-
 /// What an acknowledgement callback receives for an event that has no reply event of its own
 /// (or, for those that do, the same payload as the reply).
 #[derive(Debug, Clone, PartialEq)]
@@ -282,107 +244,4 @@ pub enum AckReply {
     Accepted(CallId),
     /// `{error}`.
     Refused(Refusal),
-}
-
-impl Serialize for AckReply {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Self::Event(event) => event.serialize(s),
-            Self::Accepted(call) => {
-                let mut m = s.serialize_map(Some(1))?;
-                m.serialize_entry("callId", &call.to_string())?;
-                m.end()
-            }
-            Self::Refused(error) => {
-                let mut m = s.serialize_map(Some(1))?;
-                m.serialize_entry("error", &error.to_string())?;
-                m.end()
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-    use crate::agents::refusal::Subject;
-    use crate::converja::AgentId;
-
-    fn payload<T: Serialize>(value: &T) -> serde_json::Value {
-        serde_json::to_value(value).expect("payloads serialise")
-    }
-
-    #[test]
-    fn replies_are_written_as_the_contract_says() {
-        let login = Login {
-            username: "22010".into(),
-            max_calls: 3,
-        };
-        assert_eq!(
-            payload(&ServerEvent::UserConnected(login)),
-            json!({"username": "22010", "maxCalls": 3})
-        );
-        assert_eq!(
-            payload(&ServerEvent::CallEnded(CallId(7))),
-            json!({"callId": "7"})
-        );
-        let refused = ServerEvent::UserConnectionError {
-            echo: Echo(json!({"username": 5, "maxCalls": "x", "extra": true})),
-            error: Refusal::Platform {
-                subject: Subject::Agent(AgentId::new("5")),
-                error: crate::converja::PlatformError::Status {
-                    status: 404,
-                    params: json!({}),
-                },
-            },
-        };
-        assert_eq!(
-            payload(&refused),
-            json!({"username": 5, "maxCalls": "x",
-                   "error": "agent 5 is not known to the platform (404)"})
-        );
-        assert_eq!(
-            payload(&ServerEvent::EndCallError {
-                call: Echo(json!(12)),
-                error: Refusal::NotYourCall(CallId(12)),
-            }),
-            json!({"callId": 12, "error": "call 12 is not one of your calls"})
-        );
-        let call = NewCall {
-            call: CallId(9),
-            media: "CHAT".into(),
-            start_date: "2016-07-13T14:12:11.721Z".into(),
-            service: "Financeiro".into(),
-            caller: "0800".into(),
-        };
-        assert_eq!(
-            payload(&ServerEvent::NewCall(call)),
-            json!({"callId": "9", "media": "CHAT", "startDate": "2016-07-13T14:12:11.721Z",
-                   "service": "Financeiro", "caller": "0800"})
-        );
-        assert_eq!(
-            payload(&AckReply::Refused(Refusal::NotConnected)),
-            json!({"error": "not connected: send USER_CONNECT first"})
-        );
-        assert_eq!(
-            payload(&AckReply::Accepted(CallId(4))),
-            json!({"callId": "4"})
-        );
-    }
-
-    #[test]
-    fn every_contract_event_name_round_trips() {
-        for kind in [
-            ClientEventKind::UserConnect,
-            ClientEventKind::UserDisconnect,
-            ClientEventKind::EndCall,
-            ClientEventKind::NewCallAnswered,
-            ClientEventKind::NewCallError,
-        ] {
-            assert_eq!(ClientEventKind::from_name(kind.name()), Some(kind));
-        }
-        assert_eq!(ClientEventKind::from_name("NEW_CALL"), None);
-    }
 }

@@ -6,14 +6,16 @@
 //! Shape: one [`Agents`] value shared by every task. Its state (the [`Registry`] and the socket
 //! handles) sits behind one mutex that is only ever held for synchronous work, emits included
 //! (they queue without waiting), so events reach each socket in the order the state changed.
-//! Each socket has one task ([`Agents::serve_socket`]) that handles its events one after the
-//! other, awaiting the platform between "decide" and "apply"; that is what keeps a socket's
-//! events in order without a central queue. Platform events, the clock and reconciliation
-//! each come in through their own method.
+//! Each socket has one task ([`inbox`]) that handles its events one after the other, awaiting
+//! the platform between "decide" and "apply"; that is what keeps a socket's events in order
+//! without a central queue. Platform events, the clock and reconciliation each come in
+//! through their own method.
 
 mod clock;
+mod ending;
 pub(crate) mod event;
 mod handlers;
+mod inbox;
 pub(crate) mod port;
 mod reconcile;
 pub(crate) mod refusal;
@@ -27,7 +29,6 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -35,6 +36,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 pub(crate) use event::{AckReply, ClientEvent, NewCall, ServerEvent, SocketId};
+pub(crate) use inbox::FromSocket;
 pub(crate) use port::{AckError, EmitError, Platform, Sink};
 pub(crate) use refusal::Refusal;
 pub(crate) use registry::{Registry, Rules};
@@ -44,18 +46,9 @@ use crate::config::{Config, OnCallError, OnDisconnect};
 use crate::converja::{AgentId, CallDidStart, CallId, QueueId, Timestamp};
 use crate::store::Journal;
 use crate::telemetry;
-use crate::telemetry::latency;
-use refusal::Subject;
-use registry::Among;
 use restore::TakenBy;
 use resume::{PidKey, Shown};
-use state::{Next, NotQueued, State};
-
-/// How long a socket's task waits for room in the socket's buffer before it gives the
-/// socket up as no longer reading.
-pub(super) const STALL_AFTER: Duration = Duration::from_secs(10);
-/// The step of that wait.
-const PACE: Duration = Duration::from_millis(5);
+use state::State;
 
 /// How the core behaves, from `[agents]` and `[auth]`.
 #[derive(Debug, Clone)]
@@ -100,17 +93,6 @@ impl Settings {
             .cloned()
             .unwrap_or_else(|| AgentId::new(username))
     }
-}
-
-/// What a socket's task receives, in the order the socket sent it.
-#[derive(Debug)]
-pub enum Inbound<A> {
-    /// An event, with its acknowledgement callback if the UI passed one.
-    Event(ClientEvent, Option<A>),
-    /// An event the edge refused (a limit), to be answered in its turn.
-    Refused(ClientEvent, Option<A>, Refusal),
-    /// The socket is gone; everything it sent before is handled first.
-    Closed,
 }
 
 /// The agents core. Shared by reference (`Arc`) between the socket tasks, the platform
@@ -231,96 +213,6 @@ impl<P: Platform, S: Sink> Agents<P, S> {
         self.state().set_synced(false);
     }
 
-    /// Takes what socket `id` sent, to be handled after everything it sent before. An event
-    /// that does not fit in the socket's inbox, or comes during shutdown, is refused at once.
-    pub fn submit(self: &Arc<Self>, id: SocketId, item: Inbound<S::Ack>) {
-        let queued = |event, ack, refusal| state::Queued {
-            event,
-            ack,
-            arrived: tokio::time::Instant::now(),
-            refusal,
-        };
-        let queued = match item {
-            Inbound::Event(event, ack) => self.state().queue_event(id, queued(event, ack, None)),
-            Inbound::Refused(event, ack, refusal) => self
-                .state()
-                .queue_event(id, queued(event, ack, Some(refusal))),
-            Inbound::Closed => Ok(self.state().queue_close(id)),
-        };
-        let start = match queued {
-            Ok(start) => start,
-            Err(not) => {
-                return match *not {
-                    NotQueued::Refused(event, ack, refusal) => {
-                        handlers::turn_away(self, id, event, ack, refusal);
-                    }
-                    NotQueued::Flooding => self.state().drop_flooding(&self.sink, id),
-                };
-            }
-        };
-        if start {
-            let agents = self.clone();
-            self.tasks.spawn(
-                async move { agents.serve_socket(id).await }
-                    .instrument(info_span!("socket", id = id.0)),
-            );
-        }
-    }
-
-    /// Handles a socket's waiting events in order, then ends: a socket costs a task only
-    /// while it has something to handle.
-    async fn serve_socket(self: Arc<Self>, id: SocketId) {
-        loop {
-            let next = self.state().next_event(id, now());
-            match next {
-                Next::Event(state::Queued {
-                    event,
-                    ack,
-                    arrived,
-                    refusal,
-                }) => {
-                    if !self.paced(id).await {
-                        continue;
-                    }
-                    if let Some(refusal) = refusal {
-                        handlers::turn_away(&self, id, event, ack, refusal);
-                        continue;
-                    }
-                    let span = info_span!("socket_event", socket = id.0, event = event.label());
-                    let handled = latency::event(
-                        arrived,
-                        handlers::handle(&self, id, event, ack).instrument(span),
-                    );
-                    tokio::select! {
-                        _ = self.cancel.cancelled() => return,
-                        _ = handled => {}
-                    }
-                }
-                Next::Idle => break,
-                Next::Closed => {
-                    debug!(socket = id.0, "socket closed");
-                    break;
-                }
-            }
-        }
-        self.socket_idle.notify_waiters();
-    }
-
-    /// Shutdown: refuses every event from now on and waits until the events already taken
-    /// are handled, so a UI hears how its last requests ended before its socket closes.
-    /// The caller bounds the wait.
-    pub async fn drain(&self) {
-        loop {
-            let idle = self.socket_idle.notified();
-            tokio::pin!(idle);
-            idle.as_mut().enable();
-            if !self.state().drain() {
-                return;
-            }
-            idle.await;
-        }
-    }
-
     /// The platform assigned a call.
     pub fn call_started(&self, start: &CallDidStart) {
         let info = self.new_call(start.queue, &start.origin, start.timestamp, start.callid);
@@ -380,7 +272,7 @@ impl<P: Platform, S: Sink> Agents<P, S> {
     }
 
     /// The platform ended a call.
-    pub fn call_finished(&self, call: CallId) {
+    pub fn call_ended(&self, call: CallId) {
         {
             let mut state = self.state();
             if state.registry.rejection_over(call) {
@@ -388,52 +280,10 @@ impl<P: Platform, S: Sink> Agents<P, S> {
                     .journal
                     .note(crate::store::Change::RejectionOver(call));
             }
-            state.end_call(&self.sink, call);
+            state.call_ended(&self.sink, call);
             state.deliver_changed(&self.sink, now());
         }
         self.call_ends.notify_waiters();
-    }
-
-    /// Waits until `socket`'s session no longer holds `call`, at most `limit`; whether it
-    /// happened.
-    async fn call_gone(&self, socket: SocketId, call: CallId, limit: Duration) -> bool {
-        let wait = async {
-            loop {
-                let ended = self.call_ends.notified();
-                tokio::pin!(ended);
-                ended.as_mut().enable();
-                let held = self
-                    .state()
-                    .registry
-                    .session_of(socket)
-                    .is_some_and(|s| s.holds(call));
-                if !held {
-                    return;
-                }
-                ended.await;
-            }
-        };
-        tokio::time::timeout(limit, wait).await.is_ok()
-    }
-
-    /// With several calls held, makes sure `among.call` is the one the platform considers
-    /// current: the only one its call requests act on.
-    async fn confirm_current(&self, agent: &AgentId, among: &Among) -> Result<(), Refusal> {
-        if among.caller_shared {
-            return Err(Refusal::CurrentUnknown(among.call));
-        }
-        match self.platform.current_caller(agent).await {
-            Ok(Some(current)) if current == among.caller => Ok(()),
-            Ok(Some(current)) => Err(Refusal::NotCurrent {
-                call: among.call,
-                current,
-            }),
-            Ok(None) => Err(Refusal::CurrentUnknown(among.call)),
-            Err(error) => Err(Refusal::Platform {
-                subject: Subject::Call(among.call),
-                error,
-            }),
-        }
     }
 
     /// The platform is reachable (at start, or again after an outage), or events were missed:
@@ -464,127 +314,6 @@ impl<P: Platform, S: Sink> Agents<P, S> {
                 .unwrap_or_else(|| format!("queue {queue}")),
             caller: caller.to_owned(),
         }
-    }
-
-    /// Emits `event` to `socket` and answers the acknowledgement with the same payload.
-    fn reply(&self, socket: SocketId, event: ServerEvent, ack: Option<S::Ack>) {
-        if let Some(error) = event.error() {
-            let outcome = if error.is_failure() {
-                "failed"
-            } else {
-                "refused"
-            };
-            info!(event = event.name(), reason = error.reason(), %error, "event not done");
-            metrics::counter!(telemetry::SOCKET_EVENTS, "event" => event.name(), "outcome" => outcome)
-                .increment(1);
-        }
-        if let Err(e) = self.state().emit_to(&self.sink, socket, &event) {
-            warn!(socket = socket.0, event = event.name(), error = ?e, "reply not delivered");
-        }
-        if let Some(ack) = ack {
-            self.answer(socket, ack, AckReply::Event(event));
-        }
-    }
-
-    /// Refuses an event that has no error event of its own: logged, counted, and told to the
-    /// acknowledgement callback if there is one.
-    fn refuse(&self, socket: SocketId, ack: Option<S::Ack>, error: Refusal) {
-        warn!(reason = error.reason(), %error, "event refused");
-        metrics::counter!(telemetry::SOCKET_EVENTS, "event" => error.reason(), "outcome" => "refused")
-            .increment(1);
-        if let Some(ack) = ack {
-            self.answer(socket, ack, AckReply::Refused(error));
-        }
-    }
-
-    /// Answers an acknowledgement of `socket`, in order with its events.
-    fn answer(&self, socket: SocketId, ack: S::Ack, reply: AckReply) {
-        self.state().answer_to(&self.sink, socket, ack, reply);
-    }
-
-    /// Waits until what socket `id` was sent so far is in its buffer, so that a socket that
-    /// sends faster than it reads still gets every answer, in order; false if it stopped
-    /// reading for [`STALL_AFTER`] and was dropped. socketioxide has no signal for room in a
-    /// buffer, hence the short steps.
-    async fn paced(&self, id: SocketId) -> bool {
-        let deadline = tokio::time::Instant::now() + STALL_AFTER;
-        loop {
-            if !self.state().flush_socket(&self.sink, id) {
-                return true;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                self.state().drop_stalled(&self.sink, id);
-                return false;
-            }
-            tokio::time::sleep(PACE).await;
-        }
-    }
-
-    /// Applies `on_disconnect` on the platform for `agent`, then leaves its room. A login of
-    /// the same agent meanwhile waits for it ([`Agents::ended`]), so that the leave cannot
-    /// land after the new session's join.
-    async fn end_on_platform(&self, agent: &AgentId) -> Result<(), crate::converja::PlatformError> {
-        let _ending = state::Ending::begin(&self.state, agent);
-        let result = match self.settings.on_disconnect {
-            OnDisconnect::Logout => self.platform.logout(agent).await,
-            OnDisconnect::Pause(reason) => self.platform.pause(agent, reason).await,
-            OnDisconnect::None => Ok(()),
-        };
-        if result.is_ok() {
-            self.platform.leave_agent_room(agent).await;
-        }
-        result
-    }
-
-    /// Returns once no session end of `agent` is under way on the platform.
-    async fn ended(&self, agent: &AgentId) {
-        loop {
-            let Some(ending) = self.state().ending(agent) else {
-                return;
-            };
-            ending.cancelled().await;
-        }
-    }
-
-    /// Applies `on_call_error` for a call the agent rejected, in the background. With other
-    /// calls held, only if the rejected call is the platform's current one: the platform's
-    /// hangup and transfer act on that one, and must never reach a call nobody named.
-    fn act_on_rejection(self: &Arc<Self>, agent: AgentId, among: Among) {
-        let policy = self.settings.on_call_error.clone();
-        if policy == OnCallError::None {
-            return;
-        }
-        let agents = self.clone();
-        self.tasks.spawn(async move {
-            let call = among.call;
-            if !among.alone
-                && let Err(why) = agents.confirm_current(&agent, &among).await
-            {
-                warn!(%agent, %call, ?policy, reason = %why, "on_call_error action skipped");
-                metrics::counter!(telemetry::SOCKET_EVENTS, "event" => "NEW_CALL_ERROR", "outcome" => "action_skipped").increment(1);
-                return;
-            }
-            let result = match &policy {
-                OnCallError::None => return,
-                OnCallError::Hangup => agents.platform.end_active_call(&agent).await,
-                OnCallError::Transfer(to) => agents.platform.transfer(&agent, to).await,
-            };
-            if let Err(e) = result {
-                warn!(%agent, %call, ?policy, error = %e, "on_call_error action failed");
-            }
-        });
-    }
-
-    /// Leaves the agent's room unless a session still needs it.
-    fn leave_if_unused(self: &Arc<Self>, agent: &AgentId) {
-        let agents = self.clone();
-        let agent = agent.clone();
-        self.tasks.spawn(async move {
-            // Looked at as the leave goes out: a new session of the agent may have come since.
-            if agents.state().registry.session_of_agent(&agent).is_none() {
-                agents.platform.leave_agent_room(&agent).await;
-            }
-        });
     }
 }
 

@@ -24,10 +24,7 @@ pub trait Platform: Send + Sync + 'static {
         agent: &AgentId,
     ) -> impl Future<Output = Result<Option<String>, PlatformError>> + Send;
     /// `DELETE /calls/active`: ends the agent's current call.
-    fn end_active_call(
-        &self,
-        agent: &AgentId,
-    ) -> impl Future<Output = Result<(), PlatformError>> + Send;
+    fn end_call(&self, agent: &AgentId) -> impl Future<Output = Result<(), PlatformError>> + Send;
     /// `PUT /calls/active/local`: transfers the agent's current call to `number`.
     fn transfer(
         &self,

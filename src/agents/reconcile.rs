@@ -104,7 +104,7 @@ impl<P: Platform, S: Sink> Agents<P, S> {
         for (call, seq) in state.registry.calls_in_queue(queue) {
             // A call the platform told us about after the read was sent is newer than it.
             if !live.contains(&call) && seq <= since {
-                state.end_call(&self.sink, call);
+                state.call_ended(&self.sink, call);
                 ended += 1;
             }
         }

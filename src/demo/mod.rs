@@ -24,7 +24,7 @@ const BRIDGE_PASSWORD: &str = "demo-bridge";
 const SIM_PASSWORD: &str = "demo-platform";
 
 /// Prosody and the simulator playing the demo scenario; stopped when dropped.
-struct Platform {
+struct SimulatedPlatform {
     prosody: LocalProsody,
     tracker: TaskTracker,
     cancel: CancellationToken,
@@ -32,8 +32,8 @@ struct Platform {
     agents: Vec<String>,
 }
 
-impl Platform {
-    async fn start() -> anyhow::Result<Platform> {
+impl SimulatedPlatform {
+    async fn start() -> anyhow::Result<SimulatedPlatform> {
         let scenario: Scenario = toml::from_str(SCENARIO).context("the demo scenario")?;
         let prosody = LocalProsody::start(
             DOMAIN,
@@ -56,7 +56,7 @@ impl Platform {
         tokio::time::timeout(Duration::from_secs(20), sim.ready())
             .await
             .context("the simulator did not join its rooms")?;
-        Ok(Platform {
+        Ok(SimulatedPlatform {
             prosody,
             tracker,
             cancel,
@@ -118,7 +118,7 @@ pub async fn run(port: u16, bosh: bool, shutdown: CancellationToken) -> anyhow::
     // Any free port: the banner says which.
     let admin = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     let admin_port = admin.local_addr()?.port();
-    let platform = Platform::start().await?;
+    let platform = SimulatedPlatform::start().await?;
     let store = tempfile::tempdir().context("a temporary directory for the session store")?;
     let mut config = Config::from_toml(&platform.bridge_config(bosh, port))?;
     // Sessions survive a restart of the bridge, not of the demo.

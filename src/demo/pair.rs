@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use super::{Platform, print_banner};
+use super::{SimulatedPlatform, print_banner};
 use crate::balancer::{Proxy, Route, is_ready};
 use crate::loopback::free_port;
 use crate::postgres::LocalPostgres;
@@ -93,7 +93,7 @@ impl Drop for Bridge {
 
 /// Runs the pair demo on `port` until `shutdown`.
 pub async fn run_pair(port: u16, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let platform = Platform::start().await?;
+    let platform = SimulatedPlatform::start().await?;
     let postgres = LocalPostgres::start()?;
     let dir = tempfile::Builder::new()
         .prefix("converja-pair-")

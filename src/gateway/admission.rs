@@ -17,8 +17,8 @@ use tracing::{debug, warn};
 
 use super::identity::{self, Identity, Unproven};
 use super::limits::{AddressLimits, Limited, SocketBudget};
-use super::{Core, Inbox, address};
-use crate::agents::{self, Inbound, Resume, SocketId};
+use super::{Core, EventRelay, address};
+use crate::agents::{self, FromSocket, Resume, SocketId};
 use crate::config::{Config, LimitsConfig, TrustedProxies};
 use crate::telemetry;
 
@@ -103,7 +103,7 @@ impl<P: agents::Platform> Admission<P> {
             }
         };
         let id = SocketId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        let inbox = Inbox {
+        let relay = EventRelay {
             id,
             core: self.core.clone(),
             budget: Arc::new(SocketBudget::new(&self.limits)),
@@ -116,7 +116,7 @@ impl<P: agents::Platform> Admission<P> {
             .core
             .socket_opened(id, socket.clone(), proven, resume, fresh);
         socket.set_pid(pid);
-        socket.on_fallback(inbox.clone());
+        socket.on_fallback(relay.clone());
         let sid = socket.id;
         let closing = self.clone();
         // Held by the handler, which socketioxide drops with the socket.
@@ -126,7 +126,7 @@ impl<P: agents::Platform> Admission<P> {
             closing.opening().remove(&sid);
             slot.lock().unwrap_or_else(|e| e.into_inner()).take();
             // A close always fits: it is a mark behind the socket's events, not an event.
-            inbox.core.submit(id, Inbound::Closed);
+            relay.core.submit(id, FromSocket::Closed);
         });
         debug!(socket = id.0, client = ?client, ns = socket.ns(), transport = ?socket.transport_type(), "socket admitted");
         Ok(())

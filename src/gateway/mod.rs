@@ -1,15 +1,15 @@
 //! The socket.io front end: where agent UIs connect (two paths, two namespaces, WebSocket and
 //! polling), how each socket is admitted ([`admission`]: origin, sign-in, limits), and how
-//! its events reach the agents core: parsed once at the edge ([`payload::parse`]), charged to
+//! its events reach the agents core: parsed once at the edge ([`contract::parse`]), charged to
 //! the socket's budget, and queued to the socket's own task in exactly the order the socket
 //! sent them.
 
 mod address;
 mod admission;
 mod auth;
+pub mod contract;
 mod identity;
 mod limits;
-pub mod payload;
 mod sink;
 
 use std::sync::Arc;
@@ -29,7 +29,7 @@ use tracing::warn;
 pub use auth::{mint_token, verify_token};
 pub use sink::{SocketAck, SocketSink};
 
-use crate::agents::{self, Agents, Inbound, SocketId};
+use crate::agents::{self, Agents, FromSocket, SocketId};
 use crate::config::Config;
 use crate::telemetry;
 use admission::Admission;
@@ -58,8 +58,9 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// The agents core as the gateway drives it.
 type Core<P> = Arc<Agents<P, SocketSink>>;
 
-/// Where a socket's events go: the handler of every event it sends.
-struct Inbox<P: agents::Platform> {
+/// Relays every event a socket sends to the core: parsed, charged to the socket's budget,
+/// and submitted behind what the socket sent before.
+struct EventRelay<P: agents::Platform> {
     id: SocketId,
     core: Core<P>,
     budget: Arc<SocketBudget>,
@@ -67,7 +68,7 @@ struct Inbox<P: agents::Platform> {
 }
 
 // Not derived: a derive would ask the platform to be `Clone` too.
-impl<P: agents::Platform> Clone for Inbox<P> {
+impl<P: agents::Platform> Clone for EventRelay<P> {
     fn clone(&self) -> Self {
         Self {
             id: self.id,
@@ -200,7 +201,7 @@ fn rewrite(mut req: Request, paths: &[String]) -> Request {
 /// the socket's read loop. socketioxide runs a handler's extractors inline, in the order
 /// packets arrive, and spawns a task per call for the handler's body; handling everything at
 /// the extractor stage keeps a socket's events in order and spares the task.
-impl<P: agents::Platform> MessageHandler<LocalAdapter, Inbox<P>> for Inbox<P> {
+impl<P: agents::Platform> MessageHandler<LocalAdapter, EventRelay<P>> for EventRelay<P> {
     fn call(
         &self,
         s: Arc<Socket<LocalAdapter>>,
@@ -214,10 +215,10 @@ impl<P: agents::Platform> MessageHandler<LocalAdapter, Inbox<P>> for Inbox<P> {
             .ok()
             .and_then(|TryData(data)| data.ok());
         let ack = ack_id.map(|id| SocketAck::new(s.clone(), id));
-        let event = payload::parse(&name, data, self.max_calls_limit);
+        let event = contract::parse(&name, data, self.max_calls_limit);
         // Refused in its turn, behind what the socket sent before, never dropped.
         let item = match self.budget.spend(&event) {
-            Ok(()) => Inbound::Event(event, ack),
+            Ok(()) => FromSocket::Event(event, ack),
             Err(refusal) => {
                 metrics::counter!(telemetry::EVENTS_LIMITED, "reason" => refusal.reason())
                     .increment(1);
@@ -226,7 +227,7 @@ impl<P: agents::Platform> MessageHandler<LocalAdapter, Inbox<P>> for Inbox<P> {
                     reason = refusal.reason(),
                     "event refused: {refusal}"
                 );
-                Inbound::Refused(event, ack, refusal)
+                FromSocket::Refused(event, ack, refusal)
             }
         };
         self.core.submit(self.id, item);

@@ -5,7 +5,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, warn};
 
-use super::{Platform, PlatformError};
+use super::{Client, PlatformError};
 use crate::converja::{
     AgentId, AgentStatus, Data, Destination, Empty, Message, PauseReason, ProtocolError,
     QueueAgent, QueueCalls, QueueId, QueueInfo, QueueSupervisor, Request, ResponseParams,
@@ -14,7 +14,7 @@ use crate::converja::{
 use crate::pending::Failure;
 use crate::telemetry;
 
-impl Platform {
+impl Client {
     /// Sends `request` and decodes its response as `T`.
     pub async fn call<T: ResponseParams>(&self, request: Request) -> Result<T, PlatformError> {
         let kind = request.kind();

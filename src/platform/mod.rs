@@ -95,19 +95,19 @@ struct Shared {
 
 /// The typed client of the Converja platform. Cheap to clone.
 #[derive(Clone)]
-pub struct Platform {
+pub struct Client {
     shared: Arc<Shared>,
 }
 
-impl std::fmt::Debug for Platform {
+impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Platform")
+        f.debug_struct("Client")
             .field("table", &self.shared.table)
             .finish()
     }
 }
 
-impl Platform {
+impl Client {
     /// Connects to XMPP and starts following the platform's rooms.
     pub fn start(
         settings: ConnectSettings,
@@ -115,11 +115,11 @@ impl Platform {
         cfg: &ConverjaConfig,
         tracker: &TaskTracker,
         cancel: CancellationToken,
-    ) -> Platform {
+    ) -> Client {
         Self::start_after(0, settings, nickname, cfg, tracker, cancel)
     }
 
-    /// [`Platform::start`] for a process that follows another: every request id it sends is
+    /// [`Client::start`] for a process that follows another: every request id it sends is
     /// above `used`, the highest id its predecessor may have sent.
     pub fn start_after(
         used: u64,
@@ -128,7 +128,7 @@ impl Platform {
         cfg: &ConverjaConfig,
         tracker: &TaskTracker,
         cancel: CancellationToken,
-    ) -> Platform {
+    ) -> Client {
         let addresses = Addresses::new(cfg.conference.clone());
         let table = PendingTable::new(cfg.max_pending, used);
         let updates = broadcast::channel(UPDATE_BUFFER).0;
@@ -144,7 +144,7 @@ impl Platform {
             .iter()
             .map(|r| addresses.room(r).expect("fixed room names are valid JIDs"))
             .collect();
-        let platform = Platform {
+        let platform = Client {
             shared: Arc::new(Shared {
                 link,
                 table,

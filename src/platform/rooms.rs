@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_xmpp::jid::BareJid;
 use tracing::{info, warn};
 
-use super::{Platform, PlatformError, Update};
+use super::{Client, PlatformError, Update};
 use crate::config::QueueSelection;
 use crate::converja::{AgentId, QueueId, RoomName};
 use crate::xmpp::{LinkError, LinkStatus};
@@ -17,7 +17,7 @@ use crate::xmpp::{LinkError, LinkStatus};
 /// Wait before re-reading the queue list after a failure.
 const QUEUE_RETRY: Duration = Duration::from_secs(5);
 
-impl Platform {
+impl Client {
     /// Joins `agent.<id>` unless already joined; requests to the agent's occupant need it.
     /// A leave of the room under way is done first.
     pub async fn join_agent_room(&self, agent: &AgentId) -> Result<(), PlatformError> {

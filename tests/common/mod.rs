@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use converja_bridge::config::{ConverjaConfig, HumanDuration, QueueSelection};
 use converja_bridge::converja::{AgentId, CallId, QueueId};
-use converja_bridge::platform::{Platform, Update};
+use converja_bridge::platform::{Client, Update};
 use converja_bridge::sim::{self, Scenario, SimHandle};
 use converja_bridge::xmpp::ConnectSettings;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -145,7 +145,7 @@ pub(crate) fn counter(name: &str, label: &str) -> f64 {
 pub(crate) struct Stack {
     pub xmpp: Server,
     pub sim: SimHandle,
-    pub platform: Platform,
+    pub platform: Client,
     pub tracker: TaskTracker,
     pub cancel: CancellationToken,
 }
@@ -198,7 +198,7 @@ pub(crate) async fn stack_with(
     let (xmpp, sim) = start_sim(scenario, &tracker, &cancel).await;
     let mut cfg = converja(&xmpp, request_timeout);
     cfg.max_pending = max_pending;
-    let platform = Platform::start(
+    let platform = Client::start(
         via.account(&xmpp, "bridge", "bridge-pw"),
         BRIDGE_NICK.into(),
         &cfg,
@@ -219,7 +219,7 @@ pub(crate) async fn stack(via: Via) -> Stack {
     stack_with(via, scenario(), Duration::from_secs(5), 1000).await
 }
 
-pub(crate) async fn wait_ready(platform: &Platform) {
+pub(crate) async fn wait_ready(platform: &Client) {
     assert!(
         platform.wait_ready(PATIENCE).await,
         "the platform client did not become ready: {:?}",

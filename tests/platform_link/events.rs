@@ -59,7 +59,7 @@ pub(crate) async fn events_published_before_the_bridge_joined_are_not_replayed(v
     // History the room would replay to a joiner that asked for it.
     let early = sim.call("22010", "111").await;
     let cfg = converja(&prosody, Duration::from_secs(5));
-    let platform = converja_bridge::platform::Platform::start(
+    let platform = converja_bridge::platform::Client::start(
         via.account(&prosody, "bridge", "bridge-pw"),
         BRIDGE_NICK.into(),
         &cfg,
@@ -99,7 +99,7 @@ pub(crate) async fn readiness_waits_for_the_queue_list() {
         },
     )])
     .await;
-    let platform = converja_bridge::platform::Platform::start(
+    let platform = converja_bridge::platform::Client::start(
         settings(&prosody, "bridge", "bridge-pw"),
         BRIDGE_NICK.into(),
         &converja(&prosody, Duration::from_secs(5)),

@@ -71,7 +71,7 @@ pub(crate) async fn bad_credentials_are_reported_not_retried_silently(via: Via) 
     let cancel = tokio_util::sync::CancellationToken::new();
     let (prosody, _sim) = start_sim(scenario(), &tracker, &cancel).await;
     let cfg = converja(&prosody, Duration::from_secs(5));
-    let wrong = converja_bridge::platform::Platform::start(
+    let wrong = converja_bridge::platform::Client::start(
         via.account(&prosody, "bridge", "wrong"),
         BRIDGE_NICK.into(),
         &cfg,
@@ -105,7 +105,7 @@ pub(crate) async fn a_server_without_starttls_is_refused() {
         port: prosody.c2s_port,
         tls: TlsMode::Required,
     };
-    let no_tls = converja_bridge::platform::Platform::start(
+    let no_tls = converja_bridge::platform::Client::start(
         tls,
         BRIDGE_NICK.into(),
         &cfg,
@@ -144,7 +144,7 @@ pub(crate) async fn a_taken_nickname_is_retried_with_a_suffix(via: Via) {
     .await
     .expect("the squatter joins");
     let cfg = converja(&prosody, Duration::from_secs(5));
-    let platform = converja_bridge::platform::Platform::start(
+    let platform = converja_bridge::platform::Client::start(
         via.account(&prosody, "bridge", "bridge-pw"),
         BRIDGE_NICK.into(),
         &cfg,
@@ -322,7 +322,7 @@ pub(crate) async fn lost_bosh_answers_are_recovered_by_retransmission() {
     let mut settings = prosody.bosh_account("bridge", "bridge-pw");
     let url = format!("http://127.0.0.1:{}/http-bind", proxy.port);
     settings.endpoint = Endpoint::Bosh(HttpUrl::parse(&url).unwrap());
-    let platform = converja_bridge::platform::Platform::start(
+    let platform = converja_bridge::platform::Client::start(
         settings,
         BRIDGE_NICK.into(),
         &converja(&prosody, Duration::from_secs(10)),

@@ -3,7 +3,7 @@
 use super::*;
 
 /// `GET /queues`, `/queues/7/agents` and `/queues/7/supervisors` list the scenario's people.
-pub(crate) async fn directory_matches_the_scenario(p: &converja_bridge::platform::Platform) {
+pub(crate) async fn directory_matches_the_scenario(p: &converja_bridge::platform::Client) {
     let queues = p.queues().await.expect("GET /queues");
     assert_eq!(
         queues

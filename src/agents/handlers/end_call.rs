@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use tracing::warn;
 
-use crate::agents::event::{AckReply, Echo, ServerEvent, SocketId};
+use super::reply;
+use crate::agents::event::{AckReply, Scalar, ServerEvent, SocketId};
 use crate::agents::refusal::{Refusal, Subject};
 use crate::agents::registry::Among;
 use crate::agents::{Agents, Platform, Sink};
@@ -19,6 +20,7 @@ use crate::converja::{AgentId, CallId};
 /// How long the platform's `CallDidFinish` may follow its answer to the hangup.
 const FINISH_PATIENCE: Duration = Duration::from_secs(5);
 
+/// Ends the named call on the platform and tells the session, or tells the asker why not.
 pub(super) async fn handle<P: Platform, S: Sink>(
     agents: &Arc<Agents<P, S>>,
     socket: SocketId,
@@ -34,7 +36,12 @@ pub(super) async fn handle<P: Platform, S: Sink>(
     match result {
         Ok(()) => {
             if let Some(ack) = ack {
-                agents.answer(socket, ack, AckReply::Event(ServerEvent::CallEnded(call)));
+                reply::answer(
+                    agents,
+                    socket,
+                    ack,
+                    AckReply::Event(ServerEvent::CallEnded(call)),
+                );
             }
         }
         Err(error) => refuse(agents, socket, call, error, ack),
@@ -49,8 +56,13 @@ pub(super) fn refuse<P: Platform, S: Sink>(
     error: Refusal,
     ack: Option<S::Ack>,
 ) {
-    let call = Echo(serde_json::Value::String(call.to_string()));
-    agents.reply(socket, ServerEvent::EndCallError { call, error }, ack);
+    let call = Some(Scalar::Text(call.to_string()));
+    reply::event(
+        agents,
+        socket,
+        ServerEvent::EndCallError { call, error },
+        ack,
+    );
 }
 
 fn refused(call: CallId) -> impl FnOnce(crate::converja::PlatformError) -> Refusal {
@@ -67,12 +79,12 @@ async fn end_only_call<P: Platform, S: Sink>(
 ) -> Result<(), Refusal> {
     agents
         .platform
-        .end_active_call(agent)
+        .end_call(agent)
         .await
         .map_err(refused(call))?;
     // CALL_ENDED goes to every socket once; if the platform's event came first, the asker
     // still gets its acknowledgement.
-    agents.call_finished(call);
+    agents.call_ended(call);
     Ok(())
 }
 
@@ -82,17 +94,44 @@ async fn end_one_of_several<P: Platform, S: Sink>(
     agent: &AgentId,
     among: &Among,
 ) -> Result<(), Refusal> {
-    agents.confirm_current(agent, among).await?;
+    super::confirm_current(agents, agent, among).await?;
     agents
         .platform
-        .end_active_call(agent)
+        .end_call(agent)
         .await
         .map_err(refused(among.call))?;
     // The platform's CallDidFinish says which call really ended; the UIs hear of that one.
-    if agents.call_gone(socket, among.call, FINISH_PATIENCE).await {
+    if call_gone(agents, socket, among.call, FINISH_PATIENCE).await {
         return Ok(());
     }
     warn!(%agent, call = %among.call, "hangup accepted but no call end followed; re-reading calls");
     agents.resync();
     Err(Refusal::Unconfirmed(among.call))
+}
+
+/// Waits until `socket`'s session no longer holds `call`, at most `limit`; whether it
+/// happened.
+async fn call_gone<P: Platform, S: Sink>(
+    agents: &Agents<P, S>,
+    socket: SocketId,
+    call: CallId,
+    limit: Duration,
+) -> bool {
+    let wait = async {
+        loop {
+            let ended = agents.call_ends.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            let held = agents
+                .state()
+                .registry
+                .session_of(socket)
+                .is_some_and(|s| s.holds(call));
+            if !held {
+                return;
+            }
+            ended.await;
+        }
+    };
+    tokio::time::timeout(limit, wait).await.is_ok()
 }

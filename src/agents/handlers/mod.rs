@@ -3,6 +3,7 @@
 
 mod end_call;
 mod new_call;
+mod reply;
 mod user_connect;
 mod user_disconnect;
 
@@ -10,8 +11,8 @@ use std::sync::Arc;
 
 use tracing::warn;
 
-use super::event::{ClientEvent, ClientEventKind, Echo, ServerEvent, SocketId};
-use super::refusal::Refusal;
+use super::event::{AckReply, ClientEvent, ClientEventKind, Echo, ServerEvent, SocketId};
+use super::refusal::{Refusal, Subject};
 use super::registry::{Among, Registry};
 use super::{Agents, Platform, Sink};
 use crate::converja::{AgentId, CallId};
@@ -43,8 +44,8 @@ pub(super) async fn handle<P: Platform, S: Sink>(
             warn!(%name, "unknown socket.io event ignored");
             metrics::counter!(telemetry::UNKNOWN_EVENTS).increment(1);
             if let Some(ack) = ack {
-                let refusal = super::AckReply::Refused(Refusal::UnknownEvent(name));
-                agents.answer(socket, ack, refusal);
+                let refusal = AckReply::Refused(Refusal::UnknownEvent(name));
+                reply::answer(agents, socket, ack, refusal);
             }
         }
     }
@@ -62,7 +63,8 @@ pub(super) fn turn_away<P: Platform, S: Sink>(
     match event {
         ClientEvent::UserConnect(login) => {
             let echo = user_connect::echo(&login);
-            agents.reply(
+            reply::event(
+                agents,
                 socket,
                 ServerEvent::UserConnectionError { echo, error },
                 ack,
@@ -70,7 +72,8 @@ pub(super) fn turn_away<P: Platform, S: Sink>(
         }
         ClientEvent::UserDisconnect(named) => {
             let username = named.unwrap_or_default();
-            agents.reply(
+            reply::event(
+                agents,
                 socket,
                 ServerEvent::UserDisconnectionError { username, error },
                 ack,
@@ -80,7 +83,7 @@ pub(super) fn turn_away<P: Platform, S: Sink>(
         ClientEvent::Invalid { kind, echo, .. } => invalid(agents, socket, kind, error, echo, ack),
         ClientEvent::NewCallAnswered(_)
         | ClientEvent::NewCallError { .. }
-        | ClientEvent::Unknown(_) => agents.refuse(socket, ack, error),
+        | ClientEvent::Unknown(_) => reply::refuse(agents, socket, ack, error),
     }
 }
 
@@ -108,7 +111,7 @@ fn invalid<P: Platform, S: Sink>(
     let reply = match kind {
         ClientEventKind::UserConnect => ServerEvent::UserConnectionError { echo, error },
         ClientEventKind::EndCall => ServerEvent::EndCallError {
-            call: Echo(echo.0.get("callId").cloned().unwrap_or_default()),
+            call: echo.call_id,
             error,
         },
         ClientEventKind::UserDisconnect => ServerEvent::UserDisconnectionError {
@@ -116,8 +119,32 @@ fn invalid<P: Platform, S: Sink>(
             error,
         },
         ClientEventKind::NewCallAnswered | ClientEventKind::NewCallError => {
-            return agents.refuse(socket, ack, error);
+            return reply::refuse(agents, socket, ack, error);
         }
     };
-    agents.reply(socket, reply, ack);
+    reply::event(agents, socket, reply, ack);
+}
+
+/// With several calls held, makes sure `among.call` is the one the platform considers
+/// current: the only one its call requests act on.
+async fn confirm_current<P: Platform, S: Sink>(
+    agents: &Agents<P, S>,
+    agent: &AgentId,
+    among: &Among,
+) -> Result<(), Refusal> {
+    if among.caller_shared {
+        return Err(Refusal::CurrentUnknown(among.call));
+    }
+    match agents.platform.current_caller(agent).await {
+        Ok(Some(current)) if current == among.caller => Ok(()),
+        Ok(Some(current)) => Err(Refusal::NotCurrent {
+            call: among.call,
+            current,
+        }),
+        Ok(None) => Err(Refusal::CurrentUnknown(among.call)),
+        Err(error) => Err(Refusal::Platform {
+            subject: Subject::Call(among.call),
+            error,
+        }),
+    }
 }

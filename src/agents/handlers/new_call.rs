@@ -6,11 +6,15 @@ use std::time::SystemTime;
 
 use tracing::{debug, warn};
 
+use super::reply;
 use crate::agents::event::{AckReply, SocketId};
 use crate::agents::refusal::Refusal;
+use crate::agents::registry::Among;
 use crate::agents::{Agents, Platform, Sink, now};
-use crate::converja::CallId;
+use crate::config::OnCallError;
+use crate::converja::{AgentId, CallId};
 use crate::store::Change;
+use crate::telemetry;
 
 /// The UI showed the call: it will not be reported as unanswered.
 pub(super) fn answered<P: Platform, S: Sink>(
@@ -22,10 +26,10 @@ pub(super) fn answered<P: Platform, S: Sink>(
     if agents.state().registry.answered(socket, call) {
         debug!(%call, "call answered");
         if let Some(ack) = ack {
-            agents.answer(socket, ack, AckReply::Accepted(call));
+            reply::answer(agents, socket, ack, AckReply::Accepted(call));
         }
     } else {
-        agents.refuse(socket, ack, Refusal::NotThisConnectionsCall(call));
+        reply::refuse(agents, socket, ack, Refusal::NotThisConnectionsCall(call));
     }
 }
 
@@ -66,10 +70,43 @@ pub(super) async fn rejected<P: Platform, S: Sink>(
                 warn!(%call, %error, "rejection not stored: a restart may offer the call again");
             }
             if let Some(ack) = ack {
-                agents.answer(socket, ack, AckReply::Accepted(call));
+                reply::answer(agents, socket, ack, AckReply::Accepted(call));
             }
-            agents.act_on_rejection(agent, among);
+            act_on_rejection(agents, agent, among);
         }
-        Err(refusal) => agents.refuse(socket, ack, refusal),
+        Err(refusal) => reply::refuse(agents, socket, ack, refusal),
     }
+}
+
+/// Applies `on_call_error` for a call the agent rejected, in the background. With other
+/// calls held, only if the rejected call is the platform's current one: the platform's
+/// hangup and transfer act on that one, and must never reach a call nobody named.
+fn act_on_rejection<P: Platform, S: Sink>(
+    agents: &Arc<Agents<P, S>>,
+    agent: AgentId,
+    among: Among,
+) {
+    let policy = agents.settings.on_call_error.clone();
+    if policy == OnCallError::None {
+        return;
+    }
+    let core = agents.clone();
+    agents.tasks.spawn(async move {
+        let call = among.call;
+        if !among.alone
+            && let Err(why) = super::confirm_current(&core, &agent, &among).await
+        {
+            warn!(%agent, %call, ?policy, reason = %why, "on_call_error action skipped");
+            metrics::counter!(telemetry::SOCKET_EVENTS, "event" => "NEW_CALL_ERROR", "outcome" => "action_skipped").increment(1);
+            return;
+        }
+        let result = match &policy {
+            OnCallError::None => return,
+            OnCallError::Hangup => core.platform.end_call(&agent).await,
+            OnCallError::Transfer(to) => core.platform.transfer(&agent, to).await,
+        };
+        if let Err(e) = result {
+            warn!(%agent, %call, ?policy, error = %e, "on_call_error action failed");
+        }
+    });
 }

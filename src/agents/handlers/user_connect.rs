@@ -5,12 +5,14 @@ use std::sync::Arc;
 
 use tracing::info;
 
-use crate::agents::event::{Echo, Login, ServerEvent, SocketId};
+use super::reply;
+use crate::agents::event::{Echo, Login, Scalar, ServerEvent, SocketId};
 use crate::agents::refusal::{Refusal, Subject};
 use crate::agents::{Agents, Platform, Sink, now, restore};
 use crate::converja::{AgentId, Timestamp};
 use crate::store::Change;
 
+/// Logs the socket in for the username, or tells it why not.
 pub(super) async fn handle<P: Platform, S: Sink>(
     agents: &Arc<Agents<P, S>>,
     socket: SocketId,
@@ -32,7 +34,7 @@ pub(super) async fn handle<P: Platform, S: Sink>(
             error,
         },
     };
-    agents.reply(socket, reply, ack);
+    reply::event(agents, socket, reply, ack);
     // A logout the platform announced while it was answering for this login, but after the
     // status it answered with, ends the session as it would have ended it a moment later.
     let crossed = agents.state().logout_since_confirmed(&agent);
@@ -105,12 +107,22 @@ async fn admit<P: Platform, S: Sink>(
     attached
 }
 
+/// Returns once no session end of `agent` is under way on the platform.
+async fn ended<P: Platform, S: Sink>(agents: &Agents<P, S>, agent: &AgentId) {
+    loop {
+        let Some(ending) = agents.state().ending(agent) else {
+            return;
+        };
+        ending.cancelled().await;
+    }
+}
+
 /// Asks the platform about `agent`, once any end of its previous session is done there.
 async fn check_agent<P: Platform, S: Sink>(
     agents: &Agents<P, S>,
     agent: &AgentId,
 ) -> Result<Timestamp, crate::converja::PlatformError> {
-    agents.ended(agent).await;
+    ended(agents, agent).await;
     agents.platform.check_agent(agent).await
 }
 
@@ -153,5 +165,9 @@ fn attach<P: Platform, S: Sink>(
 }
 
 pub(super) fn echo(login: &Login) -> Echo {
-    Echo(serde_json::json!({"username": login.username, "maxCalls": login.max_calls}))
+    Echo {
+        username: Some(Scalar::Text(login.username.clone())),
+        max_calls: Some(Scalar::Whole(u64::from(login.max_calls))),
+        call_id: None,
+    }
 }

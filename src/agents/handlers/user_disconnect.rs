@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
+use super::reply;
 use crate::agents::event::{ServerEvent, SocketId};
 use crate::agents::refusal::{Refusal, Subject};
 use crate::agents::{Agents, Platform, Sink};
 use crate::store::Change;
 
+/// Ends the socket's session on the platform and in the core, or tells it why not.
 pub(super) async fn handle<P: Platform, S: Sink>(
     agents: &Arc<Agents<P, S>>,
     socket: SocketId,
@@ -52,5 +54,5 @@ pub(super) async fn handle<P: Platform, S: Sink>(
             },
         },
     };
-    agents.reply(socket, reply, ack);
+    reply::event(agents, socket, reply, ack);
 }

@@ -4,6 +4,7 @@
 
 mod delivery;
 mod ended;
+mod session;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
@@ -13,6 +14,8 @@ use super::event::{NewCall, SocketId};
 use super::resume::{PidKey, Shown};
 use crate::converja::{AgentId, CallId, QueueId, Timestamp};
 use ended::EndedCalls;
+use session::Slot;
+pub(crate) use session::{Among, Session};
 
 /// Calls remembered as ended (or rejected), so that a late event or an older snapshot does
 /// not bring them back: well above the calls a contact center ends between two outages.
@@ -29,103 +32,6 @@ pub struct Rules {
     pub redeliver_unanswered: bool,
     /// How long a session outlives its last socket.
     pub reconnect_grace: Duration,
-}
-
-#[derive(Debug)]
-struct Slot {
-    call: CallId,
-    queue: QueueId,
-    info: NewCall,
-    /// When the platform says it started.
-    started: Timestamp,
-    /// The registry's event count when the platform last told us about this call.
-    seq: u64,
-    answered: bool,
-    unanswered_reported: bool,
-}
-
-#[derive(Debug, Default)]
-struct SocketView {
-    /// When NEW_CALLs may start flowing to this socket.
-    ready_at: Option<Instant>,
-    /// Calls emitted to this socket, with when.
-    delivered: HashMap<CallId, Instant>,
-}
-
-/// One username connected through zero or more sockets.
-#[derive(Debug)]
-pub(crate) struct Session {
-    /// The agent UI's username.
-    pub username: String,
-    /// The platform's agent id.
-    pub agent: AgentId,
-    /// Calls held at once.
-    pub max_calls: u32,
-    sockets: BTreeMap<SocketId, SocketView>,
-    /// Calls of the session in arrival order; the first `max_calls` are offered.
-    calls: Vec<Slot>,
-    orphaned_since: Option<Instant>,
-    /// Brought back from the store at start and not yet reclaimed by a UI.
-    pub restored: bool,
-    /// The private session ids of the UI sockets that acted for it.
-    pids: HashSet<PidKey>,
-    /// The platform's word on the agent, when the session was confirmed, was this recent:
-    /// a logout the platform announces with an earlier (or the same) timestamp is older
-    /// than the session.
-    pub known_since: Option<Timestamp>,
-}
-
-impl Session {
-    fn offered(&self) -> impl Iterator<Item = &Slot> {
-        self.calls.iter().take(self.max_calls as usize)
-    }
-
-    /// Whether the session holds `call` (offered or waiting for a slot).
-    pub(crate) fn holds(&self, call: CallId) -> bool {
-        self.calls.iter().any(|s| s.call == call)
-    }
-
-    /// Where `call` stands among the session's calls, for finding out whether it is the
-    /// platform's current one; `None` if the session does not hold it.
-    pub(crate) fn among(&self, call: CallId) -> Option<Among> {
-        let caller = self
-            .calls
-            .iter()
-            .find(|s| s.call == call)?
-            .info
-            .caller
-            .clone();
-        let others: Vec<&Slot> = self.calls.iter().filter(|s| s.call != call).collect();
-        Some(Among {
-            call,
-            alone: others.is_empty(),
-            caller_shared: others.iter().any(|s| s.info.caller == caller),
-            caller,
-        })
-    }
-
-    /// Calls waiting for a free slot.
-    #[cfg(test)]
-    pub(crate) fn waiting_calls(&self) -> Vec<CallId> {
-        self.calls
-            .iter()
-            .skip(self.max_calls as usize)
-            .map(|s| s.call)
-            .collect()
-    }
-}
-
-/// A call seen among the other calls of its session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Among {
-    /// The call.
-    pub call: CallId,
-    /// Whether it is the session's only call.
-    pub alone: bool,
-    /// Its caller's number.
-    pub caller: String,
-    /// Whether another call of the session has the same caller.
-    pub caller_shared: bool,
 }
 
 /// Why a socket may not act for a username.

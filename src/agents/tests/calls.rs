@@ -35,15 +35,15 @@ async fn calls_beyond_capacity_wait_in_arrival_order_and_nothing_is_dropped() {
     }
     after(SETTLE).await;
     assert_eq!(ui.new_calls(), vec!["1", "2"]);
-    bench.core.call_finished(CallId(1));
+    bench.core.call_ended(CallId(1));
     let got = ui.take();
     assert_eq!(got[0], ended(1));
     assert_eq!(
         got[1].1["callId"], "3",
         "the oldest waiting call takes the slot at once"
     );
-    bench.core.call_finished(CallId(2));
-    bench.core.call_finished(CallId(3));
+    bench.core.call_ended(CallId(2));
+    bench.core.call_ended(CallId(3));
     assert_eq!(ui.new_calls(), vec!["4"]);
     after(Duration::from_secs(1)).await;
     assert!(ui.take().is_empty(), "each call once");
@@ -67,10 +67,10 @@ async fn ending_a_call_asks_the_platform_and_tells_every_socket_once() {
         bench
             .platform
             .asked()
-            .contains(&Asked::EndActiveCall("22010".into()))
+            .contains(&Asked::EndCall("22010".into()))
     );
     // The platform's own event follows: nobody hears of the call again.
-    bench.core.call_finished(CallId(5));
+    bench.core.call_ended(CallId(5));
     assert!(tab1.take().is_empty() && tab2.take().is_empty());
     bench.stop().await;
 }
@@ -85,7 +85,7 @@ async fn the_platform_s_event_during_an_end_call_in_flight_ends_the_call_once() 
     let held = bench.platform.hold("end");
     let answer = ui.send_later(ClientEvent::EndCall(CallId(5))).await;
     after(Duration::from_millis(10)).await;
-    bench.core.call_finished(CallId(5));
+    bench.core.call_ended(CallId(5));
     assert_eq!(ui.take(), vec![ended(5)]);
     held.release(Ok(()));
     assert_eq!(answer.await.unwrap(), json!({"callId": "5"}));
@@ -136,7 +136,7 @@ async fn nobody_ends_a_call_that_is_not_theirs() {
             .platform
             .asked()
             .iter()
-            .any(|a| matches!(a, Asked::EndActiveCall(_))),
+            .any(|a| matches!(a, Asked::EndCall(_))),
         "never reaches the platform"
     );
     drop(maria);
@@ -215,7 +215,7 @@ async fn a_rejected_call_frees_its_slot_and_is_never_offered_again() {
             .platform
             .asked()
             .iter()
-            .all(|a| !matches!(a, Asked::EndActiveCall(_))),
+            .all(|a| !matches!(a, Asked::EndCall(_))),
         "on_call_error = none asks nothing"
     );
     bench.stop().await;
@@ -224,7 +224,7 @@ async fn a_rejected_call_frees_its_slot_and_is_never_offered_again() {
 #[tokio::test(start_paused = true)]
 async fn a_rejected_call_is_hung_up_or_transferred_as_configured() {
     for (policy, expected) in [
-        (OnCallError::Hangup, Asked::EndActiveCall("22010".into())),
+        (OnCallError::Hangup, Asked::EndCall("22010".into())),
         (
             OnCallError::Transfer("4000".into()),
             Asked::Transfer("22010".into(), "4000".into()),
@@ -270,7 +270,7 @@ async fn events_for_a_socket_that_is_behind_are_held_in_order_not_lost() {
     after(SETTLE).await;
     assert_eq!(ui.new_calls(), vec!["5"]);
     ui.set_full(true);
-    bench.core.call_finished(CallId(5));
+    bench.core.call_ended(CallId(5));
     bench.start_call("22010", 6);
     after(Duration::from_secs(1)).await;
     assert!(ui.take().is_empty());
@@ -345,7 +345,7 @@ async fn a_socket_never_hears_of_the_end_of_a_call_it_was_not_shown() {
     assert_eq!(tab1.new_calls(), vec!["5"]);
     // A second tab logs in; the call ends during its first-call delay.
     let mut tab2 = bench.login("22010", 1).await;
-    bench.core.call_finished(CallId(5));
+    bench.core.call_ended(CallId(5));
     after(SETTLE).await;
     assert_eq!(tab1.take(), vec![ended(5)]);
     assert!(tab2.take().is_empty(), "neither NEW_CALL nor CALL_ENDED");

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::agents::event::{ClientEventKind, Echo};
+use crate::agents::event::{ClientEventKind, Echo, Scalar};
 use crate::agents::refusal::PayloadError;
 
 #[tokio::test(start_paused = true)]
@@ -56,12 +56,15 @@ async fn an_unknown_agent_is_refused_with_the_platforms_reason_and_its_room_left
 async fn a_bad_payload_is_refused_with_what_was_sent_and_nothing_asked() {
     let mut bench = Bench::new();
     let mut ui = bench.open(None);
-    let sent = json!({"username": "a@b", "maxCalls": "x"});
     let reply = ui
         .send(ClientEvent::Invalid {
             kind: ClientEventKind::UserConnect,
             error: PayloadError::UsernameInvalid,
-            echo: Echo(sent),
+            echo: Echo {
+                username: Some(Scalar::Text("a@b".into())),
+                max_calls: Some(Scalar::Text("x".into())),
+                call_id: None,
+            },
         })
         .await;
     assert_eq!(
@@ -249,7 +252,7 @@ async fn a_socket_that_never_reads_is_dropped_after_the_stall_limit() {
     ui.set_full(true);
     let _answer = ui.send_later(ClientEvent::Unknown("X".into())).await;
     let _next = ui.send_later(ClientEvent::Unknown("Y".into())).await;
-    after(crate::agents::STALL_AFTER - Duration::from_millis(100)).await;
+    after(crate::agents::inbox::STALL_AFTER - Duration::from_millis(100)).await;
     assert!(!ui.dropped());
     after(Duration::from_millis(200)).await;
     assert!(
@@ -295,7 +298,7 @@ async fn shutdown_finishes_the_events_taken_and_refuses_new_ones() {
         )]
     );
     held.release(Ok(()));
-    bench.core.call_finished(CallId(5));
+    bench.core.call_ended(CallId(5));
     assert_eq!(in_flight.await.unwrap(), json!({"callId": "5"}));
     drained
         .await

@@ -25,7 +25,7 @@ use tokio_util::task::TaskTracker;
 
 use super::event::{AckReply, ClientEvent, Login, ServerEvent, SocketId};
 use super::port::{AckError, EmitError, Platform, Sink};
-use super::{Agents, Inbound, Resume, Rules, Settings};
+use super::{Agents, FromSocket, Resume, Rules, Settings};
 use crate::config::{OnCallError, OnDisconnect};
 use crate::converja::{
     AgentId, CallDidStart, CallId, CallTimestamps, PauseReason, PlatformError, QueueCall,
@@ -39,7 +39,7 @@ use crate::store::{Journal, Store};
 pub(super) enum Asked {
     CheckAgent(String),
     CurrentCaller(String),
-    EndActiveCall(String),
+    EndCall(String),
     Transfer(String, String),
     Logout(String),
     Pause(String, u32),
@@ -52,7 +52,7 @@ impl Asked {
         match self {
             Asked::CheckAgent(_) => "check",
             Asked::CurrentCaller(_) => "status",
-            Asked::EndActiveCall(_) => "end",
+            Asked::EndCall(_) => "end",
             Asked::Transfer(..) => "transfer",
             Asked::Logout(_) => "logout",
             Asked::Pause(..) => "pause",
@@ -173,8 +173,8 @@ impl Platform for FakePlatform {
         self.answer(Asked::CurrentCaller(agent.to_string())).await?;
         Ok(self.lock().current.get(agent.as_str()).cloned())
     }
-    async fn end_active_call(&self, agent: &AgentId) -> Result<(), PlatformError> {
-        self.answer(Asked::EndActiveCall(agent.to_string())).await
+    async fn end_call(&self, agent: &AgentId) -> Result<(), PlatformError> {
+        self.answer(Asked::EndCall(agent.to_string())).await
     }
     async fn transfer(&self, agent: &AgentId, number: &str) -> Result<(), PlatformError> {
         self.answer(Asked::Transfer(agent.to_string(), number.into()))
@@ -499,10 +499,10 @@ impl Ui {
 
     /// Sends `event` without an acknowledgement; returns at once.
     pub(super) async fn send_only(&self, event: ClientEvent) {
-        self.submit(Inbound::Event(event, None));
+        self.submit(FromSocket::Event(event, None));
     }
 
-    fn submit(&self, item: Inbound<TestAck>) {
+    fn submit(&self, item: FromSocket<TestAck>) {
         self.core.submit(self.id, item);
     }
 
@@ -513,13 +513,13 @@ impl Ui {
             socket: self.id,
             answer: tx,
         };
-        self.submit(Inbound::Event(event, Some(ack)));
+        self.submit(FromSocket::Event(event, Some(ack)));
         answer
     }
 
     /// The socket closes.
     pub(super) async fn close(&self) {
-        self.submit(Inbound::Closed);
+        self.submit(FromSocket::Closed);
     }
 
     /// Plays a socket whose buffer is full (or not).

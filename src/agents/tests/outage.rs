@@ -107,7 +107,7 @@ async fn a_call_that_started_after_its_queue_was_read_is_not_ended_by_the_read()
 #[tokio::test(start_paused = true)]
 async fn a_call_that_ended_during_a_read_is_not_brought_back_by_it() {
     let (bench, mut ui, read) = reading_queue_7_with_call_5().await;
-    bench.core.call_finished(CallId(5));
+    bench.core.call_ended(CallId(5));
     assert_eq!(ui.take(), vec![ended(5)]);
     read.release(Ok(()));
     after(Duration::from_millis(100)).await;
@@ -137,7 +137,7 @@ async fn queues_answering_in_any_order_with_events_between_leave_the_ui_equal_to
     after(Duration::from_millis(10)).await;
     // Queue 7's read is out. Events keep coming: call 8 starts in queue 7, call 6 ends.
     bench.start_call("22010", 8);
-    bench.core.call_finished(CallId(6));
+    bench.core.call_ended(CallId(6));
     first.release(Ok(()));
     after(Duration::from_millis(10)).await;
     second.release(Ok(()));
@@ -183,7 +183,7 @@ async fn a_call_that_ended_before_the_login_is_not_delivered() {
     let mut bench = Bench::new();
     bench.start_call("22010", 5);
     bench.start_call("22010", 6);
-    bench.core.call_finished(CallId(5));
+    bench.core.call_ended(CallId(5));
     let mut ui = bench.login("22010", 2).await;
     after(SETTLE).await;
     assert_eq!(ui.new_calls(), vec!["6"]);

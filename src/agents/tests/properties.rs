@@ -63,7 +63,7 @@ fn agent_name(agent: usize) -> String {
 
 /// What the platform has, as the steps made it.
 #[derive(Default)]
-struct Platform {
+struct Model {
     /// Active calls by agent, in the order they started.
     active: BTreeMap<String, Vec<u64>>,
     /// Calls that ever started: an id is never reused.
@@ -78,7 +78,7 @@ struct Platform {
     max: HashMap<String, u32>,
 }
 
-impl Platform {
+impl Model {
     fn end(&mut self, call: u64) {
         for calls in self.active.values_mut() {
             calls.retain(|c| *c != call);
@@ -90,7 +90,7 @@ impl Platform {
 struct Run {
     bench: Bench,
     uis: Vec<Option<Ui>>,
-    model: Platform,
+    model: Model,
 }
 
 impl Run {
@@ -155,7 +155,7 @@ impl Run {
             Step::Finish { call } => {
                 if self.model.started.contains(&call) {
                     self.model.end(call);
-                    self.bench.core.call_finished(CallId(call));
+                    self.bench.core.call_ended(CallId(call));
                 }
             }
             Step::End { socket, call } => {
@@ -245,7 +245,7 @@ async fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
     let mut run = Run {
         bench: Bench::new(),
         uis: Vec::new(),
-        model: Platform::default(),
+        model: Model::default(),
     };
     for step in steps {
         run.apply(step).await?;

@@ -208,7 +208,7 @@ async fn a_rejection_lasts_while_the_platform_has_the_call_and_a_reused_id_is_a_
     assert!(ui.new_calls().is_empty());
 
     // The platform ends it: the rejection is forgotten, in memory and in the store.
-    bench.core.call_finished(CallId(5));
+    bench.core.call_ended(CallId(5));
     after(Duration::from_millis(10)).await;
     assert!(
         store.saved().rejected.is_empty(),

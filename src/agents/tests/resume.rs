@@ -50,7 +50,7 @@ async fn a_blip_changes_nothing_the_agent_sees_and_the_gap_is_filled() {
     // The network drops; while the UI is away call 1 ends and call 3 arrives.
     ui.close().await;
     after(Duration::from_secs(1)).await;
-    bench.core.call_finished(CallId(1));
+    bench.core.call_ended(CallId(1));
     bench.start_call("22010", 3);
     after(Duration::from_secs(2)).await;
 

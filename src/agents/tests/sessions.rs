@@ -176,7 +176,7 @@ async fn every_socket_of_a_session_sees_its_calls_once() {
         tab1.take().is_empty(),
         "the first socket does not receive it twice"
     );
-    bench.core.call_finished(CallId(5));
+    bench.core.call_ended(CallId(5));
     assert_eq!(tab1.take(), vec![ended(5)]);
     assert_eq!(tab2.take(), vec![ended(5)]);
     bench.stop().await;

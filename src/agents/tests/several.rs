@@ -21,7 +21,7 @@ fn hangups(bench: &Bench) -> usize {
         .platform
         .asked()
         .iter()
-        .filter(|a| matches!(a, Asked::EndActiveCall(_) | Asked::Transfer(..)))
+        .filter(|a| matches!(a, Asked::EndCall(_) | Asked::Transfer(..)))
         .count()
 }
 
@@ -39,14 +39,14 @@ async fn the_current_call_is_ended_and_reported_when_the_platform_says_it_ended(
         ui.take().is_empty(),
         "nothing until the platform says which call ended"
     );
-    bench.core.call_finished(CallId(6));
+    bench.core.call_ended(CallId(6));
     assert_eq!(answer.await.unwrap(), json!({"callId": "6"}));
     assert_eq!(ui.take(), vec![ended(6)]);
     assert_eq!(
         bench.platform.asked()[1..],
         [
             Asked::CurrentCaller("22010".into()),
-            Asked::EndActiveCall("22010".into())
+            Asked::EndCall("22010".into())
         ]
     );
     bench.stop().await;
@@ -111,7 +111,7 @@ async fn if_the_platform_ends_another_call_the_ui_shows_what_it_really_did() {
     let answer = ui.send_later(ClientEvent::EndCall(CallId(6))).await;
     after(Duration::from_millis(10)).await;
     // Between the status and the hangup the platform's current call changed: it ended 5.
-    bench.core.call_finished(CallId(5));
+    bench.core.call_ended(CallId(5));
     let reply = answer.await.unwrap();
     assert_eq!(
         reply["error"],
@@ -138,7 +138,7 @@ async fn with_one_call_nothing_changes() {
     assert_eq!(ui.take(), vec![ended(5)]);
     assert_eq!(
         bench.platform.asked()[1..],
-        [Asked::EndActiveCall("22010".into())],
+        [Asked::EndCall("22010".into())],
         "no status asked"
     );
     bench.stop().await;

@@ -27,7 +27,7 @@ use super::connect::{ConnectSettings, Io};
 use crate::config::HttpUrl;
 use body::{SessionParams, terminated};
 use http::Http;
-use session::Session;
+use session::BoshSession;
 
 /// The longest the server may hold a poll. Shorter than the link's read timeout, so an idle
 /// session still produces traffic before the link starts pinging.
@@ -76,7 +76,7 @@ pub(super) async fn open(
 
     let (ours, theirs) = tokio::io::duplex(PIPE_BUFFER);
     let session =
-        Session::start(http, params, first_rid + 1, conn, body).map_err(LinkError::Connect)?;
+        BoshSession::start(http, params, first_rid + 1, conn, body).map_err(LinkError::Connect)?;
     let span = tracing::info_span!("bosh", sid = %session.sid());
     tracker.spawn(session.run(theirs).instrument(span));
     Ok(Box::new(BufStream::new(ours)))

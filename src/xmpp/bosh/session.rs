@@ -46,7 +46,7 @@ const POLL_DEFER: Duration = Duration::from_millis(10);
 const TERMINATE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Why the session task stopped.
-enum Ending {
+enum StopReason {
     /// The stream above closed its end or sent `</stream:stream>`.
     Closed,
     /// The session is dead; the reason goes up as a stream error.
@@ -54,7 +54,7 @@ enum Ending {
 }
 
 /// One BOSH session, between the stream above and the HTTP connections to the server.
-pub(super) struct Session {
+pub(super) struct BoshSession {
     http: Arc<Http>,
     params: SessionParams,
     next_rid: u64,
@@ -88,10 +88,10 @@ struct Exchanged {
 
 type InFlight = FuturesUnordered<Pin<Box<dyn Future<Output = Exchanged> + Send>>>;
 
-impl Session {
+impl BoshSession {
     /// A session whose next request is `next_rid`, with nothing sent or received yet.
-    fn new(http: Arc<Http>, params: SessionParams, next_rid: u64) -> Session {
-        Session {
+    fn new(http: Arc<Http>, params: SessionParams, next_rid: u64) -> BoshSession {
+        BoshSession {
             http,
             params,
             next_rid,
@@ -117,8 +117,8 @@ impl Session {
         next_rid: u64,
         conn: Conn,
         first: Element,
-    ) -> Result<Session, String> {
-        let mut session = Session::new(http, params, next_rid);
+    ) -> Result<BoshSession, String> {
+        let mut session = BoshSession::new(http, params, next_rid);
         session.idle.push(conn);
         session.push_stream_header();
         session.deliver(first)?;
@@ -146,14 +146,14 @@ impl Session {
             let guarded = sending.is_none().then(|| self.guarded_until()).flatten();
             tokio::select! {
                 read = from_above.read(&mut buf), if self.queued < OUTGOING_HIGH_WATER => match read {
-                    Ok(0) | Err(_) => break Ending::Closed,
+                    Ok(0) | Err(_) => break StopReason::Closed,
                     Ok(n) => match self.outgoing.feed(&buf[..n]) {
                         Ok(events) => {
                             if self.take(events) {
-                                break Ending::Closed;
+                                break StopReason::Closed;
                             }
                         }
-                        Err(e) => break Ending::Lost(format!("unreadable outgoing XML: {e}")),
+                        Err(e) => break StopReason::Lost(format!("unreadable outgoing XML: {e}")),
                     },
                 },
                 Some(Exchanged { rid, result }) = in_flight.next() => {
@@ -165,12 +165,12 @@ impl Session {
                         self.settle(rid, body)
                     });
                     if let Err(reason) = settled {
-                        break Ending::Lost(reason);
+                        break StopReason::Lost(reason);
                     }
                 }
                 written = to_above.write(&self.inbound), if !self.inbound.is_empty() => match written {
                     Ok(n) => { self.inbound.drain(..n); }
-                    Err(_) => break Ending::Closed,
+                    Err(_) => break StopReason::Closed,
                 },
                 _ = wait_sent(&mut sending) => {
                     sending = None;
@@ -182,8 +182,8 @@ impl Session {
         };
         drop(in_flight);
         match ending {
-            Ending::Closed => self.terminate().await,
-            Ending::Lost(reason) => {
+            StopReason::Closed => self.terminate().await,
+            StopReason::Lost(reason) => {
                 warn!(%reason, "BOSH session lost");
                 let error = StreamError::new(
                     DefinedCondition::ConnectionTimeout,

@@ -5,7 +5,7 @@ use super::*;
 use crate::config::HttpUrl;
 use crate::xmpp::ConnectSettings;
 
-fn session() -> Session {
+fn session() -> BoshSession {
     let url = HttpUrl::parse("http://127.0.0.1:1/http-bind").expect("valid");
     let settings = ConnectSettings {
         jid: "bridge@converja.test".parse().expect("valid"),
@@ -24,7 +24,7 @@ fn session() -> Session {
         polling: Duration::ZERO,
     };
     let http = Http::new(&url, &settings).expect("plain http");
-    Session::new(Arc::new(http), params, 11)
+    BoshSession::new(Arc::new(http), params, 11)
 }
 
 fn answer(payload: &str) -> Element {
@@ -62,7 +62,7 @@ fn a_terminate_answer_ends_the_session_with_its_condition() {
 fn no_rid_goes_beyond_the_window_of_the_oldest_unanswered_request() {
     let mut s = session();
     let mut in_flight = InFlight::new();
-    let queue_one = |s: &mut Session| s.enqueue(b"<presence xmlns='jabber:client'/>".to_vec());
+    let queue_one = |s: &mut BoshSession| s.enqueue(b"<presence xmlns='jabber:client'/>".to_vec());
     queue_one(&mut s);
     assert!(s.issue(&mut in_flight).is_some(), "rid 11");
     queue_one(&mut s);

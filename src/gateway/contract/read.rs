@@ -1,17 +1,17 @@
-//! The socket edge: each socket.io event is parsed here, once, into a [`ClientEvent`]. Parsing
+//! How the bridge reads each event a UI sends: parsed here, once, into a [`ClientEvent`]. Parsing
 //! is liberal where UIs in the wild differ (numbers as strings, `userName`), strict where a
 //! value ends up in an address (usernames).
 
-use serde_json::Value;
+use serde_json::{Number, Value};
 
-use crate::agents::event::{ClientEvent, ClientEventKind, Echo, Login};
+use crate::agents::event::{ClientEvent, ClientEventKind, Echo, Login, Scalar};
 use crate::agents::refusal::PayloadError;
 use crate::config::valid_nickname;
 use crate::converja::CallId;
 
 /// Parses event `name` with payload `data` (`None` when the UI sent none).
 pub fn parse(name: &str, data: Option<Value>, max_calls_limit: u32) -> ClientEvent {
-    let Some(kind) = ClientEventKind::from_name(name) else {
+    let Some(kind) = kind_named(name) else {
         return ClientEvent::Unknown(clip(name));
     };
     let parsed = match kind {
@@ -32,6 +32,13 @@ pub fn parse(name: &str, data: Option<Value>, max_calls_limit: u32) -> ClientEve
     })
 }
 
+/// The contract's event named `name`, if it defines one for a UI to send.
+fn kind_named(name: &str) -> Option<ClientEventKind> {
+    ClientEventKind::ALL
+        .into_iter()
+        .find(|kind| kind.name() == name)
+}
+
 /// Longest text kept from what a client sent, for logs and echoes: a client that sends
 /// megabytes of garbage gets a short answer, and its queued events stay small.
 const CLIP: usize = 128;
@@ -43,18 +50,28 @@ fn clip(text: &str) -> String {
     }
 }
 
-/// The fields an error reply echoes, clipped: scalars as sent, anything else as null.
+/// The fields an error reply echoes, clipped: scalars as sent, anything else as absent.
 fn echo(data: Option<&Value>) -> Echo {
-    let mut kept = serde_json::Map::new();
-    for key in ["username", "maxCalls", "callId"] {
-        let value = match data.and_then(|d| d.get(key)) {
-            Some(Value::String(s)) => Value::String(clip(s)),
-            Some(v @ (Value::Number(_) | Value::Bool(_))) => v.clone(),
-            _ => continue,
-        };
-        kept.insert(key.to_owned(), value);
+    let kept = |key: &str| match data.and_then(|d| d.get(key)) {
+        Some(Value::String(s)) => Some(Scalar::Text(clip(s))),
+        Some(Value::Number(n)) => Some(number(n)),
+        Some(Value::Bool(b)) => Some(Scalar::Flag(*b)),
+        _ => None,
+    };
+    Echo {
+        username: kept("username"),
+        max_calls: kept("maxCalls"),
+        call_id: kept("callId"),
     }
-    Echo(Value::Object(kept))
+}
+
+/// A number as JSON holds it, so that it is written back exactly as it was read.
+fn number(n: &Number) -> Scalar {
+    match (n.as_u64(), n.as_i64()) {
+        (Some(whole), _) => Scalar::Whole(whole),
+        (None, Some(negative)) => Scalar::Negative(negative),
+        (None, None) => Scalar::Fraction(n.as_f64().unwrap_or_default()),
+    }
 }
 
 fn field<'a>(data: &'a Value, name: &str) -> &'a Value {
@@ -200,7 +217,11 @@ mod tests {
             ClientEvent::Invalid {
                 kind: ClientEventKind::UserConnect,
                 error: PayloadError::UsernameInvalid,
-                echo: Echo(json!({"username": "a@b", "maxCalls": 1})),
+                echo: Echo {
+                    username: Some(Scalar::Text("a@b".into())),
+                    max_calls: Some(Scalar::Whole(1)),
+                    call_id: None,
+                },
             }
         );
         // A huge value comes back clipped, so that replies and queued events stay small.
@@ -212,12 +233,23 @@ mod tests {
         ) else {
             panic!("refused");
         };
-        assert_eq!(echo.0["username"].as_str().unwrap().chars().count(), 129);
-        assert!(echo.0.get("maxCalls").is_none());
+        let Some(Scalar::Text(username)) = echo.username else {
+            panic!("the username is echoed");
+        };
+        assert_eq!(username.chars().count(), 129);
+        assert_eq!(echo.max_calls, None);
         match parse(&huge, None, 32) {
             ClientEvent::Unknown(name) => assert!(name.len() < 200),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn every_contract_event_name_round_trips() {
+        for kind in ClientEventKind::ALL {
+            assert_eq!(kind_named(kind.name()), Some(kind));
+        }
+        assert_eq!(kind_named("NEW_CALL"), None);
     }
 
     #[test]
@@ -302,8 +334,8 @@ mod tests {
         use proptest::prelude::*;
         use serde_json::{Map, Value};
 
-        use super::super::parse;
-        use crate::agents::event::{ClientEvent, ClientEventKind};
+        use super::super::{kind_named, parse};
+        use crate::agents::event::ClientEvent;
 
         /// Any JSON value, nested a few levels, with long strings and odd numbers.
         fn json() -> impl Strategy<Value = Value> {
@@ -361,7 +393,7 @@ mod tests {
                 limit in 1u32..64,
             ) {
                 let event = parse(&name, data, limit);
-                match ClientEventKind::from_name(&name) {
+                match kind_named(&name) {
                     None => prop_assert_eq!(event, ClientEvent::Unknown(name)),
                     Some(kind) => {
                         prop_assert_eq!(event.label(), kind.name());

@@ -1,22 +1,25 @@
 //! What sits behind the core's lock: the session registry and a handle per socket, with the
 //! emits that must happen in the same critical section as the change they report.
 
+mod socket;
+
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
 use tracing::{debug, info, warn};
 
-use super::event::{AckReply, ClientEvent, ServerEvent, SocketId};
-use super::port::{AckError, EmitError, Sink};
+use super::event::{AckReply, ServerEvent, SocketId};
+use super::inbox::{Next, NotQueued, Queued};
+use super::port::{EmitError, Sink};
 use super::refusal::Refusal;
 use super::registry::Registry;
 use super::resume::PidKey;
 use crate::converja::{AgentId, CallId, Timestamp};
 use crate::store::{Change, Journal, StoredSession};
 use crate::telemetry;
+use socket::{Handed, Outgoing, SocketEntry};
 
 /// Events held, in order, for a socket whose buffer is full. A socket that falls further
 /// behind is dropped: its calls stay with its session for its next connection, and holding
@@ -30,60 +33,6 @@ pub(super) const INBOX: usize = 256;
 /// Refusals a socket may have waiting besides its inbox. A client that sends even more
 /// without reading the answers is disconnected: its answers could not be kept for it.
 const REFUSALS: usize = 1024;
-
-/// Something the socket's buffer did not take yet.
-enum Outgoing<A> {
-    /// An event, with its offset.
-    Event(ServerEvent, Option<String>),
-    /// An acknowledgement's answer.
-    Answer(A, AckReply),
-}
-
-/// An event a socket sent, waiting for the ones before it.
-pub(super) struct Queued<A> {
-    pub(super) event: ClientEvent,
-    pub(super) ack: Option<A>,
-    /// When it was taken in.
-    pub(super) arrived: tokio::time::Instant,
-    /// Why it is refused, when it is: answered in its turn, so a socket hears about every
-    /// event in the order it sent them.
-    pub(super) refusal: Option<Refusal>,
-}
-
-/// One admitted socket.
-struct SocketEntry<T, A> {
-    handle: T,
-    /// The username its handshake token proves, when tokens are on.
-    proven: Option<String>,
-    /// Its private session id, as bound to the session it acts for.
-    pid: PidKey,
-    /// Admitted, but the client is not yet told it is connected: events wait in the backlog.
-    connecting: bool,
-    /// It took its session back with calls on screen whose end it may have missed: they are
-    /// checked once the registry holds what the platform has.
-    unsettled: bool,
-    /// The username of a session its UI still shows but that ended while it was away: the
-    /// UI is told once connected.
-    farewell: Option<String>,
-    /// What the socket's buffer did not take yet, oldest first.
-    backlog: VecDeque<Outgoing<A>>,
-    /// Events the socket sent that wait for the one being handled, oldest first.
-    inbox: VecDeque<Queued<A>>,
-    /// Whether a task is handling the socket's events now.
-    serving: bool,
-    /// The socket is gone; it is forgotten once its inbox is empty.
-    closing: bool,
-}
-
-/// What a socket's task does next.
-pub(super) enum Next<A> {
-    /// Handle (or refuse) this event.
-    Event(Queued<A>),
-    /// Nothing waits: the task ends, and the next event starts a new one.
-    Idle,
-    /// The socket closed and everything it sent is handled.
-    Closed,
-}
 
 /// The core's mutable state.
 pub(super) struct State<T, A> {
@@ -105,100 +54,6 @@ pub(super) struct State<T, A> {
     unclosed: Vec<T>,
     /// Where changes that must survive a restart go.
     pub(super) journal: Journal,
-}
-
-/// Why an event could not be queued.
-pub(super) enum NotQueued<A> {
-    /// Refused at once, with its acknowledgement.
-    Refused(ClientEvent, Option<A>, Refusal),
-    /// The socket sent far more than it reads: it is to be dropped.
-    Flooding,
-}
-
-/// A session end under way on the platform, from [`Ending::begin`] until dropped (done,
-/// failed or cancelled alike).
-pub(super) struct Ending<'a, T, A> {
-    state: &'a Mutex<State<T, A>>,
-    agent: AgentId,
-    done: CancellationToken,
-}
-
-impl<'a, T, A> Ending<'a, T, A> {
-    pub(super) fn begin(state: &'a Mutex<State<T, A>>, agent: &AgentId) -> Self {
-        let done = CancellationToken::new();
-        lock(state).ending.insert(agent.clone(), done.clone());
-        Ending {
-            state,
-            agent: agent.clone(),
-            done,
-        }
-    }
-}
-
-impl<T, A> Drop for Ending<'_, T, A> {
-    fn drop(&mut self) {
-        let mut state = lock(self.state);
-        if state
-            .ending
-            .get(&self.agent)
-            .is_some_and(|t| t.is_cancelled() || *t == self.done)
-        {
-            state.ending.remove(&self.agent);
-        }
-        self.done.cancel();
-    }
-}
-
-fn lock<T, A>(state: &Mutex<State<T, A>>) -> std::sync::MutexGuard<'_, State<T, A>> {
-    state.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// What became of something handed to a socket's buffer.
-enum Handed<A> {
-    Sent,
-    /// No room: it comes back.
-    Full(Outgoing<A>),
-    Closed,
-}
-
-impl<T, A> SocketEntry<T, A> {
-    /// Whether what is sent now may go straight to the buffer: nothing waits before it.
-    fn open(&self) -> bool {
-        self.backlog.is_empty() && !self.connecting
-    }
-
-    /// Hands `out` to the socket's buffer.
-    fn hand<S: Sink<Socket = T, Ack = A>>(&self, sink: &S, out: Outgoing<A>) -> Handed<A> {
-        match out {
-            Outgoing::Event(event, offset) => {
-                match sink.emit(&self.handle, &event, offset.as_deref()) {
-                    Ok(()) => Handed::Sent,
-                    Err(EmitError::Full) => Handed::Full(Outgoing::Event(event, offset)),
-                    Err(EmitError::Closed) => Handed::Closed,
-                }
-            }
-            Outgoing::Answer(ack, reply) => match sink.ack(ack, &reply) {
-                Ok(()) => Handed::Sent,
-                Err(AckError::Full(ack)) => Handed::Full(Outgoing::Answer(ack, reply)),
-                Err(AckError::Closed) => Handed::Closed,
-            },
-        }
-    }
-
-    /// Sends what the buffer accepts of the backlog; whether some is left.
-    fn flush<S: Sink<Socket = T, Ack = A>>(&mut self, sink: &S) -> bool {
-        while let Some(next) = self.backlog.pop_front() {
-            match self.hand(sink, next) {
-                Handed::Sent => {}
-                Handed::Full(back) => {
-                    self.backlog.push_front(back);
-                    return true;
-                }
-                Handed::Closed => self.backlog.clear(),
-            }
-        }
-        false
-    }
 }
 
 impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
@@ -235,6 +90,22 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
     /// The session end of `agent` under way, if any.
     pub(super) fn ending(&self, agent: &AgentId) -> Option<CancellationToken> {
         self.ending.get(agent).cloned()
+    }
+
+    /// `agent`'s session end is under way on the platform until `done` is cancelled.
+    pub(super) fn begin_ending(&mut self, agent: &AgentId, done: CancellationToken) {
+        self.ending.insert(agent.clone(), done);
+    }
+
+    /// The session end of `agent` marked by `done` is over (a later one may have replaced it).
+    pub(super) fn finish_ending(&mut self, agent: &AgentId, done: &CancellationToken) {
+        if self
+            .ending
+            .get(agent)
+            .is_some_and(|t| t.is_cancelled() || t == done)
+        {
+            self.ending.remove(agent);
+        }
     }
 
     /// Admits socket `id`, whose client is not yet told it is connected
@@ -606,7 +477,7 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
     }
 
     /// Ends `call` in whichever session holds it and tells every socket of that session, once.
-    pub(super) fn end_call<S: Sink<Socket = T, Ack = A>>(&mut self, sink: &S, call: CallId) {
+    pub(super) fn call_ended<S: Sink<Socket = T, Ack = A>>(&mut self, sink: &S, call: CallId) {
         let Some((username, sockets)) = self.registry.call_ended(call) else {
             return;
         };
