@@ -62,6 +62,7 @@ pub mod postgres;
 #[cfg(feature = "demo")]
 pub mod prosody;
 mod recent;
+mod request_ids;
 mod signin;
 pub mod sim;
 pub mod store;
