@@ -40,27 +40,13 @@
 
 mod agents;
 pub mod app;
-#[cfg(feature = "demo")]
-pub mod balancer;
 mod bridge;
 pub mod config;
 pub mod converja;
-#[cfg(feature = "demo")]
-pub mod demo;
-#[cfg(feature = "demo")]
-pub mod ejabberd;
 pub mod gateway;
 mod http;
-#[cfg(feature = "demo")]
-pub mod local_server;
-#[cfg(feature = "demo")]
-mod loopback;
 mod pending;
 pub mod platform;
-#[cfg(feature = "demo")]
-pub mod postgres;
-#[cfg(feature = "demo")]
-pub mod prosody;
 mod recent;
 mod request_ids;
 mod signin;

@@ -342,7 +342,7 @@ Component {conference} "muc"
     }
 
     /// Connection settings for `user` on this server: loopback, plaintext.
-    pub fn account(&self, user: &str, password: &str) -> crate::xmpp::ConnectSettings {
+    pub fn account(&self, user: &str, password: &str) -> converja_bridge::xmpp::ConnectSettings {
         loopback::account(&self.domain, self.c2s_port, user, password)
     }
 
@@ -357,7 +357,11 @@ Component {conference} "muc"
     }
 
     /// Like [`account`](Self::account), over BOSH at [`bosh_url`](Self::bosh_url).
-    pub fn bosh_account(&self, user: &str, password: &str) -> crate::xmpp::ConnectSettings {
+    pub fn bosh_account(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> converja_bridge::xmpp::ConnectSettings {
         loopback::over_bosh(self.account(user, password), &self.bosh_url())
     }
 }

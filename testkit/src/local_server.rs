@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use crate::ejabberd::LocalEjabberd;
 use crate::prosody::LocalProsody;
-use crate::xmpp::ConnectSettings;
+use converja_bridge::xmpp::ConnectSettings;
 
 /// Which XMPP server to start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
