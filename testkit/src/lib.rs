@@ -2,7 +2,8 @@
 //! out of the bridge itself so that a production build carries none of it.
 //!
 //! - [`prosody`], [`ejabberd`]: a private Prosody and a private ejabberd, each with its own
-//!   config, data, ports and accounts in a temporary directory.
+//!   config, data, ports and accounts in a temporary directory; what they have alike (ports,
+//!   MUC service, certificate, process, accounts) is one [`xmpp_server::XmppServer`].
 //! - [`local_server`]: either of them behind one type, [`local_server::LocalServer`], so that
 //!   the suites and benchmarks run unchanged against both.
 //! - [`postgres`]: a private PostgreSQL, for the session store of a pair of bridges.
@@ -23,3 +24,4 @@ pub mod nginx;
 pub mod postgres;
 pub mod process;
 pub mod prosody;
+pub mod xmpp_server;
