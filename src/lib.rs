@@ -25,7 +25,12 @@
 //!   in SQLite or PostgreSQL, written off the call path through a journal.
 //! - [`app`]: the daemon (listener, HTTP endpoints in [`http`], shutdown order);
 //!   [`config`], [`telemetry`].
-//! - [`sim`]: the platform simulator (`converja-sim`), for tests, benchmarks and the demo.
+//! - [`sim`]: the platform simulator (`converja-sim`), for tests, benchmarks and the demo;
+//!   it takes its request ids from `request_ids`, as the pending table does.
+//!
+//! The private XMPP servers, PostgreSQL and nginx that the tests, benchmarks and the demo run
+//! the bridge against are in the workspace's `converja-testkit` crate (`testkit/`), not here:
+//! the bridge builds without them.
 //!
 //! # The path of one request
 //!
