@@ -54,6 +54,16 @@ pub fn make_certificate(names: &[&str], key: &Path, crt: &Path) -> anyhow::Resul
     Ok(())
 }
 
+/// Starts a server's `command` with nothing on its standard input and output, and its
+/// standard error in the file `stderr`, for the failure message.
+pub(crate) fn spawn_quiet(command: &mut Command, stderr: &Path) -> std::io::Result<Child> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(stderr)?))
+        .spawn()
+}
+
 /// Whether this process runs as root, where some servers need telling (or another user).
 pub(crate) fn is_root() -> bool {
     // `id -u` avoids unsafe libc calls.

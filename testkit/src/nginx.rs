@@ -6,12 +6,12 @@ use std::fmt::Write as _;
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::loopback::free_port;
+use crate::loopback::{self, free_port};
 
 const NGINX: &str = "/usr/sbin/nginx";
 
@@ -156,20 +156,16 @@ http {{
 
     fn spawn(&mut self) -> anyhow::Result<()> {
         std::fs::remove_file(self.error_log()).ok();
-        let mut child = Command::new(NGINX)
+        let mut nginx = Command::new(NGINX);
+        nginx
             .arg("-p")
             .arg(self.dir.path())
             .arg("-c")
             .arg(self.config_path())
             // Errors before the config is read go here too, not to the compiled-in path.
             .arg("-e")
-            .arg(self.error_log())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(
-                self.dir.path().join("stderr.log"),
-            )?))
-            .spawn()
+            .arg(self.error_log());
+        let mut child = loopback::spawn_quiet(&mut nginx, &self.dir.path().join("stderr.log"))
             .context(INSTALL_HINT)?;
         let started = Instant::now();
         loop {

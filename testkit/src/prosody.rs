@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -206,16 +206,9 @@ Component {conference} "muc"
     }
 
     fn spawn(&mut self) -> anyhow::Result<()> {
-        let mut child = Command::new("prosody")
-            .arg("--config")
-            .arg(self.config_path())
-            .arg("-F")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(
-                self.dir.path().join("stderr.log"),
-            )?))
-            .spawn()
+        let mut prosody = Command::new("prosody");
+        prosody.arg("--config").arg(self.config_path()).arg("-F");
+        let mut child = loopback::spawn_quiet(&mut prosody, &self.dir.path().join("stderr.log"))
             .context(INSTALL_HINT)?;
         // Prosody keeps running when a port is taken: wait for its word that both services
         // listen on our ports.
