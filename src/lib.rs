@@ -25,7 +25,12 @@
 //!   in SQLite or PostgreSQL, written off the call path through a journal.
 //! - [`app`]: the daemon (listener, HTTP endpoints in [`http`], shutdown order);
 //!   [`config`], [`telemetry`].
-//! - [`sim`]: the platform simulator (`converja-sim`), for tests, benchmarks and the demo.
+//! - [`sim`]: the platform simulator (`converja-sim`), for tests, benchmarks and the demo;
+//!   it takes its request ids from `request_ids`, as the pending table does.
+//!
+//! The private XMPP servers, PostgreSQL and nginx that the tests, benchmarks and the demo run
+//! the bridge against are in the workspace's `converja-testkit` crate (`testkit/`), not here:
+//! the bridge builds without them.
 //!
 //! # The path of one request
 //!
@@ -42,28 +47,15 @@
 
 mod agents;
 pub mod app;
-#[cfg(feature = "demo")]
-pub mod balancer;
 mod bridge;
 pub mod config;
 pub mod converja;
-#[cfg(feature = "demo")]
-pub mod demo;
-#[cfg(feature = "demo")]
-pub mod ejabberd;
 pub mod gateway;
 mod http;
-#[cfg(feature = "demo")]
-pub mod local_server;
-#[cfg(feature = "demo")]
-mod loopback;
 mod pending;
 pub mod platform;
-#[cfg(feature = "demo")]
-pub mod postgres;
-#[cfg(feature = "demo")]
-pub mod prosody;
 mod recent;
+mod request_ids;
 mod signin;
 pub mod sim;
 pub mod store;

@@ -1,10 +1,10 @@
-//! The `converja-bridge` command: the daemon, a config checker and a local demo.
+//! The `converja-bridge` command: the daemon and a config checker.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use converja_bridge::config::{Config, LogConfig};
+use converja_bridge::config::Config;
 use converja_bridge::{app, telemetry};
 
 /// Bridges socket.io agent UIs to the Converja contact center platform over XMPP.
@@ -28,19 +28,6 @@ enum Command {
         /// The TOML configuration file.
         #[arg(long, short)]
         config: PathBuf,
-    },
-    /// Run a private Prosody, the platform simulator and the bridge on loopback.
-    Demo {
-        /// Port of the agent console and socket.io.
-        #[arg(long, default_value_t = 3000)]
-        port: u16,
-        /// Connect the bridge to Prosody over BOSH instead of the client port.
-        #[arg(long, conflicts_with = "pair")]
-        bosh: bool,
-        /// Two bridges on a private PostgreSQL behind a load balancer, with a failover to
-        /// trigger.
-        #[arg(long)]
-        pair: bool,
     },
 }
 
@@ -71,26 +58,7 @@ fn main() -> ExitCode {
                 app::serve(cfg, listeners, app::shutdown_on_signal()).await
             })
         }
-        Command::Demo { port, bosh, pair } => {
-            telemetry::init_tracing(&LogConfig::default());
-            runtime(demo(port, bosh, pair))
-        }
     }
-}
-
-#[cfg(feature = "demo")]
-async fn demo(port: u16, bosh: bool, pair: bool) -> anyhow::Result<()> {
-    let shutdown = app::shutdown_on_signal();
-    if pair {
-        converja_bridge::demo::run_pair(port, shutdown).await
-    } else {
-        converja_bridge::demo::run(port, bosh, shutdown).await
-    }
-}
-
-#[cfg(not(feature = "demo"))]
-async fn demo(_port: u16, _bosh: bool, _pair: bool) -> anyhow::Result<()> {
-    anyhow::bail!("this build has no demo: build with the `demo` feature (on by default)")
 }
 
 fn runtime(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {

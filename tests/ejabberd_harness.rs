@@ -6,10 +6,10 @@
 
 use std::time::{Duration, Instant};
 
-use converja_bridge::ejabberd::LocalEjabberd;
 use converja_bridge::xmpp::{
     ConnectSettings, Inbound, InboundMessage, Link, LinkState, LinkStatus, MessageKind, connect,
 };
+use converja_testkit::ejabberd::LocalEjabberd;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;

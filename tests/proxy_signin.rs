@@ -12,7 +12,7 @@ use common::call_of;
 use common::console::ConsolePage;
 use common::daemon::{DaemonStack, logged_in_after_the_grace, scraped, write_proxy_config};
 use common::engineio::{OPEN, connect_answer_from, request_from};
-use common::nginx::{LocalNginx, PROXY_ADDRESS, USER_HEADER, basic_auth};
+use converja_testkit::nginx::{LocalNginx, PROXY_ADDRESS, USER_HEADER, basic_auth};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::task::TaskTracker;

@@ -32,8 +32,8 @@ mod systems;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use converja_bridge::local_server::{LocalServer, ServerKind};
 use converja_bridge::sim::{self};
+use converja_testkit::local_server::{LocalServer, ServerKind};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 

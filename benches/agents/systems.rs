@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use converja_bridge::local_server::LocalServer;
-use converja_bridge::postgres::LocalPostgres;
 use converja_bridge::sim::SimHandle;
+use converja_testkit::local_server::LocalServer;
+use converja_testkit::postgres::LocalPostgres;
 
 use crate::Options;
 use crate::common::load::LoadUis;

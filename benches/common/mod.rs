@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use converja_bridge::config::{ConverjaConfig, HumanDuration, QueueSelection};
 use converja_bridge::converja::QueueId;
-use converja_bridge::local_server::LocalServer;
 use converja_bridge::platform::Client;
 use converja_bridge::sim::Scenario;
+use converja_testkit::local_server::LocalServer;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 

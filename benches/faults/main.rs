@@ -20,7 +20,7 @@ mod stack;
 mod stalled;
 mod xmpp_kill;
 
-use converja_bridge::local_server::ServerKind;
+use converja_testkit::local_server::ServerKind;
 
 /// The XMPP server the cases run against (`--server`).
 static SERVER: std::sync::OnceLock<ServerKind> = std::sync::OnceLock::new();

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use converja_bridge::converja::AgentId;
-use converja_bridge::local_server::LocalServer;
 use converja_bridge::sim::{self, Fault, FaultRule};
+use converja_testkit::local_server::LocalServer;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;

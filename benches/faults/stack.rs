@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use converja_bridge::converja::{AgentId, QueueId};
-use converja_bridge::local_server::LocalServer;
 use converja_bridge::sim::{self, SimHandle};
+use converja_testkit::local_server::LocalServer;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;

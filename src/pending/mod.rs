@@ -3,9 +3,7 @@
 //! occupant a request was sent to may answer it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use jid::{FullJid, Jid};
 use tokio::sync::{Notify, oneshot};
@@ -13,48 +11,10 @@ use tokio::time::Instant;
 
 use crate::converja::ResponseMessage;
 use crate::recent::RecentIds;
+use crate::request_ids::IdSource;
 
 /// How many closed request ids are remembered to tell a duplicate from a late answer.
 const RECENT_CLOSED: usize = 4096;
-
-/// Hands out request ids that are never reused, not even across restarts.
-///
-/// Each id is at least the current Unix time in microseconds, so a restarted bridge starts
-/// above every id its predecessor used unless that one sustained over a million requests a
-/// second. Microseconds stay below JSON's 2^53 until the year 2255.
-#[derive(Debug, Default)]
-pub(crate) struct IdSource {
-    last: AtomicU64,
-}
-
-impl IdSource {
-    /// A source whose ids are all above `used`.
-    pub(crate) fn above(used: u64) -> Self {
-        IdSource {
-            last: AtomicU64::new(used),
-        }
-    }
-
-    /// The highest id handed out (or the floor it started from).
-    pub(crate) fn last(&self) -> u64 {
-        self.last.load(Ordering::SeqCst)
-    }
-
-    /// The next id: strictly greater than every id handed out before.
-    pub(crate) fn next(&self) -> u64 {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_micros() as u64)
-            .unwrap_or(0);
-        let prev = self
-            .last
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
-                Some(now.max(last + 1))
-            })
-            .expect("the closure always returns Some");
-        now.max(prev + 1)
-    }
-}
 
 /// Why a pending request ended without a response.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -188,38 +188,3 @@ fn the_table_is_bounded_and_frees_slots_on_drop() {
     drop(a);
     assert!(table.register(occupant(FILIS)).is_ok());
 }
-
-#[test]
-fn ids_increase_start_from_the_clock_and_fit_json() {
-    let before = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as u64;
-    let ids = IdSource::default();
-    let mut last = 0;
-    for _ in 0..10_000 {
-        let id = ids.next();
-        assert!(id > last);
-        last = id;
-    }
-    assert!(last >= before);
-    assert!(last < (1u64 << 53));
-    // A second source, as after a restart, starts above the first one's ids.
-    let restarted = IdSource::default();
-    std::thread::sleep(std::time::Duration::from_millis(20));
-    assert!(restarted.next() > last);
-}
-
-#[test]
-fn ids_stay_above_what_a_predecessor_used_even_with_the_clock_behind() {
-    // A predecessor whose clock ran an hour ahead, or that sent faster than the clock.
-    let ahead = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as u64
-        + 3_600_000_000;
-    let ids = IdSource::above(ahead);
-    assert_eq!(ids.last(), ahead);
-    assert_eq!(ids.next(), ahead + 1);
-    assert_eq!(ids.last(), ahead + 1);
-}

@@ -27,7 +27,7 @@ use crate::converja::{
     Addresses, AgentId, CallId, Destination, Event, EventMessage, Message, Request, RequestMessage,
     ResponseMessage, RoomName, Timestamp,
 };
-use crate::pending::IdSource;
+use crate::request_ids::IdSource;
 use crate::xmpp::{ConnectSettings, Inbound, Link, MessageKind};
 use control::Control;
 use faults::Held;

@@ -418,7 +418,7 @@ mod tests {
     /// A database to open again and again, as successive processes do.
     enum Db {
         Sqlite(tempfile::TempDir),
-        Postgres(crate::postgres::LocalPostgres),
+        Postgres(converja_testkit::postgres::LocalPostgres),
     }
 
     impl Db {
@@ -427,7 +427,10 @@ mod tests {
         }
 
         fn postgres() -> Db {
-            Db::Postgres(crate::postgres::LocalPostgres::start().unwrap_or_else(|e| panic!("{e}")))
+            Db::Postgres(
+                converja_testkit::postgres::LocalPostgres::start()
+                    .unwrap_or_else(|e| panic!("{e}")),
+            )
         }
 
         async fn open(&self) -> SqlStore {

@@ -10,7 +10,7 @@ use converja_bridge::config::{Config, StoreConfig};
 use super::server::Server;
 use converja_bridge::sim::SimHandle;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -153,31 +153,7 @@ pub(crate) async fn bridge(via: Via) -> BridgeStack {
     bridge_with(via, |_| {}).await
 }
 
-/// A plain HTTP GET on loopback: (status, body); status 0 when nothing answers: nothing
-/// listens, or the connection was reset (a server that stops serving, such as a standby
-/// taking over, closes connections it accepted but had not read yet).
-pub(crate) async fn http_get(port: u16, path: &str) -> (u16, String) {
-    let Ok(mut tcp) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-        return (0, String::new());
-    };
-    let mut text = String::new();
-    let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
-    if tcp.write_all(request.as_bytes()).await.is_err()
-        || tcp.read_to_string(&mut text).await.is_err()
-    {
-        return (0, String::new());
-    }
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
+pub(crate) use converja_testkit::http::http_get;
 
 /// The admin port of each bridge a test started, by its public port: tests name a bridge by
 /// the port its agents use.

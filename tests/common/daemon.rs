@@ -7,16 +7,16 @@ use std::time::Duration;
 use converja_bridge::config::Secret;
 use converja_bridge::converja::CallId;
 use converja_bridge::gateway::mint_token;
-use converja_bridge::postgres::LocalPostgres;
 use converja_bridge::sim::SimHandle;
+use converja_testkit::postgres::LocalPostgres;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::agent_ui::{Puppet, admin_get, wait_ready};
-use super::nginx::{PROXY_ADDRESS, USER_HEADER};
 use super::server::Server;
 use super::{Calls, agent, scenario, start_sim, unused_port};
+use converja_testkit::nginx::{PROXY_ADDRESS, USER_HEADER};
 
 pub(crate) const BRIDGE: &str = env!("CARGO_BIN_EXE_converja-bridge");
 pub(crate) const SECRET: &str = "a-test-secret-for-tokens";

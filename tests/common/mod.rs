@@ -8,7 +8,6 @@ pub(crate) mod console;
 pub(crate) mod daemon;
 pub(crate) mod engineio;
 pub(crate) mod jwt;
-pub(crate) mod nginx;
 pub(crate) mod screen;
 pub(crate) mod server;
 
@@ -302,17 +301,7 @@ where
 
 /// Waits for `child` to exit, for at most [`PATIENCE`]; its status.
 pub(crate) fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
-    let deadline = std::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(status) = child.try_wait().expect("waitable") {
-            return status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the process did not exit"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    converja_testkit::process::wait_exit(child, PATIENCE)
 }
 
 /// The next event from `updates` that `pick` accepts, within [`PATIENCE`].

@@ -1,8 +1,8 @@
 //! The XMPP server of a test stack: Prosody, or ejabberd with `CONVERJA_TEST_SERVER=ejabberd`,
 //! so that the same suites run against both.
 
-pub(crate) use converja_bridge::local_server::LocalServer as Server;
-use converja_bridge::local_server::ServerKind;
+pub(crate) use converja_testkit::local_server::LocalServer as Server;
+use converja_testkit::local_server::ServerKind;
 
 /// Which server the suites run against.
 pub(crate) fn wanted() -> ServerKind {

@@ -1,7 +1,7 @@
 //! The link: outages, credentials, TLS, nicknames, restarts and BOSH.
 
 use super::*;
-use converja_bridge::local_server::ServerKind;
+use converja_testkit::local_server::ServerKind;
 
 pub(crate) async fn link_loss_fails_pending_requests_and_the_link_recovers(via: Via) {
     let mut s = stack_with(via, scenario(), Duration::from_secs(30), 1000).await;
@@ -161,7 +161,7 @@ pub(crate) async fn a_taken_nickname_is_retried_with_a_suffix(via: Via) {
 pub(crate) async fn tls_with_a_trusted_certificate_connects_and_an_untrusted_one_does_not(
     via: Via,
 ) {
-    let prosody = converja_bridge::prosody::LocalProsody::start_with(
+    let prosody = converja_testkit::prosody::LocalProsody::start_with(
         DOMAIN,
         &[("bridge", "bridge-pw")],
         true,
@@ -298,7 +298,7 @@ pub(crate) async fn the_bosh_session_is_terminated_on_shutdown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 pub(crate) async fn a_wrong_bosh_url_is_reported_with_its_status() {
     let tracker = tokio_util::task::TaskTracker::new();
-    let prosody = converja_bridge::prosody::LocalProsody::start(DOMAIN, &[("bridge", "b")])
+    let prosody = converja_testkit::prosody::LocalProsody::start(DOMAIN, &[("bridge", "b")])
         .unwrap_or_else(|e| panic!("{e}"));
     let mut wrong = prosody.bosh_account("bridge", "b");
     let url = format!("http://127.0.0.1:{}/not-bosh", prosody.http_port);

@@ -7,7 +7,6 @@ use serde_json::{Value, json};
 
 use super::*;
 
-#[cfg(feature = "demo")]
 mod jwks;
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
@@ -90,7 +89,6 @@ impl KeyPair {
     }
 
     /// The public key as a key set publishes it.
-    #[cfg(feature = "demo")]
     fn jwk(&self, kid: &str) -> Value {
         let key = match self.alg {
             Algorithm::RS256 => DecodingKey::from_rsa_pem(self.public_pem.as_bytes()),

@@ -14,7 +14,7 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::*;
-use crate::loopback::make_certificate;
+use converja_testkit::loopback::make_certificate;
 
 /// An identity provider's key set endpoint.
 struct Idp {

@@ -4,12 +4,13 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::loopback::{self, free_port, make_certificate};
+use crate::loopback;
+use crate::xmpp_server::{XmppServer, wraps_server};
 
 /// How long Prosody may take to accept connections after start.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -18,24 +19,13 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 pub const INSTALL_HINT: &str =
     "prosody is not installed: run `sudo apt-get install -y prosody` (Debian/Ubuntu)";
 
-/// A running Prosody.
+/// A running Prosody; its ports, domains and process are those of its [`XmppServer`].
 #[derive(Debug)]
 pub struct LocalProsody {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    /// Completed starts, to find this start's lines in the shared log.
-    starts: usize,
-    /// The client-to-server port.
-    pub c2s_port: u16,
-    /// The HTTP port (BOSH at `/http-bind`).
-    pub http_port: u16,
-    /// The HTTPS port, serving BOSH with the certificate of a server started with TLS.
-    pub https_port: u16,
-    /// The XMPP domain of the accounts.
-    pub domain: String,
-    /// The MUC service domain.
-    pub conference: String,
+    server: XmppServer,
 }
+
+wraps_server!(LocalProsody);
 
 /// Whether the `prosody` binary is on the PATH. (Not by running it: `prosody --version`
 /// starts a server with the system config.)
@@ -82,19 +72,8 @@ impl LocalProsody {
         if !installed() {
             bail!(INSTALL_HINT);
         }
-        let dir = tempfile::Builder::new()
-            .prefix("converja-prosody-")
-            .tempdir()
-            .context("cannot create a temporary directory")?;
         let mut server = LocalProsody {
-            child: None,
-            starts: 0,
-            c2s_port: free_port()?,
-            http_port: free_port()?,
-            https_port: free_port()?,
-            domain: domain.to_owned(),
-            conference: format!("conference.{domain}"),
-            dir,
+            server: XmppServer::new("converja-prosody-", domain)?,
         };
         if tls {
             server.make_certificate()?;
@@ -111,9 +90,7 @@ impl LocalProsody {
                 Err(e) if attempt < PORT_ATTEMPTS && e.to_string().contains(PORT_TAKEN) => {
                     server.kill();
                     std::fs::remove_file(server.log_path()).ok();
-                    server.c2s_port = free_port()?;
-                    server.http_port = free_port()?;
-                    server.https_port = free_port()?;
+                    server.move_ports()?;
                 }
                 Err(e) => return Err(e),
             }
@@ -128,16 +105,6 @@ impl LocalProsody {
     /// Prosody's log file.
     pub fn log_path(&self) -> PathBuf {
         self.dir.path().join("prosody.log")
-    }
-
-    /// The self-signed certificate (PEM) of a server started with TLS.
-    pub fn certificate(&self) -> PathBuf {
-        self.dir.path().join(format!("{}.crt", self.domain))
-    }
-
-    fn make_certificate(&self) -> anyhow::Result<()> {
-        let key = self.dir.path().join(format!("{}.key", self.domain));
-        make_certificate(&[&self.domain, &self.conference], &key, &self.certificate())
     }
 
     fn write_config(&self, tls: bool) -> anyhow::Result<()> {
@@ -208,7 +175,7 @@ Component {conference} "muc"
                      https_ssl = {{ certificate = {}, key = {} }}",
                     self.https_port,
                     lua_string(&self.certificate().to_string_lossy()),
-                    lua_string(&dir.join(format!("{}.key", self.domain)).to_string_lossy()),
+                    lua_string(&self.key().to_string_lossy()),
                 )
             } else {
                 "https_ports = { }".to_owned()
@@ -239,16 +206,9 @@ Component {conference} "muc"
     }
 
     fn spawn(&mut self) -> anyhow::Result<()> {
-        let mut child = Command::new("prosody")
-            .arg("--config")
-            .arg(self.config_path())
-            .arg("-F")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(
-                self.dir.path().join("stderr.log"),
-            )?))
-            .spawn()
+        let mut prosody = Command::new("prosody");
+        prosody.arg("--config").arg(self.config_path()).arg("-F");
+        let mut child = loopback::spawn_quiet(&mut prosody, &self.dir.path().join("stderr.log"))
             .context(INSTALL_HINT)?;
         // Prosody keeps running when a port is taken: wait for its word that both services
         // listen on our ports.
@@ -319,19 +279,9 @@ Component {conference} "muc"
         Ok(())
     }
 
-    /// The server's process, while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    /// Kills the server abruptly (SIGKILL), as a crash would.
-    pub fn kill(&mut self) {
-        loopback::kill(&mut self.child);
-    }
-
     /// Stops the server gracefully (SIGTERM), waiting up to 5 s before killing it.
     pub fn stop(&mut self) {
-        loopback::stop(&mut self.child, Duration::from_secs(5));
+        self.stop_within(Duration::from_secs(5));
     }
 
     /// Starts the server again on the same ports and data after [`kill`](Self::kill) or
@@ -339,31 +289,5 @@ Component {conference} "muc"
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.kill();
         self.spawn()
-    }
-
-    /// Connection settings for `user` on this server: loopback, plaintext.
-    pub fn account(&self, user: &str, password: &str) -> crate::xmpp::ConnectSettings {
-        loopback::account(&self.domain, self.c2s_port, user, password)
-    }
-
-    /// The BOSH endpoint.
-    pub fn bosh_url(&self) -> String {
-        format!("http://127.0.0.1:{}/http-bind", self.http_port)
-    }
-
-    /// The BOSH endpoint over HTTPS, for a server started with TLS.
-    pub fn bosh_https_url(&self) -> String {
-        format!("https://127.0.0.1:{}/http-bind", self.https_port)
-    }
-
-    /// Like [`account`](Self::account), over BOSH at [`bosh_url`](Self::bosh_url).
-    pub fn bosh_account(&self, user: &str, password: &str) -> crate::xmpp::ConnectSettings {
-        loopback::over_bosh(self.account(user, password), &self.bosh_url())
-    }
-}
-
-impl Drop for LocalProsody {
-    fn drop(&mut self) {
-        self.kill();
     }
 }

@@ -1,5 +1,6 @@
-//! What the private Prosody and the private ejabberd share: free loopback ports, a test
-//! certificate, stopping their process, and connection settings for their accounts.
+//! What the private servers share: free loopback ports, a test certificate, waiting for their
+//! word that they are ready, stopping their process, and connection settings for the accounts
+//! of the XMPP ones.
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::Path;
@@ -8,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::config::{HttpUrl, Secret, TlsMode};
-use crate::xmpp::{ConnectSettings, Endpoint};
+use converja_bridge::config::{HttpUrl, Secret, TlsMode};
+use converja_bridge::xmpp::{ConnectSettings, Endpoint};
 
 /// A loopback port free right now (bound, read, released).
-pub(crate) fn free_port() -> anyhow::Result<u16> {
+pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
         .local_addr()?
         .port())
@@ -20,7 +21,7 @@ pub(crate) fn free_port() -> anyhow::Result<u16> {
 
 /// Makes a self-signed leaf certificate (`crt`, PEM) and its key (`key`) for `names`, the
 /// first one its subject, all of them and 127.0.0.1 its alternative names.
-pub(crate) fn make_certificate(names: &[&str], key: &Path, crt: &Path) -> anyhow::Result<()> {
+pub fn make_certificate(names: &[&str], key: &Path, crt: &Path) -> anyhow::Result<()> {
     let alt: Vec<String> = names.iter().map(|n| format!("DNS:{n}")).collect();
     let status = Command::new("openssl")
         .args([
@@ -51,6 +52,16 @@ pub(crate) fn make_certificate(names: &[&str], key: &Path, crt: &Path) -> anyhow
         bail!("openssl could not make a certificate");
     }
     Ok(())
+}
+
+/// Starts a server's `command` with nothing on its standard input and output, and its
+/// standard error in the file `stderr`, for the failure message.
+pub(crate) fn spawn_quiet(command: &mut Command, stderr: &Path) -> std::io::Result<Child> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(stderr)?))
+        .spawn()
 }
 
 /// Whether this process runs as root, where some servers need telling (or another user).

@@ -1,4 +1,4 @@
-//! A private ejabberd on loopback, the twin of [`crate::prosody`], so the bridge can be tried
+//! A private ejabberd on loopback, the counterpart of [`crate::prosody`], so the bridge can be tried
 //! against a second XMPP server: generated config, Mnesia spool and logs in a temporary
 //! directory, free ports, its own Erlang node, accounts registered before [`LocalEjabberd::start`]
 //! returns. Runs `erl` directly as the current user (not `ejabberdctl`, which switches to the
@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::loopback::{self, free_port, make_certificate};
+use crate::loopback::{self, free_port};
+use crate::xmpp_server::{XmppServer, wraps_server};
 
 /// How long ejabberd may take to listen on its ports after start; it takes 1 to 3 s alone.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -27,30 +28,19 @@ pub use install::{INSTALL_HINT, installed};
 use config::{CONFIG, REGISTER, yaml_string};
 use install::install;
 
-/// A running ejabberd.
+/// A running ejabberd; its ports, domains and process are those of its [`XmppServer`].
 #[derive(Debug)]
 pub struct LocalEjabberd {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    /// Completed starts, to find this start's lines in the log, which restarts append to.
-    starts: usize,
+    server: XmppServer,
     /// The Erlang node, `converja-<c2s port>@localhost`: the Mnesia spool belongs to it.
     node: String,
     /// The node's Erlang cookie, random: the only key to the node.
     cookie: String,
     /// The node's distribution port, fixed so that no `epmd` is needed (or left running).
     dist_port: u16,
-    /// The client-to-server port.
-    pub c2s_port: u16,
-    /// The HTTP port (BOSH at `/http-bind`).
-    pub http_port: u16,
-    /// The HTTPS port, serving BOSH with the certificate of a server started with TLS.
-    pub https_port: u16,
-    /// The XMPP domain of the accounts.
-    pub domain: String,
-    /// The MUC service domain.
-    pub conference: String,
 }
+
+wraps_server!(LocalEjabberd);
 
 impl LocalEjabberd {
     /// Starts an ejabberd for `domain` with the given `(user, password)` accounts, plaintext
@@ -70,30 +60,15 @@ impl LocalEjabberd {
         if !installed() {
             bail!(INSTALL_HINT);
         }
-        let dir = tempfile::Builder::new()
-            .prefix("converja-ejabberd-")
-            .tempdir()
-            .context("cannot create a temporary directory")?;
-        let c2s_port = free_port()?;
+        let server = XmppServer::new("converja-ejabberd-", domain)?;
         let mut server = LocalEjabberd {
-            child: None,
-            starts: 0,
-            node: format!("converja-{c2s_port}@localhost"),
+            node: format!("converja-{}@localhost", server.c2s_port),
             cookie: format!("{:032x}", rand::random::<u128>()),
             dist_port: free_port()?,
-            c2s_port,
-            http_port: free_port()?,
-            https_port: free_port()?,
-            domain: domain.to_owned(),
-            conference: format!("conference.{domain}"),
-            dir,
+            server,
         };
         if tls {
-            make_certificate(
-                &[&server.domain, &server.conference],
-                &server.key(),
-                &server.certificate(),
-            )?;
+            server.make_certificate()?;
         }
         server.write_config(tls)?;
         server.spawn()?;
@@ -127,15 +102,6 @@ impl LocalEjabberd {
     /// ejabberd's log file (`error.log` beside it has the errors alone).
     pub fn log_path(&self) -> PathBuf {
         self.logs().join("ejabberd.log")
-    }
-
-    /// The self-signed certificate (PEM) of a server started with TLS.
-    pub fn certificate(&self) -> PathBuf {
-        self.dir.path().join(format!("{}.crt", self.domain))
-    }
-
-    fn key(&self) -> PathBuf {
-        self.dir.path().join(format!("{}.key", self.domain))
     }
 
     fn write_config(&self, tls: bool) -> anyhow::Result<()> {
@@ -311,20 +277,10 @@ impl LocalEjabberd {
         loopback::last_lines(&text, 30)
     }
 
-    /// The server's process, while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    /// Kills the server abruptly (SIGKILL), as a crash would.
-    pub fn kill(&mut self) {
-        loopback::kill(&mut self.child);
-    }
-
     /// Stops the server gracefully (SIGTERM, which Erlang turns into `init:stop()`), waiting
     /// up to 10 s before killing it.
     pub fn stop(&mut self) {
-        loopback::stop(&mut self.child, Duration::from_secs(10));
+        self.stop_within(Duration::from_secs(10));
     }
 
     /// Starts the server again on the same ports, node and spool (so the same accounts)
@@ -332,31 +288,5 @@ impl LocalEjabberd {
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.kill();
         self.spawn()
-    }
-
-    /// Connection settings for `user` on this server: loopback, plaintext.
-    pub fn account(&self, user: &str, password: &str) -> crate::xmpp::ConnectSettings {
-        loopback::account(&self.domain, self.c2s_port, user, password)
-    }
-
-    /// The BOSH endpoint.
-    pub fn bosh_url(&self) -> String {
-        format!("http://127.0.0.1:{}/http-bind", self.http_port)
-    }
-
-    /// The BOSH endpoint over HTTPS, for a server started with TLS.
-    pub fn bosh_https_url(&self) -> String {
-        format!("https://127.0.0.1:{}/http-bind", self.https_port)
-    }
-
-    /// Like [`account`](Self::account), over BOSH at [`bosh_url`](Self::bosh_url).
-    pub fn bosh_account(&self, user: &str, password: &str) -> crate::xmpp::ConnectSettings {
-        loopback::over_bosh(self.account(user, password), &self.bosh_url())
-    }
-}
-
-impl Drop for LocalEjabberd {
-    fn drop(&mut self) {
-        self.kill();
     }
 }

@@ -6,23 +6,25 @@ use std::fmt::Write as _;
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use crate::loopback::{self, free_port};
+
 const NGINX: &str = "/usr/sbin/nginx";
 
 /// The one line shown when nginx is missing.
-pub(crate) const INSTALL_HINT: &str =
+pub const INSTALL_HINT: &str =
     "nginx is not installed: run `sudo apt-get install -y nginx` (Debian/Ubuntu)";
 
 /// The address nginx connects to the bridge from: not the test clients' 127.0.0.1, so that
 /// the bridge can tell the proxy from a client that goes around it.
-pub(crate) const PROXY_ADDRESS: &str = "127.0.0.2";
+pub const PROXY_ADDRESS: &str = "127.0.0.2";
 
 /// The request header carrying the signed-in username.
-pub(crate) const USER_HEADER: &str = "X-Forwarded-User";
+pub const USER_HEADER: &str = "X-Forwarded-User";
 
 /// How long nginx may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -33,11 +35,11 @@ const PORT_ATTEMPTS: u32 = 3;
 
 /// A running nginx.
 #[derive(Debug)]
-pub(crate) struct LocalNginx {
+pub struct LocalNginx {
     child: Option<Child>,
     dir: tempfile::TempDir,
     /// The port clients connect to.
-    pub(crate) port: u16,
+    pub port: u16,
 }
 
 impl Drop for LocalNginx {
@@ -52,7 +54,7 @@ impl Drop for LocalNginx {
 impl LocalNginx {
     /// Starts nginx in front of `http://127.0.0.1:<upstream_port>`, letting in the
     /// `(user, password)` pairs of `users`.
-    pub(crate) fn start(upstream_port: u16, users: &[(&str, &str)]) -> anyhow::Result<LocalNginx> {
+    pub fn start(upstream_port: u16, users: &[(&str, &str)]) -> anyhow::Result<LocalNginx> {
         if !Path::new(NGINX).exists() {
             bail!(INSTALL_HINT);
         }
@@ -69,7 +71,7 @@ impl LocalNginx {
         // A port chosen free can be taken by another process before nginx binds it (tests
         // start servers in parallel): start again on another one.
         for attempt in 1.. {
-            nginx.port = super::unused_port();
+            nginx.port = free_port()?;
             std::fs::write(nginx.config_path(), nginx.config(upstream_port))?;
             match nginx.spawn() {
                 Ok(()) => break,
@@ -81,7 +83,7 @@ impl LocalNginx {
     }
 
     /// The proxy's URL.
-    pub(crate) fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
@@ -154,20 +156,16 @@ http {{
 
     fn spawn(&mut self) -> anyhow::Result<()> {
         std::fs::remove_file(self.error_log()).ok();
-        let mut child = Command::new(NGINX)
+        let mut nginx = Command::new(NGINX);
+        nginx
             .arg("-p")
             .arg(self.dir.path())
             .arg("-c")
             .arg(self.config_path())
             // Errors before the config is read go here too, not to the compiled-in path.
             .arg("-e")
-            .arg(self.error_log())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(
-                self.dir.path().join("stderr.log"),
-            )?))
-            .spawn()
+            .arg(self.error_log());
+        let mut child = loopback::spawn_quiet(&mut nginx, &self.dir.path().join("stderr.log"))
             .context(INSTALL_HINT)?;
         let started = Instant::now();
         loop {
@@ -237,7 +235,7 @@ fn write_htpasswd(file: &Path, users: &[(&str, &str)]) -> anyhow::Result<()> {
 }
 
 /// The `Authorization` header value a browser sends to a basic-auth site.
-pub(crate) fn basic_auth(user: &str, password: &str) -> String {
+pub fn basic_auth(user: &str, password: &str) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let bytes = format!("{user}:{password}").into_bytes();
     let mut encoded = String::new();

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use crate::ejabberd::LocalEjabberd;
 use crate::prosody::LocalProsody;
-use crate::xmpp::ConnectSettings;
+use crate::xmpp_server::XmppServer;
 
 /// Which XMPP server to start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,27 +44,31 @@ enum Running {
     Ejabberd(LocalEjabberd),
 }
 
-/// A running private XMPP server, whichever it is.
+/// A running private XMPP server, whichever it is; its ports, domains, process and accounts
+/// are those of its [`XmppServer`].
 #[derive(Debug)]
 pub struct LocalServer {
-    /// The client-to-server port.
-    pub c2s_port: u16,
-    /// The HTTP port (BOSH at `/http-bind`).
-    pub http_port: u16,
-    /// The XMPP domain of the accounts.
-    pub domain: String,
-    /// The MUC service domain.
-    pub conference: String,
     running: Running,
 }
 
-macro_rules! each {
-    ($self:expr, $s:ident => $e:expr) => {
-        match &$self.running {
-            Running::Prosody($s) => $e,
-            Running::Ejabberd($s) => $e,
+impl std::ops::Deref for LocalServer {
+    type Target = XmppServer;
+
+    fn deref(&self) -> &XmppServer {
+        match &self.running {
+            Running::Prosody(p) => p,
+            Running::Ejabberd(e) => e,
         }
-    };
+    }
+}
+
+impl std::ops::DerefMut for LocalServer {
+    fn deref_mut(&mut self) -> &mut XmppServer {
+        match &mut self.running {
+            Running::Prosody(p) => p,
+            Running::Ejabberd(e) => e,
+        }
+    }
 }
 
 impl LocalServer {
@@ -78,17 +82,7 @@ impl LocalServer {
             ServerKind::Prosody => Running::Prosody(LocalProsody::start(domain, accounts)?),
             ServerKind::Ejabberd => Running::Ejabberd(LocalEjabberd::start(domain, accounts)?),
         };
-        let (c2s_port, http_port, domain, conference) = match &running {
-            Running::Prosody(p) => (p.c2s_port, p.http_port, &p.domain, &p.conference),
-            Running::Ejabberd(e) => (e.c2s_port, e.http_port, &e.domain, &e.conference),
-        };
-        Ok(LocalServer {
-            c2s_port,
-            http_port,
-            domain: domain.clone(),
-            conference: conference.clone(),
-            running,
-        })
+        Ok(LocalServer { running })
     }
 
     /// Which server this is.
@@ -99,29 +93,12 @@ impl LocalServer {
         }
     }
 
-    /// The server's process, while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        each!(self, s => s.pid())
-    }
-
-    /// Settings for `user` over the client port, plaintext.
-    pub fn account(&self, user: &str, password: &str) -> ConnectSettings {
-        each!(self, s => s.account(user, password))
-    }
-
-    /// Settings for `user` over BOSH.
-    pub fn bosh_account(&self, user: &str, password: &str) -> ConnectSettings {
-        each!(self, s => s.bosh_account(user, password))
-    }
-
-    /// The BOSH endpoint.
-    pub fn bosh_url(&self) -> String {
-        each!(self, s => s.bosh_url())
-    }
-
     /// The server's log.
     pub fn log_path(&self) -> PathBuf {
-        each!(self, s => s.log_path())
+        match &self.running {
+            Running::Prosody(p) => p.log_path(),
+            Running::Ejabberd(e) => e.log_path(),
+        }
     }
 
     /// Removes occupant `nick` from `room` without telling anyone. Prosody only: ejabberd has
@@ -132,14 +109,6 @@ impl LocalServer {
             Running::Ejabberd(_) => anyhow::bail!(
                 "ejabberd cannot remove an occupant silently; run this against Prosody"
             ),
-        }
-    }
-
-    /// SIGKILL, as a crash.
-    pub fn kill(&mut self) {
-        match &mut self.running {
-            Running::Prosody(p) => p.kill(),
-            Running::Ejabberd(e) => e.kill(),
         }
     }
 

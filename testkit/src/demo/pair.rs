@@ -1,4 +1,4 @@
-//! `converja-bridge demo --pair`: two bridge processes sharing a private PostgreSQL, behind a
+//! `converja-demo --pair`: two bridge processes sharing a private PostgreSQL, behind a
 //! load balancer on the demo's port that sends each connection to the ready one. Pressing
 //! Enter SIGKILLs the active bridge (it comes back as the standby) and shows how long the
 //! other one took to take over; the console reconnects by itself.
@@ -14,6 +14,10 @@ use super::{SimulatedPlatform, print_banner};
 use crate::balancer::{Proxy, Route, is_ready};
 use crate::loopback::free_port;
 use crate::postgres::LocalPostgres;
+
+/// The option that makes the demo's executable run one bridge of the pair, on the
+/// configuration file that follows it.
+pub const BRIDGE_OPTION: &str = "bridge";
 
 /// How long the demo waits for a bridge to become ready.
 const READY_LIMIT: Duration = Duration::from_secs(30);
@@ -51,8 +55,9 @@ impl Bridge {
             .create(true)
             .append(true)
             .open(log)?;
-        Command::new(std::env::current_exe().context("the bridge's own executable")?)
-            .args(["run", "--config"])
+        // This executable carries the whole bridge: it runs as one with `--bridge CONFIG`.
+        Command::new(std::env::current_exe().context("the demo's own executable")?)
+            .arg(format!("--{BRIDGE_OPTION}"))
             .arg(config)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

@@ -1,4 +1,4 @@
-//! `converja-bridge demo`: a private Prosody, the simulator playing the demo scenario, and the
+//! `converja-demo`: a private Prosody, the simulator playing the demo scenario, and the
 //! bridge, all on loopback, for a first look; `--pair` runs two bridges on a private
 //! PostgreSQL instead ([`pair`]). Everything stops and is removed on Ctrl-C.
 
@@ -10,15 +10,16 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use pair::run_pair;
+pub use pair::{BRIDGE_OPTION, run_pair};
 
-use crate::app;
-use crate::config::{Config, StoreConfig};
+use converja_bridge::app;
+use converja_bridge::config::{Config, StoreConfig};
+use converja_bridge::sim::{self, Scenario};
+
 use crate::prosody::LocalProsody;
-use crate::sim::{self, Scenario};
 
 /// The demo's scenario: three queues, a dozen agents, a call every few seconds.
-pub const SCENARIO: &str = include_str!("../../config/scenario.demo.toml");
+pub const SCENARIO: &str = include_str!("../../../config/scenario.demo.toml");
 const DOMAIN: &str = "converja.local";
 const BRIDGE_PASSWORD: &str = "demo-bridge";
 const SIM_PASSWORD: &str = "demo-platform";
