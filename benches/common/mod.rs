@@ -95,14 +95,6 @@ pub(crate) fn admin_get(port: u16, path: &str) -> Option<String> {
     http_get(admin, path)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 /// Whether the bridge on `port` answers `/readyz` with 200.
 pub(crate) fn is_ready(port: u16) -> bool {
     admin_get(port, "/readyz")
@@ -175,7 +167,7 @@ pub(crate) fn start_bridge_following(
     queues: &[u32],
     limits: Limits,
 ) -> (Killed, u16, Duration) {
-    let (port, admin) = (free_port(), free_port());
+    let [port, admin] = converja_testkit::loopback::free_ports().expect("free ports");
     ADMIN_PORTS
         .lock()
         .expect("not poisoned")

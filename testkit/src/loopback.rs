@@ -14,9 +14,21 @@ use converja_bridge::xmpp::{ConnectSettings, Endpoint};
 
 /// A loopback port free right now (bound, read, released).
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
+    let [port] = free_ports()?;
+    Ok(port)
+}
+
+/// `N` distinct loopback ports free right now: all bound at once before any is released, since
+/// a port just released may be handed out again by the next bind.
+pub fn free_ports<const N: usize>() -> anyhow::Result<[u16; N]> {
+    let listeners = (0..N)
+        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut ports = [0; N];
+    for (port, listener) in ports.iter_mut().zip(&listeners) {
+        *port = listener.local_addr()?.port();
+    }
+    Ok(ports)
 }
 
 /// Makes a self-signed leaf certificate (`crt`, PEM) and its key (`key`) for `names`, the

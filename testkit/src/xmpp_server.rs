@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use converja_bridge::xmpp::ConnectSettings;
 
-use crate::loopback::{self, free_port, make_certificate};
+use crate::loopback::{self, free_ports, make_certificate};
 
 /// A private XMPP server's files, ports and process, whichever server it is.
 #[derive(Debug)]
@@ -39,13 +39,14 @@ impl XmppServer {
             .prefix(prefix)
             .tempdir()
             .context("cannot create a temporary directory")?;
+        let [c2s_port, http_port, https_port] = free_ports()?;
         Ok(XmppServer {
             child: None,
             dir,
             starts: 0,
-            c2s_port: free_port()?,
-            http_port: free_port()?,
-            https_port: free_port()?,
+            c2s_port,
+            http_port,
+            https_port,
             domain: domain.to_owned(),
             conference: format!("conference.{domain}"),
         })
@@ -53,9 +54,7 @@ impl XmppServer {
 
     /// Other free ports, after the server found one of its own taken.
     pub(crate) fn move_ports(&mut self) -> anyhow::Result<()> {
-        self.c2s_port = free_port()?;
-        self.http_port = free_port()?;
-        self.https_port = free_port()?;
+        [self.c2s_port, self.http_port, self.https_port] = free_ports()?;
         Ok(())
     }
 

@@ -140,7 +140,7 @@ pub(crate) async fn reordered_responses_reach_the_right_caller(via: Via) {
             .requests()
             .await
             .iter()
-            .any(|r| r.message.resource == "/agents/22010")
+            .any(|r| r.message.resource == "/agents/22010/status")
     })
     .await;
     let second = s

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{SimulatedPlatform, print_banner};
 use crate::balancer::{Proxy, Route, is_ready};
-use crate::loopback::free_port;
+use crate::loopback::free_ports;
 use crate::postgres::LocalPostgres;
 
 /// The option that makes the demo's executable run one bridge of the pair, on the
@@ -106,7 +106,7 @@ pub async fn run_pair(port: u16, shutdown: CancellationToken) -> anyhow::Result<
         .context("a temporary directory")?;
     let mut bridges = Vec::new();
     for name in ["A", "B"] {
-        let (listen, admin) = (free_port()?, free_port()?);
+        let [listen, admin] = free_ports()?;
         let config = dir.path().join(format!("bridge-{name}.toml"));
         let text = format!(
             "{}\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n[store]\nurl = \"{}\"\n",
