@@ -83,7 +83,7 @@ fn main() {
         rt.block_on(stalled::stalled(stallers, 20, 20));
     }
     if runs("flood") {
-        rt.block_on(flood::flood(flooders, 20, 20));
+        rt.block_on(flood::flood(flooders, 20, 60));
     }
     if runs("shutdown") {
         rt.block_on(shutdown::shutdown(agents));

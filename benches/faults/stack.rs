@@ -226,16 +226,20 @@ pub(crate) async fn stack_limited(
     (prosody, sim, bridge, port, dir)
 }
 
-/// `rounds` rounds of one call per healthy agent, each ended by its UI at once (load.mjs);
-/// the UIs' report on those rounds alone.
+/// `rounds` rounds of one call per healthy agent, each ended by its UI at once (load.mjs),
+/// a round starting at least `every` after the one before; the UIs' report on those rounds.
 pub(crate) async fn healthy_rounds(
     sim: &SimHandle,
     load: &mut LoadUis,
     agents: u64,
     rounds: u64,
+    every: Duration,
 ) -> Value {
     load.reset();
+    let mut pace = tokio::time::interval(every.max(Duration::from_nanos(1)));
+    pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for round in 1..=rounds {
+        pace.tick().await;
         for i in 0..agents {
             let agent = AgentId::new((FIRST_AGENT + i).to_string());
             sim.start_call(QueueId(7), &agent, "0800")

@@ -47,7 +47,7 @@ pub(crate) async fn stalled(stallers: u64, healthy: u64, rounds: u64) {
         stack(healthy + stallers, "", &tracker, &cancel).await;
     let pid = bridge.0.id();
     let mut load = LoadUis::start(port, healthy);
-    let alone = healthy_rounds(&sim, &mut load, healthy, rounds).await;
+    let alone = healthy_rounds(&sim, &mut load, healthy, rounds, Duration::ZERO).await;
     let ms = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
     // Twice: memory that a second wave does not add to is reused, not leaked.
     for wave in 1..=2 {
@@ -169,7 +169,7 @@ async fn stall_wave(
         })
         .collect();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let during = healthy_rounds(sim, load, healthy, rounds).await;
+    let during = healthy_rounds(sim, load, healthy, rounds, Duration::ZERO).await;
     let (resumed, sent_total) = resume(floods).await;
     sampling.cancel();
     let _ = sampler.await;
