@@ -218,7 +218,7 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
 async fn metrics() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        telemetry::prometheus().render(),
+        telemetry::render(),
     )
 }
 

@@ -23,7 +23,8 @@
 //! - [`bridge`]: plugs the platform client into the core, and platform events into it.
 //! - [`store`]: what survives a restart (sessions, rejected calls, the request-id mark),
 //!   in SQLite or PostgreSQL, written off the call path through a journal.
-//! - [`app`]: the daemon (listener, HTTP endpoints in [`http`], shutdown order);
+//! - [`app`]: the daemon (listener, HTTP endpoints in [`http`], shutdown order); [`probe`]
+//!   asks a running one from outside, for health checks;
 //!   [`config`], [`telemetry`].
 //! - [`sim`]: the platform simulator (`converja-sim`), for tests, benchmarks and the demo;
 //!   it takes its request ids from `request_ids`, as the pending table does.
@@ -54,6 +55,7 @@ pub mod gateway;
 mod http;
 mod pending;
 pub mod platform;
+pub mod probe;
 mod recent;
 mod request_ids;
 mod signin;

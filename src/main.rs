@@ -1,15 +1,16 @@
-//! The `converja-bridge` command: the daemon and a config checker.
+//! The `converja-bridge` command: the daemon, a config checker and a health probe.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use converja_bridge::config::Config;
-use converja_bridge::{app, telemetry};
+use converja_bridge::{app, probe, telemetry};
 
 /// Bridges socket.io agent UIs to the Converja contact center platform over XMPP.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("CONVERJA_REVISION"), ")"), about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -29,6 +30,19 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Ask a running bridge whether it is alive (`/healthz`) or, with --ready, ready to take
+    /// agents (`/readyz`); exits 0 if so and 1 if not, for container health checks.
+    Probe {
+        /// Ask whether it is ready (active, XMPP online, rooms joined), not only alive.
+        #[arg(long)]
+        ready: bool,
+        /// The configuration whose admin listener (`admin.listen`) to ask.
+        #[arg(long, short, default_value = "/etc/converja-bridge/bridge.toml")]
+        config: PathBuf,
+        /// The admin listener's address (HOST:PORT), instead of reading the configuration.
+        #[arg(long, conflicts_with = "config")]
+        address: Option<SocketAddr>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -44,6 +58,11 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Probe {
+            ready,
+            config,
+            address,
+        } => run_probe(ready, &config, address),
         Command::Run { config } => {
             let cfg = match Config::load(&config) {
                 Ok(cfg) => cfg,
@@ -57,6 +76,41 @@ fn main() -> ExitCode {
                 let listeners = app::Listeners::bind(&cfg).await?;
                 app::serve(cfg, listeners, app::shutdown_on_signal()).await
             })
+        }
+    }
+}
+
+/// Exits 0 when the bridge answers 200, and 1 for anything else, a configuration that cannot
+/// be read included: container engines reserve other codes.
+fn run_probe(ready: bool, config: &std::path::Path, address: Option<SocketAddr>) -> ExitCode {
+    let addr = match address {
+        Some(addr) => addr,
+        None => match Config::load(config) {
+            Ok(cfg) => probe::local_address(cfg.admin.listen),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(probe::probe(addr, ready)) {
+        Ok(body) => {
+            println!("{body}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
         }
     }
 }

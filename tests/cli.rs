@@ -86,6 +86,24 @@ async fn the_daemon_runs_and_exits_cleanly_on_sigterm() {
     );
     wait_ready(port).await;
     assert_eq!(admin_get(port, "/healthz").await.0, 200);
+    let (status, metrics) = admin_get(port, "/metrics").await;
+    assert_eq!(status, 200);
+    let build = format!(
+        "converja_build_info{{version=\"{}\",revision=\"",
+        env!("CARGO_PKG_VERSION")
+    );
+    for expected in [
+        build.as_str(),
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+    ] {
+        assert!(metrics.contains(expected), "no `{expected}` in /metrics");
+    }
+    assert_eq!(probe(&["--ready", "--config"], Some(&file)), Some(0));
+    assert_eq!(
+        probe(&["--address", &format!("127.0.0.1:{admin}")], None),
+        Some(0)
+    );
     signal(child.0.id(), "TERM");
     assert!(common::wait_exit(&mut child.0).success());
     let mut logs = String::new();
@@ -105,6 +123,75 @@ async fn the_daemon_runs_and_exits_cleanly_on_sigterm() {
             "no `{expected}` in {messages:?}"
         );
     }
+}
+
+/// The exit code of `converja-bridge probe ARGS [FILE]`.
+fn probe(args: &[&str], file: Option<&std::path::Path>) -> Option<i32> {
+    let mut command = Command::new(BRIDGE);
+    command.arg("probe").args(args);
+    if let Some(file) = file {
+        command.arg(file);
+    }
+    command.output().unwrap().status.code()
+}
+
+#[test]
+fn probe_fails_with_1_when_nothing_answers_or_the_config_is_unreadable() {
+    assert_eq!(
+        probe(&["--address", &format!("127.0.0.1:{}", free_port())], None),
+        Some(1)
+    );
+    assert_eq!(
+        probe(&["--ready", "--config", "/nonexistent/bridge.toml"], None),
+        Some(1),
+        "1, not 2: container engines reserve 2"
+    );
+}
+
+/// Logs written to a pipe (or a file, or journald) carry no terminal colour codes.
+#[test]
+fn logs_to_a_pipe_are_plain_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bridge.toml");
+    // No XMPP server listens there: the bridge starts and says so in its log.
+    std::fs::write(
+        &file,
+        format!(
+            "[xmpp]\njid = \"bridge@converja.test\"\npassword = \"x\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n[converja]\nconference = \"conference.converja.test\"\n[socketio]\nlisten = \"127.0.0.1:{}\"\n[admin]\nlisten = \"127.0.0.1:{}\"\n[store]\nbackend = \"none\"\n[log]\nlevel = \"info\"\nformat = \"human\"\n",
+            free_port(),
+            free_port(),
+            free_port()
+        ),
+    )
+    .unwrap();
+    let mut child = KillOnDrop(
+        Command::new(BRIDGE)
+            .args(["run", "--config"])
+            .arg(&file)
+            .env_remove("NO_COLOR")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let line = rx
+        .recv_timeout(common::PATIENCE)
+        .expect("the bridge logs its start");
+    assert!(line.contains("INFO") || line.contains("WARN"), "{line}");
+    assert!(!line.contains('\u{1b}'), "a colour code in {line:?}");
 }
 
 #[test]

@@ -2,6 +2,8 @@
 
 pub mod latency;
 
+use std::io::IsTerminal;
+
 use metrics::{describe_counter, describe_gauge, describe_histogram};
 
 use crate::config::{LogConfig, LogFormat};
@@ -36,6 +38,26 @@ pub const ROOM_REMOVALS: &str = "converja_xmpp_room_removals_total";
 pub const JOIN_FAILURES: &str = "converja_xmpp_join_failures_total";
 /// BOSH HTTP requests, by `outcome`: `ok`, `retransmitted`, `failed`.
 pub const BOSH_REQUESTS: &str = "converja_xmpp_bosh_requests_total";
+
+/// 1, labelled with the bridge's `version` and the `revision` it was built from.
+pub const BUILD_INFO: &str = "converja_build_info";
+/// The revision the binary was built from (see `build.rs`).
+pub const REVISION: &str = env!("CONVERJA_REVISION");
+
+/// Every metric as Prometheus text, the process's own (CPU, memory, file descriptors,
+/// threads, start time) read at this moment.
+pub fn render() -> String {
+    static PROCESS: std::sync::OnceLock<metrics_process::Collector> = std::sync::OnceLock::new();
+    let handle = prometheus();
+    PROCESS
+        .get_or_init(|| {
+            let collector = metrics_process::Collector::default();
+            collector.describe();
+            collector
+        })
+        .collect();
+    handle.render()
+}
 
 /// A Prometheus recorder with the bridge's histogram buckets.
 pub(crate) fn recorder() -> metrics_exporter_prometheus::PrometheusRecorder {
@@ -156,8 +178,14 @@ pub fn set_role(active: bool) {
     metrics::gauge!(ROLE, "role" => "standby").set(f64::from(u8::from(!active)));
 }
 
-/// Registers help texts for every metric, once at start.
+/// Registers help texts for every metric, once at start, and the build's own gauge.
 pub fn describe() {
+    describe_gauge!(
+        BUILD_INFO,
+        "1, labelled with the bridge's version and the revision it was built from"
+    );
+    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "revision" => REVISION)
+        .set(1.0);
     describe_counter!(REQUESTS, "Platform requests by kind and outcome");
     describe_histogram!(
         BRIDGE_LATENCY,
@@ -232,6 +260,10 @@ pub fn init_tracing(cfg: &LogConfig) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colours(
+            std::io::stdout().is_terminal(),
+            std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+        ))
         .with_target(true);
     let _ = match cfg.format {
         LogFormat::Human => builder.try_init(),
@@ -241,4 +273,10 @@ pub fn init_tracing(cfg: &LogConfig) {
             .with_current_span(true)
             .try_init(),
     };
+}
+
+/// Whether human logs carry terminal colour codes: only on a terminal, and never when
+/// `NO_COLOR` is set (no-color.org), so that files, pipes and journald get plain text.
+fn colours(terminal: bool, no_color: bool) -> bool {
+    terminal && !no_color
 }
