@@ -94,7 +94,9 @@ async fn readyz(State(readiness): State<Readiness>) -> impl IntoResponse {
 /// The admin listener: `/healthz`, `/readyz`, and `/metrics` (behind `token` when set; the
 /// probes stay open, since they tell nothing but up or down and probes rarely send headers).
 pub(crate) fn admin_routes(readiness: Readiness, token: Option<Secret>) -> Router {
-    let metrics = Router::new().route("/metrics", get(metrics));
+    let metrics = Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(readiness.clone());
     let metrics = match token {
         Some(token) => {
             let expected = Arc::new(digest(token.expose()));
@@ -215,7 +217,9 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     )
 }
 
-async fn metrics() -> impl IntoResponse {
+async fn metrics(State(readiness): State<Readiness>) -> impl IntoResponse {
+    let ready = readiness.report().0 == StatusCode::OK;
+    metrics::gauge!(telemetry::READY).set(f64::from(u8::from(ready)));
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         telemetry::render(),

@@ -96,6 +96,8 @@ async fn the_daemon_runs_and_exits_cleanly_on_sigterm() {
         build.as_str(),
         "process_resident_memory_bytes ",
         "process_open_fds ",
+        "\nconverja_ready 1\n",
+        "\nconverja_pending_requests_max ",
     ] {
         assert!(metrics.contains(expected), "no `{expected}` in /metrics");
     }

@@ -23,6 +23,7 @@ use tracing::Instrument;
 use crate::config::ConverjaConfig;
 use crate::converja::{Addresses, Event, QueueId, RoomName};
 use crate::pending::PendingTable;
+use crate::telemetry;
 use crate::xmpp::{ConnectSettings, Link, LinkState, LinkStatus};
 
 pub use crate::converja::PlatformError;
@@ -131,6 +132,8 @@ impl Client {
     ) -> Client {
         let addresses = Addresses::new(cfg.conference.clone());
         let table = PendingTable::new(cfg.max_pending, used);
+        // Exported beside the table's size, so that an alert can say "near full".
+        metrics::gauge!(telemetry::PENDING_MAX).set(cfg.max_pending as f64);
         let updates = broadcast::channel(UPDATE_BUFFER).0;
         // Responses and events are routed on the link's own task, as each stanza is read.
         let dispatcher = Dispatcher::new(

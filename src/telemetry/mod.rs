@@ -22,6 +22,10 @@ pub const LATENCY_BUCKETS: &[f64] = &[
 ];
 /// Requests waiting for an answer.
 pub const PENDING: &str = "converja_pending_requests";
+/// How many requests may wait at once (`converja.max_pending`).
+pub const PENDING_MAX: &str = "converja_pending_requests_max";
+/// 1 when `/readyz` would answer 200, as of the last scrape.
+pub const READY: &str = "converja_ready";
 /// Platform messages dropped, by `reason`.
 pub const DROPPED: &str = "converja_platform_messages_dropped_total";
 /// Platform events delivered to the bridge, by `name`.
@@ -198,6 +202,11 @@ pub fn describe() {
         "Platform request round-trip time by kind"
     );
     describe_gauge!(PENDING, "Platform requests waiting for an answer");
+    describe_gauge!(PENDING_MAX, "How many platform requests may wait at once");
+    describe_gauge!(
+        READY,
+        "1 when /readyz answers 200 (active, XMPP online, rooms joined), as of this scrape"
+    );
     describe_counter!(DROPPED, "Platform messages dropped, by reason");
     describe_counter!(EVENTS, "Platform events received, by name");
     describe_gauge!(LINK_UP, "1 when the XMPP link is online, else 0");
