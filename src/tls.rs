@@ -22,6 +22,10 @@ pub(crate) fn client_config(ca_file: Option<&std::path::Path>) -> Result<ClientC
                 .map_err(|e| format!("bad certificate in {}: {e}", path.display()))?;
         }
     }
+    // ring, as tokio-xmpp's `ring` feature builds it: rustls now prefers aws-lc-rs for its
+    // post-quantum key exchange, which needs a C toolchain and CMake to build; XMPP servers
+    // and identity providers negotiate the classical groups ring offers.
+    #[allow(deprecated)]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

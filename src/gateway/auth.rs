@@ -1,7 +1,7 @@
 //! Handshake tokens: `<username>.<hex HMAC-SHA256 of the username>`. The token, not the
 //! USER_CONNECT payload, decides who a socket may act as.
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::config::{Secret, valid_nickname};

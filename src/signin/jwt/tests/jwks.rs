@@ -34,7 +34,10 @@ impl Idp {
             .unwrap()
             .collect::<Result<Vec<_>, _>>()
             .unwrap();
-        let config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        // The provider the bridge's clients use (src/tls.rs says why ring).
+        #[allow(deprecated)]
+        let provider = Arc::new(ring::default_provider());
+        let config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
