@@ -13,6 +13,7 @@ option points a check at another copy, e.g. a deliberately broken one.
 """
 
 import argparse
+import base64
 import json
 import math
 import os
@@ -339,8 +340,6 @@ def secret_files(docs):
         need(name in secrets, f"Secret {name} is mounted but not shipped")
         values = dict(secrets[name].get("stringData") or {})
         for key, encoded in (secrets[name].get("data") or {}).items():
-            import base64
-
             values[key] = base64.b64decode(encoded).decode()
         items = volume["secret"].get("items")
         paths = {i["path"]: i["key"] for i in items} if items else {k: k for k in values}
