@@ -42,6 +42,7 @@ REQUIRED_SECRET_FILES = [("xmpp", "password_file"), ("store", "url_file"), ("adm
 # Conditions the alert rules must cover (README, "Alerts and dashboard").
 REQUIRED_ALERTS = {
     "ConverjaXmppLinkDown",
+    "ConverjaActiveBridgeNotReady",
     "ConverjaBridgeDown",
     "ConverjaStoreWritesFailing",
     "ConverjaPendingRequestsNearFull",
