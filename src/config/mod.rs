@@ -337,5 +337,9 @@ mod tests {
             }
         }
         assert!(seen >= 1, "no bridge config found in {}", dir.display());
+        // The Debian package's conffile, which its check only reads once it is installed.
+        let packaged = Path::new(env!("CARGO_MANIFEST_DIR")).join("debian/bridge.toml");
+        let text = std::fs::read_to_string(&packaged).expect("readable");
+        Config::from_toml(&text).unwrap_or_else(|e| panic!("{}: {e}", packaged.display()));
     }
 }
