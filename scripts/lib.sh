@@ -187,3 +187,148 @@ print("\n".join("deploy/kubernetes/" + f for f in yaml.safe_load(open("deploy/ku
   run promtool test rules deploy/prometheus/alerts.test.yml
   run "$CONVERJA_VENV/bin/python" deploy/tests/test_manifests.py
 }
+
+# cargo-deb builds the Debian package. No registry this machine reaches has a prebuilt binary
+# of a recent one for cargo, so it is compiled once (1 min 46 s on two cores) into
+# ~/.cargo/bin; the version is pinned, as the packages it makes depend on it.
+CARGO_DEB_VERSION=3.8.0
+need_cargo_deb() {
+  if ! cargo deb --version >/dev/null 2>&1; then
+    echo "installing cargo-deb (Debian package builder)..." >&2
+    run cargo install cargo-deb --locked --version "$CARGO_DEB_VERSION"
+  fi
+  # dpkg-shlibdeps finds the libraries the binary links to, for the package's Depends.
+  if ! command -v dpkg-shlibdeps >/dev/null; then
+    apt_install dpkg-dev
+  fi
+}
+
+# The Debian package (Cargo.toml's [package.metadata.deb], debian/), as an operator gets it:
+# built, installed, its user, files and unit checked, its binary run as its user against a
+# private Prosody and the platform simulator (tests/debian_package.rs), reinstalled over an
+# edited configuration, then purged. A converja-bridge package already on the machine is
+# purged first, its sessions with it: run this where the package is not in real use.
+#
+# `check_debian_package` packages a release build, as `cargo deb` does for an operator.
+# `check_debian_package --reuse-test-build` packages the debug binary the integration tests
+# build instead: the same source and packaging, without compiling every crate again with
+# release settings (minutes on two cores), for scripts/test.
+check_debian_package() {
+  local started=$SECONDS
+  need_prosody
+  need_cargo_deb
+  if ! command -v systemd-analyze >/dev/null; then
+    apt_install systemd
+  fi
+
+  local build=(cargo deb --locked --output "${CARGO_TARGET_DIR:-target}/debian/")
+  case "${1:-}" in
+    "") ;;
+    --reuse-test-build)
+      # Builds (or finds fresh) target/debug/converja-bridge, with the tests' features.
+      run cargo test --locked --test debian_package --no-run
+      # cargo-deb warns that the dev profile is meant for no release: this package is not one.
+      build+=(--profile dev --no-build)
+      ;;
+    *)
+      echo "usage: check_debian_package [--reuse-test-build]" >&2
+      exit 1
+      ;;
+  esac
+  local deb
+  deb=$(run "${build[@]}" | tail -n 1)
+  if [ ! -f "$deb" ]; then
+    echo "error: cargo deb printed no package path (got '$deb')" >&2
+    exit 1
+  fi
+  echo "package: $deb" >&2
+
+  if dpkg-query --show converja-bridge >/dev/null 2>&1; then
+    echo "purging the converja-bridge package left by an earlier check..." >&2
+    run as_root dpkg --purge converja-bridge >/dev/null
+  fi
+  DEBIAN_FRONTEND=noninteractive run as_root apt-get install -y -qq --no-install-recommends "$(realpath "$deb")" >/dev/null
+
+  local unit
+  unit=$(dpkg-query --listfiles converja-bridge | grep '/systemd/system/converja-bridge\.service$') ||
+    { echo "error: the package installed no converja-bridge.service" >&2; exit 1; }
+  deb_expect "installed" "$(dpkg-query --show --showformat='${Status}' converja-bridge)" "install ok installed"
+  deb_expect "conffiles" "$(dpkg-query --show --showformat='${Conffiles}' converja-bridge | awk 'NF {print $1}')" "/etc/converja-bridge/bridge.toml"
+
+  # A system user: an id below the first of ordinary users, no login, home the state directory.
+  local uid first_uid home shell
+  IFS=: read -r _ _ uid _ _ home shell < <(getent passwd converja-bridge) || true
+  first_uid=$(awk '$1 == "UID_MIN" {print $2}' /etc/login.defs 2>/dev/null)
+  if [ -z "$uid" ] || [ "$uid" -ge "${first_uid:-1000}" ]; then
+    echo "error: converja-bridge is not a system user (uid '${uid}', ordinary users from ${first_uid:-1000})" >&2
+    exit 1
+  fi
+  deb_expect "the user's home" "$home" /var/lib/converja-bridge
+  deb_expect "the user's shell" "$shell" /usr/sbin/nologin
+  deb_expect "the user's group" "$(id -gn converja-bridge)" converja-bridge
+
+  deb_expect_stat /usr/bin/converja-bridge "root root 755 regular file"
+  deb_expect_stat /etc/converja-bridge/bridge.toml "root converja-bridge 640 regular file"
+  deb_expect_stat /var/lib/converja-bridge "converja-bridge converja-bridge 750 directory"
+  deb_expect_stat "$unit" "root root 644 regular file"
+
+  run /usr/bin/converja-bridge --version
+  # The service's user reads the shipped configuration (group converja-bridge) and finds it valid.
+  run as_root runuser -u converja-bridge -- /usr/bin/converja-bridge check-config --config /etc/converja-bridge/bridge.toml >/dev/null
+
+  # verify prints problems (unknown keys, a missing binary) without always failing: any
+  # output fails the check. It needs no running systemd.
+  local verified
+  echo "+ systemd-analyze verify $unit" >&2
+  verified=$(systemd-analyze verify "$unit" 2>&1) || { echo "error: systemd-analyze verify $unit:" >&2; echo "$verified" >&2; exit 1; }
+  if [ -n "$verified" ]; then
+    echo "error: systemd-analyze verify $unit:" >&2
+    echo "$verified" >&2
+    exit 1
+  fi
+  # The sandbox's exposure as systemd rates it (0 to 10, lower is tighter): 1.2 when written.
+  run systemd-analyze security --offline=true --threshold=20 --no-pager "$unit" | tail -n 1 ||
+    { echo "error: converja-bridge.service is exposed above 2.0 (systemd-analyze security)" >&2; exit 1; }
+  if [ ! -d /run/systemd/system ]; then
+    echo "note: systemd is not PID 1 here, so converja-bridge.service is verified but not started with systemctl; its command line is run as its user instead" >&2
+  fi
+
+  run cargo test --locked --test debian_package
+
+  # An upgrade (here the same package again) keeps the operator's edits of the conffile.
+  echo "# edited by the operator" | as_root tee -a /etc/converja-bridge/bridge.toml >/dev/null
+  run as_root dpkg -i "$deb" >/dev/null
+  if ! grep -q '^# edited by the operator$' /etc/converja-bridge/bridge.toml; then
+    echo "error: reinstalling the package replaced the edited /etc/converja-bridge/bridge.toml" >&2
+    exit 1
+  fi
+  deb_expect_stat /etc/converja-bridge/bridge.toml "root converja-bridge 640 regular file"
+
+  # Purge leaves nothing of the package: files, sessions, user and group.
+  run as_root dpkg --purge converja-bridge >/dev/null
+  local left
+  for left in /usr/bin/converja-bridge /etc/converja-bridge /var/lib/converja-bridge "$unit"; do
+    if [ -e "$left" ]; then
+      echo "error: $left is still there after purging the package" >&2
+      exit 1
+    fi
+  done
+  if getent passwd converja-bridge >/dev/null || getent group converja-bridge >/dev/null; then
+    echo "error: the converja-bridge user or group is still there after purging the package" >&2
+    exit 1
+  fi
+  echo "Debian package checked in $((SECONDS - started)) s" >&2
+}
+
+# `deb_expect WHAT GOT WANTED`: stops the package check unless GOT is WANTED.
+deb_expect() {
+  if [ "$2" != "$3" ]; then
+    echo "error: $1: got '$2', expected '$3'" >&2
+    exit 1
+  fi
+}
+
+# `deb_expect_stat PATH "OWNER GROUP MODE TYPE"`: the installed file's owner, group, mode, type.
+deb_expect_stat() {
+  deb_expect "$1" "$(stat -c '%U %G %a %F' "$1")" "$2"
+}
