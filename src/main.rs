@@ -9,6 +9,13 @@ use converja_bridge::config::Config;
 use converja_bridge::{app, probe, telemetry};
 
 /// Bridges socket.io agent UIs to the Converja contact center platform over XMPP.
+///
+/// One XMPP connection for the whole site carries the agents' requests to the platform and
+/// its events back; agent UIs connect over socket.io. `run` starts the daemon,
+/// `check-config` validates a configuration first. Every configuration key can also be set
+/// by an environment variable CONVERJA_BRIDGE__SECTION__KEY (e.g.
+/// CONVERJA_BRIDGE__XMPP__PASSWORD). Installed from the Debian package, the configuration is
+/// /etc/converja-bridge/bridge.toml and the service converja-bridge.service.
 #[derive(Parser)]
 #[command(version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("CONVERJA_REVISION"), ")"), about)]
 struct Cli {
@@ -18,15 +25,31 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the bridge.
+    /// Run the bridge until SIGTERM or SIGINT.
+    ///
+    /// Connects to the platform's XMPP server, joins its rooms and serves socket.io agents on
+    /// socketio.listen, and /healthz, /readyz and /metrics on admin.listen. Logs go to
+    /// standard output. SIGTERM or SIGINT drains: new agent events are refused, those taken
+    /// are finished, requests in flight answered, sessions written to the store, then the
+    /// process exits 0 (within about 20 s at worst). The configuration is read once, at
+    /// start: there is no reload, restart to apply a change.
+    ///
+    /// Exit status: 0 after a clean shutdown, 2 when the configuration is refused (the
+    /// message names the key), 1 on any other failure (a listener's port taken, the session
+    /// store unreadable).
     Run {
-        /// The TOML configuration file (keys overridable by CONVERJA_BRIDGE__SECTION__KEY).
+        /// The TOML configuration file; each key can be overridden by an environment
+        /// variable CONVERJA_BRIDGE__SECTION__KEY.
         #[arg(long, short)]
         config: PathBuf,
     },
     /// Validate a configuration and print it with secrets masked.
+    ///
+    /// Prints the effective configuration (the file, environment overrides and defaults)
+    /// with every secret replaced by asterisks, and exits 0; exits 2 with the offending key
+    /// named when the configuration would be refused at start. Nothing is connected to.
     CheckConfig {
-        /// The TOML configuration file.
+        /// The TOML configuration file, with the same environment overrides as `run`.
         #[arg(long, short)]
         config: PathBuf,
     },
