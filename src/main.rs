@@ -12,7 +12,8 @@ use converja_bridge::{app, probe, telemetry};
 ///
 /// One XMPP connection for the whole site carries the agents' requests to the platform and
 /// its events back; agent UIs connect over socket.io. `run` starts the daemon,
-/// `check-config` validates a configuration first. Every configuration key can also be set
+/// `check-config` validates a configuration first, `probe` asks a running bridge whether it
+/// is alive or ready. Every configuration key can also be set
 /// by an environment variable CONVERJA_BRIDGE__SECTION__KEY (e.g.
 /// CONVERJA_BRIDGE__XMPP__PASSWORD). Installed from the Debian package, the configuration is
 /// /etc/converja-bridge/bridge.toml and the service converja-bridge.service.
