@@ -212,6 +212,17 @@ async fn the_installed_daemon_runs_as_its_user_and_stops_cleanly_on_sigterm() {
     .await;
     assert!(ready.is_ok(), "/readyz never answered 200; last: {last:?}");
 
+    // The health check an operator's monitoring would run, as the service's user.
+    let probe = Command::new("runuser")
+        .args(["-u", USER, "--", BINARY, "probe", "--ready", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        probe.status.success(),
+        "`converja-bridge probe --ready` says the ready bridge is not: {probe:?}"
+    );
+
     let store = Path::new(STATE).join("sessions.db");
     let meta = std::fs::metadata(&store)
         .unwrap_or_else(|e| panic!("no session store at {}: {e}", store.display()));
