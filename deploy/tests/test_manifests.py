@@ -387,15 +387,17 @@ def check_secrets(docs):
 
 
 def check_config_loads(docs):
-    """The bridge itself reads the ConfigMap's bridge.toml, when a built binary is at hand."""
+    """The bridge itself reads the ConfigMap's bridge.toml."""
     binary = os.environ.get("CONVERJA_BRIDGE_BIN")
     if not binary:
         target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
         built = [target / p / "converja-bridge" for p in ("debug", "release")]
         built = [b for b in built if b.exists()]
         binary = str(max(built, key=lambda b: b.stat().st_mtime)) if built else None
-    if not binary:
-        return "skipped: no converja-bridge binary built (set CONVERJA_BRIDGE_BIN)"
+    need(
+        binary,
+        "no converja-bridge binary to read bridge.toml with: run `cargo build --bin converja-bridge` first, or set CONVERJA_BRIDGE_BIN",
+    )
     _, text, _ = bridge_config(docs)
     files = secret_files(docs)
     with tempfile.TemporaryDirectory() as tmp:
