@@ -1,5 +1,10 @@
 # Shared helpers of the scripts in this directory.
 
+# Every helper stops at its first failing step, also when sourced by hand to run one check
+# (`bash -c 'source scripts/lib.sh && check_debian_package'`): without errexit, a failing
+# test inside a check would let the check report success.
+set -euo pipefail
+
 run() {
   echo "+ $*" >&2
   "$@"
@@ -69,23 +74,29 @@ need_chromium() {
   fi
 }
 
+# Installs Debian packages without starting the services they bring, which nothing here
+# uses: policy-rc.d's 101 ("not allowed") keeps invoke-rc.d from starting them. An existing
+# policy-rc.d is left as it is.
+apt_install_without_starting() {
+  if [ -e /usr/sbin/policy-rc.d ]; then
+    apt_install "$@"
+    return
+  fi
+  printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+  as_root chmod +x /usr/sbin/policy-rc.d
+  local status=0
+  apt_install "$@" || status=$?
+  as_root rm -f /usr/sbin/policy-rc.d
+  return "$status"
+}
+
 # nginx is the reverse proxy that signs agents in for tests/proxy_signin.rs, which starts it
 # privately (its own config, a free loopback port).
 need_nginx() {
   if [ ! -x /usr/sbin/nginx ]; then
     echo "installing nginx (reverse proxy of the sign-in tests)..." >&2
-    if [ -e /usr/sbin/policy-rc.d ]; then
-      apt_install nginx
-      return
-    fi
-    # Debian's package starts a system-wide nginx on port 80 as it installs, which nothing
-    # here uses: policy-rc.d's 101 ("not allowed") keeps it from starting.
-    printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
-    as_root chmod +x /usr/sbin/policy-rc.d
-    local status=0
-    apt_install nginx || status=$?
-    as_root rm -f /usr/sbin/policy-rc.d
-    return "$status"
+    # Debian's package starts a system-wide nginx on port 80 as it installs.
+    apt_install_without_starting nginx
   fi
 }
 
@@ -148,17 +159,8 @@ need_deploy_tools() {
   # promtool (Debian's prometheus package) checks the alert rules and runs their unit tests.
   if ! command -v promtool >/dev/null; then
     echo "installing prometheus (for promtool)..." >&2
-    if [ -e /usr/sbin/policy-rc.d ]; then
-      apt_install prometheus
-    else
-      # The package starts a Prometheus server as it installs, which nothing here uses.
-      printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
-      as_root chmod +x /usr/sbin/policy-rc.d
-      local status=0
-      apt_install prometheus || status=$?
-      as_root rm -f /usr/sbin/policy-rc.d
-      [ "$status" = 0 ] || return "$status"
-    fi
+    # The package starts a Prometheus server as it installs.
+    apt_install_without_starting prometheus
   fi
 }
 
