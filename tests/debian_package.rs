@@ -11,16 +11,19 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use converja_bridge::sim::{self, Scenario};
 use converja_testkit::http::http_get;
 use converja_testkit::loopback::free_ports;
 use converja_testkit::process::{KillOnDrop, signal, wait_exit};
-use converja_testkit::prosody::LocalProsody;
+
+use common::server::Server;
+use common::{poll_for, scenario, start_sim};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -28,7 +31,6 @@ const USER: &str = "converja-bridge";
 const BINARY: &str = "/usr/bin/converja-bridge";
 const CONFIG: &str = "/etc/converja-bridge/bridge.toml";
 const STATE: &str = "/var/lib/converja-bridge";
-const DOMAIN: &str = "converja.test";
 /// Far above what any step here takes on a loaded machine.
 const PATIENCE: Duration = Duration::from_secs(30);
 const HOW_TO_RUN: &str = "run it through the package check, which builds and installs the \
@@ -62,25 +64,9 @@ fn id_of(flag: &str) -> u32 {
         .unwrap()
 }
 
-fn scenario() -> Scenario {
-    toml::from_str(
-        r#"
-        seed = 7
-        [[queues]]
-        id = 7
-        name = "Financeiro"
-        agents = ["22010"]
-        [[agents]]
-        id = "22010"
-        name = "Maria Souza"
-        "#,
-    )
-    .unwrap()
-}
-
 /// The packaged configuration as an operator would edit it: the platform's server and MUC
 /// service, the listeners; everything else (the store in the state directory) as shipped.
-fn edited_config(prosody: &LocalProsody, public: u16, admin: u16) -> String {
+fn edited_config(prosody: &Server, public: u16, admin: u16) -> String {
     let shipped = std::fs::read_to_string(CONFIG).unwrap();
     let mut config: toml::Table = toml::from_str(&shipped).unwrap();
     let mut set = |section: &str, key: &str, value: toml::Value| {
@@ -119,18 +105,26 @@ fn write_for_the_user(text: &str) -> (tempfile::TempDir, PathBuf) {
     (dir, file)
 }
 
-/// The process runuser started for the command it was given (runuser stays, as the parent).
-fn child_of(pid: u32) -> u32 {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let children =
-            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-        if let Some(child) = children.split_whitespace().next() {
-            return child.parse().unwrap();
+/// The bridge runuser started for it (runuser stays, as the parent): its child once that
+/// child has become the packaged binary, not while it is still runuser's fork.
+async fn bridge_under(runuser: u32) -> u32 {
+    poll_for("runuser starts the packaged binary;", PATIENCE, || async {
+        let children = std::fs::read_to_string(format!("/proc/{runuser}/task/{runuser}/children"))
+            .unwrap_or_default();
+        let child: u32 = children
+            .split_whitespace()
+            .next()
+            .ok_or("no child yet")?
+            .parse()
+            .unwrap();
+        let exe = std::fs::read_link(format!("/proc/{child}/exe")).unwrap_or_default();
+        if exe == Path::new(BINARY) {
+            Ok(child)
+        } else {
+            Err(format!("its child {child} runs {}", exe.display()))
         }
-        assert!(Instant::now() < deadline, "runuser started nothing");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    })
+    .await
 }
 
 /// Kills a process the test did not spawn itself (the bridge under runuser) if the test ends
@@ -159,24 +153,10 @@ fn real_uid(pid: u32) -> u32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_installed_daemon_runs_as_its_user_and_stops_cleanly_on_sigterm() {
     require_the_installed_package();
-    let prosody = LocalProsody::start(
-        DOMAIN,
-        &[("bridge", "bridge-pw"), ("platform", "platform-pw")],
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
     let _stop_sim = cancel.clone().drop_guard();
-    let simulator = sim::start(
-        prosody.account("platform", "platform-pw"),
-        prosody.conference.parse().unwrap(),
-        scenario(),
-        &tracker,
-        cancel.clone(),
-    );
-    tokio::time::timeout(PATIENCE, simulator.ready())
-        .await
-        .expect("the simulator joins its rooms");
+    let (prosody, _simulator) = start_sim(scenario(), &tracker, &cancel).await;
 
     let [public, admin] = free_ports().unwrap();
     let (_dir, config) = write_for_the_user(&edited_config(&prosody, public, admin));
@@ -188,7 +168,7 @@ async fn the_installed_daemon_runs_as_its_user_and_stops_cleanly_on_sigterm() {
             .spawn()
             .unwrap(),
     );
-    let bridge = child_of(runuser.0.id());
+    let bridge = bridge_under(runuser.0.id()).await;
     let _kill_bridge = KillPid(bridge);
     assert_eq!(
         std::fs::read_link(format!("/proc/{bridge}/exe")).unwrap(),
@@ -196,21 +176,19 @@ async fn the_installed_daemon_runs_as_its_user_and_stops_cleanly_on_sigterm() {
     );
     assert_eq!(real_uid(bridge), id_of("-u"), "the bridge runs as {USER}");
 
-    let mut last = (0, String::new());
-    let ready = tokio::time::timeout(PATIENCE, async {
-        loop {
-            last = http_get(admin, "/readyz").await;
-            if last.0 == 200 {
-                return;
-            }
-            if let Some(status) = runuser.0.try_wait().unwrap() {
+    {
+        let runuser = std::cell::RefCell::new(&mut runuser);
+        poll_for("/readyz answers 200;", PATIENCE, || async {
+            if let Some(status) = runuser.borrow_mut().0.try_wait().unwrap() {
                 panic!("the bridge exited before it was ready: {status}");
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-    assert!(ready.is_ok(), "/readyz never answered 200; last: {last:?}");
+            match http_get(admin, "/readyz").await {
+                (200, _) => Ok(()),
+                last => Err(format!("last: {last:?}")),
+            }
+        })
+        .await;
+    }
 
     // The health check an operator's monitoring would run, as the service's user.
     let probe = Command::new("runuser")
