@@ -56,22 +56,6 @@ pub(crate) fn above_idle(phase: &Phase, idle_cpu_pct: f64) -> f64 {
     phase.cpu_per_trip_us - idle_cpu_pct / 100.0 * 1e6 / phase.rate
 }
 
-/// CPU (ticks) the whole machine has spent busy since boot, all cores: `/proc/stat` less
-/// idle and I/O wait.
-pub(crate) fn machine_busy() -> u64 {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let ticks: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
-    ticks.iter().take(8).sum::<u64>().saturating_sub(idle)
-}
-
 /// CPU (ticks) of `pid` now.
 pub(crate) fn cpu(pid: u32) -> u64 {
     usage(pid).1

@@ -12,7 +12,8 @@ use futures::stream::FuturesUnordered;
 use serde_json::Value;
 
 use crate::common::FIRST_AGENT;
-use crate::measure::{TICKS_PER_SEC, cpu, machine_busy};
+use crate::common::machine_busy;
+use crate::measure::{TICKS_PER_SEC, cpu};
 use crate::systems::Phase;
 
 /// How long each paced phase issues calls.

@@ -50,20 +50,35 @@ pub(crate) fn usage(pid: u32) -> (u64, u64) {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    (rss_kb * 1024, cpu_ticks(&format!("/proc/{pid}/stat")))
+}
+
+/// User and system CPU time (clock ticks) from a `stat` file of `/proc`: a process's
+/// (`/proc/PID/stat`) or a thread's (`/proc/thread-self/stat`).
+pub(crate) fn cpu_ticks(stat_file: &str) -> u64 {
+    let stat = std::fs::read_to_string(stat_file).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
         .unwrap_or_default();
-    let ticks = fields
-        .get(11)
-        .and_then(|u| u.parse::<u64>().ok())
-        .unwrap_or(0)
-        + fields
-            .get(12)
-            .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or(0);
-    (rss_kb * 1024, ticks)
+    let field = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
+    field(11).unwrap_or(0) + field(12).unwrap_or(0)
+}
+
+/// CPU (ticks) the whole machine has spent busy since boot, all cores: `/proc/stat` less
+/// idle and I/O wait.
+pub(crate) fn machine_busy() -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    ticks.iter().take(8).sum::<u64>().saturating_sub(idle)
 }
 
 /// A child process killed when dropped.

@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::common::load::LoadUis;
 use crate::common::raw_socket::RawSocket;
-use crate::common::{FIRST_AGENT, Limits, usage};
+use crate::common::{FIRST_AGENT, Limits, cpu_ticks, machine_busy, usage};
 use crate::stack::{healthy_rounds, metric, metric_by, stack_limited};
 
 /// How often a healthy agent ends a call: 10 events a second, half of what a socket may send
@@ -115,17 +115,6 @@ struct Flood {
     cpu_ticks: u64,
 }
 
-/// CPU time (clock ticks) of the calling thread.
-fn thread_ticks() -> u64 {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let field = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
-    field(11).unwrap_or(0) + field(12).unwrap_or(0)
-}
-
 /// `flooders` connections at a time from [`HOSTILE`] until `stop`, on a thread and runtime of
 /// their own, so that the simulator's answers never wait behind the flood's tasks: on a real
 /// site the flood comes from another machine, and here it shares the cores at least no more.
@@ -142,7 +131,7 @@ fn start_flood(
             .expect("runtime");
         let tally = FloodTally::default();
         let next_username = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let started = thread_ticks();
+        let started = cpu_ticks("/proc/thread-self/stat");
         rt.block_on(async {
             let tracker = TaskTracker::new();
             for _ in 0..flooders {
@@ -162,7 +151,7 @@ fn start_flood(
         let tally = std::mem::take(&mut *tally.lock().expect("not poisoned"));
         Flood {
             tally,
-            cpu_ticks: thread_ticks() - started,
+            cpu_ticks: cpu_ticks("/proc/thread-self/stat") - started,
         }
     })
 }
@@ -182,12 +171,12 @@ async fn flood_against(limits: Limits, flooders: u64, healthy: u64, rounds: u64)
     let flooding = start_flood(port, healthy, flooders, stop.clone());
     // The flood in full swing before the healthy agents are measured again.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (bridge_before, machine_before) = (usage(pid).1, machine_ticks());
+    let (bridge_before, machine_before) = (usage(pid).1, machine_busy());
     let measured = Instant::now();
     let during = healthy_rounds(&sim, &mut load, healthy, rounds, HEALTHY_PACE).await;
     let share = |ticks: u64| ticks as f64 / measured.elapsed().as_secs_f64();
     let bridge_cpu = share(usage(pid).1 - bridge_before);
-    let machine_cpu = share(machine_ticks() - machine_before);
+    let machine_cpu = share(machine_busy() - machine_before);
     stop.cancel();
     let flood = tokio::task::spawn_blocking(move || flooding.join().expect("the flood ran"))
         .await
@@ -222,26 +211,6 @@ async fn flood_against(limits: Limits, flooders: u64, healthy: u64, rounds: u64)
         metric(port, "converja_sessions"),
     );
     cancel.cancel();
-}
-
-/// Busy CPU time of the whole machine (clock ticks, every core), from `/proc/stat`.
-fn machine_ticks() -> u64 {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let fields: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal: all but idle and iowait are busy.
-    fields
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !matches!(i, 3 | 4) && *i < 8)
-        .map(|(_, v)| v)
-        .sum()
 }
 
 /// The flood case: with the default limits, then without any as the reference.
