@@ -8,19 +8,12 @@ mod common;
 use std::process::{Command, Stdio};
 
 use common::agent_ui::{admin_get, note_admin_port, wait_ready};
+use converja_testkit::loopback::{free_port, free_ports};
 use converja_testkit::process::{KillOnDrop, signal};
 use converja_testkit::prosody::LocalProsody;
 
 const BRIDGE: &str = env!("CARGO_BIN_EXE_converja-bridge");
 const SIM: &str = env!("CARGO_BIN_EXE_converja-sim");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[test]
 fn check_config_prints_the_effective_config_with_secrets_masked() {
@@ -58,8 +51,7 @@ fn check_config_prints_the_effective_config_with_secrets_masked() {
 async fn the_daemon_runs_and_exits_cleanly_on_sigterm() {
     let prosody = LocalProsody::start(common::DOMAIN, &[("bridge", "bridge-pw")])
         .unwrap_or_else(|e| panic!("{e}"));
-    let port = free_port();
-    let admin = free_port();
+    let [port, admin] = free_ports().unwrap();
     note_admin_port(port, admin);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bridge.toml");
@@ -140,7 +132,10 @@ fn probe(args: &[&str], file: Option<&std::path::Path>) -> Option<i32> {
 #[test]
 fn probe_fails_with_1_when_nothing_answers_or_the_config_is_unreadable() {
     assert_eq!(
-        probe(&["--address", &format!("127.0.0.1:{}", free_port())], None),
+        probe(
+            &["--address", &format!("127.0.0.1:{}", free_port().unwrap())],
+            None
+        ),
         Some(1)
     );
     assert_eq!(
@@ -155,14 +150,15 @@ fn probe_fails_with_1_when_nothing_answers_or_the_config_is_unreadable() {
 fn logs_to_a_pipe_are_plain_text() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bridge.toml");
+    let [xmpp, public, admin] = free_ports().unwrap();
     // No XMPP server listens there: the bridge starts and says so in its log.
     std::fs::write(
         &file,
         format!(
             "[xmpp]\njid = \"bridge@converja.test\"\npassword = \"x\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n[converja]\nconference = \"conference.converja.test\"\n[socketio]\nlisten = \"127.0.0.1:{}\"\n[admin]\nlisten = \"127.0.0.1:{}\"\n[store]\nbackend = \"none\"\n[log]\nlevel = \"info\"\nformat = \"human\"\n",
-            free_port(),
-            free_port(),
-            free_port()
+            xmpp,
+            public,
+            admin
         ),
     )
     .unwrap();
