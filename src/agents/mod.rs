@@ -11,6 +11,7 @@
 //! without a central queue. Platform events, the clock and reconciliation each come in
 //! through their own method.
 
+pub mod board;
 mod clock;
 mod ending;
 pub(crate) mod event;
