@@ -169,7 +169,7 @@ function renderCallers(q) {
   list.replaceChildren(
     ...waiting.slice(0, CALLERS_SHOWN).map((call) => {
       const li = document.createElement("li");
-      li.innerHTML = `<span class="caller"></span><span class="wait"></span>`;
+      li.innerHTML = `<span class="caller"></span> <span class="wait"></span>`;
       li.querySelector(".caller").textContent = call.caller;
       li.querySelector(".wait").dataset.since = call.since;
       return li;
@@ -204,7 +204,7 @@ function putAgent(queue, data) {
     const li = document.createElement("li");
     li.className = "agent";
     li.dataset.agent = data.agent;
-    li.innerHTML = `<span class="who"></span><span class="time"></span><span class="detail"></span>`;
+    li.innerHTML = `<span class="who"></span> <span class="time"></span> <span class="detail"></span>`;
     agent = { queues: new Set(), element: li };
     agents.set(data.agent, agent);
   }

@@ -21,7 +21,7 @@ use tracing::{Instrument, debug, info, warn};
 pub use control::SimHandle;
 pub use faults::{Fault, FaultRule};
 pub use scenario::{AgentSpec, CurrentCall, QueueSpec, Scenario, SupervisorSpec, Traffic};
-pub use world::{AgentModel, CallModel, CallPhase, Outcome, QueueModel, World, WorldError};
+pub use world::{AgentModel, CallModel, CallPhase, Outcome, QueueModel, Tally, World, WorldError};
 
 use crate::converja::{
     Addresses, AgentId, CallId, Destination, Event, EventMessage, Message, Request, RequestMessage,

@@ -26,8 +26,8 @@ use crate::converja::{
     AgentId, AgentState, AgentStatus, CallId, Event, PauseReason, QueueAgent, QueueCalls, QueueId,
     Timestamp,
 };
-pub use window::{HISTORY_MINUTES, Judging, Minute, WindowStats};
 use window::Records;
+pub use window::{HISTORY_MINUTES, Judging, Minute, WindowStats};
 
 /// Longest a finished call's outcome is remembered to keep it from being counted twice, past
 /// the longest window.
@@ -241,20 +241,45 @@ impl Board {
             }
             Event::CallMissed(e) => {
                 let join = e.timestamp.0 - e.duration;
-                self.missed(e.queue, e.callid, &e.origin, join, e.timestamp, &mut changes);
+                self.missed(
+                    e.queue,
+                    e.callid,
+                    &e.origin,
+                    join,
+                    e.timestamp,
+                    &mut changes,
+                );
             }
             Event::UserSessionDidStart(s) => {
-                self.session(&s.agent, &s.queues, s.timestamp, Session::Start, &mut changes);
+                self.session(
+                    &s.agent,
+                    &s.queues,
+                    s.timestamp,
+                    Session::Start,
+                    &mut changes,
+                );
             }
             Event::UserSessionDidPause(s) => {
                 let session = Session::Pause(s.reason);
                 self.session(&s.agent, &s.queues, s.timestamp, session, &mut changes);
             }
             Event::UserSessionDidResume(s) => {
-                self.session(&s.agent, &s.queues, s.timestamp, Session::Resume, &mut changes);
+                self.session(
+                    &s.agent,
+                    &s.queues,
+                    s.timestamp,
+                    Session::Resume,
+                    &mut changes,
+                );
             }
             Event::UserSessionDidFinish(s) => {
-                self.session(&s.agent, &s.queues, s.timestamp, Session::Finish, &mut changes);
+                self.session(
+                    &s.agent,
+                    &s.queues,
+                    s.timestamp,
+                    Session::Finish,
+                    &mut changes,
+                );
             }
         }
         changes
@@ -626,7 +651,11 @@ impl Board {
             },
             at,
         );
-        self.queues.entry(queue).or_default().agents.insert(agent.clone());
+        self.queues
+            .entry(queue)
+            .or_default()
+            .agents
+            .insert(agent.clone());
         true
     }
 
@@ -659,7 +688,11 @@ impl Board {
         changes: &mut Vec<Change>,
     ) {
         for q in queues {
-            self.queues.entry(*q).or_default().agents.insert(agent.clone());
+            self.queues
+                .entry(*q)
+                .or_default()
+                .agents
+                .insert(agent.clone());
         }
         let card = self.card(agent);
         let joined = queues.iter().fold(false, |j, q| card.queues.insert(*q) | j);
@@ -697,7 +730,13 @@ impl Board {
 
     /// Forgets the outcomes of calls over for longer than any window plus a margin.
     fn forget_old(&mut self, queue: QueueId, now: Timestamp) {
-        let longest = self.judging.windows.iter().max().copied().unwrap_or_default();
+        let longest = self
+            .judging
+            .windows
+            .iter()
+            .max()
+            .copied()
+            .unwrap_or_default();
         let keep = longest.max(Duration::from_secs(60 * HISTORY_MINUTES as u64));
         let Some(board) = self.queues.get_mut(&queue) else {
             return;

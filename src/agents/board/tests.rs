@@ -1,7 +1,7 @@
 use super::*;
 use crate::converja::{
-    CallDidFinish, CallDidStart, CallMissed, CallRinging, CallTimestamps, QueueCall,
-    UserSession, UserSessionDidPause,
+    CallDidFinish, CallDidStart, CallMissed, CallRinging, CallTimestamps, QueueCall, UserSession,
+    UserSessionDidPause,
 };
 
 const Q: QueueId = QueueId(7);
@@ -96,22 +96,36 @@ fn a_call_waits_is_answered_and_ends() {
     let changes = b.apply(&ring(1, 100.0));
     assert!(changes.contains(&Change::Stats(Q)));
     let s = b.stats(Q, Timestamp(110.0));
-    assert_eq!((s.waiting, s.longest_wait_since), (1, Some(Timestamp(100.0))));
+    assert_eq!(
+        (s.waiting, s.longest_wait_since),
+        (1, Some(Timestamp(100.0)))
+    );
 
     let changes = b.apply(&start(1, &m, 112.0));
     assert!(changes.contains(&Change::Agent(m.clone())));
     assert!(changes.iter().any(|c| matches!(c, Change::Call(CallChange {
         fate: CallFate::Answered { agent: Some(a) }, .. }) if *a == m)));
     let card = b.agent(&m).unwrap();
-    assert_eq!(card.presence, Presence::Busy { caller: Some("01".into()) });
+    assert_eq!(
+        card.presence,
+        Presence::Busy {
+            caller: Some("01".into())
+        }
+    );
     assert_eq!(card.since, Some(Timestamp(112.0)));
 
     b.apply(&finish(1, &m, 60.0, 172.0));
     let card = b.agent(&m).unwrap();
-    assert_eq!((card.presence.clone(), card.since), (Presence::Idle, Some(Timestamp(172.0))));
+    assert_eq!(
+        (card.presence.clone(), card.since),
+        (Presence::Idle, Some(Timestamp(172.0)))
+    );
     let w = first_window(&b, 200.0);
     assert_eq!((w.answered, w.answered_in_threshold, w.missed), (1, 1, 0));
-    assert_eq!((w.avg_wait, w.avg_handle, w.service_level), (Some(12.0), Some(60.0), Some(1.0)));
+    assert_eq!(
+        (w.avg_wait, w.avg_handle, w.service_level),
+        (Some(12.0), Some(60.0), Some(1.0))
+    );
     assert_eq!(b.stats(Q, Timestamp(200.0)).waiting, 0);
 }
 
@@ -155,7 +169,13 @@ fn windows_slide() {
 fn replayed_events_count_once() {
     let mut b = board();
     let m = maria();
-    let events = [ring(1, 0.0), start(1, &m, 2.0), finish(1, &m, 10.0, 12.0), ring(2, 3.0), miss(2, 9.0, 12.0)];
+    let events = [
+        ring(1, 0.0),
+        start(1, &m, 2.0),
+        finish(1, &m, 10.0, 12.0),
+        ring(2, 3.0),
+        miss(2, 9.0, 12.0),
+    ];
     for e in &events {
         b.apply(e);
     }
@@ -165,7 +185,14 @@ fn replayed_events_count_once() {
     let w = first_window(&b, 20.0);
     assert_eq!((w.answered, w.missed, w.abandoned), (1, 1, 1));
     assert_eq!(b.stats(Q, Timestamp(20.0)).waiting, 0);
-    assert_eq!(b.stats(Q, Timestamp(20.0)).history.iter().map(|m| m.offered).sum::<u64>(), 2);
+    assert_eq!(
+        b.stats(Q, Timestamp(20.0))
+            .history
+            .iter()
+            .map(|m| m.offered)
+            .sum::<u64>(),
+        2
+    );
 }
 
 fn listed(calls: Vec<QueueCall>, at: f64) -> QueueCalls {
@@ -198,17 +225,41 @@ fn a_listing_after_an_outage_fills_what_the_events_missed() {
     b.apply(&ring(1, 0.0));
     b.apply(&ring(2, 1.0));
     // During the outage: 1 was answered by Maria, 2 vanished, 3 joined.
-    let changes = b.reconcile_calls(&listed(vec![queued(1, 0.0, Some((30.0, &m))), queued(3, 40.0, None)], 50.0));
+    let changes = b.reconcile_calls(&listed(
+        vec![queued(1, 0.0, Some((30.0, &m))), queued(3, 40.0, None)],
+        50.0,
+    ));
     assert!(changes.contains(&Change::Agent(m.clone())));
-    assert!(changes.iter().any(|c| matches!(c, Change::Call(CallChange { call: CallId(2), fate: CallFate::Gone, .. }))));
+    assert!(changes.iter().any(|c| matches!(
+        c,
+        Change::Call(CallChange {
+            call: CallId(2),
+            fate: CallFate::Gone,
+            ..
+        })
+    )));
     let s = b.stats(Q, Timestamp(60.0));
-    assert_eq!((s.waiting, s.longest_wait_since), (1, Some(Timestamp(40.0))));
+    assert_eq!(
+        (s.waiting, s.longest_wait_since),
+        (1, Some(Timestamp(40.0)))
+    );
     let w = &s.windows[0];
     assert_eq!((w.answered, w.answered_in_threshold, w.missed), (1, 0, 0));
-    assert_eq!(b.agent(&m).unwrap().presence, Presence::Busy { caller: Some("01".into()) });
+    assert_eq!(
+        b.agent(&m).unwrap().presence,
+        Presence::Busy {
+            caller: Some("01".into())
+        }
+    );
     // The events arriving late (or replayed) change nothing more.
     assert_eq!(b.apply(&start(1, &m, 30.0)), vec![]);
-    assert_eq!(b.reconcile_calls(&listed(vec![queued(1, 0.0, Some((30.0, &m))), queued(3, 40.0, None)], 51.0)), vec![]);
+    assert_eq!(
+        b.reconcile_calls(&listed(
+            vec![queued(1, 0.0, Some((30.0, &m))), queued(3, 40.0, None)],
+            51.0
+        )),
+        vec![]
+    );
     assert_eq!(first_window(&b, 60.0).answered, 1);
 }
 
@@ -218,14 +269,31 @@ fn logged_out_stays_logged_out_until_a_later_fact() {
     let m = maria();
     b.apply(&Event::UserSessionDidFinish(session(&m, 50.0)));
     // The platform's status reads "idle" for a logged-out agent, dated at the logout.
-    assert_eq!(b.reconcile_status(&status(&m, AgentState::Idle, None, 50.0)), vec![]);
+    assert_eq!(
+        b.reconcile_status(&status(&m, AgentState::Idle, None, 50.0)),
+        vec![]
+    );
     assert_eq!(b.agent(&m).unwrap().presence, Presence::LoggedOut);
     // An older status is stale.
-    assert_eq!(b.reconcile_status(&status(&m, AgentState::Paused, Some("11"), 40.0)), vec![]);
+    assert_eq!(
+        b.reconcile_status(&status(&m, AgentState::Paused, Some("11"), 40.0)),
+        vec![]
+    );
     // A later one is news.
-    assert_eq!(b.reconcile_status(&status(&m, AgentState::Paused, Some("11"), 60.0)), vec![Change::Agent(m.clone())]);
+    assert_eq!(
+        b.reconcile_status(&status(&m, AgentState::Paused, Some("11"), 60.0)),
+        vec![Change::Agent(m.clone())]
+    );
     let card = b.agent(&m).unwrap();
-    assert_eq!((card.presence.clone(), card.since), (Presence::Paused { reason: PauseReason(11) }, Some(Timestamp(60.0))));
+    assert_eq!(
+        (card.presence.clone(), card.since),
+        (
+            Presence::Paused {
+                reason: PauseReason(11)
+            },
+            Some(Timestamp(60.0))
+        )
+    );
 }
 
 #[test]
@@ -236,10 +304,21 @@ fn a_pause_during_a_call_shows_once_the_call_ends() {
     b.apply(&ring(1, 1.0));
     b.apply(&start(1, &m, 2.0));
     b.apply(&pause(&m, 3, 5.0));
-    assert!(matches!(b.agent(&m).unwrap().presence, Presence::Busy { .. }));
+    assert!(matches!(
+        b.agent(&m).unwrap().presence,
+        Presence::Busy { .. }
+    ));
     b.apply(&finish(1, &m, 8.0, 10.0));
     let card = b.agent(&m).unwrap();
-    assert_eq!((card.presence.clone(), card.since), (Presence::Paused { reason: PauseReason(3) }, Some(Timestamp(10.0))));
+    assert_eq!(
+        (card.presence.clone(), card.since),
+        (
+            Presence::Paused {
+                reason: PauseReason(3)
+            },
+            Some(Timestamp(10.0))
+        )
+    );
     b.apply(&Event::UserSessionDidResume(session(&m, 20.0)));
     assert_eq!(b.agent(&m).unwrap().presence, Presence::Idle);
     // A late event from before the resume changes nothing.
@@ -253,8 +332,14 @@ fn members_and_names_come_from_the_listing() {
     let m = maria();
     let joao = AgentId::new("22011");
     let members = [
-        QueueAgent { agent: m.clone(), name: "Maria".into() },
-        QueueAgent { agent: joao.clone(), name: "João".into() },
+        QueueAgent {
+            agent: m.clone(),
+            name: "Maria".into(),
+        },
+        QueueAgent {
+            agent: joao.clone(),
+            name: "João".into(),
+        },
     ];
     let changes = b.reconcile_members(Q, Some("Financeiro"), &members);
     assert_eq!(changes.len(), 2);
@@ -263,7 +348,13 @@ fn members_and_names_come_from_the_listing() {
     let changes = b.reconcile_members(Q, None, &members[..1]);
     assert_eq!(changes, vec![Change::Agent(joao.clone())]);
     let snap = b.snapshot(Q, Timestamp(0.0));
-    assert_eq!(snap.agents.iter().map(|a| a.agent.clone()).collect::<Vec<_>>(), vec![m]);
+    assert_eq!(
+        snap.agents
+            .iter()
+            .map(|a| a.agent.clone())
+            .collect::<Vec<_>>(),
+        vec![m]
+    );
 }
 
 #[test]

@@ -95,7 +95,12 @@ impl Records {
     }
 
     /// The figures of the window of `length` ending at `now`.
-    pub(super) fn window(&self, judging: &Judging, length: Duration, now: Timestamp) -> WindowStats {
+    pub(super) fn window(
+        &self,
+        judging: &Judging,
+        length: Duration,
+        now: Timestamp,
+    ) -> WindowStats {
         let from = now.0 - length.as_secs_f64();
         let inside = |t: &Timestamp| t.0 > from && t.0 <= now.0;
         let waits: Vec<f64> = self

@@ -4,6 +4,9 @@
 mod agents;
 mod calls;
 mod requests;
+mod tally;
+
+pub use tally::Tally;
 #[cfg(test)]
 mod tests;
 
