@@ -134,6 +134,7 @@ function renderTile(q) {
   const s = q.stats;
   tile.querySelector(".name").textContent = q.name;
   if (!s) return;
+  tile.dataset.loaded = "";
   const w = s.windows?.[0];
   // Coloured by the rounded figure shown, so 79.6% reads and colours as 80%.
   const level = w?.serviceLevel == null ? null : Math.round(w.serviceLevel * 100);

@@ -24,6 +24,7 @@ mod registry;
 mod restore;
 pub(crate) mod resume;
 mod state;
+pub mod supervision;
 
 #[cfg(test)]
 mod tests;
@@ -38,7 +39,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 pub(crate) use event::{AckReply, ClientEvent, NewCall, ServerEvent, SocketId};
 pub(crate) use inbox::FromSocket;
-pub(crate) use port::{AckError, EmitError, Platform, Sink};
+pub(crate) use port::{AckError, Directory, EmitError, Platform, Sink};
 pub(crate) use refusal::Refusal;
 pub(crate) use registry::{Registry, Rules};
 pub(crate) use resume::Resume;

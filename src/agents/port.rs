@@ -6,7 +6,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::event::{AckReply, ServerEvent};
-use crate::converja::{AgentId, PauseReason, PlatformError, QueueCalls, QueueId, Timestamp};
+use crate::converja::{
+    AgentId, AgentStatus, PauseReason, PlatformError, QueueAgent, QueueCalls, QueueId, QueueInfo,
+    QueueSupervisor, Timestamp,
+};
 
 /// The platform requests the agents core makes.
 pub trait Platform: Send + Sync + 'static {
@@ -93,4 +96,49 @@ pub trait Sink: Send + Sync + 'static {
     /// Closes a socket the core gave up on; false when it cannot be closed yet (not even a
     /// disconnect packet fits in its buffer), and the core tries again later.
     fn disconnect(&self, socket: &Self::Socket) -> bool;
+}
+
+/// The platform requests supervisors make, besides what the agents core needs.
+pub trait Directory: Send + Sync + 'static {
+    /// `GET /queues`.
+    fn queues(&self) -> impl Future<Output = Result<Vec<QueueInfo>, PlatformError>> + Send;
+    /// `GET /queues/:id/agents`.
+    fn queue_agents(
+        &self,
+        queue: QueueId,
+    ) -> impl Future<Output = Result<Vec<QueueAgent>, PlatformError>> + Send;
+    /// `GET /queues/:id/supervisors`.
+    fn queue_supervisors(
+        &self,
+        queue: QueueId,
+    ) -> impl Future<Output = Result<Vec<QueueSupervisor>, PlatformError>> + Send;
+    /// `GET /queues/:id/calls`.
+    fn queue_calls(
+        &self,
+        queue: QueueId,
+    ) -> impl Future<Output = Result<QueueCalls, PlatformError>> + Send;
+    /// `GET /agents/:id/status`.
+    fn agent_status(
+        &self,
+        agent: &AgentId,
+    ) -> impl Future<Output = Result<AgentStatus, PlatformError>> + Send;
+    /// `GET /timestamp`: the agent terminal's clock, in milliseconds.
+    fn terminal_time(
+        &self,
+        agent: &AgentId,
+    ) -> impl Future<Output = Result<f64, PlatformError>> + Send;
+    /// `PUT /session/paused`: pauses with `Some(reason)`, resumes with `None`.
+    fn set_paused(
+        &self,
+        agent: &AgentId,
+        reason: Option<PauseReason>,
+    ) -> impl Future<Output = Result<(), PlatformError>> + Send;
+    /// `PUT /calls/active/local`: transfers the agent's current call to `number`.
+    fn transfer(
+        &self,
+        agent: &AgentId,
+        number: &str,
+    ) -> impl Future<Output = Result<(), PlatformError>> + Send;
+    /// `DELETE /session`: logs the agent out.
+    fn logout(&self, agent: &AgentId) -> impl Future<Output = Result<(), PlatformError>> + Send;
 }

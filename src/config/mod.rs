@@ -7,6 +7,7 @@
 
 mod access;
 mod raw;
+mod supervisors;
 mod validate;
 mod validated;
 
@@ -17,6 +18,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 
 pub use raw::Transport;
+pub use supervisors::SupervisorsConfig;
 pub use validate::valid_nickname;
 pub use validated::{
     AdminConfig, AgentsConfig, AllQueues, AuthConfig, Config, ConverjaConfig, Endpoint, HttpUrl,
@@ -176,6 +178,7 @@ fn written(c: &Config) -> RawConfig {
             token_file: None,
         },
         store: written_store(&c.store),
+        supervisors: c.supervisors.clone(),
         log: c.log.clone(),
     }
 }

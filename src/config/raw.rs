@@ -68,6 +68,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) store: RawStore,
     #[serde(default)]
+    pub(super) supervisors: super::SupervisorsConfig,
+    #[serde(default)]
     pub(super) log: LogConfig,
 }
 

@@ -40,6 +40,7 @@ impl RawConfig {
             ));
         }
         let store = self.store.validate()?;
+        let supervisors = self.supervisors.check()?;
         if let Err(e) = self.log.level.parse::<tracing_subscriber::EnvFilter>() {
             return Err(ConfigError::key("log.level", e));
         }
@@ -53,6 +54,7 @@ impl RawConfig {
             limits,
             admin,
             store,
+            supervisors,
             log: self.log,
         })
     }

@@ -286,6 +286,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Where sessions survive a restart.
     pub store: StoreConfig,
+    /// Supervisors and the queues' figures.
+    pub supervisors: super::SupervisorsConfig,
     /// Logging.
     pub log: LogConfig,
 }

@@ -173,6 +173,27 @@ pub const SESSIONS_TAKEN_BACK: &str = "converja_sessions_taken_back_total";
 /// when the event was older than the session's login.
 pub const PLATFORM_LOGOUTS: &str = "converja_platform_logouts_total";
 
+/// Calls waiting in a queue, by `queue`.
+pub const QUEUE_WAITING: &str = "converja_queue_calls_waiting";
+/// How long the call waiting longest has waited, by `queue`.
+pub const QUEUE_LONGEST_WAIT: &str = "converja_queue_longest_wait_seconds";
+/// Calls answered in the sliding `window`, by `queue`.
+pub const QUEUE_ANSWERED: &str = "converja_queue_answered";
+/// Calls that left unanswered in the sliding `window`, by `queue`.
+pub const QUEUE_MISSED: &str = "converja_queue_missed";
+/// Missed calls whose caller waited at least the short-abandon time, by `queue`, `window`.
+pub const QUEUE_ABANDONED: &str = "converja_queue_abandoned";
+/// Answered within threshold over answered plus abandoned, by `queue`, `window`.
+pub const QUEUE_SERVICE_LEVEL: &str = "converja_queue_service_level_ratio";
+/// Mean wait of the answered calls, by `queue`, `window`.
+pub const QUEUE_AVG_WAIT: &str = "converja_queue_average_wait_seconds";
+/// Mean talk time of the calls that ended, by `queue`, `window`.
+pub const QUEUE_AVG_HANDLE: &str = "converja_queue_average_handle_seconds";
+/// A queue's agents by `state` (idle, busy, paused, logged_out, unknown).
+pub const QUEUE_AGENTS: &str = "converja_queue_agents";
+/// Supervisor requests by `request` and `outcome` (ok or the refusal's code).
+pub const SUPERVISOR_REQUESTS: &str = "converja_supervisor_requests_total";
+
 /// 1 for the role this bridge has now (`role` = active or standby), 0 for the other.
 pub const ROLE: &str = "converja_role";
 
@@ -191,6 +212,37 @@ pub fn describe() {
     metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "revision" => REVISION)
         .set(1.0);
     describe_counter!(REQUESTS, "Platform requests by kind and outcome");
+    describe_gauge!(QUEUE_WAITING, "Calls waiting in the queue");
+    describe_gauge!(
+        QUEUE_LONGEST_WAIT,
+        "How long the longest-waiting call has waited"
+    );
+    describe_gauge!(QUEUE_ANSWERED, "Calls answered in the sliding window");
+    describe_gauge!(
+        QUEUE_MISSED,
+        "Calls that left unanswered in the sliding window"
+    );
+    describe_gauge!(
+        QUEUE_ABANDONED,
+        "Missed calls past the short-abandon time, in the window"
+    );
+    describe_gauge!(
+        QUEUE_SERVICE_LEVEL,
+        "Answered within threshold over answered plus abandoned"
+    );
+    describe_gauge!(
+        QUEUE_AVG_WAIT,
+        "Mean wait of the calls answered in the window"
+    );
+    describe_gauge!(
+        QUEUE_AVG_HANDLE,
+        "Mean talk time of the calls that ended in the window"
+    );
+    describe_gauge!(QUEUE_AGENTS, "The queue's agents by state");
+    describe_counter!(
+        SUPERVISOR_REQUESTS,
+        "Supervisor requests by request and outcome"
+    );
     describe_histogram!(
         BRIDGE_LATENCY,
         metrics::Unit::Seconds,

@@ -767,6 +767,11 @@ enum Session {
 }
 
 impl AgentCard {
+    /// The calls it holds, with their callers.
+    pub fn held(&self) -> BTreeMap<CallId, String> {
+        self.calls.clone()
+    }
+
     /// Moves to `presence` at `at`; whether anything changed.
     fn set(&mut self, presence: Presence, at: Timestamp) -> bool {
         if self.presence == presence {
