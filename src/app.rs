@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::agents::supervision::{Supervision, SupervisionSettings};
 use crate::agents::{Agents, Settings};
 use crate::config::Config;
 use crate::gateway::SocketSink;
@@ -222,7 +223,7 @@ async fn serve_active(
 ) -> anyhow::Result<()> {
     let running = Running::start(config, store).await?;
     let core = running.core.clone();
-    let (gateway, io) = match gateway::start(config, core.clone()) {
+    let (gateway, io) = match gateway::start(config, core.clone(), running.supervision.clone()) {
         Ok(started) => started,
         Err(e) => {
             running.stop(DRAIN_DEADLINE).await;
@@ -275,6 +276,7 @@ async fn serve_active(
 struct Running {
     platform: Client,
     core: Arc<Agents<Client, SocketSink>>,
+    supervision: Arc<Supervision<Client>>,
     journal: Journal,
     tracker: TaskTracker,
     /// The core's work: the clock, platform events, gauges.
@@ -318,14 +320,23 @@ impl Running {
             core_cancel.clone(),
         ));
         tracker.spawn(telemetry::upkeep(core_cancel.clone()));
+        let supervision = Arc::new(Supervision::new(
+            SupervisionSettings::from_config(&config.supervisors),
+            platform.clone(),
+            tracker.clone(),
+            core_cancel.clone(),
+        ));
+        tracker.spawn(supervision.clone().run());
         tracker.spawn(bridge::follow_platform(
             core.clone(),
+            supervision.clone(),
             platform.subscribe(),
             core_cancel.clone(),
         ));
         Ok(Running {
             platform,
             core,
+            supervision,
             journal,
             tracker,
             core_cancel,

@@ -8,9 +8,11 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::agents::supervision::Supervision;
 use crate::agents::{self, Agents, Sink};
 use crate::converja::{
-    AgentId, AgentState, Event, PauseReason, PlatformError, QueueCalls, QueueId, Timestamp,
+    AgentId, AgentState, AgentStatus, Event, PauseReason, PlatformError, QueueAgent, QueueCalls,
+    QueueId, QueueInfo, QueueSupervisor, Timestamp,
 };
 use crate::platform::{Client, Update};
 use crate::store::{self, Change, Journal};
@@ -69,6 +71,59 @@ impl agents::Platform for Client {
     }
 }
 
+impl agents::Directory for Client {
+    async fn queues(&self) -> Result<Vec<QueueInfo>, PlatformError> {
+        // Only the queues whose rooms the bridge follows: the others' events never reach it.
+        let followed = Client::followed_queues(self);
+        let mut queues = Client::queues(self).await?;
+        queues.retain(|q| followed.contains(&q.id));
+        Ok(queues)
+    }
+
+    async fn queue_agents(&self, queue: QueueId) -> Result<Vec<QueueAgent>, PlatformError> {
+        Client::queue_agents(self, queue).await
+    }
+
+    async fn queue_supervisors(
+        &self,
+        queue: QueueId,
+    ) -> Result<Vec<QueueSupervisor>, PlatformError> {
+        Client::queue_supervisors(self, queue).await
+    }
+
+    async fn queue_calls(&self, queue: QueueId) -> Result<QueueCalls, PlatformError> {
+        Client::queue_calls(self, queue).await
+    }
+
+    async fn agent_status(&self, agent: &AgentId) -> Result<AgentStatus, PlatformError> {
+        Client::agent_status(self, agent).await
+    }
+
+    async fn terminal_time(&self, agent: &AgentId) -> Result<f64, PlatformError> {
+        Client::terminal_time(self, agent).await
+    }
+
+    async fn set_paused(
+        &self,
+        agent: &AgentId,
+        reason: Option<PauseReason>,
+    ) -> Result<(), PlatformError> {
+        Client::set_paused(self, agent, reason).await
+    }
+
+    async fn transfer(&self, agent: &AgentId, number: &str) -> Result<(), PlatformError> {
+        Client::transfer(self, agent, number).await
+    }
+
+    async fn logout(&self, agent: &AgentId) -> Result<(), PlatformError> {
+        Client::logout(self, agent).await
+    }
+
+    async fn until_ready(&self, limit: Duration) -> bool {
+        Client::wait_ready(self, limit).await
+    }
+}
+
 /// Records the request-id high-water mark every [`store::HIGH_WATER_EVERY`] until
 /// `cancel`, so that a successor never reuses an id (shutdown records the last one).
 pub(crate) async fn record_request_ids(
@@ -91,9 +146,11 @@ pub(crate) async fn record_request_ids(
     }
 }
 
-/// Feeds `core` with the platform's call events and link changes until `cancel`.
+/// Feeds `core` and `supervision` with the platform's events and link changes until
+/// `cancel`.
 pub(crate) async fn follow_platform<S: Sink>(
     core: Arc<Agents<Client, S>>,
+    supervision: Arc<Supervision<Client>>,
     mut updates: broadcast::Receiver<Update>,
     cancel: CancellationToken,
 ) {
@@ -102,6 +159,9 @@ pub(crate) async fn follow_platform<S: Sink>(
             _ = cancel.cancelled() => break,
             update = updates.recv() => update,
         };
+        if let Ok(Update::Event(e)) = &update {
+            supervision.apply(&e.event);
+        }
         match update {
             Ok(Update::Event(e)) => match e.event {
                 Event::CallDidStart(start) => latency::stanza(e.read, || core.call_started(&start)),
@@ -115,11 +175,15 @@ pub(crate) async fn follow_platform<S: Sink>(
                 }
                 _ => {}
             },
-            Ok(Update::LinkUp | Update::Rejoined) => core.resync(),
+            Ok(Update::LinkUp | Update::Rejoined) => {
+                core.resync();
+                supervision.resync();
+            }
             Ok(Update::LinkDown) => core.platform_lost(),
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 warn!(missed, "platform events missed; reconciling");
                 core.resync();
+                supervision.resync();
             }
             Err(broadcast::error::RecvError::Closed) => break,
         }

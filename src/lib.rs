@@ -47,7 +47,7 @@
 //! `CALL_ENDED` through the [`gateway::SocketSink`].
 
 mod agents;
-pub use agents::board;
+pub use agents::{board, supervision};
 pub mod app;
 mod bridge;
 pub mod config;

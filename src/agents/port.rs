@@ -141,4 +141,6 @@ pub trait Directory: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), PlatformError>> + Send;
     /// `DELETE /session`: logs the agent out.
     fn logout(&self, agent: &AgentId) -> impl Future<Output = Result<(), PlatformError>> + Send;
+    /// Waits until requests can be answered (link up, rooms joined), at most `limit`.
+    fn until_ready(&self, limit: Duration) -> impl Future<Output = bool> + Send;
 }

@@ -48,7 +48,7 @@ pub(super) enum Refused {
 }
 
 impl Refused {
-    fn reason(&self) -> &'static str {
+    pub(super) fn reason(&self) -> &'static str {
         match self {
             Refused::Origin(_) => "origin",
             Refused::Unproven(e) => e.reason(),
@@ -149,7 +149,7 @@ impl<P: agents::Platform> Admission<P> {
     }
 
     // CORS does not apply to WebSocket upgrades, so the origin is checked here for both.
-    fn check_origin(&self, socket: &SocketRef) -> Result<(), Refused> {
+    pub(super) fn check_origin(&self, socket: &SocketRef) -> Result<(), Refused> {
         let headers = &socket.req_parts().headers;
         let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
             // Not a browser: origins are a browser's notion.

@@ -7,7 +7,9 @@ use serde_json::Value;
 
 use super::address;
 use super::auth::verify_token;
-use crate::config::{AuthConfig, Config, JwtKeySource, Secret, TrustedProxies, valid_nickname};
+use crate::config::{
+    AuthConfig, Config, JwtKeySource, Secret, SupervisorsConfig, TrustedProxies, valid_nickname,
+};
 use crate::signin::jwt::{JwtError, JwtKeys, JwtSettings, JwtVerifier};
 
 /// The sign-in the bridge checks at every handshake.
@@ -38,6 +40,10 @@ pub(super) enum Unproven {
     NoJwt,
     #[error("{0}")]
     Jwt(#[from] JwtError),
+    #[error("say which supervisor you are in auth.supervisor")]
+    NoSupervisor,
+    #[error("{0} is not a supervisor")]
+    NotSupervisor(String),
 }
 
 impl Unproven {
@@ -47,6 +53,7 @@ impl Unproven {
             Unproven::Token | Unproven::NoJwt | Unproven::Jwt(_) => "token",
             Unproven::NotThroughProxy => "untrusted_address",
             Unproven::NoUser(_) => "proxy_header",
+            Unproven::NoSupervisor | Unproven::NotSupervisor(_) => "not_supervisor",
         }
     }
 }
@@ -99,6 +106,64 @@ impl Identity {
                 let token = token.or_else(|| bearer(parts)).ok_or(Unproven::NoJwt)?;
                 Ok(Some(verifier.verify(token).await?))
             }
+        }
+    }
+}
+
+impl Identity {
+    /// The supervisor the handshake proves: without `[auth]`, whoever `auth.supervisor`
+    /// names; with it, a signed-in user listed in `supervisors.ids`, or holding
+    /// `supervisors.role` in the JWT's `role_claim` or the proxy's `groups_header`.
+    pub(super) async fn prove_supervisor(
+        &self,
+        parts: &Parts,
+        auth: Option<&Value>,
+        rules: &SupervisorsConfig,
+    ) -> Result<String, Unproven> {
+        let (user, roles) = match self {
+            Identity::Open => {
+                return auth
+                    .and_then(|a| a.get("supervisor"))
+                    .and_then(Value::as_str)
+                    .filter(|s| valid_nickname(s))
+                    .map(str::to_owned)
+                    .ok_or(Unproven::NoSupervisor);
+            }
+            Identity::Jwt(verifier) => {
+                let token = auth
+                    .and_then(|a| a.get("token"))
+                    .and_then(Value::as_str)
+                    .or_else(|| bearer(parts))
+                    .ok_or(Unproven::NoJwt)?;
+                let (user, claims) = verifier.verify_claims(token).await?;
+                let roles = match claims.get(&rules.role_claim) {
+                    Some(Value::String(role)) => vec![role.clone()],
+                    Some(Value::Array(roles)) => roles
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect(),
+                    _ => vec![],
+                };
+                (user, roles)
+            }
+            Identity::Proxy { header, trusted } => {
+                let user = proxied_user(&parts.extensions, &parts.headers, header, trusted)?;
+                let groups = rules
+                    .groups_header
+                    .as_deref()
+                    .and_then(|h| parts.headers.get(h))
+                    .and_then(|v| v.to_str().ok())
+                    .map(|v| v.split(',').map(|g| g.trim().to_owned()).collect())
+                    .unwrap_or_default();
+                (user, groups)
+            }
+            Identity::Hmac(_) => (self.prove(parts, auth).await?.unwrap_or_default(), vec![]),
+        };
+        if rules.ids.contains(&user) || roles.contains(&rules.role) {
+            Ok(user)
+        } else {
+            Err(Unproven::NotSupervisor(user))
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod contract;
 mod identity;
 mod limits;
 mod sink;
+mod supervisor;
 
 use std::sync::Arc;
 
@@ -29,6 +30,7 @@ use tracing::warn;
 pub use auth::{mint_token, verify_token};
 pub use sink::{SocketAck, SocketSink};
 
+use crate::agents::supervision::Supervision;
 use crate::agents::{self, Agents, FromSocket, SocketId};
 use crate::config::Config;
 use crate::telemetry;
@@ -87,11 +89,13 @@ pub struct Gateway<P: agents::Platform> {
     admission: Arc<Admission<P>>,
 }
 
-/// Builds the socket.io server in front of `core`; fails when the configured sign-in cannot
-/// be set up (a JWT key that does not parse).
-pub fn start<P: agents::Platform>(
+/// Builds the socket.io server in front of `core` (agents) and `supervision` (the
+/// `/supervisor` namespace); fails when the configured sign-in cannot be set up (a JWT key
+/// that does not parse).
+pub fn start<P: agents::Platform, D: agents::Directory>(
     config: &Config,
     core: Core<P>,
+    supervision: Arc<Supervision<D>>,
 ) -> anyhow::Result<(Gateway<P>, SocketIo)> {
     let (layer, io) = SocketIo::builder()
         .req_path(INTERNAL_PATH)
@@ -118,6 +122,14 @@ pub fn start<P: agents::Platform>(
         };
         io.ns(ns, connected.with(admit));
     }
+    supervisor::mount(
+        &io,
+        Arc::new(supervisor::Desk {
+            admission: admission.clone(),
+            supervision,
+            rules: config.supervisors.clone(),
+        }),
+    );
     let gateway = Gateway {
         layer,
         paths: config.socketio.paths.clone(),

@@ -162,6 +162,16 @@ impl JwtVerifier {
 
     /// The username the token proves.
     pub(crate) async fn verify(&self, token: &str) -> Result<String, JwtError> {
+        self.verify_claims(token)
+            .await
+            .map(|(username, _)| username)
+    }
+
+    /// Checks `token` as [`verify`](Self::verify) does; also returns its claims.
+    pub(crate) async fn verify_claims(
+        &self,
+        token: &str,
+    ) -> Result<(String, Map<String, Value>), JwtError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Malformed)?;
         // Refused before any key is looked up: a token in another algorithm must not make
         // the bridge fetch the key set.
@@ -187,7 +197,7 @@ impl JwtVerifier {
         let claim = &self.inner.username_claim;
         match claims.get(claim) {
             None => Err(JwtError::MissingClaim(claim.clone())),
-            Some(Value::String(name)) if valid_nickname(name) => Ok(name.clone()),
+            Some(Value::String(name)) if valid_nickname(name) => Ok((name.clone(), claims.clone())),
             Some(_) => Err(JwtError::InvalidUsername(claim.clone())),
         }
     }

@@ -235,6 +235,11 @@ impl Puppet {
         }
     }
 
+    /// The bridge's address.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
     pub(crate) async fn send(&mut self, cmd: Value) {
         let line = format!("{cmd}\n");
         self.stdin
@@ -299,6 +304,13 @@ impl Puppet {
     pub(crate) async fn emit_bare(&mut self, id: &str, event: &str) {
         self.send(json!({"op": "emit", "id": id, "event": event}))
             .await;
+    }
+
+    /// Emits `event` with an acknowledgement callback and returns what the bridge answered.
+    pub(crate) async fn ask(&mut self, id: &str, event: &str, data: Value) -> Value {
+        self.send(json!({"op": "emit", "id": id, "event": event, "data": data, "ack": true}))
+            .await;
+        self.expect(id, &format!("ack:{event}")).await
     }
 
     pub(crate) async fn login(&mut self, id: &str, username: &str, max_calls: u32) {

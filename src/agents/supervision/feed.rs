@@ -2,7 +2,7 @@
 //! burst of events becomes one message per queue, call and agent, at most every `coalesce`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::broadcast;
@@ -38,12 +38,38 @@ impl Dirty {
     }
 }
 
+/// Which queues a feed follows; shared with the handlers that subscribe, so that a queue is
+/// followed before its snapshot is taken and no change falls between the two.
+#[derive(Debug, Clone, Default)]
+pub struct Following(Arc<Mutex<BTreeSet<QueueId>>>);
+
+impl Following {
+    fn lock(&self) -> MutexGuard<'_, BTreeSet<QueueId>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Follows `queue` from now on (its snapshot is the caller's to send, after this).
+    pub fn follow(&self, queue: QueueId) {
+        self.lock().insert(queue);
+    }
+
+    /// Stops following `queue`.
+    pub fn unfollow(&self, queue: QueueId) {
+        self.lock().remove(&queue);
+    }
+
+    /// The queues followed.
+    pub fn queues(&self) -> BTreeSet<QueueId> {
+        self.lock().clone()
+    }
+}
+
 /// The changes of the queues a screen follows.
 pub struct Feed<D: Directory> {
     supervision: Arc<Supervision<D>>,
     changes: broadcast::Receiver<Arc<[Change]>>,
     every: Duration,
-    queues: BTreeSet<QueueId>,
+    following: Following,
     dirty: Dirty,
     sent: Option<Instant>,
 }
@@ -58,35 +84,24 @@ impl<D: Directory> Feed<D> {
             supervision,
             changes,
             every,
-            queues: BTreeSet::new(),
+            following: Following::default(),
             dirty: Dirty::default(),
             sent: None,
         }
     }
 
-    /// Follows `queue` from now on (its snapshot is the caller's to send first).
-    pub fn follow(&mut self, queue: QueueId) {
-        self.queues.insert(queue);
-    }
-
-    /// Stops following `queue`.
-    pub fn unfollow(&mut self, queue: QueueId) {
-        self.queues.remove(&queue);
-        self.dirty.stats.remove(&queue);
-        self.dirty.calls.retain(|(q, _), _| *q != queue);
-    }
-
-    /// The queues followed.
-    pub fn following(&self) -> &BTreeSet<QueueId> {
-        &self.queues
+    /// The handle that says which queues this feed follows.
+    pub fn following(&self) -> Following {
+        self.following.clone()
     }
 
     /// Marks everything followed as changed: the screen missed messages and gets the latest
     /// of everything with the next batch.
     pub fn resend_all(&mut self) {
-        self.dirty.stats.extend(self.queues.iter().copied());
+        let queues = self.following.queues();
+        self.dirty.stats.extend(queues.iter().copied());
         let board = self.supervision.board();
-        for queue in &self.queues {
+        for queue in &queues {
             let snapshot = board.snapshot(*queue, Timestamp::now());
             self.dirty
                 .agents
@@ -131,11 +146,12 @@ impl<D: Directory> Feed<D> {
     }
 
     fn note(&mut self, change: &Change) {
+        let queues = self.following.lock();
         match change {
-            Change::Stats(q) if self.queues.contains(q) => {
+            Change::Stats(q) if queues.contains(q) => {
                 self.dirty.stats.insert(*q);
             }
-            Change::Call(c) if self.queues.contains(&c.queue) => {
+            Change::Call(c) if queues.contains(&c.queue) => {
                 self.dirty.calls.insert((c.queue, c.call), c.clone());
             }
             Change::Agent(a) => {
@@ -146,7 +162,11 @@ impl<D: Directory> Feed<D> {
     }
 
     fn batch(&mut self) -> Vec<Update> {
-        let dirty = std::mem::take(&mut self.dirty);
+        let queues = self.following.queues();
+        let mut dirty = std::mem::take(&mut self.dirty);
+        // Unfollowed since noted.
+        dirty.stats.retain(|q| queues.contains(q));
+        dirty.calls.retain(|(q, _), _| queues.contains(q));
         let now = Timestamp::now();
         let board = self.supervision.board();
         let mut updates: Vec<Update> = dirty.calls.into_values().map(Update::Call).collect();
@@ -154,7 +174,7 @@ impl<D: Directory> Feed<D> {
             let Some(card) = board.agent(&agent) else {
                 continue;
             };
-            for q in card.queues.intersection(&self.queues) {
+            for q in card.queues.intersection(&queues) {
                 updates.push(Update::Agent(*q, card.clone()));
             }
         }

@@ -17,9 +17,10 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-pub use feed::{Feed, Update};
+pub use feed::{Feed, Following, Update};
 pub use request::{Answer, Ask, Denied, Supervisor};
 
 use super::board::{Board, Change, Judging, Presence};
@@ -32,6 +33,11 @@ use crate::telemetry;
 const CHANGES_BUFFER: usize = 4096;
 /// How long what `GET /queues/:id/supervisors` said is believed, between reconciliations.
 const ACCESS_FRESH: Duration = Duration::from_secs(300);
+/// A supervisor who may see no queue makes the bridge read again, at most this often: they
+/// may have been added on the platform a moment ago.
+const ACCESS_RECHECK: Duration = Duration::from_secs(5);
+/// How long the first reconciliation waits for the platform before trying anyway.
+const READY_WAIT: Duration = Duration::from_secs(30);
 
 /// How supervision behaves, from `[supervisors]`.
 #[derive(Debug, Clone)]
@@ -75,12 +81,19 @@ pub struct Supervision<D: Directory> {
     access: Mutex<Access>,
     changes: broadcast::Sender<Arc<[Change]>>,
     resync: Notify,
+    tasks: TaskTracker,
     cancel: CancellationToken,
 }
 
 impl<D: Directory> Supervision<D> {
-    /// Supervision asking `directory`, stopping with `cancel`.
-    pub fn new(settings: SupervisionSettings, directory: D, cancel: CancellationToken) -> Self {
+    /// Supervision asking `directory`; its screens' work runs on `tasks` and stops with
+    /// `cancel`.
+    pub fn new(
+        settings: SupervisionSettings,
+        directory: D,
+        tasks: TaskTracker,
+        cancel: CancellationToken,
+    ) -> Self {
         let board = Board::new(settings.judging.clone());
         Supervision {
             settings,
@@ -89,6 +102,7 @@ impl<D: Directory> Supervision<D> {
             access: Mutex::new(Access::default()),
             changes: broadcast::channel(CHANGES_BUFFER).0,
             resync: Notify::new(),
+            tasks,
             cancel,
         }
     }
@@ -115,6 +129,20 @@ impl<D: Directory> Supervision<D> {
         self.publish(changes);
     }
 
+    /// Runs a screen's work until it ends or supervision stops.
+    pub fn spawn<F>(&self, work: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let cancel = self.cancel.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                () = cancel.cancelled() => {}
+                () = work => {}
+            }
+        });
+    }
+
     /// Asks for the board to be set right from the listings now (the link came back).
     pub fn resync(&self) {
         self.resync.notify_one();
@@ -133,6 +161,10 @@ impl<D: Directory> Supervision<D> {
     /// Sets the board right from the listings at start, on [`resync`](Self::resync) and
     /// every `reconcile_every`, until cancelled.
     pub async fn run(self: Arc<Self>) {
+        tokio::select! {
+            () = self.cancel.cancelled() => return,
+            _ = self.directory.until_ready(READY_WAIT) => {}
+        }
         let mut tick = tokio::time::interval(self.settings.reconcile_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut gauges = tokio::time::interval(Duration::from_secs(1));
@@ -194,20 +226,26 @@ impl<D: Directory> Supervision<D> {
 
     /// The queues `who` may see, reading the platform if what it said is stale.
     pub async fn visible(&self, who: &Supervisor) -> Result<BTreeSet<QueueId>, Denied> {
-        let fresh = self
-            .access()
-            .read_at
-            .is_some_and(|at| at.elapsed() < ACCESS_FRESH);
-        if !fresh {
-            self.reconcile().await?;
+        let (mine, age) = self.mine(who);
+        let stale = age.is_none_or(|age| age >= ACCESS_FRESH);
+        let recheck = mine.is_empty() && age.is_none_or(|age| age >= ACCESS_RECHECK);
+        if !stale && !recheck {
+            return Ok(mine);
         }
-        Ok(self
-            .access()
+        self.reconcile().await?;
+        Ok(self.mine(who).0)
+    }
+
+    /// The queues `who` supervises as last read, and how long ago that was.
+    fn mine(&self, who: &Supervisor) -> (BTreeSet<QueueId>, Option<Duration>) {
+        let access = self.access();
+        let mine = access
             .supervisors
             .iter()
             .filter(|(_, s)| s.contains(&who.0))
             .map(|(q, _)| *q)
-            .collect())
+            .collect();
+        (mine, access.read_at.map(|at| at.elapsed()))
     }
 
     async fn check_queue(&self, who: &Supervisor, queue: QueueId) -> Result<(), Denied> {

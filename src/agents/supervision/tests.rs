@@ -98,6 +98,9 @@ impl Directory for FakeDirectory {
         self.acts.lock().unwrap().push(format!("logout {agent}"));
         Ok(())
     }
+    async fn until_ready(&self, _: Duration) -> bool {
+        true
+    }
 }
 
 fn supervision() -> Arc<Supervision<FakeDirectory>> {
@@ -204,7 +207,7 @@ async fn a_burst_reaches_a_screen_as_one_batch_per_coalescing_period() {
     let s = supervision();
     s.reconcile().await.unwrap();
     let mut feed = s.feed();
-    feed.follow(QueueId(7));
+    feed.following().follow(QueueId(7));
     let started = tokio::time::Instant::now();
     for call in 1..=500 {
         s.apply(&ring(call, f64::from(call as u32)));
@@ -254,11 +257,11 @@ async fn a_burst_reaches_a_screen_as_one_batch_per_coalescing_period() {
 async fn a_feed_ignores_queues_it_does_not_follow() {
     let s = supervision();
     let mut feed = s.feed();
-    feed.follow(QueueId(8));
+    feed.following().follow(QueueId(8));
     s.apply(&ring(1, 1.0));
     let waited = tokio::time::timeout(Duration::from_secs(60), feed.next()).await;
     assert!(waited.is_err(), "{waited:?}");
-    feed.follow(QueueId(7));
+    feed.following().follow(QueueId(7));
     s.apply(&ring(2, 2.0));
     let batch = feed.next().await;
     assert!(

@@ -4,6 +4,7 @@
 //! typed and carry no JSON; this module is the one place that knows the payloads.
 
 mod read;
+pub mod supervisor;
 mod write;
 
 pub use read::parse;
