@@ -10,6 +10,7 @@ mod auth;
 pub mod contract;
 mod identity;
 mod limits;
+mod rest;
 mod sink;
 mod supervisor;
 
@@ -83,6 +84,7 @@ impl<P: agents::Platform> Clone for EventRelay<P> {
 
 /// The socket.io server, ready to be mounted.
 pub struct Gateway<P: agents::Platform> {
+    rest: Router,
     layer: socketioxide::layer::SocketIoLayer,
     paths: Vec<String>,
     cors: CorsLayer,
@@ -122,15 +124,14 @@ pub fn start<P: agents::Platform, D: agents::Directory>(
         };
         io.ns(ns, connected.with(admit));
     }
-    supervisor::mount(
-        &io,
-        Arc::new(supervisor::Desk {
-            admission: admission.clone(),
-            supervision,
-            rules: config.supervisors.clone(),
-        }),
-    );
+    let desk = Arc::new(supervisor::Desk {
+        admission: admission.clone(),
+        supervision,
+        rules: config.supervisors.clone(),
+    });
+    supervisor::mount(&io, desk.clone());
     let gateway = Gateway {
+        rest: rest::routes(desk),
         layer,
         paths: config.socketio.paths.clone(),
         cors: cors(&config.socketio.cors_origins),
@@ -158,6 +159,7 @@ impl<P: agents::Platform> Gateway<P> {
         let paths = Arc::new(self.paths);
         let admission = self.admission;
         routes
+            .merge(self.rest)
             .layer(self.layer)
             .layer(axum::middleware::from_fn(
                 move |req: Request, next: axum::middleware::Next| {

@@ -497,55 +497,139 @@ fn to_value<T: Serialize>(v: T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
+/// `QUEUES`: the queues this supervisor may see.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueuesJson {
+    /// The queues.
+    pub queues: Vec<QueueJson>,
+}
+
+/// `QUEUE_AGENTS`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MembersJson {
+    /// Queue id.
+    pub queue: u64,
+    /// Its agents.
+    pub agents: Vec<PersonJson>,
+}
+
+/// `QUEUE_SUPERVISORS`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SupervisorsJson {
+    /// Queue id.
+    pub queue: u64,
+    /// Its supervisors.
+    pub supervisors: Vec<PersonJson>,
+}
+
+/// `QUEUE_CALLS`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallsJson {
+    /// Queue id.
+    pub queue: u64,
+    /// Its calls not over yet.
+    pub calls: Vec<ListedCallJson>,
+}
+
+/// Done to an agent: paused (with `reason`), resumed, logged out, or its call transferred
+/// (with `callId` and `destination`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DoneJson {
+    /// Agent id.
+    pub agent: String,
+    /// The pause reason, when paused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The call transferred.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<u64>,
+    /// Where it was transferred.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+}
+
+/// `TERMINAL_TIME`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TerminalTimeJson {
+    /// Agent id.
+    pub agent: String,
+    /// The terminal's clock, milliseconds since the epoch.
+    pub timestamp: f64,
+}
+
+/// `SUBSCRIBE`: the board to start from.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BoardJson {
+    /// The board.
+    pub snapshot: SnapshotJson,
+}
+
+fn done(agent: &AgentId) -> DoneJson {
+    DoneJson {
+        agent: agent.to_string(),
+        reason: None,
+        call_id: None,
+        destination: None,
+    }
+}
+
 /// The fields of an answer, without the `event` field.
 pub fn answer_fields(answer: &Answer) -> Value {
+    let people = |list: Vec<(String, String)>| -> Vec<PersonJson> {
+        list.into_iter()
+            .map(|(id, name)| PersonJson { id, name })
+            .collect()
+    };
     match answer {
-        Answer::Queues(qs) => {
-            let queues: Vec<QueueJson> = qs
+        Answer::Queues(qs) => to_value(QueuesJson {
+            queues: qs
                 .iter()
                 .map(|q| QueueJson {
                     id: q.id.0,
                     name: q.name.clone(),
                 })
-                .collect();
-            serde_json::json!({ "queues": queues })
-        }
-        Answer::QueueAgents(q, agents) => {
-            let agents: Vec<PersonJson> = agents
-                .iter()
-                .map(|a| PersonJson {
-                    id: a.agent.to_string(),
-                    name: a.name.clone(),
-                })
-                .collect();
-            serde_json::json!({ "queue": q.0, "agents": agents })
-        }
-        Answer::QueueSupervisors(q, sups) => {
-            let supervisors: Vec<PersonJson> = sups
-                .iter()
-                .map(|s| PersonJson {
-                    id: s.supervisor.to_string(),
-                    name: s.name.clone(),
-                })
-                .collect();
-            serde_json::json!({ "queue": q.0, "supervisors": supervisors })
-        }
-        Answer::QueueCalls(q, calls) => {
-            let calls: Vec<ListedCallJson> = calls.iter().map(listed).collect();
-            serde_json::json!({ "queue": q.0, "calls": calls })
-        }
+                .collect(),
+        }),
+        Answer::QueueAgents(q, agents) => to_value(MembersJson {
+            queue: q.0,
+            agents: people(
+                agents
+                    .iter()
+                    .map(|a| (a.agent.to_string(), a.name.clone()))
+                    .collect(),
+            ),
+        }),
+        Answer::QueueSupervisors(q, sups) => to_value(SupervisorsJson {
+            queue: q.0,
+            supervisors: people(
+                sups.iter()
+                    .map(|s| (s.supervisor.to_string(), s.name.clone()))
+                    .collect(),
+            ),
+        }),
+        Answer::QueueCalls(q, calls) => to_value(CallsJson {
+            queue: q.0,
+            calls: calls.iter().map(listed).collect(),
+        }),
         Answer::AgentStatus(s) => to_value(status(s)),
-        Answer::Paused(a, r) => {
-            serde_json::json!({ "agent": a.to_string(), "reason": r.to_string() })
-        }
-        Answer::Resumed(a) | Answer::LoggedOut(a) => serde_json::json!({ "agent": a.to_string() }),
-        Answer::Transferred(a, c, d) => {
-            serde_json::json!({ "agent": a.to_string(), "callId": c.0, "destination": d })
-        }
-        Answer::TerminalTime(a, ms) => {
-            serde_json::json!({ "agent": a.to_string(), "timestamp": ms })
-        }
-        Answer::Board(s) => serde_json::json!({ "snapshot": to_value(snapshot(s)) }),
+        Answer::Paused(a, r) => to_value(DoneJson {
+            reason: Some(r.to_string()),
+            ..done(a)
+        }),
+        Answer::Resumed(a) | Answer::LoggedOut(a) => to_value(done(a)),
+        Answer::Transferred(a, c, d) => to_value(DoneJson {
+            call_id: Some(c.0),
+            destination: Some(d.clone()),
+            ..done(a)
+        }),
+        Answer::TerminalTime(a, ms) => to_value(TerminalTimeJson {
+            agent: a.to_string(),
+            timestamp: *ms,
+        }),
+        Answer::Board(s) => to_value(BoardJson {
+            snapshot: snapshot(s),
+        }),
     }
 }
 
