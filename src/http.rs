@@ -147,7 +147,8 @@ async fn bearer_only(expected: &[u8; 32], req: Request, next: Next) -> Response 
     }
 }
 
-/// The public listener's own routes: the console at `/` when `console` is on, and
+/// The public listener's own routes: the agent console at `/` and the wallboard at
+/// `/wallboard` when `console` is on, and
 /// `/readyz` when the configuration asks for it there.
 pub(crate) fn public_routes(console: bool, readyz_too: Option<Readiness>) -> Router {
     let router = with_readyz(Router::new(), readyz_too);
@@ -181,6 +182,33 @@ pub(crate) fn public_routes(console: bool, readyz_too: Option<Readiness>) -> Rou
                 asset(
                     "text/css; charset=utf-8",
                     include_str!("../console/dist/style.css"),
+                )
+            }),
+        )
+        .route(
+            "/wallboard",
+            get(|| async {
+                asset(
+                    "text/html; charset=utf-8",
+                    include_str!("../console/dist/wallboard.html"),
+                )
+            }),
+        )
+        .route(
+            "/wallboard.js",
+            get(|| async {
+                asset(
+                    "text/javascript; charset=utf-8",
+                    include_str!("../console/dist/wallboard.js"),
+                )
+            }),
+        )
+        .route(
+            "/wallboard.css",
+            get(|| async {
+                asset(
+                    "text/css; charset=utf-8",
+                    include_str!("../console/dist/wallboard.css"),
                 )
             }),
         )

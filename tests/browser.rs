@@ -90,3 +90,84 @@ async fn the_console_signs_in_with_a_token_from_its_address() {
     page.shows(&[call], "the call the platform gave").await;
     page.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wallboard_follows_queues_and_agents_in_a_real_browser() {
+    let chromium = common::chromium();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The README shows docs/wallboard.png; refresh it with CONVERJA_UPDATE_SCREENSHOT=1.
+    let screenshot = if std::env::var_os("CONVERJA_UPDATE_SCREENSHOT").is_some() {
+        root.join("docs/wallboard.png")
+    } else {
+        std::env::temp_dir().join(format!("converja-wallboard-{}.png", std::process::id()))
+    };
+    let stack = bridge_with(common::Via::Tcp, |c| {
+        // Every caller who hangs up counts as abandoned, however soon.
+        c.supervisors.short_abandon = converja_bridge::config::HumanDuration(Default::default());
+    })
+    .await;
+    let queue = converja_bridge::converja::QueueId(7);
+    let first = stack.sim.ring(queue, "01911110000").await.unwrap();
+    stack.sim.ring(queue, "01922220000").await.unwrap();
+    let mut child = tokio::process::Command::new("node")
+        .arg(root.join("tests/node/wallboard.mjs"))
+        .arg(format!("{}/wallboard?supervisor=9001", stack.url))
+        .arg(&screenshot)
+        .env("CHROMIUM", &chromium)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = tokio::time::timeout(common::PATIENCE * 2, lines.next_line()).await;
+    assert_eq!(ready.unwrap().unwrap().as_deref(), Some("READY"));
+    let mut ask = async |line: &str| {
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+        tokio::time::timeout(common::PATIENCE * 2, lines.next_line())
+            .await
+            .expect("the browser script moves on")
+            .unwrap()
+            .expect("a line")
+    };
+    assert_eq!(
+        ask("tile 7 2").await,
+        "TILE 7 2 level=— answered=0 abandoned=0"
+    );
+    assert!(
+        ask("agent 22010 idle")
+            .await
+            .starts_with("AGENT 22010 idle Maria Souza")
+    );
+    // Maria answers a new caller; the first caller gives up.
+    stack.sim.call("22010", "01933330000").await;
+    let busy = ask("agent 22010 busy").await;
+    assert!(busy.contains("01933330000"), "{busy}");
+    stack.sim.miss_call(first).await.unwrap();
+    // One answered within the threshold, one abandoned: 50 %.
+    assert_eq!(
+        ask("tile 7 1").await,
+        "TILE 7 1 level=50% answered=1 abandoned=1"
+    );
+    stack
+        .sim
+        .pause(
+            &common::agent("22011"),
+            converja_bridge::converja::PauseReason(11),
+        )
+        .await
+        .unwrap();
+    let paused = ask("agent 22011 paused").await;
+    assert!(paused.contains("11"), "{paused}");
+    assert_eq!(ask("shot").await, "SHOT");
+    assert_eq!(ask("done").await, "DONE");
+    drop(ask);
+    drop(stdin);
+    assert!(child.wait().await.unwrap().success());
+    assert!(std::fs::metadata(&screenshot).unwrap().len() > 10_000);
+}
