@@ -166,7 +166,6 @@ async fn the_wallboard_follows_queues_and_agents_in_a_real_browser() {
     assert!(paused.contains("11"), "{paused}");
     assert_eq!(ask("shot").await, "SHOT");
     assert_eq!(ask("done").await, "DONE");
-    drop(ask);
     drop(stdin);
     assert!(child.wait().await.unwrap().success());
     assert!(std::fs::metadata(&screenshot).unwrap().len() > 10_000);

@@ -5,6 +5,8 @@
 //! simulator's own count, its waiting list the simulator's, and each agent's state the
 //! simulator's.
 
+#![allow(clippy::unwrap_used)]
+
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Duration;

@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 use super::address;
 use super::admission::{Admission, Refused};
 use super::contract::supervisor::{self as wire, Request};
-use crate::agents::supervision::{Following, Supervision, Supervisor};
+use crate::agents::supervision::{Ask, Following, Supervision, Supervisor};
 use crate::agents::{self, Directory};
 use crate::config::SupervisorsConfig;
 use crate::converja::AgentId;
@@ -219,31 +219,26 @@ async fn carry_out<D: Directory>(
             )
         }
         Ok(request) => {
-            let subscribe = matches!(request, Request::Subscribe(_));
-            let ask = match request {
-                Request::Ask(ask) => ask,
-                Request::Subscribe(q) => crate::agents::supervision::Ask::Board(q),
-                Request::Unsubscribe(_) => unreachable!("answered above"),
-            };
             let label = wire::name::REQUESTS
                 .iter()
                 .find(|n| **n == name)
                 .copied()
                 .unwrap_or("unknown");
-            // Followed before the snapshot is taken, so that no change falls between.
-            let queue = match &ask {
-                crate::agents::supervision::Ask::Board(q) => Some(*q),
-                _ => None,
+            let (ask, subscribing) = match request {
+                Request::Ask(ask) => (ask, None),
+                Request::Subscribe(q) => (Ask::Board(q), Some(q)),
+                Request::Unsubscribe(_) => unreachable!("answered above"),
             };
-            if let (true, Some(q)) = (subscribe, queue) {
-                if supervision.visible(who).await.is_ok_and(|v| v.contains(&q)) {
-                    following.follow(q);
-                }
+            // Followed before the snapshot is taken, so that no change falls between.
+            if let Some(q) = subscribing
+                && supervision.visible(who).await.is_ok_and(|v| v.contains(&q))
+            {
+                following.follow(q);
             }
             match supervision.ask(who, ask).await {
                 Ok(answer) => (label, "ok", wire::reply(name, wire::answer_fields(&answer))),
                 Err(denied) => {
-                    if let (true, Some(q)) = (subscribe, queue) {
+                    if let Some(q) = subscribing {
                         following.unfollow(q);
                     }
                     info!(supervisor = %who.0, request = name, code = denied.code(), "supervisor request refused: {denied}");

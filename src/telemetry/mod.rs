@@ -203,15 +203,8 @@ pub fn set_role(active: bool) {
     metrics::gauge!(ROLE, "role" => "standby").set(f64::from(u8::from(!active)));
 }
 
-/// Registers help texts for every metric, once at start, and the build's own gauge.
-pub fn describe() {
-    describe_gauge!(
-        BUILD_INFO,
-        "1, labelled with the bridge's version and the revision it was built from"
-    );
-    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "revision" => REVISION)
-        .set(1.0);
-    describe_counter!(REQUESTS, "Platform requests by kind and outcome");
+/// Describes the supervisors' figures.
+fn describe_queues() {
     describe_gauge!(QUEUE_WAITING, "Calls waiting in the queue");
     describe_gauge!(
         QUEUE_LONGEST_WAIT,
@@ -243,6 +236,18 @@ pub fn describe() {
         SUPERVISOR_REQUESTS,
         "Supervisor requests by request and outcome"
     );
+}
+
+/// Registers help texts for every metric, once at start, and the build's own gauge.
+pub fn describe() {
+    describe_gauge!(
+        BUILD_INFO,
+        "1, labelled with the bridge's version and the revision it was built from"
+    );
+    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "revision" => REVISION)
+        .set(1.0);
+    describe_counter!(REQUESTS, "Platform requests by kind and outcome");
+    describe_queues();
     describe_histogram!(
         BRIDGE_LATENCY,
         metrics::Unit::Seconds,

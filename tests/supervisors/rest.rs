@@ -37,13 +37,17 @@ fn readme_routes() -> BTreeSet<(String, String)> {
         .collect()
 }
 
-#[tokio::test]
-async fn every_route_is_documented_and_answers() {
-    let stack = bridge(Via::Tcp).await;
-    let (status, doc) = http_get(stack.port, "/api/v1/openapi.json").await;
+/// The (method, path) pairs of the bridge's OpenAPI document, which must describe its JSON.
+async fn documented_routes(port: u16) -> BTreeSet<(String, String)> {
+    let (status, doc) = http_get(port, "/api/v1/openapi.json").await;
     assert_eq!(status, 200);
     let doc: Value = serde_json::from_str(&doc).unwrap();
-    let documented: BTreeSet<(String, String)> = doc["paths"]
+    assert!(
+        doc["components"]["schemas"]["SnapshotJson"].is_object(),
+        "{}",
+        doc["components"]
+    );
+    doc["paths"]
         .as_object()
         .unwrap()
         .iter()
@@ -53,16 +57,17 @@ async fn every_route_is_documented_and_answers() {
                 .keys()
                 .map(move |m| (m.clone(), path.clone()))
         })
-        .collect();
+        .collect()
+}
+
+#[tokio::test]
+async fn every_route_is_documented_and_answers() {
+    let stack = bridge(Via::Tcp).await;
+    let documented = documented_routes(stack.port).await;
     assert_eq!(
         documented,
         readme_routes(),
         "the OpenAPI document and the README's table differ"
-    );
-    assert!(
-        doc["components"]["schemas"]["SnapshotJson"].is_object(),
-        "{}",
-        doc["components"]
     );
 
     let call = stack.sim.call("22010", "01977778888").await;

@@ -108,6 +108,7 @@ fn supervision() -> Arc<Supervision<FakeDirectory>> {
     Arc::new(Supervision::new(
         settings,
         FakeDirectory::default(),
+        TaskTracker::new(),
         CancellationToken::new(),
     ))
 }
