@@ -50,6 +50,10 @@ impl agents::Platform for Client {
         self.set_paused(agent, Some(reason)).await
     }
 
+    async fn resume(&self, agent: &AgentId) -> Result<(), PlatformError> {
+        self.set_paused(agent, None).await
+    }
+
     async fn leave_agent_room(&self, agent: &AgentId) {
         Client::leave_agent_room(self, agent).await;
     }
@@ -168,6 +172,10 @@ pub(crate) async fn follow_platform<S: Sink>(
                 Event::CallDidFinish(finish) => {
                     latency::stanza(e.read, || core.call_ended(finish.callid))
                 }
+                Event::UserSessionDidPause(pause) => {
+                    core.session_paused(&pause.agent, Some(pause.reason));
+                }
+                Event::UserSessionDidResume(session) => core.session_paused(&session.agent, None),
                 Event::UserSessionDidFinish(session) => {
                     latency::stanza(e.read, || {
                         core.session_finished(&session.agent, session.timestamp);

@@ -3,7 +3,7 @@
 //! first from JSON and writes the second as JSON (`gateway::contract`); the core sees no JSON.
 
 use super::refusal::{PayloadError, Refusal};
-use crate::converja::CallId;
+use crate::converja::{CallId, PauseReason};
 
 /// Identifies one socket.io socket for the lifetime of the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -36,6 +36,22 @@ pub(crate) mod name {
     pub(crate) const CALL_ENDED: &str = "CALL_ENDED";
     /// Bridge: hanging up failed.
     pub(crate) const END_CALL_ERROR: &str = "END_CALL_ERROR";
+    /// UI (with `agents.extensions`): pause the agent.
+    pub(crate) const PAUSE: &str = "PAUSE";
+    /// UI (with `agents.extensions`): resume the agent.
+    pub(crate) const RESUME: &str = "RESUME";
+    /// UI (with `agents.extensions`): transfer a call.
+    pub(crate) const TRANSFER_CALL: &str = "TRANSFER_CALL";
+    /// Bridge: the agent is paused (by itself, a supervisor or the platform).
+    pub(crate) const USER_PAUSED: &str = "USER_PAUSED";
+    /// Bridge: the agent is taking calls again.
+    pub(crate) const USER_RESUMED: &str = "USER_RESUMED";
+    /// Bridge: pausing failed.
+    pub(crate) const PAUSE_ERROR: &str = "PAUSE_ERROR";
+    /// Bridge: resuming failed.
+    pub(crate) const RESUME_ERROR: &str = "RESUME_ERROR";
+    /// Bridge: the transfer failed.
+    pub(crate) const TRANSFER_CALL_ERROR: &str = "TRANSFER_CALL_ERROR";
 }
 
 /// A scalar the UI sent, kept as sent so that an error reply can echo it.
@@ -87,16 +103,25 @@ pub enum ClientEventKind {
     NewCallAnswered,
     /// `NEW_CALL_ERROR`.
     NewCallError,
+    /// `PAUSE` (with `agents.extensions`).
+    Pause,
+    /// `RESUME` (with `agents.extensions`).
+    Resume,
+    /// `TRANSFER_CALL` (with `agents.extensions`).
+    TransferCall,
 }
 
 impl ClientEventKind {
-    /// Every event of the contract an agent UI may send.
-    pub const ALL: [Self; 5] = [
+    /// Every event of the contract an agent UI may send, extensions included.
+    pub const ALL: [Self; 8] = [
         Self::UserConnect,
         Self::UserDisconnect,
         Self::EndCall,
         Self::NewCallAnswered,
         Self::NewCallError,
+        Self::Pause,
+        Self::Resume,
+        Self::TransferCall,
     ];
 
     /// The event's name on the wire.
@@ -107,7 +132,15 @@ impl ClientEventKind {
             Self::EndCall => name::END_CALL,
             Self::NewCallAnswered => name::NEW_CALL_ANSWERED,
             Self::NewCallError => name::NEW_CALL_ERROR,
+            Self::Pause => name::PAUSE,
+            Self::Resume => name::RESUME,
+            Self::TransferCall => name::TRANSFER_CALL,
         }
+    }
+
+    /// Whether the event is an extension, off unless `agents.extensions` is set.
+    pub fn is_extension(self) -> bool {
+        matches!(self, Self::Pause | Self::Resume | Self::TransferCall)
     }
 }
 
@@ -128,6 +161,17 @@ pub enum ClientEvent {
         call: CallId,
         /// What the UI said about it.
         reason: String,
+    },
+    /// `PAUSE {reason}`.
+    Pause(PauseReason),
+    /// `RESUME`.
+    Resume,
+    /// `TRANSFER_CALL {callId, destination}`.
+    TransferCall {
+        /// The call to transfer.
+        call: CallId,
+        /// The number to transfer it to.
+        destination: String,
     },
     /// A contract event whose payload does not parse.
     Invalid {
@@ -151,8 +195,22 @@ impl ClientEvent {
             Self::EndCall(_) => name::END_CALL,
             Self::NewCallAnswered(_) => name::NEW_CALL_ANSWERED,
             Self::NewCallError { .. } => name::NEW_CALL_ERROR,
+            Self::Pause(_) => name::PAUSE,
+            Self::Resume => name::RESUME,
+            Self::TransferCall { .. } => name::TRANSFER_CALL,
             Self::Invalid { kind, .. } => kind.name(),
             Self::Unknown(_) => "unknown",
+        }
+    }
+
+    /// The extension this event is, if it is one.
+    pub fn extension(&self) -> Option<ClientEventKind> {
+        match self {
+            Self::Pause(_) => Some(ClientEventKind::Pause),
+            Self::Resume => Some(ClientEventKind::Resume),
+            Self::TransferCall { .. } => Some(ClientEventKind::TransferCall),
+            Self::Invalid { kind, .. } if kind.is_extension() => Some(*kind),
+            _ => None,
         }
     }
 }
@@ -207,6 +265,29 @@ pub enum ServerEvent {
         /// Why.
         error: Refusal,
     },
+    /// `USER_PAUSED {username, reason}`.
+    UserPaused {
+        /// The session's username.
+        username: String,
+        /// The pause reason.
+        reason: PauseReason,
+    },
+    /// `USER_RESUMED {username}`.
+    UserResumed {
+        /// The session's username.
+        username: String,
+    },
+    /// `PAUSE_ERROR {error}`.
+    PauseError(Refusal),
+    /// `RESUME_ERROR {error}`.
+    ResumeError(Refusal),
+    /// `TRANSFER_CALL_ERROR {callId, error}`, echoing the call id as sent.
+    TransferCallError {
+        /// The `callId` the UI sent.
+        call: Option<Scalar>,
+        /// Why.
+        error: Refusal,
+    },
 }
 
 impl ServerEvent {
@@ -220,6 +301,11 @@ impl ServerEvent {
             Self::NewCall(_) => name::NEW_CALL,
             Self::CallEnded(_) => name::CALL_ENDED,
             Self::EndCallError { .. } => name::END_CALL_ERROR,
+            Self::UserPaused { .. } => name::USER_PAUSED,
+            Self::UserResumed { .. } => name::USER_RESUMED,
+            Self::PauseError(_) => name::PAUSE_ERROR,
+            Self::ResumeError(_) => name::RESUME_ERROR,
+            Self::TransferCallError { .. } => name::TRANSFER_CALL_ERROR,
         }
     }
 
@@ -228,7 +314,10 @@ impl ServerEvent {
         match self {
             Self::UserConnectionError { error, .. }
             | Self::UserDisconnectionError { error, .. }
-            | Self::EndCallError { error, .. } => Some(error),
+            | Self::EndCallError { error, .. }
+            | Self::TransferCallError { error, .. }
+            | Self::PauseError(error)
+            | Self::ResumeError(error) => Some(error),
             _ => None,
         }
     }

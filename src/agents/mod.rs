@@ -45,7 +45,7 @@ pub(crate) use registry::{Registry, Rules};
 pub(crate) use resume::Resume;
 
 use crate::config::{Config, OnCallError, OnDisconnect};
-use crate::converja::{AgentId, CallDidStart, CallId, QueueId, Timestamp};
+use crate::converja::{AgentId, CallDidStart, CallId, PauseReason, QueueId, Timestamp};
 use crate::store::Journal;
 use crate::telemetry;
 use restore::TakenBy;
@@ -67,6 +67,9 @@ pub struct Settings {
     pub ids: BTreeMap<String, AgentId>,
     /// Whether sockets prove their username with a token.
     pub authenticated: bool,
+    /// Whether PAUSE, RESUME and TRANSFER_CALL are taken and USER_PAUSED / USER_RESUMED
+    /// sent (`agents.extensions`); off, the contract is exactly the published one.
+    pub extensions: bool,
 }
 
 impl Settings {
@@ -85,6 +88,7 @@ impl Settings {
             media: a.media.clone(),
             ids: a.ids.clone(),
             authenticated: config.auth.is_some(),
+            extensions: a.extensions,
         }
     }
 
@@ -230,6 +234,15 @@ impl<P: Platform, S: Sink> Agents<P, S> {
             debug!(agent = %start.destination, call = %start.callid, "call kept for the agent's next session");
         }
         state.deliver_changed(&self.sink, now());
+    }
+
+    /// The platform paused (`Some`) or resumed the agent (`UserSessionDidPause` /
+    /// `UserSessionDidResume`): with `agents.extensions`, its UIs are told, once.
+    pub fn session_paused(&self, agent: &AgentId, paused: Option<PauseReason>) {
+        if !self.settings.extensions {
+            return;
+        }
+        self.state().paused(&self.sink, agent, paused);
     }
 
     /// The platform ended the agent's session at `at` (`UserSessionDidFinish`: logged out at

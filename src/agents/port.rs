@@ -42,6 +42,8 @@ pub trait Platform: Send + Sync + 'static {
         agent: &AgentId,
         reason: PauseReason,
     ) -> impl Future<Output = Result<(), PlatformError>> + Send;
+    /// `PUT /session/paused` with 0: the agent takes calls again.
+    fn resume(&self, agent: &AgentId) -> impl Future<Output = Result<(), PlatformError>> + Send;
     /// Stops following `agent.<id>`.
     fn leave_agent_room(&self, agent: &AgentId) -> impl Future<Output = ()> + Send;
     /// `GET /queues/:id/calls`.

@@ -43,6 +43,12 @@ pub enum PayloadError {
     /// `callId` a string that is no call id.
     #[error("callId `{0}` is not a call id")]
     CallIdText(String),
+    /// PAUSE's `reason` absent or not a pause reason id.
+    #[error("PAUSE needs {{reason}}, a pause reason id above 0")]
+    PauseReason,
+    /// TRANSFER_CALL's `destination` absent or not a number to dial.
+    #[error("destination must be a number to transfer to (digits, + * #)")]
+    Destination,
 }
 
 /// Why the bridge did not do what an event asked.

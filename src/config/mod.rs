@@ -243,6 +243,7 @@ fn written_agents(a: &AgentsConfig) -> RawAgents {
         first_call_delay: a.first_call_delay,
         media: a.media.clone(),
         ids: a.ids.clone(),
+        extensions: a.extensions,
     }
 }
 

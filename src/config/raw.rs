@@ -179,6 +179,7 @@ pub(super) struct RawAgents {
     pub(super) first_call_delay: HumanDuration,
     pub(super) media: String,
     pub(super) ids: BTreeMap<String, AgentId>,
+    pub(super) extensions: bool,
 }
 
 /// The default `agents.pause_reason`.
@@ -198,6 +199,7 @@ impl Default for RawAgents {
             first_call_delay: HumanDuration(Duration::from_millis(500)),
             media: "CHAT".into(),
             ids: BTreeMap::new(),
+            extensions: false,
         }
     }
 }

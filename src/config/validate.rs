@@ -324,6 +324,7 @@ impl RawAgents {
             first_call_delay: self.first_call_delay,
             media: self.media,
             ids: self.ids,
+            extensions: self.extensions,
         })
     }
 }

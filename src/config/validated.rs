@@ -375,6 +375,8 @@ pub struct AgentsConfig {
     pub media: String,
     /// Username -> agent id; usernames not listed are agent ids themselves.
     pub ids: BTreeMap<String, AgentId>,
+    /// PAUSE, RESUME, TRANSFER_CALL and USER_PAUSED / USER_RESUMED for agent UIs.
+    pub extensions: bool,
 }
 
 /// How the bridge knows who a socket is.

@@ -10,6 +10,7 @@
 mod common;
 
 mod admission;
+mod agent_extras;
 mod requests;
 mod rest;
 mod subscriptions;

@@ -2,6 +2,7 @@
 //! ask the platform if the event needs it, apply the answer, reply.
 
 mod end_call;
+mod extensions;
 mod new_call;
 mod reply;
 mod user_connect;
@@ -27,6 +28,12 @@ pub(super) async fn handle<P: Platform, S: Sink>(
 ) {
     metrics::counter!(telemetry::SOCKET_EVENTS, "event" => event.label(), "outcome" => "received")
         .increment(1);
+    // Without `agents.extensions` the contract is the published one: its additions are
+    // events like any other it does not define.
+    let event = match event.extension() {
+        Some(kind) if !agents.settings.extensions => ClientEvent::Unknown(kind.name().to_owned()),
+        _ => event,
+    };
     match event {
         ClientEvent::UserConnect(login) => user_connect::handle(agents, socket, login, ack).await,
         ClientEvent::UserDisconnect(named) => {
@@ -36,6 +43,13 @@ pub(super) async fn handle<P: Platform, S: Sink>(
         ClientEvent::NewCallAnswered(call) => new_call::answered(agents, socket, call, ack),
         ClientEvent::NewCallError { call, reason } => {
             new_call::rejected(agents, socket, call, &reason, ack).await;
+        }
+        ClientEvent::Pause(reason) => {
+            extensions::set_paused(agents, socket, Some(reason), ack).await;
+        }
+        ClientEvent::Resume => extensions::set_paused(agents, socket, None, ack).await,
+        ClientEvent::TransferCall { call, destination } => {
+            extensions::transfer(agents, socket, call, &destination, ack).await;
         }
         ClientEvent::Invalid { kind, error, echo } => {
             invalid(agents, socket, kind, Refusal::Payload(error), echo, ack);
@@ -80,6 +94,13 @@ pub(super) fn turn_away<P: Platform, S: Sink>(
             );
         }
         ClientEvent::EndCall(call) => end_call::refuse(agents, socket, call, error, ack),
+        ClientEvent::TransferCall { call, .. } => {
+            extensions::refuse_transfer(agents, socket, call, error, ack);
+        }
+        ClientEvent::Pause(_) => {
+            reply::event(agents, socket, ServerEvent::PauseError(error), ack);
+        }
+        ClientEvent::Resume => reply::event(agents, socket, ServerEvent::ResumeError(error), ack),
         ClientEvent::Invalid { kind, echo, .. } => invalid(agents, socket, kind, error, echo, ack),
         ClientEvent::NewCallAnswered(_)
         | ClientEvent::NewCallError { .. }
@@ -118,6 +139,12 @@ fn invalid<P: Platform, S: Sink>(
             username: String::new(),
             error,
         },
+        ClientEventKind::TransferCall => ServerEvent::TransferCallError {
+            call: echo.call_id,
+            error,
+        },
+        ClientEventKind::Pause => ServerEvent::PauseError(error),
+        ClientEventKind::Resume => ServerEvent::ResumeError(error),
         ClientEventKind::NewCallAnswered | ClientEventKind::NewCallError => {
             return reply::refuse(agents, socket, ack, error);
         }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::event::{NewCall, SocketId};
 use super::resume::{PidKey, Shown};
-use crate::converja::{AgentId, CallId, QueueId, Timestamp};
+use crate::converja::{AgentId, CallId, PauseReason, QueueId, Timestamp};
 use ended::EndedCalls;
 use session::Slot;
 pub(crate) use session::{Among, Session};
@@ -209,6 +209,7 @@ impl Registry {
                 restored: false,
                 pids: HashSet::new(),
                 known_since: None,
+                paused: None,
             });
         session.max_calls = max_calls;
         session.orphaned_since = None;
@@ -263,6 +264,7 @@ impl Registry {
                 restored: true,
                 pids: HashSet::new(),
                 known_since: None,
+                paused: None,
             },
         );
         self.by_agent.insert(agent.clone(), username.to_owned());
@@ -278,6 +280,22 @@ impl Registry {
     }
 
     /// Like [`known_since`](Self::known_since), for the session of `agent`.
+    /// Records that `agent` is paused (`Some`) or not; the session's username and sockets
+    /// when that changed what its UIs were told.
+    pub(crate) fn set_paused(
+        &mut self,
+        agent: &AgentId,
+        paused: Option<PauseReason>,
+    ) -> Option<(String, Vec<SocketId>)> {
+        let username = self.session_of_agent(agent)?.username.clone();
+        let session = self.sessions.get_mut(&username)?;
+        if session.paused == paused {
+            return None;
+        }
+        session.paused = paused;
+        Some((username, session.sockets.keys().copied().collect()))
+    }
+
     pub(crate) fn agent_known_since(&mut self, agent: &AgentId, since: Timestamp) {
         if let Some(username) = self.by_agent.get(agent).cloned() {
             self.known_since(&username, since);

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use crate::agents::event::{NewCall, SocketId};
 use crate::agents::resume::PidKey;
-use crate::converja::{AgentId, CallId, QueueId, Timestamp};
+use crate::converja::{AgentId, CallId, PauseReason, QueueId, Timestamp};
 
 /// A call of a session (or of an agent without one), as the platform described it.
 #[derive(Debug)]
@@ -52,6 +52,8 @@ pub(crate) struct Session {
     /// a logout the platform announces with an earlier (or the same) timestamp is older
     /// than the session.
     pub known_since: Option<Timestamp>,
+    /// Paused with this reason, as the UIs were last told (`agents.extensions`).
+    pub paused: Option<PauseReason>,
 }
 
 impl Session {

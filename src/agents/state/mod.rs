@@ -16,7 +16,7 @@ use super::port::{EmitError, Sink};
 use super::refusal::Refusal;
 use super::registry::Registry;
 use super::resume::PidKey;
-use crate::converja::{AgentId, CallId, Timestamp};
+use crate::converja::{AgentId, CallId, PauseReason, Timestamp};
 use crate::store::{Change, Journal, StoredSession};
 use crate::telemetry;
 use socket::{Handed, Outgoing, SocketEntry};
@@ -477,6 +477,29 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
     }
 
     /// Ends `call` in whichever session holds it and tells every socket of that session, once.
+    /// Records that `agent` is paused or not and tells its session's sockets when that is
+    /// news to them; whether it was.
+    pub(super) fn paused<S: Sink<Socket = T, Ack = A>>(
+        &mut self,
+        sink: &S,
+        agent: &AgentId,
+        paused: Option<PauseReason>,
+    ) -> bool {
+        let Some((username, sockets)) = self.registry.set_paused(agent, paused) else {
+            return false;
+        };
+        let event = match paused {
+            Some(reason) => ServerEvent::UserPaused { username, reason },
+            None => ServerEvent::UserResumed { username },
+        };
+        for id in sockets {
+            if let Err(e) = self.emit_to(sink, id, &event) {
+                tracing::debug!(socket = id.0, error = ?e, "pause change not delivered");
+            }
+        }
+        true
+    }
+
     pub(super) fn call_ended<S: Sink<Socket = T, Ack = A>>(&mut self, sink: &S, call: CallId) {
         let Some((username, sockets)) = self.registry.call_ended(call) else {
             return;

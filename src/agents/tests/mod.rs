@@ -43,6 +43,7 @@ pub(super) enum Asked {
     Transfer(String, String),
     Logout(String),
     Pause(String, u32),
+    Resume(String),
     Leave(String),
     QueueCalls(u64),
 }
@@ -56,6 +57,7 @@ impl Asked {
             Asked::Transfer(..) => "transfer",
             Asked::Logout(_) => "logout",
             Asked::Pause(..) => "pause",
+            Asked::Resume(_) => "resume",
             Asked::Leave(_) => "leave",
             Asked::QueueCalls(_) => "queue_calls",
         }
@@ -185,6 +187,9 @@ impl Platform for FakePlatform {
     }
     async fn pause(&self, agent: &AgentId, reason: PauseReason) -> Result<(), PlatformError> {
         self.answer(Asked::Pause(agent.to_string(), reason.0)).await
+    }
+    async fn resume(&self, agent: &AgentId) -> Result<(), PlatformError> {
+        self.answer(Asked::Resume(agent.to_string())).await
     }
     async fn leave_agent_room(&self, agent: &AgentId) {
         self.lock().asked.push(Asked::Leave(agent.to_string()));

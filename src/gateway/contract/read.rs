@@ -7,7 +7,7 @@ use serde_json::{Number, Value};
 use crate::agents::event::{ClientEvent, ClientEventKind, Echo, Login, Scalar};
 use crate::agents::refusal::PayloadError;
 use crate::config::valid_nickname;
-use crate::converja::CallId;
+use crate::converja::{CallId, PauseReason};
 
 /// Parses event `name` with payload `data` (`None` when the UI sent none).
 pub fn parse(name: &str, data: Option<Value>, max_calls_limit: u32) -> ClientEvent {
@@ -24,6 +24,9 @@ pub fn parse(name: &str, data: Option<Value>, max_calls_limit: u32) -> ClientEve
             call_of(data.as_ref(), kind).map(ClientEvent::NewCallAnswered)
         }
         ClientEventKind::NewCallError => rejection(data.as_ref()),
+        ClientEventKind::Pause => pause(data.as_ref()).map(ClientEvent::Pause),
+        ClientEventKind::Resume => Ok(ClientEvent::Resume),
+        ClientEventKind::TransferCall => transfer(data.as_ref()),
     };
     parsed.unwrap_or_else(|error| ClientEvent::Invalid {
         kind,
@@ -126,6 +129,39 @@ fn rejection(data: Option<&Value>) -> Result<ClientEvent, PayloadError> {
         call: call_id(data)?,
         reason,
     })
+}
+
+/// PAUSE's `{reason}`: a pause reason id above 0, as a number or a string.
+fn pause(data: Option<&Value>) -> Result<PauseReason, PayloadError> {
+    let reason = match data.map(|d| field(d, "reason")) {
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) => s.trim().parse().ok(),
+        _ => None,
+    };
+    reason
+        .filter(|r| *r > 0)
+        .and_then(|r| u32::try_from(r).ok())
+        .map(PauseReason)
+        .ok_or(PayloadError::PauseReason)
+}
+
+/// TRANSFER_CALL's `{callId, destination}`: the destination is dialled, so only what a
+/// phone number holds is accepted.
+fn transfer(data: Option<&Value>) -> Result<ClientEvent, PayloadError> {
+    let data = data.ok_or(PayloadError::CallMissing(
+        ClientEventKind::TransferCall.name(),
+    ))?;
+    let call = call_id(data)?;
+    let destination = match field(data, "destination") {
+        Value::String(s) => s.clone(),
+        Value::Number(n) if n.is_u64() => n.to_string(),
+        _ => return Err(PayloadError::Destination),
+    };
+    let dialable = |c: char| c.is_ascii_digit() || "+*#".contains(c);
+    if destination.is_empty() || destination.len() > 32 || !destination.chars().all(dialable) {
+        return Err(PayloadError::Destination);
+    }
+    Ok(ClientEvent::TransferCall { call, destination })
 }
 
 fn call_of(data: Option<&Value>, kind: ClientEventKind) -> Result<CallId, PayloadError> {

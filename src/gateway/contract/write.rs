@@ -70,9 +70,26 @@ impl Serialize for ServerEvent {
                 m.end()
             }
             Self::CallEnded(call) => call_only(*call, s),
-            Self::EndCallError { call, error } => {
+            Self::EndCallError { call, error } | Self::TransferCallError { call, error } => {
                 let mut m = s.serialize_map(Some(2))?;
                 m.serialize_entry("callId", &call.as_ref().map(Echoed))?;
+                m.serialize_entry("error", &error.to_string())?;
+                m.end()
+            }
+            Self::UserPaused { username, reason } => {
+                let mut m = s.serialize_map(Some(2))?;
+                m.serialize_entry("username", username)?;
+                // A string, as the platform's events carry pause reasons.
+                m.serialize_entry("reason", &reason.to_string())?;
+                m.end()
+            }
+            Self::UserResumed { username } => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("username", username)?;
+                m.end()
+            }
+            Self::PauseError(error) | Self::ResumeError(error) => {
+                let mut m = s.serialize_map(Some(1))?;
                 m.serialize_entry("error", &error.to_string())?;
                 m.end()
             }
