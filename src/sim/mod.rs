@@ -20,7 +20,7 @@ use tracing::{Instrument, debug, info, warn};
 
 pub use control::SimHandle;
 pub use faults::{Fault, FaultRule};
-pub use scenario::{AgentSpec, CurrentCall, QueueSpec, Scenario, SupervisorSpec, Traffic};
+pub use scenario::{AgentSpec, Breaks, CurrentCall, QueueSpec, Scenario, SupervisorSpec, Traffic};
 pub use world::{AgentModel, CallModel, CallPhase, Outcome, QueueModel, Tally, World, WorldError};
 
 use crate::converja::{
@@ -58,6 +58,12 @@ enum Timer {
     Arrival,
     Finish(CallId),
     Patience(CallId),
+    /// A ringing call may now be answered (after its answer delay).
+    Answerable(CallId),
+    /// An agent goes on a break.
+    Break(AgentId),
+    /// An agent's break is over.
+    BreakOver(AgentId),
     Relogin(AgentId),
     ReleaseHeld,
 }
@@ -74,6 +80,8 @@ struct Sim {
     ids: IdSource,
     seen: VecDeque<SeenRequest>,
     held: Option<Held>,
+    /// Ringing calls not answerable before their answer delay is over.
+    not_before: std::collections::HashMap<CallId, Instant>,
     tracker: TaskTracker,
 }
 
@@ -124,6 +132,7 @@ pub fn start(
         ids: IdSource::default(),
         seen: VecDeque::new(),
         held: None,
+        not_before: std::collections::HashMap::new(),
         tracker: tracker.clone(),
     };
     tracker.spawn(
@@ -152,6 +161,7 @@ impl Sim {
         }
         if self.scenario.traffic.is_some() {
             self.schedule_arrival();
+            self.schedule_breaks();
         }
         loop {
             let next_timer = self.timers.peek().map(|Reverse((at, _))| *at);
@@ -256,7 +266,16 @@ impl Sim {
             },
             // The call may have ended another way meanwhile; then there is nothing to do.
             Timer::Finish(call) => self.world.finish(call, now).unwrap_or_default(),
-            Timer::Patience(call) => self.world.miss(call, now).unwrap_or_default(),
+            Timer::Patience(call) => {
+                self.not_before.remove(&call);
+                self.world.miss(call, now).unwrap_or_default()
+            }
+            Timer::Answerable(call) => {
+                self.not_before.remove(&call);
+                Vec::new()
+            }
+            Timer::Break(agent) => self.take_break(&agent, now),
+            Timer::BreakOver(agent) => self.end_break(&agent, now),
             Timer::Relogin(agent) => self.world.login(&agent, now).unwrap_or_default(),
         };
         self.publish(effects).await;

@@ -93,8 +93,17 @@ pub struct Traffic {
     pub arrival_interval: HumanDuration,
     /// Mean call duration once answered (uniform in 0.5x-1.5x).
     pub duration: HumanDuration,
-    /// How long a caller waits in the queue before hanging up.
+    /// How long a caller waits in the queue before hanging up (the longest, when
+    /// `patience_min` is set).
     pub patience: HumanDuration,
+    /// The shortest patience: each caller's is drawn between this and `patience`, so that
+    /// some hang up at once (short abandons) and others late.
+    pub patience_min: Option<HumanDuration>,
+    /// A free agent takes up to this long to answer a ringing call (drawn per call): what
+    /// moves the service level. Absent: at once.
+    pub answer_delay: Option<HumanDuration>,
+    /// Agents take breaks, paused with a reason, by turns.
+    pub breaks: Option<Breaks>,
     /// Calls an agent holds at once when calls are dispatched to it.
     #[serde(default = "one")]
     pub calls_per_agent: usize,
@@ -104,6 +113,19 @@ pub struct Traffic {
 
 fn one() -> usize {
     1
+}
+
+/// Agents' breaks: each agent pauses about every `every` for about `length`, with one of
+/// `reasons`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Breaks {
+    /// Mean time between an agent's breaks.
+    pub every: HumanDuration,
+    /// Mean length of a break.
+    pub length: HumanDuration,
+    /// Pause reason ids to pick from.
+    pub reasons: Vec<u32>,
 }
 
 impl Scenario {
@@ -143,6 +165,14 @@ impl Scenario {
             }
             if t.calls_per_agent == 0 {
                 anyhow::bail!("traffic.calls_per_agent must be at least 1");
+            }
+            if t.patience_min.is_some_and(|min| min.0 > t.patience.0) {
+                anyhow::bail!("traffic.patience_min must not exceed traffic.patience");
+            }
+            if let Some(b) = &t.breaks
+                && (b.reasons.is_empty() || b.reasons.contains(&0) || b.every.0.is_zero())
+            {
+                anyhow::bail!("traffic.breaks needs reasons above 0 and a non-zero `every`");
             }
         }
         Ok(())
@@ -202,6 +232,23 @@ mod tests {
             }
         }
         assert!(seen >= 1, "no scenario in {}", dir.display());
+    }
+
+    #[test]
+    fn traffic_that_cannot_happen_is_refused() {
+        let traffic = |extra: &str| {
+            let text = format!(
+                "[traffic]\narrival_interval = \"4s\"\nduration = \"1m\"\npatience = \"30s\"\n{extra}"
+            );
+            toml::from_str::<Scenario>(&text).unwrap().check()
+        };
+        assert!(traffic("patience_min = \"3s\"\nanswer_delay = \"20s\"").is_ok());
+        let err = traffic("patience_min = \"1m\"").unwrap_err().to_string();
+        assert!(err.contains("patience_min"), "{err}");
+        let err = traffic("[traffic.breaks]\nevery = \"4m\"\nlength = \"1m\"\nreasons = [0]")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("breaks"), "{err}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use rand::{RngExt, SeedableRng};
 use tokio::time::Instant;
 
 use super::{Effects, Sim, Timer};
-use crate::converja::{AgentId, QueueId, Timestamp};
+use crate::converja::{AgentId, PauseReason, QueueId, Timestamp};
 
 /// Every random choice of a run, from one seeded generator: same seed, same run.
 pub(super) struct Dice(StdRng);
@@ -39,6 +39,14 @@ impl Dice {
         mean.mul_f64(-u.ln()).min(mean * 10)
     }
 
+    /// A duration drawn uniformly between `low` and `high`.
+    fn between(&mut self, low: Duration, high: Duration) -> Duration {
+        if high <= low {
+            return low;
+        }
+        low + (high - low).mul_f64(self.0.random_range(0.0..1.0))
+    }
+
     /// Call duration relative to the mean, uniform in 0.5-1.5.
     fn duration_factor(&mut self) -> f64 {
         self.0.random_range(0.5..1.5)
@@ -56,13 +64,97 @@ impl Sim {
         let queue = queues[self.dice.pick(queues.len())];
         let caller = self.dice.caller();
         let (call, effects) = self.world.ring(queue, caller, now).ok()?;
-        if let Some(t) = &self.scenario.traffic {
-            self.timers.push(Reverse((
-                Instant::now() + t.patience.0,
-                Timer::Patience(call),
-            )));
+        if let Some(t) = self.scenario.traffic.clone() {
+            let patience = match t.patience_min {
+                Some(min) => self.dice.between(min.0, t.patience.0),
+                None => t.patience.0,
+            };
+            self.timers
+                .push(Reverse((Instant::now() + patience, Timer::Patience(call))));
+            if let Some(delay) = t.answer_delay {
+                let at = Instant::now() + self.dice.between(Duration::ZERO, delay.0);
+                self.not_before.insert(call, at);
+                self.timers.push(Reverse((at, Timer::Answerable(call))));
+            }
         }
         Some(effects)
+    }
+
+    /// Schedules each agent's first break, when the scenario has breaks.
+    pub(super) fn schedule_breaks(&mut self) {
+        let Some(breaks) = self
+            .scenario
+            .traffic
+            .as_ref()
+            .and_then(|t| t.breaks.clone())
+        else {
+            return;
+        };
+        let agents: Vec<AgentId> = self.world.agents.keys().cloned().collect();
+        for agent in agents {
+            let wait = self.dice.between(Duration::ZERO, breaks.every.0 * 2);
+            self.timers
+                .push(Reverse((Instant::now() + wait, Timer::Break(agent))));
+        }
+    }
+
+    /// `agent` pauses with a random reason (once free of calls, as agents do), and its break
+    /// ends about `length` later; the next one about `every` after that.
+    pub(super) fn take_break(&mut self, agent: &AgentId, now: Timestamp) -> Effects {
+        let Some(breaks) = self
+            .scenario
+            .traffic
+            .as_ref()
+            .and_then(|t| t.breaks.clone())
+        else {
+            return Vec::new();
+        };
+        let model = self.world.agents.get(agent);
+        if !model.is_some_and(|a| a.logged_in && a.paused.is_none() && a.calls.is_empty()) {
+            // Busy or away: try again shortly.
+            self.timers.push(Reverse((
+                Instant::now() + Duration::from_secs(10),
+                Timer::Break(agent.clone()),
+            )));
+            return Vec::new();
+        }
+        let reason = PauseReason(breaks.reasons[self.dice.pick(breaks.reasons.len())]);
+        let length = self
+            .dice
+            .between(breaks.length.0 / 2, breaks.length.0 * 3 / 2);
+        self.timers.push(Reverse((
+            Instant::now() + length,
+            Timer::BreakOver(agent.clone()),
+        )));
+        self.world.pause(agent, reason, now).unwrap_or_default()
+    }
+
+    /// `agent`'s break is over.
+    pub(super) fn end_break(&mut self, agent: &AgentId, now: Timestamp) -> Effects {
+        if let Some(breaks) = self
+            .scenario
+            .traffic
+            .as_ref()
+            .and_then(|t| t.breaks.clone())
+        {
+            let next = self
+                .dice
+                .between(breaks.every.0 / 2, breaks.every.0 * 3 / 2);
+            self.timers.push(Reverse((
+                Instant::now() + next,
+                Timer::Break(agent.clone()),
+            )));
+        }
+        let paused = self
+            .world
+            .agents
+            .get(agent)
+            .is_some_and(|a| a.paused.is_some());
+        if paused {
+            self.world.resume(agent, now).unwrap_or_default()
+        } else {
+            Vec::new()
+        }
     }
 
     /// Schedules the next arrival, when the scenario has traffic.
@@ -91,6 +183,9 @@ impl Sim {
             .collect();
         for (queue, agents) in queues {
             for call in self.world.ringing(queue) {
+                if self.not_before.contains_key(&call) {
+                    continue;
+                }
                 let Some(agent) = agents
                     .iter()
                     .find(|a| self.world.is_available(a, traffic.calls_per_agent))

@@ -37,6 +37,25 @@ async fn the_demo_over_bosh_serves_the_console_and_stops_on_ctrl_c() {
     demo_serves_and_stops(&["--bosh"]).await;
 }
 
+/// Waits until the demo's traffic shows on Ana's board: calls offered in the last hour.
+async fn wallboard_moves(port: u16) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut last = String::new();
+    while tokio::time::Instant::now() < deadline {
+        let (_, body) = http_get(port, "/api/v1/queues/7/board?supervisor=9001").await;
+        let board: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let offered: u64 = board["snapshot"]["stats"]["history"]
+            .as_array()
+            .map_or(0, |h| h.iter().filter_map(|m| m["offered"].as_u64()).sum());
+        if offered > 0 {
+            return;
+        }
+        last = body;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("no call reached the demo's board within {PATIENCE:?}: {last}");
+}
+
 async fn demo_serves_and_stops(extra: &[&str]) {
     let port = free_port().unwrap();
     let mut child = KillOnDrop(
@@ -61,6 +80,10 @@ async fn demo_serves_and_stops(extra: &[&str]) {
     let (status, body) = http_get(port, "/app.js").await;
     assert_eq!(status, 200);
     assert!(body.contains("USER_CONNECT"));
+    let (status, body) = http_get(port, "/wallboard").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("wallboard"), "{body}");
+    wallboard_moves(port).await;
     signal(child.0.id(), "INT");
     assert!(wait_exit(&mut child.0, PATIENCE).success());
     let mut printed = String::new();

@@ -317,6 +317,7 @@ pub(super) fn settings() -> Settings {
         media: "CHAT".into(),
         ids: Default::default(),
         authenticated: false,
+        extensions: false,
     }
 }
 

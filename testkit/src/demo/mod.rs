@@ -148,6 +148,12 @@ fn print_banner(port: u16, admin_port: Option<u16>, xmpp: &str, agents: &[String
     println!();
     println!("  Agent console:   http://127.0.0.1:{port}/");
     println!(
+        "  Wallboard:       http://127.0.0.1:{port}/wallboard?supervisor=9001  (Ana Lima; 9002 is Bruno Costa)"
+    );
+    println!(
+        "  Supervisor API:  http://127.0.0.1:{port}/api/v1/queues?supervisor=9001  (OpenAPI: /api/v1/openapi.json)"
+    );
+    println!(
         "  socket.io:       http://127.0.0.1:{port}  (path /callcontrol, or /socket.io with namespace /callcontrol)"
     );
     if let Some(admin) = admin_port {
