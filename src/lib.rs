@@ -11,9 +11,12 @@
 //! - [`converja`]: the platform's protocol as types (requests, responses, events, ids,
 //!   room addresses). No I/O.
 //! - [`agents`]: the core. Sessions, capacity, delivery, the reconnect grace, reconciliation,
-//!   and one handler per socket.io event. Knows neither socket.io nor XMPP: it talks to the
-//!   platform through the [`agents::Platform`] trait and to sockets through [`agents::Sink`].
-//! - [`gateway`]: socket.io. Admits sockets (origin, sign-in, limits per client), parses
+//!   and one handler per socket.io event; the supervisors' [`board`] of each queue and
+//!   [`supervision`] (who sees and does what, coalesced feeds of changes). Knows neither
+//!   socket.io nor XMPP: it talks to the platform through the [`agents::Platform`] and
+//!   [`agents::Directory`] traits and to sockets through [`agents::Sink`].
+//! - [`gateway`]: socket.io and the supervisors' REST API. Admits sockets (origin, sign-in,
+//!   limits per client; supervisors on `/supervisor`), parses
 //!   each event once into an [`agents::ClientEvent`], queues it to the socket's task, emits
 //!   [`agents::ServerEvent`]s; [`gateway::contract`] holds the payloads on the wire.
 //! - `signin`: JSON Web Tokens and the identity provider's key set, for the gateway.

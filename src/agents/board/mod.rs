@@ -212,6 +212,11 @@ impl Board {
         self.queues.get(&queue)?.name.as_deref()
     }
 
+    /// Every agent's card.
+    pub fn agents(&self) -> impl Iterator<Item = &AgentCard> {
+        self.agents.values()
+    }
+
     /// An agent's card.
     pub fn agent(&self, agent: &AgentId) -> Option<&AgentCard> {
         self.agents.get(agent)

@@ -71,6 +71,8 @@ struct Access {
     supervisors: BTreeMap<QueueId, BTreeSet<AgentId>>,
     names: BTreeMap<QueueId, String>,
     read_at: Option<tokio::time::Instant>,
+    /// When the agents' statuses were last read.
+    statuses_at: Option<tokio::time::Instant>,
 }
 
 /// The supervisors' side of the bridge.
@@ -183,34 +185,48 @@ impl<D: Directory> Supervision<D> {
                 Ok(queues) => debug!(queues, "supervisors' board set right"),
                 Err(e) => warn!("supervisors' board not set right: {e}"),
             }
+            // Someone watches: their screens show the agents' states.
+            if self.changes.receiver_count() > 0 {
+                self.read_statuses().await;
+            }
         }
     }
 
-    /// Reads every queue's name, members, supervisors and calls, and each member's status;
-    /// returns the number of queues read.
+    /// Reads every queue's name, members, supervisors and calls; returns the number of
+    /// queues read. Agents' statuses are read apart ([`read_statuses`](Self::read_statuses)),
+    /// only while someone watches: one request per agent is load on the platform.
     pub async fn reconcile(&self) -> Result<usize, crate::converja::PlatformError> {
         let queues = self.directory.queues().await?;
         let mut supervisors = BTreeMap::new();
-        let mut agents = BTreeSet::new();
         for q in &queues {
             let members = self.directory.queue_agents(q.id).await?;
             let changes = self
                 .board()
                 .reconcile_members(q.id, Some(&q.name), &members);
             self.publish(changes);
-            agents.extend(members.into_iter().map(|m| m.agent));
             let listed = self.directory.queue_supervisors(q.id).await?;
             supervisors.insert(q.id, listed.into_iter().map(|s| s.supervisor).collect());
             let calls = self.directory.queue_calls(q.id).await?;
             let changes = self.board().reconcile_calls(&calls);
             self.publish(changes);
         }
-        {
-            let mut access = self.access();
-            access.supervisors = supervisors;
-            access.names = queues.iter().map(|q| (q.id, q.name.clone())).collect();
-            access.read_at = Some(tokio::time::Instant::now());
-        }
+        let mut access = self.access();
+        access.supervisors = supervisors;
+        access.names = queues.iter().map(|q| (q.id, q.name.clone())).collect();
+        access.read_at = Some(tokio::time::Instant::now());
+        Ok(queues.len())
+    }
+
+    /// Reads the status of every agent of the followed queues.
+    pub async fn read_statuses(&self) {
+        let agents: Vec<AgentId> = {
+            let board = self.board();
+            board
+                .agents()
+                .filter(|card| !card.queues.is_empty())
+                .map(|card| card.agent.clone())
+                .collect()
+        };
         for agent in agents {
             // One agent's failure (gone since the listing) must not stop the others.
             match self.directory.agent_status(&agent).await {
@@ -221,7 +237,19 @@ impl<D: Directory> Supervision<D> {
                 Err(e) => debug!(%agent, "status not read: {e}"),
             }
         }
-        Ok(queues.len())
+        self.access().statuses_at = Some(tokio::time::Instant::now());
+    }
+
+    /// Reads the agents' statuses unless that was done within `reconcile_every`.
+    async fn statuses_if_stale(&self) {
+        let every = self.settings.reconcile_every;
+        let stale = self
+            .access()
+            .statuses_at
+            .is_none_or(|at| at.elapsed() >= every);
+        if stale {
+            self.read_statuses().await;
+        }
     }
 
     /// The queues `who` may see, reading the platform if what it said is stale.
@@ -342,6 +370,7 @@ impl<D: Directory> Supervision<D> {
             }
             Ask::Board(q) => {
                 self.check_queue(who, q).await?;
+                self.statuses_if_stale().await;
                 Answer::Board(Box::new(self.snapshot(q)))
             }
         };
