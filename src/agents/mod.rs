@@ -242,7 +242,7 @@ impl<P: Platform, S: Sink> Agents<P, S> {
         if !self.settings.extensions {
             return;
         }
-        self.state().paused(&self.sink, agent, paused);
+        self.state().paused(&self.sink, agent, paused, false);
     }
 
     /// The platform ended the agent's session at `at` (`UserSessionDidFinish`: logged out at

@@ -53,7 +53,7 @@ pub(super) async fn set_paused<P: Platform, S: Sink>(
         None => ServerEvent::UserResumed { username },
     };
     // Every socket of the session hears of it once; the asker's own reply is that event.
-    if agents.state().paused(&agents.sink, &agent, paused) {
+    if agents.state().paused(&agents.sink, &agent, paused, true) {
         if let Some(ack) = ack {
             reply::answer(agents, socket, ack, AckReply::Event(told));
         }

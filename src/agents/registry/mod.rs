@@ -75,6 +75,9 @@ pub(crate) enum Notice {
     },
 }
 
+/// How long the platform's announcement of a pause or resume the bridge made is awaited.
+pub(crate) const PAUSE_ECHO_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Every session, by username, and every active call the platform told us about, by agent.
 #[derive(Debug)]
 pub(crate) struct Registry {
@@ -210,6 +213,7 @@ impl Registry {
                 pids: HashSet::new(),
                 known_since: None,
                 paused: None,
+                pause_echoes: std::collections::VecDeque::new(),
             });
         session.max_calls = max_calls;
         session.orphaned_since = None;
@@ -265,6 +269,7 @@ impl Registry {
                 pids: HashSet::new(),
                 known_since: None,
                 paused: None,
+                pause_echoes: std::collections::VecDeque::new(),
             },
         );
         self.by_agent.insert(agent.clone(), username.to_owned());
@@ -279,13 +284,14 @@ impl Registry {
         }
     }
 
-    /// Like [`known_since`](Self::known_since), for the session of `agent`.
-    /// Records that `agent` is paused (`Some`) or not; the session's username and sockets
-    /// when that changed what its UIs were told.
-    pub(crate) fn set_paused(
+    /// The bridge itself paused (`Some`) or resumed `agent` at `now`: recorded, and the
+    /// platform's announcement of it expected; the session's username and sockets when that
+    /// changed what its UIs were told.
+    pub(crate) fn paused_by_bridge(
         &mut self,
         agent: &AgentId,
         paused: Option<PauseReason>,
+        now: Instant,
     ) -> Option<(String, Vec<SocketId>)> {
         let username = self.session_of_agent(agent)?.username.clone();
         let session = self.sessions.get_mut(&username)?;
@@ -293,9 +299,40 @@ impl Registry {
             return None;
         }
         session.paused = paused;
+        session.pause_echoes.push_back((paused, now));
         Some((username, session.sockets.keys().copied().collect()))
     }
 
+    /// The platform announced at `now` that `agent` was paused (`Some`) or resumed. The
+    /// platform announces an agent's changes in the order it makes them, so while the
+    /// announcement of the bridge's own change is awaited, any other announcement is of an
+    /// earlier change, which the bridge's superseded: ignored. An announcement that never
+    /// comes is awaited [`PAUSE_ECHO_WAIT`] at most.
+    pub(crate) fn paused_by_platform(
+        &mut self,
+        agent: &AgentId,
+        paused: Option<PauseReason>,
+        now: Instant,
+    ) -> Option<(String, Vec<SocketId>)> {
+        let username = self.session_of_agent(agent)?.username.clone();
+        let session = self.sessions.get_mut(&username)?;
+        session
+            .pause_echoes
+            .retain(|(_, at)| now.saturating_duration_since(*at) < PAUSE_ECHO_WAIT);
+        if let Some((awaited, _)) = session.pause_echoes.front() {
+            if *awaited == paused {
+                session.pause_echoes.pop_front();
+            }
+            return None;
+        }
+        if session.paused == paused {
+            return None;
+        }
+        session.paused = paused;
+        Some((username, session.sockets.keys().copied().collect()))
+    }
+
+    /// Like [`known_since`](Self::known_since), for the session of `agent`.
     pub(crate) fn agent_known_since(&mut self, agent: &AgentId, since: Timestamp) {
         if let Some(username) = self.by_agent.get(agent).cloned() {
             self.known_since(&username, since);

@@ -54,6 +54,8 @@ pub(crate) struct Session {
     pub known_since: Option<Timestamp>,
     /// Paused with this reason, as the UIs were last told (`agents.extensions`).
     pub paused: Option<PauseReason>,
+    /// The bridge's own pause changes whose announcement by the platform is awaited.
+    pub(super) pause_echoes: std::collections::VecDeque<(Option<PauseReason>, Instant)>,
 }
 
 impl Session {

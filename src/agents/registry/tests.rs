@@ -236,3 +236,35 @@ fn unanswered_calls_are_reported_once_and_redelivered_only_when_asked() {
     );
     assert!(!r.answered(S1, CallId(77)));
 }
+
+#[test]
+fn announcements_older_than_the_bridges_own_pause_are_ignored() {
+    let mut r = Registry::new(rules());
+    let maria = AgentId::new("22010");
+    let t0 = Instant::now();
+    r.attach(S1, "maria", &maria, 1, t0).unwrap();
+    let told = |x: Option<(String, Vec<SocketId>)>| x.map(|(u, s)| (u, s.len()));
+    let paused = Some(PauseReason(3));
+    assert_eq!(
+        told(r.paused_by_bridge(&maria, paused, t0)),
+        Some(("maria".into(), 1))
+    );
+    // A resume the platform made before it took the bridge's pause, announced late.
+    assert_eq!(told(r.paused_by_platform(&maria, None, t0)), None);
+    // The pause's own announcement changes nothing the UIs were told.
+    assert_eq!(told(r.paused_by_platform(&maria, paused, t0)), None);
+    // Later announcements are news.
+    let eleven = Some(PauseReason(11));
+    assert_eq!(
+        told(r.paused_by_platform(&maria, eleven, t0)),
+        Some(("maria".into(), 1))
+    );
+    assert_eq!(r.session("maria").unwrap().paused, eleven);
+    // An announcement that never comes is not awaited for ever.
+    r.paused_by_bridge(&maria, None, t0);
+    let later = t0 + PAUSE_ECHO_WAIT;
+    assert_eq!(
+        told(r.paused_by_platform(&maria, eleven, later)),
+        Some(("maria".into(), 1))
+    );
+}

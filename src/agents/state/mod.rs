@@ -477,15 +477,23 @@ impl<T: Send + Sync + 'static, A: Send + 'static> State<T, A> {
     }
 
     /// Ends `call` in whichever session holds it and tells every socket of that session, once.
-    /// Records that `agent` is paused or not and tells its session's sockets when that is
-    /// news to them; whether it was.
+    /// Records that `agent` is paused or not, by the bridge's own request or the platform's
+    /// announcement, and tells its session's sockets when that is news to them; whether it
+    /// was.
     pub(super) fn paused<S: Sink<Socket = T, Ack = A>>(
         &mut self,
         sink: &S,
         agent: &AgentId,
         paused: Option<PauseReason>,
+        by_bridge: bool,
     ) -> bool {
-        let Some((username, sockets)) = self.registry.set_paused(agent, paused) else {
+        let now = super::now();
+        let changed = if by_bridge {
+            self.registry.paused_by_bridge(agent, paused, now)
+        } else {
+            self.registry.paused_by_platform(agent, paused, now)
+        };
+        let Some((username, sockets)) = changed else {
             return false;
         };
         let event = match paused {
