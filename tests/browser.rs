@@ -15,28 +15,41 @@ use common::jwt;
 use converja_bridge::converja::Method;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_console_takes_ends_and_rejects_calls_in_a_real_browser() {
-    let chromium = common::chromium();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    // The README shows docs/console.png; refresh it with CONVERJA_UPDATE_SCREENSHOT=1.
-    let screenshot = if std::env::var_os("CONVERJA_UPDATE_SCREENSHOT").is_some() {
-        root.join("docs/console.png")
+/// Where a page's screenshot goes: `docs/<name>.png`, which the README shows, with
+/// CONVERJA_UPDATE_SCREENSHOT=1; a temporary file otherwise.
+fn screenshot_path(name: &str) -> std::path::PathBuf {
+    if std::env::var_os("CONVERJA_UPDATE_SCREENSHOT").is_some() {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("docs/{name}.png"))
     } else {
-        std::env::temp_dir().join(format!("converja-console-{}.png", std::process::id()))
-    };
-    let stack = bridge(common::Via::Tcp).await;
-    let mut child = tokio::process::Command::new("node")
-        .arg(root.join("tests/node/console.mjs"))
-        .arg(format!("{}/", stack.url))
-        .arg(&screenshot)
-        .env("CHROMIUM", &chromium)
+        std::env::temp_dir().join(format!("converja-{name}-{}.png", std::process::id()))
+    }
+}
+
+/// Runs the browser script `tests/node/<script>` on `url`, saving its screenshot to
+/// `screenshot`, driven through its stdin and stdout.
+fn browse(script: &str, url: &str, screenshot: &Path) -> tokio::process::Child {
+    tokio::process::Command::new("node")
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/node")
+                .join(script),
+        )
+        .arg(url)
+        .arg(screenshot)
+        .env("CHROMIUM", common::chromium())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_takes_ends_and_rejects_calls_in_a_real_browser() {
+    let screenshot = screenshot_path("console");
+    let stack = bridge(common::Via::Tcp).await;
+    let mut child = browse("console.mjs", &format!("{}/", stack.url), &screenshot);
     let mut stdin = child.stdin.take().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut next = async || {
@@ -93,14 +106,7 @@ async fn the_console_signs_in_with_a_token_from_its_address() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wallboard_follows_queues_and_agents_in_a_real_browser() {
-    let chromium = common::chromium();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    // The README shows docs/wallboard.png; refresh it with CONVERJA_UPDATE_SCREENSHOT=1.
-    let screenshot = if std::env::var_os("CONVERJA_UPDATE_SCREENSHOT").is_some() {
-        root.join("docs/wallboard.png")
-    } else {
-        std::env::temp_dir().join(format!("converja-wallboard-{}.png", std::process::id()))
-    };
+    let screenshot = screenshot_path("wallboard");
     let stack = bridge_with(common::Via::Tcp, |c| {
         // Every caller who hangs up counts as abandoned, however soon.
         c.supervisors.short_abandon = converja_bridge::config::HumanDuration(Default::default());
@@ -109,17 +115,8 @@ async fn the_wallboard_follows_queues_and_agents_in_a_real_browser() {
     let queue = converja_bridge::converja::QueueId(7);
     let first = stack.sim.ring(queue, "01911110000").await.unwrap();
     stack.sim.ring(queue, "01922220000").await.unwrap();
-    let mut child = tokio::process::Command::new("node")
-        .arg(root.join("tests/node/wallboard.mjs"))
-        .arg(format!("{}/wallboard?supervisor=9001", stack.url))
-        .arg(&screenshot)
-        .env("CHROMIUM", &chromium)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let url = format!("{}/wallboard?supervisor=9001", stack.url);
+    let mut child = browse("wallboard.mjs", &url, &screenshot);
     let mut stdin = child.stdin.take().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let ready = tokio::time::timeout(common::PATIENCE * 2, lines.next_line()).await;

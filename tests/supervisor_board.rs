@@ -247,18 +247,8 @@ impl Run {
                     &at,
                 );
             }
-            let mut waiting = self.world.ringing(queue);
-            waiting.sort();
-            let mut shown: Vec<CallId> = self
-                .board
-                .snapshot(queue, now)
-                .calls
-                .iter()
-                .map(|c| c.call)
-                .collect();
-            shown.sort();
-            assert_eq!(shown, waiting, "waiting calls of queue {queue}");
-            assert_eq!(stats.waiting, waiting.len());
+            let waiting = self.same_waiting_calls(queue, now);
+            assert_eq!(stats.waiting, waiting);
         }
         for agent in &self.agents {
             let model = &self.world.agents[agent];
@@ -286,6 +276,22 @@ impl Run {
             };
             assert_eq!(card.since, since, "since when agent {agent}");
         }
+    }
+
+    /// Asserts the board shows the calls the simulator has ringing in `queue`; how many.
+    fn same_waiting_calls(&self, queue: QueueId, now: Timestamp) -> usize {
+        let mut waiting = self.world.ringing(queue);
+        waiting.sort();
+        let mut shown: Vec<CallId> = self
+            .board
+            .snapshot(queue, now)
+            .calls
+            .iter()
+            .map(|c| c.call)
+            .collect();
+        shown.sort();
+        assert_eq!(shown, waiting, "waiting calls of queue {queue}");
+        waiting.len()
     }
 
     /// After an outage: what the bridge reads from the platform.
@@ -340,17 +346,7 @@ async fn after_an_outage_the_listings_set_waiting_calls_and_agents_right() {
     run.reconcile();
     let now = run.now();
     for queue in QUEUES {
-        let mut waiting = run.world.ringing(queue);
-        waiting.sort();
-        let mut shown: Vec<CallId> = run
-            .board
-            .snapshot(queue, now)
-            .calls
-            .iter()
-            .map(|c| c.call)
-            .collect();
-        shown.sort();
-        assert_eq!(shown, waiting, "queue {queue}");
+        run.same_waiting_calls(queue, now);
     }
     for agent in &run.agents {
         let status = run.world.status(agent).unwrap();

@@ -211,6 +211,21 @@ fn rewrite(mut req: Request, paths: &[String]) -> Request {
     req
 }
 
+/// An event's name (empty when unreadable) and payload (`None` when absent or not JSON).
+fn name_and_data(
+    s: &Arc<Socket<LocalAdapter>>,
+    v: &mut socketioxide::handler::Value,
+    ack_id: Option<i64>,
+) -> (String, Option<Value>) {
+    let name = Event::from_message_parts(s, v, &ack_id)
+        .map(|e| e.0)
+        .unwrap_or_default();
+    let data = TryData::<Value>::from_message_parts(s, v, &ack_id)
+        .ok()
+        .and_then(|TryData(data)| data.ok());
+    (name, data)
+}
+
 /// Every event of a socket comes here: parsed and queued for the socket's task, inline in
 /// the socket's read loop. socketioxide runs a handler's extractors inline, in the order
 /// packets arrive, and spawns a task per call for the handler's body; handling everything at
@@ -222,12 +237,7 @@ impl<P: agents::Platform> MessageHandler<LocalAdapter, EventRelay<P>> for EventR
         mut v: socketioxide::handler::Value,
         ack_id: Option<i64>,
     ) {
-        let name = Event::from_message_parts(&s, &mut v, &ack_id)
-            .map(|e| e.0)
-            .unwrap_or_default();
-        let data = TryData::<Value>::from_message_parts(&s, &mut v, &ack_id)
-            .ok()
-            .and_then(|TryData(data)| data.ok());
+        let (name, data) = name_and_data(&s, &mut v, ack_id);
         let ack = ack_id.map(|id| SocketAck::new(s.clone(), id));
         let event = contract::parse(&name, data, self.max_calls_limit);
         // Refused in its turn, behind what the socket sent before, never dropped.

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 use socketioxide::SocketIo;
 use socketioxide::adapter::LocalAdapter;
-use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
+use socketioxide::extract::{AckSender, SocketRef, TryData};
 use socketioxide::handler::{ConnectHandler, FromMessageParts, MessageHandler};
 use socketioxide::socket::{DisconnectReason, Socket};
 use tokio::sync::mpsc;
@@ -56,12 +56,7 @@ impl MessageHandler<LocalAdapter, Relay> for Relay {
         mut v: socketioxide::handler::Value,
         ack_id: Option<i64>,
     ) {
-        let name = Event::from_message_parts(&s, &mut v, &ack_id)
-            .map(|e| e.0)
-            .unwrap_or_default();
-        let data = TryData::<Value>::from_message_parts(&s, &mut v, &ack_id)
-            .ok()
-            .and_then(|TryData(d)| d.ok());
+        let (name, data) = super::name_and_data(&s, &mut v, ack_id);
         let ack = ack_id.map(|_| {
             AckSender::from_message_parts(&s, &mut v, &ack_id)
                 .unwrap_or_else(|never| match never {})
