@@ -89,3 +89,37 @@ async fn a_jwt_role_claim_makes_a_supervisor() {
         7
     );
 }
+
+#[tokio::test]
+async fn behind_a_signing_proxy_a_group_makes_a_supervisor() {
+    let stack = bridge_with(Via::Tcp, |c| {
+        let text = "[xmpp]\njid = \"x@y\"\npassword = \"p\"\n[auth]\nmode = \"proxy\"\n\
+                    header = \"X-Forwarded-User\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n\
+                    [supervisors]\ngroups_header = \"X-Forwarded-Groups\"\n";
+        let proxied = converja_bridge::config::Config::from_toml(text).unwrap();
+        c.auth = proxied.auth;
+        c.trusted_proxies = proxied.trusted_proxies;
+        c.supervisors = proxied.supervisors;
+    })
+    .await;
+    let mut ui = Puppet::start(&stack.url).await;
+    // The tests connect from 127.0.0.1, the trusted proxy's address: their headers are its.
+    let as_user =
+        |user: &str, groups: &str| json!({"X-Forwarded-User": user, "X-Forwarded-Groups": groups});
+    let mut connect_as = async |id: &str, headers: serde_json::Value| {
+        ui.send(json!({"op": "connect", "id": id, "url": format!("{}/supervisor", stack.url), "path": "/callcontrol", "transports": ["websocket"], "headers": headers}))
+            .await;
+        let (what, data) = ui.expect_any(id, &["connect", "connect_error"]).await;
+        (what == "connect_error").then(|| data.as_str().unwrap_or_default().to_owned())
+    };
+    let refused = connect_as("maria", as_user("22010", "agents, staff")).await;
+    assert_eq!(refused.as_deref(), Some("22010 is not a supervisor"));
+    assert_eq!(
+        connect_as("ana", as_user("9001", "staff, supervisor")).await,
+        None
+    );
+    assert_eq!(
+        ui.ask("ana", "QUEUES", json!({})).await["queues"][0]["id"],
+        7
+    );
+}
