@@ -431,18 +431,25 @@ impl<D: Directory> Supervision<D> {
             metrics::gauge!(telemetry::QUEUE_LONGEST_WAIT, "queue" => q.clone()).set(longest);
             for w in &stats.windows {
                 let window = humantime::format_duration(w.length).to_string();
-                let labels = [("queue", q.clone()), ("window", window)];
-                metrics::gauge!(telemetry::QUEUE_ANSWERED, &labels).set(w.answered as f64);
-                metrics::gauge!(telemetry::QUEUE_MISSED, &labels).set(w.missed as f64);
-                metrics::gauge!(telemetry::QUEUE_ABANDONED, &labels).set(w.abandoned as f64);
+                let (q, window) = (q.clone(), window);
+                metrics::gauge!(telemetry::QUEUE_ANSWERED, "queue" => q.clone(), "window" => window.clone())
+                    .set(w.answered as f64);
+                metrics::gauge!(telemetry::QUEUE_MISSED, "queue" => q.clone(), "window" => window.clone())
+                    .set(w.missed as f64);
+                metrics::gauge!(telemetry::QUEUE_ABANDONED, "queue" => q.clone(), "window" => window.clone())
+                    .set(w.abandoned as f64);
+                // No figure without calls to measure: the series pauses rather than lies.
                 if let Some(level) = w.service_level {
-                    metrics::gauge!(telemetry::QUEUE_SERVICE_LEVEL, &labels).set(level);
+                    metrics::gauge!(telemetry::QUEUE_SERVICE_LEVEL, "queue" => q.clone(), "window" => window.clone())
+                        .set(level);
                 }
                 if let Some(wait) = w.avg_wait {
-                    metrics::gauge!(telemetry::QUEUE_AVG_WAIT, &labels).set(wait);
+                    metrics::gauge!(telemetry::QUEUE_AVG_WAIT, "queue" => q.clone(), "window" => window.clone())
+                        .set(wait);
                 }
                 if let Some(handle) = w.avg_handle {
-                    metrics::gauge!(telemetry::QUEUE_AVG_HANDLE, &labels).set(handle);
+                    metrics::gauge!(telemetry::QUEUE_AVG_HANDLE, "queue" => q, "window" => window)
+                        .set(handle);
                 }
             }
             let snapshot = board.snapshot(queue, now);
