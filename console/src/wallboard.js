@@ -216,7 +216,7 @@ function putAgent(queue, data) {
   li.querySelector(".who").textContent = data.name || data.agent;
   li.querySelector(".detail").textContent =
     data.state === "busy" ? data.caller ?? ""
-    : data.state === "paused" ? data.reason ?? ""
+    : data.state === "paused" ? (data.reason == null ? "paused" : `pause reason ${data.reason}`)
     : data.state === "unknown" ? "state unknown"
     : "";
   tickAgent(agent);
