@@ -185,9 +185,8 @@ impl Sim {
     pub(super) async fn on_control(&mut self, cmd: Control) {
         match cmd {
             Control::Act(action) => {
-                let effects = action(&mut self.world, Timestamp::now());
-                self.publish(effects).await;
-                self.dispatch().await;
+                let effects = action(&mut self.timeline.world, Timestamp::now());
+                self.settle(effects).await;
             }
             Control::SetFaults(rules, done) => {
                 self.faults = rules;

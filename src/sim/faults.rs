@@ -1,13 +1,12 @@
 //! Fault injection: which requests get a misbehaving answer, and how the answer misbehaves.
 
-use std::cmp::Reverse;
 use std::time::Duration;
 
 use tokio::time::Instant;
 use tokio_xmpp::jid::FullJid;
 use tracing::debug;
 
-use super::{Sim, Timer};
+use super::Sim;
 use crate::converja::{Message, Method, RequestMessage, ResponseMessage, RoomName};
 
 /// A response held back by `reorder` is released after this long if nothing overtakes it.
@@ -127,8 +126,7 @@ impl Sim {
         }
         if fault.reorder && self.held.is_none() {
             self.held = Some(Held { to, id, body });
-            self.timers
-                .push(Reverse((Instant::now() + REORDER_HOLD, Timer::ReleaseHeld)));
+            self.held_until = Some(Instant::now() + REORDER_HOLD);
             return;
         }
         for _ in 0..copies {

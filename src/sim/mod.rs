@@ -8,8 +8,7 @@ mod scenario;
 mod traffic;
 mod world;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -21,17 +20,18 @@ use tracing::{Instrument, debug, info, warn};
 pub use control::SimHandle;
 pub use faults::{Fault, FaultRule};
 pub use scenario::{AgentSpec, Breaks, CurrentCall, QueueSpec, Scenario, SupervisorSpec, Traffic};
+pub use traffic::Timeline;
 pub use world::{AgentModel, CallModel, CallPhase, Outcome, QueueModel, Tally, World, WorldError};
 
 use crate::converja::{
-    Addresses, AgentId, CallId, Destination, Event, EventMessage, Message, Request, RequestMessage,
-    ResponseMessage, RoomName, Timestamp,
+    Addresses, Destination, EventMessage, Message, Request, RequestMessage, ResponseMessage,
+    RoomName, Timestamp,
 };
 use crate::request_ids::IdSource;
 use crate::xmpp::{ConnectSettings, Inbound, Link, MessageKind};
 use control::Control;
 use faults::Held;
-use traffic::Dice;
+use traffic::Effects;
 
 /// Nickname of the simulator in rooms that have no platform-defined occupant.
 pub const PLATFORM_NICK: &str = "platform";
@@ -49,39 +49,17 @@ pub struct SeenRequest {
     pub message: RequestMessage,
 }
 
-/// Events to publish, with their rooms.
-type Effects = Vec<(RoomName, Event)>;
-
-/// Something the actor does at a set time.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Timer {
-    Arrival,
-    Finish(CallId),
-    Patience(CallId),
-    /// A ringing call may now be answered (after its answer delay).
-    Answerable(CallId),
-    /// An agent goes on a break.
-    Break(AgentId),
-    /// An agent's break is over.
-    BreakOver(AgentId),
-    Relogin(AgentId),
-    ReleaseHeld,
-}
-
 /// The simulator's actor: it owns the world and the link.
 struct Sim {
     link: Link,
     addresses: Addresses,
-    world: World,
-    scenario: Scenario,
-    dice: Dice,
+    timeline: Timeline,
     faults: Vec<FaultRule>,
-    timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     ids: IdSource,
     seen: VecDeque<SeenRequest>,
     held: Option<Held>,
-    /// Ringing calls not answerable before their answer delay is over.
-    not_before: std::collections::HashMap<CallId, Instant>,
+    /// When the held answer goes out.
+    held_until: Option<Instant>,
     tracker: TaskTracker,
 }
 
@@ -96,10 +74,12 @@ pub fn start(
     let (link, inbound) = Link::spawn(settings, tracker, cancel.clone());
     let addresses = Addresses::new(conference);
     let (control_tx, control_rx) = mpsc::channel(1024);
-    let world = scenario.world(
+    let timeline = Timeline::new(
+        scenario,
         1 + IdSource::default().next() % 1_000_000_000,
         Timestamp::now(),
     );
+    let world = &timeline.world;
     let mut rooms: Vec<(RoomName, String)> = vec![
         (RoomName::Filis, "filis".into()),
         (RoomName::Catraquis, PLATFORM_NICK.into()),
@@ -124,15 +104,12 @@ pub fn start(
     let sim = Sim {
         link,
         addresses,
-        world,
-        dice: Dice::new(scenario.seed),
-        scenario,
+        timeline,
         faults: Vec::new(),
-        timers: BinaryHeap::new(),
         ids: IdSource::default(),
         seen: VecDeque::new(),
         held: None,
-        not_before: std::collections::HashMap::new(),
+        held_until: None,
         tracker: tracker.clone(),
     };
     tracker.spawn(
@@ -159,24 +136,29 @@ impl Sim {
                     .spawn(async move { link.join(jid, &nick).await });
             }
         }
-        if self.scenario.traffic.is_some() {
-            self.schedule_arrival();
-            self.schedule_breaks();
-        }
         loop {
-            let next_timer = self.timers.peek().map(|Reverse((at, _))| *at);
+            let next = match (self.timeline.next_at(), self.held_until) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 Some(item) = inbound.recv() => self.on_inbound(item).await,
                 Some(cmd) = control.recv() => self.on_control(cmd).await,
-                _ = sleep_until(next_timer) => {
-                    if let Some(Reverse((_, timer))) = self.timers.pop() {
-                        self.on_timer(timer).await;
-                    }
-                }
+                _ = sleep_until(next) => self.on_time().await,
             }
         }
         info!("simulator stopped");
+    }
+
+    /// Publishes what a request or an action did, then what the traffic makes of it (ringing
+    /// calls handed to agents who became free, ...).
+    async fn settle(&mut self, effects: Effects) {
+        self.timeline.note(&effects);
+        self.publish(effects).await;
+        let more = self.timeline.dispatch(Timestamp::now());
+        self.timeline.note(&more);
+        self.publish(more).await;
     }
 
     async fn publish(&mut self, effects: Effects) {
@@ -184,14 +166,6 @@ impl Sim {
             let Ok(jid) = self.addresses.room(&room) else {
                 continue;
             };
-            if let Event::UserSessionDidFinish(s) = &event
-                && let Some(after) = self.scenario.traffic.as_ref().and_then(|t| t.relogin_after)
-            {
-                self.timers.push(Reverse((
-                    Instant::now() + after.0,
-                    Timer::Relogin(s.agent.clone()),
-                )));
-            }
             let body = Message::Event(EventMessage::new(self.ids.next(), &event)).to_json();
             debug!(%room, name = event.name(), "publishing event");
             if let Err(e) = self
@@ -239,7 +213,7 @@ impl Sim {
         let outcome = match (fault.status, Request::route(&at, &request)) {
             (Some(status), _) => Outcome::error(status, "injected failure"),
             (None, Err(e)) => Outcome::error(e.status(), e.to_string()),
-            (None, Ok(req)) => self.world.handle(&req, Timestamp::now()),
+            (None, Ok(req)) => self.timeline.world.handle(&req, Timestamp::now()),
         };
         let response = ResponseMessage {
             id: self.ids.next(),
@@ -249,37 +223,17 @@ impl Sim {
             params: outcome.params,
         };
         self.answer(from, response, &fault).await;
-        self.publish(outcome.events).await;
-        self.dispatch().await;
+        self.settle(outcome.events).await;
     }
 
-    async fn on_timer(&mut self, timer: Timer) {
-        let now = Timestamp::now();
-        let effects = match timer {
-            Timer::ReleaseHeld => {
-                self.release_held().await;
-                return;
-            }
-            Timer::Arrival => match self.arrive(now) {
-                Some(effects) => effects,
-                None => return,
-            },
-            // The call may have ended another way meanwhile; then there is nothing to do.
-            Timer::Finish(call) => self.world.finish(call, now).unwrap_or_default(),
-            Timer::Patience(call) => {
-                self.not_before.remove(&call);
-                self.world.miss(call, now).unwrap_or_default()
-            }
-            Timer::Answerable(call) => {
-                self.not_before.remove(&call);
-                Vec::new()
-            }
-            Timer::Break(agent) => self.take_break(&agent, now),
-            Timer::BreakOver(agent) => self.end_break(&agent, now),
-            Timer::Relogin(agent) => self.world.login(&agent, now).unwrap_or_default(),
-        };
+    async fn on_time(&mut self) {
+        if self.held_until.is_some_and(|at| at <= Instant::now()) {
+            self.held_until = None;
+            self.release_held().await;
+            return;
+        }
+        let effects = self.timeline.fire(Timestamp::now());
         self.publish(effects).await;
-        self.dispatch().await;
     }
 }
 

@@ -1,15 +1,39 @@
-//! Call traffic of a scenario: calls arrive as a Poisson stream, ring in a random queue, are
-//! handed to available agents and last a random time, all drawn from one seeded generator.
+//! The simulated platform in time ([`Timeline`]): its world and every step a scenario's
+//! traffic takes at a set time. Calls arrive as a Poisson stream, ring in a random queue, are
+//! answered by available agents after a random delay or abandoned by callers of random
+//! patience, and last a random time; agents take breaks. Every choice comes from one seeded
+//! generator. No I/O: the simulator's actor publishes what it returns, and a test can run it
+//! in paused time.
 
 use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use tokio::time::Instant;
 
-use super::{Effects, Sim, Timer};
-use crate::converja::{AgentId, PauseReason, QueueId, Timestamp};
+use super::scenario::Scenario;
+use super::world::World;
+use crate::converja::{AgentId, CallId, Event, PauseReason, QueueId, RoomName, Timestamp};
+
+/// Events to publish, with their rooms.
+pub(super) type Effects = Vec<(RoomName, Event)>;
+
+/// Something that happens at a set time.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Arrival,
+    Finish(CallId),
+    Patience(CallId),
+    /// A ringing call may now be answered (after its answer delay).
+    Answerable(CallId),
+    /// An agent goes on a break.
+    Break(AgentId),
+    /// An agent's break is over.
+    BreakOver(AgentId),
+    Relogin(AgentId),
+}
 
 /// Every random choice of a run, from one seeded generator: same seed, same run.
 pub(super) struct Dice(StdRng);
@@ -53,35 +77,124 @@ impl Dice {
     }
 }
 
-impl Sim {
-    /// A call arrives in a random queue; `None` when there is nothing to publish.
-    pub(super) fn arrive(&mut self, now: Timestamp) -> Option<Effects> {
+/// The simulated platform in time: the world, and the steps due at set instants (tokio's
+/// clock, so that paused time runs an hour in a moment).
+pub struct Timeline {
+    /// The platform's state.
+    pub world: World,
+    scenario: Scenario,
+    dice: Dice,
+    timers: BinaryHeap<Reverse<(Instant, Timer)>>,
+    /// Ringing calls not answerable before their answer delay is over.
+    not_before: HashMap<CallId, Instant>,
+}
+
+impl Timeline {
+    /// The world of `scenario` at `now`, its call ids from `first_call`, its traffic (if any)
+    /// scheduled from now.
+    pub fn new(scenario: Scenario, first_call: u64, now: Timestamp) -> Self {
+        let mut timeline = Timeline {
+            world: scenario.world(first_call, now),
+            dice: Dice::new(scenario.seed),
+            scenario,
+            timers: BinaryHeap::new(),
+            not_before: HashMap::new(),
+        };
+        timeline.schedule_arrival();
+        timeline.schedule_breaks();
+        timeline
+    }
+
+    /// When the next step is due.
+    pub fn next_at(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Takes the step due first, if it is due, and hands out ringing calls; what to publish.
+    pub fn fire(&mut self, now: Timestamp) -> Effects {
+        let due = self
+            .timers
+            .peek()
+            .is_some_and(|Reverse((at, _))| *at <= Instant::now());
+        let mut effects = match (due, self.timers.pop()) {
+            (true, Some(Reverse((_, timer)))) => self.step(timer, now),
+            (false, Some(not_yet)) => {
+                self.timers.push(not_yet);
+                Vec::new()
+            }
+            (_, None) => Vec::new(),
+        };
+        self.note(&effects);
+        effects.extend(self.dispatch(now));
+        effects
+    }
+
+    /// Schedules what published events call for: an agent logged out logs in again after
+    /// `relogin_after`.
+    pub fn note(&mut self, effects: &Effects) {
+        let Some(after) = self.scenario.traffic.as_ref().and_then(|t| t.relogin_after) else {
+            return;
+        };
+        for (_, event) in effects {
+            if let Event::UserSessionDidFinish(s) = event {
+                self.after(after.0, Timer::Relogin(s.agent.clone()));
+            }
+        }
+    }
+
+    fn after(&mut self, wait: Duration, timer: Timer) {
+        self.timers.push(Reverse((Instant::now() + wait, timer)));
+    }
+
+    fn step(&mut self, timer: Timer, now: Timestamp) -> Effects {
+        // A step may find its call or agent moved on another way meanwhile: then it does
+        // nothing.
+        match timer {
+            Timer::Arrival => self.arrive(now),
+            Timer::Finish(call) => self.world.finish(call, now).unwrap_or_default(),
+            Timer::Patience(call) => {
+                self.not_before.remove(&call);
+                self.world.miss(call, now).unwrap_or_default()
+            }
+            Timer::Answerable(call) => {
+                self.not_before.remove(&call);
+                Vec::new()
+            }
+            Timer::Break(agent) => self.take_break(&agent, now),
+            Timer::BreakOver(agent) => self.end_break(&agent, now),
+            Timer::Relogin(agent) => self.world.login(&agent, now).unwrap_or_default(),
+        }
+    }
+
+    /// A call arrives in a random queue.
+    fn arrive(&mut self, now: Timestamp) -> Effects {
         self.schedule_arrival();
         let queues: Vec<QueueId> = self.world.queues.keys().copied().collect();
         if queues.is_empty() {
-            return None;
+            return Vec::new();
         }
         let queue = queues[self.dice.pick(queues.len())];
         let caller = self.dice.caller();
-        let (call, effects) = self.world.ring(queue, caller, now).ok()?;
+        let Ok((call, effects)) = self.world.ring(queue, caller, now) else {
+            return Vec::new();
+        };
         if let Some(t) = self.scenario.traffic.clone() {
             let patience = match t.patience_min {
                 Some(min) => self.dice.between(min.0, t.patience.0),
                 None => t.patience.0,
             };
-            self.timers
-                .push(Reverse((Instant::now() + patience, Timer::Patience(call))));
+            self.after(patience, Timer::Patience(call));
             if let Some(delay) = t.answer_delay {
-                let at = Instant::now() + self.dice.between(Duration::ZERO, delay.0);
-                self.not_before.insert(call, at);
-                self.timers.push(Reverse((at, Timer::Answerable(call))));
+                let wait = self.dice.between(Duration::ZERO, delay.0);
+                self.not_before.insert(call, Instant::now() + wait);
+                self.after(wait, Timer::Answerable(call));
             }
         }
-        Some(effects)
+        effects
     }
 
     /// Schedules each agent's first break, when the scenario has breaks.
-    pub(super) fn schedule_breaks(&mut self) {
+    fn schedule_breaks(&mut self) {
         let Some(breaks) = self
             .scenario
             .traffic
@@ -93,14 +206,13 @@ impl Sim {
         let agents: Vec<AgentId> = self.world.agents.keys().cloned().collect();
         for agent in agents {
             let wait = self.dice.between(Duration::ZERO, breaks.every.0 * 2);
-            self.timers
-                .push(Reverse((Instant::now() + wait, Timer::Break(agent))));
+            self.after(wait, Timer::Break(agent));
         }
     }
 
     /// `agent` pauses with a random reason (once free of calls, as agents do), and its break
     /// ends about `length` later; the next one about `every` after that.
-    pub(super) fn take_break(&mut self, agent: &AgentId, now: Timestamp) -> Effects {
+    fn take_break(&mut self, agent: &AgentId, now: Timestamp) -> Effects {
         let Some(breaks) = self
             .scenario
             .traffic
@@ -112,25 +224,19 @@ impl Sim {
         let model = self.world.agents.get(agent);
         if !model.is_some_and(|a| a.logged_in && a.paused.is_none() && a.calls.is_empty()) {
             // Busy or away: try again shortly.
-            self.timers.push(Reverse((
-                Instant::now() + Duration::from_secs(10),
-                Timer::Break(agent.clone()),
-            )));
+            self.after(Duration::from_secs(10), Timer::Break(agent.clone()));
             return Vec::new();
         }
         let reason = PauseReason(breaks.reasons[self.dice.pick(breaks.reasons.len())]);
         let length = self
             .dice
             .between(breaks.length.0 / 2, breaks.length.0 * 3 / 2);
-        self.timers.push(Reverse((
-            Instant::now() + length,
-            Timer::BreakOver(agent.clone()),
-        )));
+        self.after(length, Timer::BreakOver(agent.clone()));
         self.world.pause(agent, reason, now).unwrap_or_default()
     }
 
     /// `agent`'s break is over.
-    pub(super) fn end_break(&mut self, agent: &AgentId, now: Timestamp) -> Effects {
+    fn end_break(&mut self, agent: &AgentId, now: Timestamp) -> Effects {
         if let Some(breaks) = self
             .scenario
             .traffic
@@ -140,10 +246,7 @@ impl Sim {
             let next = self
                 .dice
                 .between(breaks.every.0 / 2, breaks.every.0 * 3 / 2);
-            self.timers.push(Reverse((
-                Instant::now() + next,
-                Timer::Break(agent.clone()),
-            )));
+            self.after(next, Timer::Break(agent.clone()));
         }
         let paused = self
             .world
@@ -158,22 +261,20 @@ impl Sim {
     }
 
     /// Schedules the next arrival, when the scenario has traffic.
-    pub(super) fn schedule_arrival(&mut self) {
+    fn schedule_arrival(&mut self) {
         let Some(t) = &self.scenario.traffic else {
             return;
         };
         // Exponential inter-arrival times: a Poisson stream of calls.
         let wait = self.dice.arrival_wait(t.arrival_interval.0);
-        self.timers
-            .push(Reverse((Instant::now() + wait, Timer::Arrival)));
+        self.after(wait, Timer::Arrival);
     }
 
     /// Hands ringing calls to available agents of their queue, oldest call first.
-    pub(super) async fn dispatch(&mut self) {
+    pub fn dispatch(&mut self, now: Timestamp) -> Effects {
         let Some(traffic) = self.scenario.traffic.clone() else {
-            return;
+            return Vec::new();
         };
-        let now = Timestamp::now();
         let mut effects = Vec::new();
         let queues: Vec<(QueueId, Vec<AgentId>)> = self
             .world
@@ -196,14 +297,11 @@ impl Sim {
                 if let Ok(e) = self.world.answer(call, &agent, now) {
                     effects.extend(e);
                     let factor = self.dice.duration_factor();
-                    self.timers.push(Reverse((
-                        Instant::now() + traffic.duration.0.mul_f64(factor),
-                        Timer::Finish(call),
-                    )));
+                    self.after(traffic.duration.0.mul_f64(factor), Timer::Finish(call));
                 }
             }
         }
-        self.publish(effects).await;
+        effects
     }
 }
 

@@ -205,7 +205,15 @@ pub(crate) async fn open_with_token(
 /// The value of the metric line `series` (name and labels, as rendered) on the `/metrics` of
 /// the bridge on `port`; -1 when it has no such line.
 pub(crate) async fn scraped(port: u16, series: &str) -> f64 {
-    let (_, body) = admin_get(port, "/metrics").await;
+    // A scrape that fails (a loaded machine refusing or dropping the connection) says nothing
+    // about the series: scrape again.
+    let body = super::poll_for("a /metrics scrape", super::PATIENCE, || async {
+        match admin_get(port, "/metrics").await {
+            (200, body) => Ok(body),
+            (status, _) => Err(format!("status {status}")),
+        }
+    })
+    .await;
     let wanted = format!("{series} ");
     body.lines()
         .find_map(|l| l.strip_prefix(&wanted))
