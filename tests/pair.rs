@@ -25,9 +25,18 @@ use tokio_util::task::TaskTracker;
 /// The takeover bound the README promises.
 const TAKEOVER_LIMIT: Duration = Duration::from_secs(10);
 
-/// A bridge's `converja_role` gauge for `role`, read from its `/metrics`.
+/// A bridge's `converja_role` gauge for `role`, read from its `/metrics` once the bridge has
+/// a role: a bridge listens (and answers its probes) before it has tried the lease, and
+/// exports no role until then.
 async fn role(port: u16, role: &str) -> f64 {
-    scraped(port, &format!("converja_role{{role=\"{role}\"}}")).await
+    let series = format!("converja_role{{role=\"{role}\"}}");
+    common::poll_for(&format!("{series} on {port}"), common::PATIENCE, || async {
+        match scraped(port, &series).await {
+            value if value < 0.0 => Err("no role yet".to_owned()),
+            value => Ok(value),
+        }
+    })
+    .await
 }
 
 /// Waits until `port` answers `/readyz` 200; how long that took.
