@@ -187,7 +187,7 @@ pub(super) fn proxied_user(
         .ok_or_else(|| Unproven::NoUser(header.clone()))
 }
 
-fn bearer(parts: &Parts) -> Option<&str> {
+pub(super) fn bearer(parts: &Parts) -> Option<&str> {
     let value = parts
         .headers
         .get(http::header::AUTHORIZATION)?

@@ -28,7 +28,7 @@ use super::contract::supervisor::{
     self as wire, BoardJson, CallsJson, DoneJson, ErrorJson, MembersJson, QueuesJson, Request,
     StatusJson, SupervisorsJson, TerminalTimeJson,
 };
-use super::identity::Unproven;
+use super::identity::{self, Unproven};
 use super::supervisor::Desk;
 use crate::agents::supervision::{Answer, Ask, Denied, Supervisor};
 use crate::agents::{self, Directory};
@@ -49,13 +49,7 @@ pub(super) trait Api: Send + Sync + 'static {
 impl<P: agents::Platform, D: Directory> Api for Desk<P, D> {
     fn prove<'a>(&'a self, parts: &'a Parts) -> Boxed<'a, Result<Supervisor, Unproven>> {
         Box::pin(async move {
-            let bearer = parts
-                .headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split_once(' '))
-                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                .map(|(_, token)| token.trim());
+            let bearer = identity::bearer(parts);
             let named = parts
                 .uri
                 .query()

@@ -112,17 +112,11 @@ impl Timeline {
 
     /// Takes the step due first, if it is due, and hands out ringing calls; what to publish.
     pub fn fire(&mut self, now: Timestamp) -> Effects {
-        let due = self
-            .timers
-            .peek()
-            .is_some_and(|Reverse((at, _))| *at <= Instant::now());
-        let mut effects = match (due, self.timers.pop()) {
-            (true, Some(Reverse((_, timer)))) => self.step(timer, now),
-            (false, Some(not_yet)) => {
-                self.timers.push(not_yet);
-                Vec::new()
-            }
-            (_, None) => Vec::new(),
+        let due = self.next_at().is_some_and(|at| at <= Instant::now());
+        let step = if due { self.timers.pop() } else { None };
+        let mut effects = match step {
+            Some(Reverse((_, timer))) => self.step(timer, now),
+            None => Vec::new(),
         };
         self.note(&effects);
         effects.extend(self.dispatch(now));

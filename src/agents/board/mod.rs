@@ -217,6 +217,13 @@ impl Board {
         self.agents.values()
     }
 
+    /// The cards of the agents serving `queue`.
+    pub fn agents_of(&self, queue: QueueId) -> impl Iterator<Item = &AgentCard> {
+        self.agents
+            .values()
+            .filter(move |c| c.queues.contains(&queue))
+    }
+
     /// An agent's card.
     pub fn agent(&self, agent: &AgentId) -> Option<&AgentCard> {
         self.agents.get(agent)
@@ -458,12 +465,7 @@ impl Board {
         let mut calls: Vec<WaitingCall> =
             board.map_or_else(Vec::new, |b| b.waiting.values().cloned().collect());
         calls.sort_by(|a, b| a.since.0.total_cmp(&b.since.0));
-        let agents = self
-            .agents
-            .values()
-            .filter(|c| c.queues.contains(&queue))
-            .cloned()
-            .collect();
+        let agents = self.agents_of(queue).cloned().collect();
         QueueSnapshot {
             queue,
             name: board.and_then(|b| b.name.clone()),

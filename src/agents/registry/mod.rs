@@ -149,6 +149,12 @@ impl Registry {
         self.by_agent.get(agent).and_then(|u| self.sessions.get(u))
     }
 
+    fn session_of_agent_mut(&mut self, agent: &AgentId) -> Option<&mut Session> {
+        self.by_agent
+            .get(agent)
+            .and_then(|u| self.sessions.get_mut(u))
+    }
+
     /// Counts for metrics.
     pub(crate) fn counts(&self) -> Counts {
         Counts {
@@ -293,14 +299,16 @@ impl Registry {
         paused: Option<PauseReason>,
         now: Instant,
     ) -> Option<(String, Vec<SocketId>)> {
-        let username = self.session_of_agent(agent)?.username.clone();
-        let session = self.sessions.get_mut(&username)?;
+        let session = self.session_of_agent_mut(agent)?;
         if session.paused == paused {
             return None;
         }
         session.paused = paused;
         session.pause_echoes.push_back((paused, now));
-        Some((username, session.sockets.keys().copied().collect()))
+        Some((
+            session.username.clone(),
+            session.sockets.keys().copied().collect(),
+        ))
     }
 
     /// The platform announced at `now` that `agent` was paused (`Some`) or resumed. The
@@ -314,8 +322,7 @@ impl Registry {
         paused: Option<PauseReason>,
         now: Instant,
     ) -> Option<(String, Vec<SocketId>)> {
-        let username = self.session_of_agent(agent)?.username.clone();
-        let session = self.sessions.get_mut(&username)?;
+        let session = self.session_of_agent_mut(agent)?;
         session
             .pause_echoes
             .retain(|(_, at)| now.saturating_duration_since(*at) < PAUSE_ECHO_WAIT);
@@ -329,7 +336,10 @@ impl Registry {
             return None;
         }
         session.paused = paused;
-        Some((username, session.sockets.keys().copied().collect()))
+        Some((
+            session.username.clone(),
+            session.sockets.keys().copied().collect(),
+        ))
     }
 
     /// Like [`known_since`](Self::known_since), for the session of `agent`.

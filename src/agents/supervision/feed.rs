@@ -102,10 +102,8 @@ impl<D: Directory> Feed<D> {
         self.dirty.stats.extend(queues.iter().copied());
         let board = self.supervision.board();
         for queue in &queues {
-            let snapshot = board.snapshot(*queue, Timestamp::now());
-            self.dirty
-                .agents
-                .extend(snapshot.agents.into_iter().map(|a| a.agent));
+            let agents = board.agents_of(*queue).map(|a| a.agent.clone());
+            self.dirty.agents.extend(agents);
         }
     }
 

@@ -69,7 +69,6 @@ impl SupervisionSettings {
 #[derive(Debug, Default)]
 struct Access {
     supervisors: BTreeMap<QueueId, BTreeSet<AgentId>>,
-    names: BTreeMap<QueueId, String>,
     read_at: Option<tokio::time::Instant>,
     /// When the agents' statuses were last read.
     statuses_at: Option<tokio::time::Instant>,
@@ -212,7 +211,6 @@ impl<D: Directory> Supervision<D> {
         }
         let mut access = self.access();
         access.supervisors = supervisors;
-        access.names = queues.iter().map(|q| (q.id, q.name.clone())).collect();
         access.read_at = Some(tokio::time::Instant::now());
         Ok(queues.len())
     }
@@ -303,12 +301,12 @@ impl<D: Directory> Supervision<D> {
         let answer = match ask {
             Ask::Queues => {
                 let mine = self.visible(who).await?;
-                let names = self.access().names.clone();
+                let board = self.board();
                 Answer::Queues(
                     mine.into_iter()
                         .map(|id| crate::converja::QueueInfo {
                             id,
-                            name: names.get(&id).cloned().unwrap_or_default(),
+                            name: board.queue_name(id).unwrap_or_default().to_owned(),
                         })
                         .collect(),
                 )
@@ -452,11 +450,9 @@ impl<D: Directory> Supervision<D> {
                         .set(handle);
                 }
             }
-            let snapshot = board.snapshot(queue, now);
             for state in ["idle", "busy", "paused", "logged_out", "unknown"] {
-                let n = snapshot
-                    .agents
-                    .iter()
+                let n = board
+                    .agents_of(queue)
                     .filter(|a| presence_label(&a.presence) == state)
                     .count();
                 metrics::gauge!(telemetry::QUEUE_AGENTS, "queue" => q.clone(), "state" => state)
